@@ -1,0 +1,5 @@
+#pragma once
+
+#define LRCORE_VERSION_MAJOR 0
+#define LRCORE_VERSION_MINOR 1
+#define LRCORE_VERSION_PATCH 0

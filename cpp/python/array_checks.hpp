@@ -1,0 +1,51 @@
+// Boundary checks for numpy arrays handed to the kernels.
+//
+// Everything a step will touch is inspected before anything is written: the
+// object is a numpy array of float32 or float64 in native byte order, it is
+// C-contiguous, writeable when it will be written, matches its parameter's
+// shape and dtype, and overlaps none of the other arrays of the same tensor.
+// Errors name the offending argument, e.g. "grads[3]".
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace lrcore::python {
+
+namespace py = pybind11;
+
+enum class ElementType { float32, float64 };
+
+/// What the kernels need to know about one checked array.
+struct ArrayView {
+    py::handle object;
+    void* data = nullptr;
+    std::size_t size = 0;        // elements
+    std::size_t bytes = 0;
+    ElementType type = ElementType::float32;
+};
+
+/// "name[index]", the way errors refer to an element of an argument list.
+std::string argument_name(const char* list_name, std::size_t index);
+
+/// Checks a parameter array: float32/float64, C-contiguous, writeable.
+ArrayView check_parameter(py::handle object, const char* list_name, std::size_t index);
+
+/// Checks an array that must match `param` (a gradient or a state array).
+ArrayView check_like(py::handle object, const char* list_name, std::size_t index, const ArrayView& param,
+                     const char* param_list_name, bool writeable);
+
+/// Throws ValueError when two arrays of one tensor share memory.
+void check_disjoint(const ArrayView& a, const std::string& a_name, const ArrayView& b, const std::string& b_name);
+
+/// A list argument of the step call: a Python sequence of known length.
+py::sequence check_list(py::handle object, const char* name, std::size_t expected_length);
+
+/// The per-tensor step counters: a writeable, contiguous, 1-D int64 array of the given length.
+std::int64_t* check_steps(py::handle object, std::size_t expected_length);
+
+}  // namespace lrcore::python

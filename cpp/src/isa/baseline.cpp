@@ -1,0 +1,15 @@
+// The portable variant: SSE2 on x86-64 (part of the architecture), plain
+// scalar code elsewhere. Compiled with the project's default flags only.
+#if defined(__SSE2__) || defined(_M_X64)
+#include "kernels/simd_sse2.hpp"
+#define LRCORE_BASELINE_LANE Sse2Lane
+#else
+#include "kernels/simd_scalar.hpp"
+#define LRCORE_BASELINE_LANE ScalarLane
+#endif
+#include "kernels/kernel_table.hpp"
+#include "kernels/update_rules.hpp"
+
+namespace lrcore::kernels {
+LRCORE_DEFINE_KERNEL_TABLE(baseline_kernels, "baseline", LRCORE_BASELINE_LANE)
+}  // namespace lrcore::kernels

@@ -1,0 +1,48 @@
+// AVX2 lanes (256-bit). Only included by cpp/src/isa/avx2.cpp, which is
+// compiled with -mavx2 and reached only after a CPU check.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstddef>
+
+namespace lrcore::kernels {
+namespace {
+
+template <class T>
+struct Avx2Lane;
+
+template <>
+struct Avx2Lane<float> {
+    using value_type = float;
+    using reg = __m256;
+    static constexpr std::size_t width = 8;
+    static reg load(const float* p) { return _mm256_loadu_ps(p); }
+    static void store(float* p, reg v) { _mm256_storeu_ps(p, v); }
+    static reg broadcast(float x) { return _mm256_set1_ps(x); }
+    static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
+    static reg sub(reg a, reg b) { return _mm256_sub_ps(a, b); }
+    static reg mul(reg a, reg b) { return _mm256_mul_ps(a, b); }
+    static reg div(reg a, reg b) { return _mm256_div_ps(a, b); }
+    static reg sqrt(reg a) { return _mm256_sqrt_ps(a); }
+    static reg max(reg a, reg b) { return _mm256_max_ps(a, b); }
+};
+
+template <>
+struct Avx2Lane<double> {
+    using value_type = double;
+    using reg = __m256d;
+    static constexpr std::size_t width = 4;
+    static reg load(const double* p) { return _mm256_loadu_pd(p); }
+    static void store(double* p, reg v) { _mm256_storeu_pd(p, v); }
+    static reg broadcast(double x) { return _mm256_set1_pd(x); }
+    static reg add(reg a, reg b) { return _mm256_add_pd(a, b); }
+    static reg sub(reg a, reg b) { return _mm256_sub_pd(a, b); }
+    static reg mul(reg a, reg b) { return _mm256_mul_pd(a, b); }
+    static reg div(reg a, reg b) { return _mm256_div_pd(a, b); }
+    static reg sqrt(reg a) { return _mm256_sqrt_pd(a); }
+    static reg max(reg a, reg b) { return _mm256_max_pd(a, b); }
+};
+
+}  // namespace
+}  // namespace lrcore::kernels

@@ -1,0 +1,210 @@
+// The update rules, written once over a lane type L (ScalarLane, Sse2Lane,
+// Avx2Lane, Avx512Lane). Each per-ISA translation unit includes this file
+// after its lane header and instantiates the kernel table for its lanes.
+//
+// Every kernel has the same shape: an unrolled vector body (four vectors per
+// iteration), a single-vector loop, and a scalar tail that runs the very same
+// formula on ScalarLane. Operations are applied one at a time in the order
+// torch.optim applies its tensor operations, each rounded to T.
+//
+// Notation: g gradient, p parameter, t the tensor's step number (1-based).
+#pragma once
+
+#include <cstddef>
+#include <type_traits>
+
+#include "kernels/simd_scalar.hpp"
+#include "kernels/step_constants.hpp"
+#include "lrcore/tensors.hpp"
+
+namespace lrcore::kernels {
+namespace {
+
+template <template <class> class Lane, class T, class Body>
+inline void for_each_lane(std::size_t count, Body&& body) {
+    using V = Lane<T>;
+    constexpr std::size_t width = V::width;
+    std::size_t i = 0;
+    for (; i + 4 * width <= count; i += 4 * width) {
+        body(V{}, i);
+        body(V{}, i + width);
+        body(V{}, i + 2 * width);
+        body(V{}, i + 3 * width);
+    }
+    for (; i + width <= count; i += width) body(V{}, i);
+    for (; i < count; ++i) body(ScalarLane<T>{}, i);
+}
+
+/// Calls f with std::true_type or std::false_type, turning a loop-invariant
+/// runtime flag into a compile-time one.
+template <class F>
+inline void select(bool flag, F&& f) {
+    if (flag) {
+        f(std::true_type{});
+    } else {
+        f(std::false_type{});
+    }
+}
+
+template <class V>
+inline typename V::reg lerp(typename V::reg start, typename V::reg end,
+                            const LerpConstants<typename V::value_type>& w) {
+    const auto base = w.base_is_start ? start : end;
+    return V::add(base, V::mul(V::broadcast(w.coefficient), V::sub(end, start)));
+}
+
+// ---------------------------------------------------------------------------
+// SGD:    g <- s*g + wd*p                         (s = -1 when maximizing)
+//         b <- g on the first momentum step, else b <- mu*b + (1 - dampening)*g
+//         d <- g + mu*b (Nesterov) or b (momentum) or g (plain)
+//         p <- p - lr*d
+// ---------------------------------------------------------------------------
+template <template <class> class Lane, class T>
+void sgd_chunk(const SgdConstants<T>& c, const SgdTensor<T>& t, std::size_t begin, std::size_t end) {
+    T* __restrict param = t.param + begin;
+    const T* __restrict grad = t.grad + begin;
+    T* __restrict buffer = t.momentum_buffer ? t.momentum_buffer + begin : nullptr;
+    const bool initialize = t.initialize_momentum_buffer;
+    select(c.has_weight_decay, [&](auto has_weight_decay) {
+    select(c.has_momentum, [&](auto has_momentum) {
+    select(c.has_momentum && c.nesterov, [&](auto nesterov) {
+    select(c.has_momentum && initialize, [&](auto first_momentum_step) {
+        for_each_lane<Lane, T>(end - begin, [&](auto lane, std::size_t i) {
+            using V = decltype(lane);
+            const auto p = V::load(param + i);
+            auto g = V::mul(V::load(grad + i), V::broadcast(c.grad_sign));
+            if constexpr (has_weight_decay) g = V::add(g, V::mul(V::broadcast(c.weight_decay), p));
+            if constexpr (has_momentum) {
+                typename V::reg b;
+                if constexpr (first_momentum_step) {
+                    b = g;
+                } else {
+                    b = V::add(V::mul(V::load(buffer + i), V::broadcast(c.momentum)),
+                               V::mul(V::broadcast(c.one_minus_dampening), g));
+                }
+                V::store(buffer + i, b);
+                if constexpr (nesterov) {
+                    g = V::add(g, V::mul(V::broadcast(c.momentum), b));
+                } else {
+                    g = b;
+                }
+            }
+            V::store(param + i, V::add(p, V::mul(V::broadcast(c.neg_lr), g)));
+        });
+    }); }); }); });
+}
+
+// ---------------------------------------------------------------------------
+// AdaGrad: g <- s*g + wd*p
+//          sum <- sum + g*g
+//          p <- p - clr * g / (sqrt(sum) + eps),   clr = lr / (1 + (t - 1)*lr_decay)
+// ---------------------------------------------------------------------------
+template <template <class> class Lane, class T>
+void adagrad_chunk(const AdagradConstants<T>& c, const AdagradTensor<T>& t, std::size_t begin,
+                   std::size_t end) {
+    T* __restrict param = t.param + begin;
+    const T* __restrict grad = t.grad + begin;
+    T* __restrict sum = t.sum + begin;
+    select(c.has_weight_decay, [&](auto has_weight_decay) {
+        for_each_lane<Lane, T>(end - begin, [&](auto lane, std::size_t i) {
+            using V = decltype(lane);
+            const auto p = V::load(param + i);
+            auto g = V::mul(V::load(grad + i), V::broadcast(c.grad_sign));
+            if constexpr (has_weight_decay) g = V::add(g, V::mul(V::broadcast(c.weight_decay), p));
+            const auto s = V::add(V::load(sum + i), V::mul(g, g));
+            V::store(sum + i, s);
+            const auto std_dev = V::add(V::sqrt(s), V::broadcast(c.eps));
+            V::store(param + i, V::add(p, V::div(V::mul(V::broadcast(c.neg_clr), g), std_dev)));
+        });
+    });
+}
+
+// ---------------------------------------------------------------------------
+// RMSprop: g <- s*g + wd*p
+//          v <- alpha*v + (1 - alpha)*g*g
+//          centered:  a <- lerp(a, g, 1 - alpha);  r <- sqrt(v - a*a) + eps
+//          otherwise: r <- sqrt(v) + eps
+//          momentum:  b <- mu*b + g/r;  p <- p - lr*b
+//          otherwise: p <- p - lr*g/r
+// ---------------------------------------------------------------------------
+template <template <class> class Lane, class T>
+void rmsprop_chunk(const RmspropConstants<T>& c, const RmspropTensor<T>& t, std::size_t begin,
+                   std::size_t end) {
+    T* __restrict param = t.param + begin;
+    const T* __restrict grad = t.grad + begin;
+    T* __restrict square_avg = t.square_avg + begin;
+    T* __restrict grad_avg = t.grad_avg ? t.grad_avg + begin : nullptr;
+    T* __restrict buffer = t.momentum_buffer ? t.momentum_buffer + begin : nullptr;
+    select(c.has_weight_decay, [&](auto has_weight_decay) {
+    select(c.centered, [&](auto centered) {
+    select(c.has_momentum, [&](auto has_momentum) {
+        for_each_lane<Lane, T>(end - begin, [&](auto lane, std::size_t i) {
+            using V = decltype(lane);
+            const auto p = V::load(param + i);
+            auto g = V::mul(V::load(grad + i), V::broadcast(c.grad_sign));
+            if constexpr (has_weight_decay) g = V::add(g, V::mul(V::broadcast(c.weight_decay), p));
+            const auto v = V::add(V::mul(V::load(square_avg + i), V::broadcast(c.alpha)),
+                                  V::mul(V::mul(V::broadcast(c.one_minus_alpha), g), g));
+            V::store(square_avg + i, v);
+            typename V::reg root;
+            if constexpr (centered) {
+                const auto a = lerp<V>(V::load(grad_avg + i), g, c.grad_avg_lerp);
+                V::store(grad_avg + i, a);
+                root = V::sqrt(V::sub(v, V::mul(a, a)));
+            } else {
+                root = V::sqrt(v);
+            }
+            root = V::add(root, V::broadcast(c.eps));
+            if constexpr (has_momentum) {
+                const auto b = V::add(V::mul(V::load(buffer + i), V::broadcast(c.momentum)),
+                                      V::div(g, root));
+                V::store(buffer + i, b);
+                V::store(param + i, V::add(p, V::mul(V::broadcast(c.neg_lr), b)));
+            } else {
+                V::store(param + i, V::add(p, V::div(V::mul(V::broadcast(c.neg_lr), g), root)));
+            }
+        });
+    }); }); });
+}
+
+// ---------------------------------------------------------------------------
+// Adam / AdamW: g <- s*g, then either g <- g + wd*p (Adam) or p <- (1 - lr*wd)*p (AdamW)
+//               m <- lerp(m, g, 1 - beta1)
+//               v <- beta2*v + (1 - beta2)*g*g
+//               AMSGrad: v_max <- max(v_max, v), used in place of v below
+//               p <- p - (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+// ---------------------------------------------------------------------------
+template <template <class> class Lane, class T>
+void adam_chunk(const AdamConstants<T>& c, const AdamTensor<T>& t, std::size_t begin, std::size_t end) {
+    T* __restrict param = t.param + begin;
+    const T* __restrict grad = t.grad + begin;
+    T* __restrict exp_avg = t.exp_avg + begin;
+    T* __restrict exp_avg_sq = t.exp_avg_sq + begin;
+    T* __restrict max_exp_avg_sq = t.max_exp_avg_sq ? t.max_exp_avg_sq + begin : nullptr;
+    select(c.weight_decay_mode == WeightDecayMode::l2, [&](auto l2) {
+    select(c.weight_decay_mode == WeightDecayMode::decoupled, [&](auto decoupled) {
+    select(c.amsgrad, [&](auto amsgrad) {
+        for_each_lane<Lane, T>(end - begin, [&](auto lane, std::size_t i) {
+            using V = decltype(lane);
+            auto p = V::load(param + i);
+            auto g = V::mul(V::load(grad + i), V::broadcast(c.grad_sign));
+            if constexpr (decoupled) p = V::mul(p, V::broadcast(c.decay_factor));
+            if constexpr (l2) g = V::add(g, V::mul(V::broadcast(c.weight_decay), p));
+            const auto m = lerp<V>(V::load(exp_avg + i), g, c.exp_avg_lerp);
+            V::store(exp_avg + i, m);
+            auto v = V::add(V::mul(V::load(exp_avg_sq + i), V::broadcast(c.beta2)),
+                            V::mul(V::mul(V::broadcast(c.one_minus_beta2), g), g));
+            V::store(exp_avg_sq + i, v);
+            if constexpr (amsgrad) {
+                v = V::max(V::load(max_exp_avg_sq + i), v);
+                V::store(max_exp_avg_sq + i, v);
+            }
+            const auto denom = V::add(V::div(V::sqrt(v), V::broadcast(c.bias_correction2_sqrt)),
+                                      V::broadcast(c.eps));
+            V::store(param + i, V::add(p, V::div(V::mul(V::broadcast(c.neg_step_size), m), denom)));
+        });
+    }); }); });
+}
+
+}  // namespace
+}  // namespace lrcore::kernels
