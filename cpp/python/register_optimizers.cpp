@@ -110,7 +110,8 @@ py::sequence optional_list(py::handle object, const char* name, std::size_t coun
 }
 
 // -------------------------------------------------------------------- SGD --
-void sgd_binding(py::handle params_object, py::handle grads_object, py::handle buffers_object, double lr,
+void sgd_binding(py::handle params_object, py::handle grads_object, py::handle buffers_object,
+                 py::handle steps_object, double lr,
                  double momentum, double dampening, double weight_decay, bool nesterov, bool maximize) {
     const SgdConfig config{lr, momentum, dampening, weight_decay, nesterov, maximize};
     validate(config);
@@ -126,6 +127,8 @@ void sgd_binding(py::handle params_object, py::handle grads_object, py::handle b
         buffers = py::reinterpret_borrow<py::list>(buffers_object);
         check_list(buffers, "momentum_buffers", count);
     }
+    // SGD's formula has no step number; the counters are kept only when asked for.
+    std::int64_t* steps = steps_object.is_none() ? nullptr : check_steps(steps_object, count);
     Batch<SgdTensor> batch;
     struct NewBuffer {
         std::size_t index;     // position in params
@@ -159,6 +162,7 @@ void sgd_binding(py::handle params_object, py::handle grads_object, py::handle b
         batch.alive.push_back(std::move(buffer));
     }
     run(batch, config, [](const auto& c, const auto* t, std::size_t n) { sgd_step(c, t, n); });
+    if (steps != nullptr) advance_steps(steps, batch.updated);
 }
 
 // ---------------------------------------------------------------- AdaGrad --
@@ -235,10 +239,28 @@ void adam_binding(py::handle params_object, py::handle grads_object, py::handle 
     advance_steps(steps, batch.updated);
 }
 
+/// The checks a step makes of params and grads, alone: used by optimizers with
+/// several parameter groups to check every group before updating the first.
+void check_gradients(py::handle params_object, py::handle grads_object, std::size_t first_index) {
+    const py::sequence params = params_list(params_object);
+    const std::size_t count = py::len(params);
+    const py::sequence grads = check_list(grads_object, "grads", count);
+    for (std::size_t i = 0; i < count; ++i) {
+        py::object grad = grads[i];
+        if (grad.is_none()) continue;
+        py::object param = params[i];
+        const ArrayView param_view = check_parameter(param, "params", first_index + i);
+        const ArrayView grad_view = check_like(grad, "grads", first_index + i, param_view, "params", false);
+        check_disjoint(grad_view, argument_name("grads", first_index + i), param_view,
+                       argument_name("params", first_index + i));
+    }
+}
+
 }  // namespace
 
 void register_optimizers(py::module_& m) {
-    m.def("sgd_step", &sgd_binding, "params"_a, "grads"_a, "momentum_buffers"_a, py::kw_only(), "lr"_a,
+    m.def("sgd_step", &sgd_binding, "params"_a, "grads"_a, "momentum_buffers"_a, "steps"_a = py::none(),
+          py::kw_only(), "lr"_a,
           "momentum"_a, "dampening"_a, "weight_decay"_a, "nesterov"_a, "maximize"_a,
           "One SGD step over all tensors, in place. momentum_buffers entries that are None are "
           "created on their first momentum step.");
@@ -251,6 +273,9 @@ void register_optimizers(py::module_& m) {
           "max_exp_avg_sqs"_a, "steps"_a, py::kw_only(), "lr"_a, "beta1"_a, "beta2"_a, "eps"_a,
           "weight_decay"_a, "amsgrad"_a, "maximize"_a, "decoupled_weight_decay"_a,
           "One Adam (or AdamW, with decoupled_weight_decay) step over all tensors, in place.");
+
+    m.def("check_gradients", &check_gradients, "params"_a, "grads"_a, "first_index"_a = 0,
+          "Checks that every non-None gradient matches its parameter, without running a step.");
 
     // Hyperparameter checks alone, for constructors that validate early.
     m.def("validate_sgd", [](double lr, double momentum, double dampening, double weight_decay, bool nesterov) {

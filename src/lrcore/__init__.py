@@ -1,1 +1,62 @@
-"""lrcore: SIMD CPU optimizer kernels updating numpy arrays in place, and learning-rate schedules."""
+"""lrcore: fast CPU optimizer steps on numpy arrays, and learning-rate schedules.
+
+The update rules (SGD with momentum and Nesterov, AdaGrad, RMSprop, Adam,
+AdamW) run in compiled SIMD kernels that update numpy arrays in place. The
+optimizer classes follow torch.optim's names, arguments and semantics; every
+numeric hyperparameter also accepts a schedule (a function of the step).
+
+Example:
+    >>> import numpy as np, lrcore
+    >>> w = np.zeros(4, dtype=np.float32)
+    >>> opt = lrcore.Adam([w], lr=0.1)
+    >>> opt.step([np.ones(4, dtype=np.float32)])
+    >>> w
+    array([-0.1, -0.1, -0.1, -0.1], dtype=float32)
+"""
+
+from __future__ import annotations
+
+try:
+    from . import _core
+except ImportError as error:  # pragma: no cover - depends on the installation
+    raise ImportError(
+        "lrcore's compiled module (lrcore._core) could not be imported. lrcore must be installed "
+        "with its C++ extension built, e.g. `pip install .` from a source checkout; running from "
+        f"the source tree without building does not work. Original error: {error}"
+    ) from error
+
+from ._runtime import (
+    available_isas,
+    compiled_isas,
+    get_flush_denormals,
+    get_num_threads,
+    isa,
+    set_flush_denormals,
+    set_isa,
+    set_num_threads,
+)
+from . import functional, reference  # TEMP
+from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SGD",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "Optimizer",
+    "RMSprop",
+    "available_isas",
+    "compiled_isas",
+    "functional",
+    "get_flush_denormals",
+    "get_num_threads",
+    "isa",
+    "reference",
+    "schedules",
+    "set_flush_denormals",
+    "set_isa",
+    "set_num_threads",
+    "__version__",
+]

@@ -1,0 +1,156 @@
+"""Plain numpy implementations of every update rule: the reference lrcore's kernels are tested against.
+
+Same signatures and semantics as :mod:`lrcore.functional` (in place, ``None``
+gradients skip a tensor, ``steps`` counters incremented), written with
+idiomatic numpy one operation at a time in each array's own dtype, with the
+per-step constants computed in double precision and rounded to that dtype, as
+the kernels do. They are slow and simple on purpose; the benchmark uses them
+as the numpy baseline.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+__all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd"]
+
+
+def _gradient(param: np.ndarray, grad: np.ndarray, maximize: bool, weight_decay: float) -> np.ndarray:
+    g = -grad if maximize else grad.copy()
+    if weight_decay != 0:
+        g += param.dtype.type(weight_decay) * param
+    return g
+
+
+def _lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> None:
+    """start <- lerp(start, end, weight) in torch's two-sided form."""
+    w = start.dtype.type(weight)
+    if abs(weight) < 0.5:
+        start += w * (end - start)
+    else:
+        start[...] = end - (end - start) * (start.dtype.type(1) - w)
+
+
+def sgd(params: Sequence[np.ndarray], grads: Sequence[Optional[np.ndarray]],
+        momentum_buffers: Optional[List[Optional[np.ndarray]]] = None, *, lr: float = 1e-3,
+        momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False,
+        maximize: bool = False) -> None:
+    """Reference of :func:`lrcore.functional.sgd`."""
+    for i, (p, grad) in enumerate(zip(params, grads)):
+        if grad is None:
+            continue
+        dt = p.dtype.type
+        g = _gradient(p, grad, maximize, weight_decay)
+        if momentum != 0:
+            assert momentum_buffers is not None
+            buf = momentum_buffers[i]
+            if buf is None:
+                buf = g.copy()
+                momentum_buffers[i] = buf
+            else:
+                buf *= dt(momentum)
+                buf += dt(1 - dampening) * g
+            g = g + dt(momentum) * buf if nesterov else buf
+        p += dt(-lr) * g
+
+
+def adagrad(params: Sequence[np.ndarray], grads: Sequence[Optional[np.ndarray]],
+            state_sums: Sequence[np.ndarray], steps: np.ndarray, *, lr: float = 1e-2, lr_decay: float = 0.0,
+            weight_decay: float = 0.0, eps: float = 1e-10, maximize: bool = False) -> None:
+    """Reference of :func:`lrcore.functional.adagrad`."""
+    for i, (p, grad) in enumerate(zip(params, grads)):
+        if grad is None:
+            continue
+        dt = p.dtype.type
+        steps[i] += 1
+        g = _gradient(p, grad, maximize, weight_decay)
+        clr = lr / (1 + (int(steps[i]) - 1) * lr_decay)
+        state_sums[i] += g * g
+        std = np.sqrt(state_sums[i]) + dt(eps)
+        p += dt(-clr) * g / std
+
+
+def rmsprop(params: Sequence[np.ndarray], grads: Sequence[Optional[np.ndarray]],
+            square_avgs: Sequence[np.ndarray], steps: np.ndarray,
+            grad_avgs: Optional[Sequence[np.ndarray]] = None,
+            momentum_buffers: Optional[Sequence[np.ndarray]] = None, *, lr: float = 1e-2, alpha: float = 0.99,
+            eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False,
+            maximize: bool = False) -> None:
+    """Reference of :func:`lrcore.functional.rmsprop`."""
+    for i, (p, grad) in enumerate(zip(params, grads)):
+        if grad is None:
+            continue
+        dt = p.dtype.type
+        steps[i] += 1
+        g = _gradient(p, grad, maximize, weight_decay)
+        v = square_avgs[i]
+        v *= dt(alpha)
+        v += dt(1 - alpha) * g * g
+        if centered:
+            assert grad_avgs is not None
+            a = grad_avgs[i]
+            _lerp_(a, g, 1 - alpha)
+            root = np.sqrt(v - a * a)
+        else:
+            root = np.sqrt(v)
+        root += dt(eps)
+        if momentum > 0:
+            assert momentum_buffers is not None
+            buf = momentum_buffers[i]
+            buf *= dt(momentum)
+            buf += g / root
+            p += dt(-lr) * buf
+        else:
+            p += dt(-lr) * g / root
+
+
+def _adam(params: Sequence[np.ndarray], grads: Sequence[Optional[np.ndarray]], exp_avgs: Sequence[np.ndarray],
+          exp_avg_sqs: Sequence[np.ndarray], steps: np.ndarray, max_exp_avg_sqs: Optional[Sequence[np.ndarray]],
+          lr: float, beta1: float, beta2: float, eps: float, weight_decay: float, amsgrad: bool, maximize: bool,
+          decoupled: bool) -> None:
+    for i, (p, grad) in enumerate(zip(params, grads)):
+        if grad is None:
+            continue
+        dt = p.dtype.type
+        steps[i] += 1
+        t = int(steps[i])
+        if decoupled:
+            g = -grad if maximize else grad.copy()
+            if weight_decay != 0:
+                p *= dt(1 - lr * weight_decay)
+        else:
+            g = _gradient(p, grad, maximize, weight_decay)
+        m, v = exp_avgs[i], exp_avg_sqs[i]
+        _lerp_(m, g, 1 - beta1)
+        v *= dt(beta2)
+        v += dt(1 - beta2) * g * g
+        if amsgrad:
+            assert max_exp_avg_sqs is not None
+            np.maximum(max_exp_avg_sqs[i], v, out=max_exp_avg_sqs[i])
+            v = max_exp_avg_sqs[i]
+        step_size = lr / (1 - beta1 ** t)
+        bias_correction2_sqrt = (1 - beta2 ** t) ** 0.5
+        denom = np.sqrt(v) / dt(bias_correction2_sqrt) + dt(eps)
+        p += dt(-step_size) * m / denom
+
+
+def adam(params: Sequence[np.ndarray], grads: Sequence[Optional[np.ndarray]], exp_avgs: Sequence[np.ndarray],
+         exp_avg_sqs: Sequence[np.ndarray], steps: np.ndarray,
+         max_exp_avg_sqs: Optional[Sequence[np.ndarray]] = None, *, lr: float = 1e-3, beta1: float = 0.9,
+         beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False,
+         maximize: bool = False) -> None:
+    """Reference of :func:`lrcore.functional.adam`."""
+    _adam(params, grads, exp_avgs, exp_avg_sqs, steps, max_exp_avg_sqs, lr, beta1, beta2, eps, weight_decay,
+          amsgrad, maximize, decoupled=False)
+
+
+def adamw(params: Sequence[np.ndarray], grads: Sequence[Optional[np.ndarray]], exp_avgs: Sequence[np.ndarray],
+          exp_avg_sqs: Sequence[np.ndarray], steps: np.ndarray,
+          max_exp_avg_sqs: Optional[Sequence[np.ndarray]] = None, *, lr: float = 1e-3, beta1: float = 0.9,
+          beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False,
+          maximize: bool = False) -> None:
+    """Reference of :func:`lrcore.functional.adamw`."""
+    _adam(params, grads, exp_avgs, exp_avg_sqs, steps, max_exp_avg_sqs, lr, beta1, beta2, eps, weight_decay,
+          amsgrad, maximize, decoupled=True)
