@@ -588,7 +588,7 @@ class OneCycle(_ClosedForm):
         >>> s = OneCycle(1.0, total_steps=11, pct_start=0.5, anneal_strategy="linear",
         ...              div_factor=10.0, final_div_factor=1.0)
         >>> [round(s(t), 2) for t in (0, 3, 9, 10, 50)]
-        [0.1, 0.78, 0.19, 0.1, 0.1]
+        [0.1, 0.7, 0.26, 0.1, 0.1]
     """
 
     _fields = (

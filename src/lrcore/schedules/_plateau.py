@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, Mapping, SupportsFloat
 
-from ._base import Schedule, ScheduleLike, as_schedule, choice, in_range, integer, non_negative
+from ._base import Schedule, ScheduleLike, as_schedule, choice, integer, non_negative
 
 __all__ = ["ReduceOnPlateau"]
 
@@ -88,10 +88,9 @@ class ReduceOnPlateau(Schedule):
     ) -> None:
         self.schedule = as_schedule("schedule_or_lr", schedule_or_lr)
         self.mode = choice("mode", mode, ("min", "max"))
-        factor = in_range("factor", factor, 0.0, 1.0)
-        if factor >= 1.0:
-            raise ValueError(f"factor must be < 1.0, got {factor}")
-        self.factor = factor
+        self.factor = non_negative("factor", factor)
+        if self.factor >= 1.0:
+            raise ValueError(f"factor must be < 1.0, got {self.factor}")
         self.patience = integer("patience", patience, 0)
         self.threshold = non_negative("threshold", threshold)
         self.threshold_mode = choice("threshold_mode", threshold_mode, ("rel", "abs"))
