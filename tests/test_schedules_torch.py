@@ -90,7 +90,8 @@ CASES = [
         STEPS,
     ),
     # ExponentialLR
-    ("exp-0.99", lambda: schedules.ExponentialDecay(LR, 0.99), lambda o: torch_schedulers.ExponentialLR(o, 0.99), STEPS),
+    ("exp-0.99", lambda: schedules.ExponentialDecay(LR, 0.99), lambda o: torch_schedulers.ExponentialLR(o, 0.99),
+     STEPS),
     ("exp-0.9", lambda: schedules.ExponentialDecay(LR, 0.9), lambda o: torch_schedulers.ExponentialLR(o, 0.9), STEPS),
     (
         "exp-1.001",
@@ -302,7 +303,10 @@ CASES = [
         ),
         lambda o: torch_schedulers.SequentialLR(
             o,
-            [torch_schedulers.PolynomialLR(o, 300, 2.0), torch_schedulers.CyclicLR(o, 0.01, 0.1, 40, mode="triangular2")],
+            [
+                torch_schedulers.PolynomialLR(o, 300, 2.0),
+                torch_schedulers.CyclicLR(o, 0.01, 0.1, 40, mode="triangular2"),
+            ],
             [250],
         ),
         STEPS,
@@ -362,7 +366,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("make_ours", "make_torch", "steps"), [case[1:] for case in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("make_ours", "make_torch", "steps"), [case[1:] for case in CASES], ids=[case[0] for case in CASES]
+)
 def test_matches_torch(make_ours, make_torch, steps):
     theirs = torch_trace(make_torch, steps)
     ours = lrcore_trace(make_ours(), steps)
@@ -382,9 +388,21 @@ def _plateau_metrics(mode: str, count: int = 1500, seed: int = 0) -> np.ndarray:
 
 PLATEAU_CASES = [
     ("min-rel", LR, dict(mode="min", factor=0.5, patience=5, threshold=1e-4, threshold_mode="rel")),
-    ("min-abs-cooldown", LR, dict(mode="min", factor=0.5, patience=3, threshold=1e-3, threshold_mode="abs", cooldown=4, min_lr=1e-4)),
-    ("max-rel-cooldown", LR, dict(mode="max", factor=0.3, patience=2, threshold=1e-3, threshold_mode="rel", cooldown=2)),
-    ("max-abs-floor", LR, dict(mode="max", factor=0.5, patience=0, threshold=0.0, threshold_mode="abs", cooldown=1, min_lr=0.01)),
+    (
+        "min-abs-cooldown",
+        LR,
+        dict(mode="min", factor=0.5, patience=3, threshold=1e-3, threshold_mode="abs", cooldown=4, min_lr=1e-4),
+    ),
+    (
+        "max-rel-cooldown",
+        LR,
+        dict(mode="max", factor=0.3, patience=2, threshold=1e-3, threshold_mode="rel", cooldown=2),
+    ),
+    (
+        "max-abs-floor",
+        LR,
+        dict(mode="max", factor=0.5, patience=0, threshold=0.0, threshold_mode="abs", cooldown=1, min_lr=0.01),
+    ),
     ("min-rel-defaults", LR, dict()),
     ("eps-skips-reductions", 1e-7, dict(factor=0.5, patience=1, eps=1e-7)),
 ]

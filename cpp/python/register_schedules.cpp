@@ -153,7 +153,8 @@ void register_schedules(py::module_ m) {
         .def_readonly("base_lr", &sched::Cyclic::base_lr)
         .def_readonly("max_lr", &sched::Cyclic::max_lr);
 
-    bind_schedule<sched::CyclicMomentum>(m, "CyclicMomentum", "Triangular wave from max_momentum towards base_momentum")
+    bind_schedule<sched::CyclicMomentum>(m, "CyclicMomentum",
+                                         "Triangular wave from max_momentum towards base_momentum")
         .def(py::init([](double base_momentum, double max_momentum, double step_size_up, double step_size_down,
                          sched::CyclicMode mode, double gamma) {
                  return sched::CyclicMomentum{base_momentum, max_momentum,
