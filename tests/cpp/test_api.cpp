@@ -1,0 +1,149 @@
+// The public C++ API apart from the arithmetic: runtime controls, argument
+// validation (bad input throws before anything is written), empty tensors,
+// and the version macros.
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "check.hpp"
+#include "lrcore/lrcore.hpp"
+
+namespace {
+
+void check_runtime_controls() {
+    const std::vector<std::string> available = lrcore::available_isas();
+    const std::vector<std::string> compiled = lrcore::compiled_isas();
+    LRCORE_CHECK(!available.empty() && available.back() == "baseline");
+    for (const auto& isa : available) {
+        LRCORE_CHECK_MESSAGE(std::find(compiled.begin(), compiled.end(), isa) != compiled.end(),
+                             isa + " is available but not compiled");
+    }
+    LRCORE_CHECK(std::find(available.begin(), available.end(), lrcore::active_isa()) != available.end());
+
+    const std::string previous_isa = lrcore::active_isa();
+    LRCORE_CHECK_THROWS(lrcore::set_isa("no-such-isa"), std::invalid_argument);
+    LRCORE_CHECK(lrcore::active_isa() == previous_isa);
+    for (const auto& isa : compiled) {
+        if (std::find(available.begin(), available.end(), isa) == available.end()) {
+            LRCORE_CHECK_THROWS(lrcore::set_isa(isa), std::runtime_error);
+        }
+    }
+
+    const int threads = lrcore::get_num_threads();
+    LRCORE_CHECK(threads >= 1);
+    LRCORE_CHECK_THROWS(lrcore::set_num_threads(0), std::invalid_argument);
+    LRCORE_CHECK(lrcore::get_num_threads() == threads);
+    lrcore::set_num_threads(3);
+    LRCORE_CHECK(lrcore::get_num_threads() == 3);
+    lrcore::set_num_threads(threads);
+
+    LRCORE_CHECK(!lrcore::get_flush_denormals());
+    lrcore::set_flush_denormals(true);
+    LRCORE_CHECK(lrcore::get_flush_denormals());
+    lrcore::set_flush_denormals(false);
+}
+
+void check_config_validation() {
+    lrcore::SgdConfig sgd;
+    sgd.lr = -1.0;
+    LRCORE_CHECK_THROWS(lrcore::validate(sgd), std::invalid_argument);
+    sgd = lrcore::SgdConfig{};
+    sgd.nesterov = true;  // without momentum
+    LRCORE_CHECK_THROWS(lrcore::validate(sgd), std::invalid_argument);
+    sgd.momentum = 0.9;
+    lrcore::validate(sgd);
+
+    lrcore::AdamConfig adam;
+    adam.beta1 = 1.0;
+    LRCORE_CHECK_THROWS(lrcore::validate(adam), std::invalid_argument);
+    adam = lrcore::AdamConfig{};
+    adam.eps = std::nan("");
+    LRCORE_CHECK_THROWS(lrcore::validate(adam), std::invalid_argument);
+
+    lrcore::AdagradConfig adagrad;
+    adagrad.lr_decay = -0.5;
+    LRCORE_CHECK_THROWS(lrcore::validate(adagrad), std::invalid_argument);
+
+    lrcore::RmspropConfig rmsprop;
+    rmsprop.momentum = -0.1;
+    LRCORE_CHECK_THROWS(lrcore::validate(rmsprop), std::invalid_argument);
+}
+
+/// A step call with any bad tensor throws before touching the good ones.
+void check_step_validation() {
+    std::vector<float> param(8, 1.0f), grad(8, 0.5f), exp_avg(8, 0.0f), exp_avg_sq(8, 0.0f);
+    lrcore::AdamTensor<float> tensors[2];
+    tensors[0].param = param.data();
+    tensors[0].grad = grad.data();
+    tensors[0].exp_avg = exp_avg.data();
+    tensors[0].exp_avg_sq = exp_avg_sq.data();
+    tensors[0].size = param.size();
+    tensors[1] = tensors[0];
+    tensors[1].exp_avg_sq = nullptr;  // missing state
+
+    LRCORE_CHECK_THROWS(lrcore::adam_step(lrcore::AdamConfig{}, tensors, 2), std::invalid_argument);
+    tensors[1] = tensors[0];
+    tensors[1].step = 0;  // steps are 1-based
+    LRCORE_CHECK_THROWS(lrcore::adam_step(lrcore::AdamConfig{}, tensors, 2), std::invalid_argument);
+    lrcore::AdamConfig amsgrad;
+    amsgrad.amsgrad = true;  // needs max_exp_avg_sq
+    LRCORE_CHECK_THROWS(lrcore::adam_step(amsgrad, tensors[0]), std::invalid_argument);
+    lrcore::AdamConfig bad_lr;
+    bad_lr.lr = -1.0;
+    LRCORE_CHECK_THROWS(lrcore::adam_step(bad_lr, tensors[0]), std::invalid_argument);
+    LRCORE_CHECK(std::all_of(param.begin(), param.end(), [](float p) { return p == 1.0f; }));
+    LRCORE_CHECK(std::all_of(exp_avg.begin(), exp_avg.end(), [](float m) { return m == 0.0f; }));
+
+    lrcore::SgdConfig momentum;
+    momentum.momentum = 0.9;
+    lrcore::SgdTensor<float> sgd;
+    sgd.param = param.data();
+    sgd.grad = grad.data();
+    sgd.size = param.size();
+    LRCORE_CHECK_THROWS(lrcore::sgd_step(momentum, sgd), std::invalid_argument);
+
+    lrcore::RmspropConfig centered;
+    centered.centered = true;
+    lrcore::RmspropTensor<float> rmsprop;
+    rmsprop.param = param.data();
+    rmsprop.grad = grad.data();
+    rmsprop.square_avg = exp_avg_sq.data();
+    rmsprop.size = param.size();
+    LRCORE_CHECK_THROWS(lrcore::rmsprop_step(centered, rmsprop), std::invalid_argument);
+
+    lrcore::AdagradTensor<double> adagrad;  // param/grad null with size 8
+    adagrad.size = 8;
+    LRCORE_CHECK_THROWS(lrcore::adagrad_step(lrcore::AdagradConfig{}, adagrad), std::invalid_argument);
+    LRCORE_CHECK(std::all_of(param.begin(), param.end(), [](float p) { return p == 1.0f; }));
+}
+
+/// Empty tensors (and empty calls) are no-ops, even with null pointers.
+void check_empty() {
+    lrcore::AdamTensor<double> empty;
+    lrcore::adam_step(lrcore::AdamConfig{}, empty);
+    lrcore::adam_step(lrcore::AdamConfig{}, static_cast<const lrcore::AdamTensor<double>*>(nullptr), 0);
+    lrcore::SgdTensor<float> sgd;
+    lrcore::sgd_step(lrcore::SgdConfig{}, sgd);
+    LRCORE_CHECK(true);
+}
+
+void check_version() {
+    const std::string version = std::to_string(LRCORE_VERSION_MAJOR) + "." + std::to_string(LRCORE_VERSION_MINOR) +
+                                "." + std::to_string(LRCORE_VERSION_PATCH);
+    // LRCORE_PROJECT_VERSION comes from CMake's project(VERSION): the two must agree.
+    LRCORE_CHECK_MESSAGE(version == LRCORE_PROJECT_VERSION,
+                         "version.hpp says " + version + ", CMakeLists.txt says " LRCORE_PROJECT_VERSION);
+}
+
+}  // namespace
+
+int main() {
+    check_runtime_controls();
+    check_config_validation();
+    check_step_validation();
+    check_empty();
+    check_version();
+    return lrcore_test::finish();
+}
