@@ -1,0 +1,267 @@
+# cython: language_level=3
+#
+# Cython declarations of lrcore's C++ API (lrcore/lrcore.hpp), so Cython code
+# can call the kernels directly: no Python objects, no argument conversion,
+# and without the GIL.
+#
+#     from lrcore.cpp cimport AdamConfig, AdamTensor, adam_step
+#
+#     cdef AdamConfig config            # torch defaults; set fields as needed
+#     cdef AdamTensor[float] tensor     # pointers to your arrays, size, step
+#     ...
+#     with nogil:
+#         adam_step(config, tensor)     # raises ValueError on bad arguments
+#
+# Build the extension as C++17 with lrcore.get_include() on the include path,
+# and link lrcore.get_library() plus the thread library (-pthread); see
+# docs/cpp.md, "Using lrcore from Cython".
+#
+# The C++ headers are the reference for every field and function: each name
+# here is declared exactly as it is there. Functions marked `except +` turn
+# C++ exceptions into Python ones (std::invalid_argument -> ValueError,
+# std::runtime_error -> RuntimeError); they check everything before writing
+# any array, so a raised call has changed nothing.
+
+from libc.stdint cimport int64_t
+from libcpp cimport bool
+from libcpp.string cimport string
+from libcpp.vector cimport vector
+
+
+cdef extern from "lrcore/version.hpp":
+    int LRCORE_VERSION_MAJOR
+    int LRCORE_VERSION_MINOR
+    int LRCORE_VERSION_PATCH
+
+
+cdef extern from "lrcore/lrcore.hpp" namespace "lrcore" nogil:
+
+    # --- config.hpp: hyperparameters (defaults are torch.optim's) ---------
+
+    cdef cppclass SgdConfig:
+        double lr
+        double momentum
+        double dampening
+        double weight_decay
+        bool nesterov
+        bool maximize
+
+    cdef cppclass AdagradConfig:
+        double lr
+        double lr_decay
+        double weight_decay
+        double eps
+        bool maximize
+
+    cdef cppclass RmspropConfig:
+        double lr
+        double alpha
+        double eps
+        double weight_decay
+        double momentum
+        bool centered
+        bool maximize
+
+    cdef cppclass AdamConfig:
+        double lr
+        double beta1
+        double beta2
+        double eps
+        double weight_decay
+        bool amsgrad
+        bool maximize
+        bool decoupled_weight_decay
+
+    void validate(const SgdConfig& config) except +
+    void validate(const AdagradConfig& config) except +
+    void validate(const RmspropConfig& config) except +
+    void validate(const AdamConfig& config) except +
+
+    # --- tensors.hpp: one parameter and its state, as caller-owned pointers
+    # (T is float or double; optional state may be NULL when unused) -------
+
+    cdef cppclass SgdTensor[T]:
+        T* param
+        const T* grad
+        T* momentum_buffer
+        size_t size
+        bool initialize_momentum_buffer
+
+    cdef cppclass AdagradTensor[T]:
+        T* param
+        const T* grad
+        T* sum
+        size_t size
+        int64_t step
+
+    cdef cppclass RmspropTensor[T]:
+        T* param
+        const T* grad
+        T* square_avg
+        T* grad_avg
+        T* momentum_buffer
+        size_t size
+
+    cdef cppclass AdamTensor[T]:
+        T* param
+        const T* grad
+        T* exp_avg
+        T* exp_avg_sq
+        T* max_exp_avg_sq
+        size_t size
+        int64_t step
+
+    # --- optimizers.hpp: one step over `count` tensors, or over one -------
+
+    void sgd_step(const SgdConfig& config, const SgdTensor[float]* tensors, size_t count) except +
+    void sgd_step(const SgdConfig& config, const SgdTensor[double]* tensors, size_t count) except +
+    void sgd_step(const SgdConfig& config, const SgdTensor[float]& tensor) except +
+    void sgd_step(const SgdConfig& config, const SgdTensor[double]& tensor) except +
+
+    void adagrad_step(const AdagradConfig& config, const AdagradTensor[float]* tensors, size_t count) except +
+    void adagrad_step(const AdagradConfig& config, const AdagradTensor[double]* tensors, size_t count) except +
+    void adagrad_step(const AdagradConfig& config, const AdagradTensor[float]& tensor) except +
+    void adagrad_step(const AdagradConfig& config, const AdagradTensor[double]& tensor) except +
+
+    void rmsprop_step(const RmspropConfig& config, const RmspropTensor[float]* tensors, size_t count) except +
+    void rmsprop_step(const RmspropConfig& config, const RmspropTensor[double]* tensors, size_t count) except +
+    void rmsprop_step(const RmspropConfig& config, const RmspropTensor[float]& tensor) except +
+    void rmsprop_step(const RmspropConfig& config, const RmspropTensor[double]& tensor) except +
+
+    void adam_step(const AdamConfig& config, const AdamTensor[float]* tensors, size_t count) except +
+    void adam_step(const AdamConfig& config, const AdamTensor[double]* tensors, size_t count) except +
+    void adam_step(const AdamConfig& config, const AdamTensor[float]& tensor) except +
+    void adam_step(const AdamConfig& config, const AdamTensor[double]& tensor) except +
+
+    # --- runtime.hpp: instruction set, threads, denormals -----------------
+
+    string active_isa() except +
+    vector[string] available_isas() except +
+    vector[string] compiled_isas() except +
+    void set_isa(const string& name) except +
+    int get_num_threads() except +
+    void set_num_threads(int count) except +
+    bool get_flush_denormals()
+    void set_flush_denormals(bool enabled)
+
+
+cdef extern from "lrcore/schedules.hpp" namespace "lrcore::schedules" nogil:
+
+    # --- schedules.hpp: closed-form schedules, value = schedule(t) --------
+    # Fields are not validated (the Python classes do that): keep lengths
+    # and periods positive and t >= 0.
+
+    double cosine_anneal(double start, double end, double fraction)
+    double linear_anneal(double start, double end, double fraction)
+
+    enum class AnnealStrategy:
+        cosine
+        linear
+
+    enum class CyclicMode:
+        triangular
+        triangular2
+        exp_range
+
+    cdef cppclass Constant:
+        double lr
+        double operator()(int64_t t) const
+
+    cdef cppclass ExponentialDecay:
+        double lr
+        double gamma
+        int64_t decay_steps
+        bool staircase
+        double operator()(int64_t t) const
+
+    cdef cppclass StepDecay:
+        double lr
+        int64_t step_size
+        double gamma
+        double operator()(int64_t t) const
+
+    cdef cppclass MultiStepDecay:
+        double lr
+        vector[int64_t] milestones
+        double gamma
+        double operator()(int64_t t) const
+
+    cdef cppclass InverseTimeDecay:
+        double lr
+        double decay_rate
+        int64_t decay_steps
+        bool staircase
+        double operator()(int64_t t) const
+
+    cdef cppclass PolynomialDecay:
+        double lr
+        int64_t total_steps
+        double power
+        double end_lr
+        double operator()(int64_t t) const
+
+    cdef cppclass Linear:
+        double lr
+        double start_factor
+        double end_factor
+        int64_t total_steps
+        double operator()(int64_t t) const
+
+    cdef cppclass CosineAnnealing:
+        double lr
+        int64_t t_max
+        double eta_min
+        double operator()(int64_t t) const
+
+    cdef cppclass CosineAnnealingWarmRestarts:
+        double lr
+        int64_t t_0
+        int64_t t_mult
+        double eta_min
+        double operator()(int64_t t) const
+
+    cdef cppclass CyclicWave:
+        double step_size_up
+        double step_size_down
+        CyclicMode mode
+        double gamma
+        double interpolate(int64_t t, double start, double peak) const
+
+    cdef cppclass Cyclic:
+        double base_lr
+        double max_lr
+        CyclicWave wave
+        double operator()(int64_t t) const
+
+    cdef cppclass CyclicMomentum:
+        double base_momentum
+        double max_momentum
+        CyclicWave wave
+        double operator()(int64_t t) const
+
+    cdef cppclass OneCyclePhases:
+        int64_t total_steps
+        double pct_start
+        AnnealStrategy anneal_strategy
+        bool three_phase
+        double interpolate(int64_t t, double start, double peak, double end) const
+
+    cdef cppclass OneCycle:
+        double max_lr
+        OneCyclePhases phases
+        double div_factor
+        double final_div_factor
+        double initial_lr() const
+        double min_lr() const
+        double operator()(int64_t t) const
+
+    cdef cppclass OneCycleMomentum:
+        OneCyclePhases phases
+        double base_momentum
+        double max_momentum
+        double operator()(int64_t t) const
+
+    cdef cppclass InverseSqrt:
+        double lr
+        int64_t warmup_steps
+        double operator()(int64_t t) const
