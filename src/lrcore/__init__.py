@@ -35,7 +35,7 @@ from ._runtime import (
     set_isa,
     set_num_threads,
 )
-from . import functional, reference  # TEMP
+from . import functional, reference, schedules
 from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 
 __version__ = "0.1.0"
