@@ -3,7 +3,7 @@
 # against it through find_package(lrcore CONFIG), the way a user would.
 #
 # Inputs (-D): LRCORE_BUILD_DIR, CONSUMER_SOURCE_DIR, WORK_DIR, BUILD_CONFIG,
-# GENERATOR, CXX_COMPILER.
+# GENERATOR, MAKE_PROGRAM, CXX_COMPILER.
 cmake_minimum_required(VERSION 3.18)
 
 if(NOT BUILD_CONFIG)
@@ -28,10 +28,15 @@ foreach(required include/lrcore/lrcore.hpp)
   endif()
 endforeach()
 
+set(make_program)
+if(MAKE_PROGRAM)
+  set(make_program -DCMAKE_MAKE_PROGRAM=${MAKE_PROGRAM})
+endif()
+
 # Only the install prefix is searched: the build tree must not leak in.
 run_step("configure the consumer"
   ${CMAKE_COMMAND} -S ${CONSUMER_SOURCE_DIR} -B ${consumer_build}
-    -G ${GENERATOR}
+    -G ${GENERATOR} ${make_program}
     -DCMAKE_CXX_COMPILER=${CXX_COMPILER}
     -DCMAKE_BUILD_TYPE=${BUILD_CONFIG}
     -DCMAKE_PREFIX_PATH=${prefix}
