@@ -1,59 +1,66 @@
 // Hyperparameters of each update rule: small value types, one per rule.
 //
-// Every field has the default torch.optim uses. They are plain doubles: the
-// per-step constants derived from them are computed in double precision and
-// only then rounded to the element type (see cpp/src/kernels/step_constants.hpp).
+// Every field has the default torch.optim uses, under the same name (torch's
+// `betas` tuple is beta1, beta2 here). They are plain doubles: the per-step
+// constants derived from them are computed in double precision and only then
+// rounded to the element type. A config is cheap to copy and may change
+// between steps (that is how a schedule is applied: set `lr` before each
+// call, see schedules.hpp).
+//
+// The step functions validate the config on every call; validate() runs the
+// same checks on its own, e.g. once before a training loop.
 #pragma once
 
 namespace lrcore {
 
 /// Stochastic gradient descent, optionally with (Nesterov) momentum.
 struct SgdConfig {
-    double lr = 1e-3;
-    double momentum = 0.0;
-    double dampening = 0.0;
-    double weight_decay = 0.0;
-    bool nesterov = false;
-    bool maximize = false;
+    double lr = 1e-3;            // >= 0
+    double momentum = 0.0;       // >= 0; 0 disables the momentum buffer
+    double dampening = 0.0;      // the gradient enters the buffer scaled by 1 - dampening
+    double weight_decay = 0.0;   // >= 0; L2 penalty added to the gradient
+    bool nesterov = false;       // needs momentum > 0 and dampening == 0
+    bool maximize = false;       // ascend instead of descend
 };
 
 /// AdaGrad: per-element learning rate scaled by the root of the summed squared gradients.
 struct AdagradConfig {
-    double lr = 1e-2;
-    double lr_decay = 0.0;
-    double weight_decay = 0.0;
-    double eps = 1e-10;
+    double lr = 1e-2;            // >= 0
+    double lr_decay = 0.0;       // >= 0; step t uses lr / (1 + (t - 1) * lr_decay)
+    double weight_decay = 0.0;   // >= 0; L2 penalty added to the gradient
+    double eps = 1e-10;          // >= 0; added to the root for stability
     bool maximize = false;
 };
 
 /// RMSprop: learning rate scaled by a running root-mean-square of the gradient.
 struct RmspropConfig {
-    double lr = 1e-2;
-    double alpha = 0.99;
-    double eps = 1e-8;
-    double weight_decay = 0.0;
-    double momentum = 0.0;
-    bool centered = false;
+    double lr = 1e-2;            // >= 0
+    double alpha = 0.99;         // >= 0; smoothing constant of the running averages
+    double eps = 1e-8;           // >= 0
+    double weight_decay = 0.0;   // >= 0; L2 penalty added to the gradient
+    double momentum = 0.0;       // >= 0; > 0 uses RmspropTensor::momentum_buffer
+    bool centered = false;       // normalize by the variance estimate; uses RmspropTensor::grad_avg
     bool maximize = false;
 };
 
 /// Adam and AdamW. With decoupled_weight_decay the parameter is shrunk by
 /// (1 - lr * weight_decay) before the update (AdamW) instead of adding
-/// weight_decay * param to the gradient (Adam's L2 penalty).
+/// weight_decay * param to the gradient (Adam's L2 penalty). Note that
+/// torch.optim.AdamW's default weight_decay is 1e-2; here it is 0 for both.
 struct AdamConfig {
-    double lr = 1e-3;
-    double beta1 = 0.9;
-    double beta2 = 0.999;
-    double eps = 1e-8;
-    double weight_decay = 0.0;
-    bool amsgrad = false;
+    double lr = 1e-3;            // >= 0
+    double beta1 = 0.9;          // in [0, 1); first-moment decay
+    double beta2 = 0.999;        // in [0, 1); second-moment decay
+    double eps = 1e-8;           // >= 0; added to the denominator
+    double weight_decay = 0.0;   // >= 0
+    bool amsgrad = false;        // uses AdamTensor::max_exp_avg_sq
     bool maximize = false;
-    bool decoupled_weight_decay = false;
+    bool decoupled_weight_decay = false;  // AdamW
 };
 
 /// Checks a configuration; throws std::invalid_argument naming the first bad
-/// field (negative learning rate, betas outside [0, 1), Nesterov without
-/// momentum, NaN anywhere, ...).
+/// field (negative or non-finite value where a number >= 0 is required,
+/// betas outside [0, 1), Nesterov without momentum or with dampening, ...).
 void validate(const SgdConfig& config);
 void validate(const AdagradConfig& config);
 void validate(const RmspropConfig& config);
