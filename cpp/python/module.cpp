@@ -9,4 +9,5 @@ PYBIND11_MODULE(_core, m) {
     lrcore::python::register_runtime(m);
     lrcore::python::register_optimizers(m);
     lrcore::python::register_schedules(m.def_submodule("schedules", "Closed-form learning-rate schedules"));
+    lrcore::python::register_bench(m.def_submodule("bench", "Benchmark support: the memory roof kernel"));
 }

@@ -8,5 +8,6 @@ namespace lrcore::python {
 void register_runtime(pybind11::module_& m);
 void register_optimizers(pybind11::module_& m);
 void register_schedules(pybind11::module_ m);
+void register_bench(pybind11::module_ m);
 
 }  // namespace lrcore::python

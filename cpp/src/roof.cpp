@@ -1,0 +1,145 @@
+#include "roof.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "dispatch.hpp"
+#include "thread_pool.hpp"
+
+namespace lrcore::bench {
+namespace {
+
+// The step drivers' chunking (cpp/src/optimizers.cpp), repeated so the roof
+// splits work exactly as the update rules do.
+constexpr std::size_t chunk_bytes = 64 * 1024;
+constexpr std::size_t parallel_threshold_elements = 1 << 15;
+
+template <class T>
+using StreamFunction = void (*)(std::size_t, const T*, const T*, T*, T*, T*, T*);
+
+// One loop, compiled once per instruction set through function target
+// attributes (the loop is simple enough for the auto-vectorizer, and the
+// restrict-qualified parameters let it skip alias checks). Unused pointers are
+// null and never touched.
+#define LRCORE_ROOF_STREAM(name, attributes)                                                         \
+    template <class T, int Inputs, int Updates>                                                      \
+    attributes void name(std::size_t n, const T* __restrict in0, const T* __restrict in1,           \
+                         T* __restrict up0, T* __restrict up1, T* __restrict up2, T* __restrict up3) { \
+        for (std::size_t i = 0; i < n; ++i) {                                                        \
+            T s = in0[i];                                                                            \
+            if constexpr (Inputs > 1) s += in1[i];                                                   \
+            up0[i] += s;                                                                             \
+            if constexpr (Updates > 1) up1[i] += s;                                                  \
+            if constexpr (Updates > 2) up2[i] += s;                                                  \
+            if constexpr (Updates > 3) up3[i] += s;                                                  \
+        }                                                                                            \
+    }
+
+LRCORE_ROOF_STREAM(stream_baseline, )
+#if defined(LRCORE_HAVE_X86_VARIANTS)
+LRCORE_ROOF_STREAM(stream_avx2, __attribute__((target("avx2"))))
+LRCORE_ROOF_STREAM(stream_avx512, __attribute__((target("avx512f"))))
+#endif
+#undef LRCORE_ROOF_STREAM
+
+/// The stream loops of one instruction set, indexed [inputs - 1][updates - 1].
+template <class T>
+struct StreamTable {
+    StreamFunction<T> by_arity[roof_max_inputs][roof_max_updates];
+};
+
+#define LRCORE_ROOF_TABLE(name)                                                                  \
+    StreamTable<T> {                                                                             \
+        {{&name<T, 1, 1>, &name<T, 1, 2>, &name<T, 1, 3>, &name<T, 1, 4>},                       \
+         {&name<T, 2, 1>, &name<T, 2, 2>, &name<T, 2, 3>, &name<T, 2, 4>}}                       \
+    }
+
+/// The loops for the instruction set lrcore's kernels run with right now.
+template <class T>
+const StreamTable<T>& active_table() {
+    static const StreamTable<T> baseline = LRCORE_ROOF_TABLE(stream_baseline);
+#if defined(LRCORE_HAVE_X86_VARIANTS)
+    static const StreamTable<T> avx2 = LRCORE_ROOF_TABLE(stream_avx2);
+    static const StreamTable<T> avx512 = LRCORE_ROOF_TABLE(stream_avx512);
+    const char* isa = kernels::active_kernels().name;
+    if (std::strcmp(isa, "avx512") == 0) return avx512;
+    if (std::strcmp(isa, "avx2") == 0) return avx2;
+#endif
+    return baseline;
+}
+#undef LRCORE_ROOF_TABLE
+
+struct Chunk {
+    std::size_t tensor;
+    std::size_t begin;
+    std::size_t end;
+};
+
+template <class T>
+void stream_chunk(const StreamTable<T>& table, const RoofTensor<T>& t, std::size_t begin, std::size_t end) {
+    auto in = [&](std::size_t k) { return k < t.input_count ? t.inputs[k] + begin : nullptr; };
+    auto up = [&](std::size_t k) { return k < t.update_count ? t.updates[k] + begin : nullptr; };
+    table.by_arity[t.input_count - 1][t.update_count - 1](end - begin, in(0), in(1), up(0), up(1), up(2), up(3));
+}
+
+template <class T>
+void check(const RoofTensor<T>& t, std::size_t index) {
+    const std::string where = "roof tensor " + std::to_string(index) + ": ";
+    if (t.input_count < 1 || t.input_count > roof_max_inputs) {
+        throw std::invalid_argument(where + "needs 1 to " + std::to_string(roof_max_inputs) + " inputs, got " +
+                                    std::to_string(t.input_count));
+    }
+    if (t.update_count < 1 || t.update_count > roof_max_updates) {
+        throw std::invalid_argument(where + "needs 1 to " + std::to_string(roof_max_updates) + " updates, got " +
+                                    std::to_string(t.update_count));
+    }
+    if (t.size == 0) return;
+    for (std::size_t k = 0; k < t.input_count; ++k) {
+        if (t.inputs[k] == nullptr) throw std::invalid_argument(where + "null input");
+    }
+    for (std::size_t k = 0; k < t.update_count; ++k) {
+        if (t.updates[k] == nullptr) throw std::invalid_argument(where + "null update");
+    }
+}
+
+template <class T>
+void roof_impl(const RoofTensor<T>* tensors, std::size_t count) {
+    std::size_t total = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+        check(tensors[i], i);
+        total += tensors[i].size;
+    }
+    if (total == 0) return;
+    const StreamTable<T>& table = active_table<T>();
+    if (total < parallel_threshold_elements) {
+        detail::DenormalGuard guard;
+        for (std::size_t i = 0; i < count; ++i) {
+            if (tensors[i].size != 0) stream_chunk(table, tensors[i], 0, tensors[i].size);
+        }
+        return;
+    }
+    constexpr std::size_t chunk_elements = chunk_bytes / sizeof(T);
+    thread_local std::vector<Chunk> chunks;
+    chunks.clear();
+    for (std::size_t i = 0; i < count; ++i) {
+        for (std::size_t begin = 0; begin < tensors[i].size; begin += chunk_elements) {
+            chunks.push_back({i, begin, std::min(tensors[i].size, begin + chunk_elements)});
+        }
+    }
+    const Chunk* chunk_data = chunks.data();
+    auto task = [&](std::size_t c) {
+        const Chunk& chunk = chunk_data[c];
+        stream_chunk(table, tensors[chunk.tensor], chunk.begin, chunk.end);
+    };
+    detail::parallel_for(chunks.size(), detail::TaskRef(task));
+}
+
+}  // namespace
+
+void roof_stream(const RoofTensor<float>* tensors, std::size_t count) { roof_impl(tensors, count); }
+void roof_stream(const RoofTensor<double>* tensors, std::size_t count) { roof_impl(tensors, count); }
+
+}  // namespace lrcore::bench
