@@ -122,7 +122,13 @@ private:
 
     void start_workers() {
         stopping_ = false;
-        for (int i = 1; i < thread_count_; ++i) workers_.emplace_back([this] { worker_loop(); });
+        // Each worker starts from the current job generation, read here while no
+        // step can be in flight (callers hold run_mutex_), so it cannot miss
+        // the first job published after its creation.
+        const std::uint64_t current = generation_;
+        for (int i = 1; i < thread_count_; ++i) {
+            workers_.emplace_back([this, current] { worker_loop(current); });
+        }
     }
 
     void stop_workers() {
@@ -144,12 +150,7 @@ private:
         }
     }
 
-    void worker_loop() {
-        std::uint64_t seen = 0;
-        {
-            std::lock_guard<std::mutex> lock(job_mutex_);
-            seen = generation_;
-        }
+    void worker_loop(std::uint64_t seen) {
         for (;;) {
             const TaskRef* task = nullptr;
             std::size_t count = 0;
