@@ -34,6 +34,7 @@ from ._closed_form import (
 )
 from ._composite import Chained, Lambda, Sequential, Warmup
 from ._plateau import ReduceOnPlateau
+from ..plotting import plot_schedule as plot
 
 __all__ = [
     "Schedule",
@@ -56,4 +57,5 @@ __all__ = [
     "Warmup",
     "InverseSqrt",
     "ReduceOnPlateau",
+    "plot",
 ]

@@ -1,0 +1,248 @@
+"""Pictures of schedules and of learning-rate range tests (matplotlib, optional).
+
+matplotlib is imported only inside these functions: ``import lrcore`` never
+needs it, and a missing matplotlib surfaces as an ImportError that says what
+to install. A figure that is only saved to a file is drawn on a bare
+``matplotlib.figure.Figure`` (no pyplot, so no GUI backend and no global
+figure left open); without ``path`` and ``ax``, pyplot makes the figure so
+that ``plt.show()`` displays it.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import operator
+import os
+from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+__all__ = ["plot_schedule", "plot_lr_finder"]
+
+_INSTALL_HINT = "pip install 'lrcore[plot]' (or pip install matplotlib)"
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def _matplotlib() -> Any:
+    try:
+        import matplotlib
+    except ImportError as error:
+        raise ImportError(f"lrcore's plotting needs matplotlib, which is not installed: {_INSTALL_HINT}") from error
+    return matplotlib
+
+
+def _new_axes(ax: Any, path: Optional[PathLike]) -> Tuple[Any, Any]:
+    """The Axes to draw into and its figure: ``ax``'s, a bare Figure to save, or a pyplot one to show."""
+    _matplotlib()
+    if ax is not None:
+        if not hasattr(ax, "plot") or not hasattr(ax, "figure"):
+            raise TypeError(f"ax must be a matplotlib Axes, got {type(ax).__name__}")
+        return ax, ax.figure
+    if path is not None:
+        from matplotlib.figure import Figure
+
+        figure = Figure(figsize=(6.4, 4.0), layout="constrained")
+    else:
+        import matplotlib.pyplot as plt
+
+        figure = plt.figure(figsize=(6.4, 4.0), layout="constrained")
+    return figure.add_subplot(), figure
+
+
+def _check_path(path: Optional[PathLike]) -> Optional[str]:
+    if path is None:
+        return None
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a file path, got {type(path).__name__}")
+    path = os.fspath(path)
+    if not path:
+        raise ValueError("path must not be empty")
+    return path
+
+
+def _save(figure: Any, path: Optional[str]) -> None:
+    if path is not None:
+        figure.savefig(path, dpi=100)
+
+
+ScheduleArgument = Union[Callable[[int], float], Sequence[Callable[[int], float]], Mapping[str, Callable[[int], float]]]
+
+
+def plot_schedule(schedule: ScheduleArgument, steps: int, *, labels: Optional[Sequence[str]] = None, ax: Any = None,
+                  path: Optional[PathLike] = None, title: Optional[str] = None, log_scale: bool = False,
+                  ylabel: str = "learning rate") -> Any:
+    """Draws one schedule, or several for comparison, over ``t = 0 .. steps - 1``.
+
+    Also available as ``lrcore.schedules.plot``. Needs matplotlib
+    (``pip install lrcore[plot]``).
+
+    Args:
+        schedule: A schedule (any callable of the step), a list of them, or a
+            dict ``{label: schedule}``.
+        steps: The number of steps drawn (integer >= 1).
+        labels: Legend labels, one per schedule (default: each schedule's repr,
+            or the dict's keys). A legend is drawn for several schedules or
+            when labels are given.
+        ax: A matplotlib Axes to draw into; a new figure when ``None``.
+        path: Where to save the figure (format from the suffix, e.g. ``.png``).
+        title: The title (default: the repr of a single schedule).
+        log_scale: Logarithmic y axis (for schedules spanning decades;
+            values that are zero are left out of the drawing).
+        ylabel: The y-axis label.
+
+    Returns:
+        The matplotlib Axes.
+
+    Raises:
+        ImportError: matplotlib is not installed.
+        TypeError, ValueError: bad arguments (nothing is drawn then), or a
+            schedule returned a value that is not a finite number.
+
+    Examples:
+        >>> from lrcore.schedules import OneCycle, CosineAnnealing, plot
+        >>> ax = plot([OneCycle(0.1, total_steps=100), CosineAnnealing(0.1, T_max=100)], 100,
+        ...           path="schedules.png")  # doctest: +SKIP
+    """
+    names, schedules = _schedules_and_labels(schedule, labels)
+    steps = _check_steps(steps)
+    path = _check_path(path)
+    if title is not None and not isinstance(title, str):
+        raise TypeError(f"title must be a string, got {type(title).__name__}")
+    t = np.arange(steps)
+    curves = [_evaluate(s, steps, name) for s, name in zip(schedules, names)]
+
+    ax, figure = _new_axes(ax, path)
+    for curve, name in zip(curves, names):
+        if log_scale:
+            curve = np.where(curve > 0, curve, np.nan)
+        ax.plot(t, curve, label=name, linewidth=1.6)
+    if log_scale:
+        ax.set_yscale("log")
+    ax.set_xlabel("step t")
+    ax.set_ylabel(ylabel)
+    ax.set_xlim(0, max(steps - 1, 1))
+    ax.grid(True, alpha=0.3)
+    if len(curves) > 1 or labels is not None or isinstance(schedule, Mapping):
+        ax.legend(fontsize="small")
+    if title is None and len(curves) == 1:
+        title = _short(names[0], 70)
+    if title:
+        ax.set_title(title, fontsize="medium")
+    _save(figure, path)
+    return ax
+
+
+def plot_lr_finder(result: Any, *, ax: Any = None, path: Optional[PathLike] = None, show_raw: bool = True,
+                   skip_end: Optional[int] = None) -> Any:
+    """Draws a range test's loss against learning rate (log axis), marking the suggestion.
+
+    See :meth:`lrcore.lr_finder.LRFinderResult.plot`.
+    """
+    from .lr_finder import LRFinderResult
+
+    if not isinstance(result, LRFinderResult):
+        raise TypeError(f"result must be an LRFinderResult, got {type(result).__name__}")
+    if skip_end is None:
+        skip_end = result.skip_end
+    if isinstance(skip_end, bool) or not isinstance(skip_end, numbers.Integral) or skip_end < 0:
+        raise ValueError(f"skip_end must be an integer >= 0, got {skip_end!r}")
+    path = _check_path(path)
+    if len(result) == 0:
+        raise ValueError("the range test recorded no steps: nothing to draw")
+    # Keep the points that show the descent: leave out the blow-up at the end, but never everything.
+    count = max(len(result) - int(skip_end), min(len(result), 2))
+    lrs = result.lrs[:count]
+    smoothed = result.smoothed_losses[:count]
+    raw = result.losses[:count]
+
+    ax, figure = _new_axes(ax, path)
+    if show_raw:
+        ax.plot(lrs, raw, color="0.7", linewidth=0.8, label="loss")
+    ax.plot(lrs, smoothed, color="C0", linewidth=1.8, label=f"smoothed loss (β={result.smoothing:g})")
+    if result.suggested_index is not None and result.suggested_index < count:
+        index = result.suggested_index
+        ax.plot([lrs[index]], [smoothed[index]], "o", color="C3", markersize=8,
+                label=f"suggested lr = {result.suggested_lr:.3g}")
+        ax.axvline(lrs[index], color="C3", linewidth=0.8, linestyle="--")
+    ax.set_xscale("log")
+    finite = smoothed[np.isfinite(smoothed)]
+    if show_raw:
+        finite_raw = raw[np.isfinite(raw)]
+        low = min(finite.min(initial=np.inf), finite_raw.min(initial=np.inf))
+    else:
+        low = finite.min(initial=np.inf)
+    if finite.size and math.isfinite(low):
+        # The drawing is about the descent; a huge initial or final loss would flatten it.
+        high = max(float(finite.max()), result.initial_loss) if math.isfinite(result.initial_loss) else finite.max()
+        margin = 0.05 * (high - low) if high > low else 1.0
+        ax.set_ylim(low - margin, high + margin)
+    ax.set_xlabel("learning rate (log scale)")
+    ax.set_ylabel("loss")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small")
+    ax.set_title("learning-rate range test" + (" (stopped at divergence)" if result.diverged else ""),
+                 fontsize="medium")
+    _save(figure, path)
+    return ax
+
+
+def _schedules_and_labels(schedule: Any, labels: Optional[Sequence[str]]) -> Tuple[List[str], List[Any]]:
+    if isinstance(schedule, Mapping):
+        if labels is not None:
+            raise ValueError("labels must not be given with a dict of schedules (its keys are the labels)")
+        names = list(schedule.keys())
+        schedules = list(schedule.values())
+        for name in names:
+            if not isinstance(name, str):
+                raise TypeError(f"the keys of a dict of schedules must be strings, got {type(name).__name__}")
+    elif isinstance(schedule, (list, tuple)):
+        schedules = list(schedule)
+        names = [_short(repr(s), 60) for s in schedules]
+    else:
+        schedules = [schedule]
+        names = [repr(schedule)]
+    if not schedules:
+        raise ValueError("schedule: nothing to draw (an empty list)")
+    for index, item in enumerate(schedules):
+        if not callable(item) or isinstance(item, type):
+            raise TypeError(f"schedule[{index}] must be a schedule (a callable of the step), got {type(item).__name__}")
+    if labels is not None:
+        if isinstance(labels, str) or not isinstance(labels, Sequence):
+            raise TypeError(f"labels must be a list of strings, got {type(labels).__name__}")
+        if len(labels) != len(schedules):
+            raise ValueError(f"labels has {len(labels)} entries for {len(schedules)} schedule(s)")
+        for label in labels:
+            if not isinstance(label, str):
+                raise TypeError(f"labels must be strings, got {type(label).__name__}")
+        names = list(labels)
+    return names, schedules
+
+
+def _check_steps(steps: Any) -> int:
+    if isinstance(steps, bool):
+        raise TypeError("steps must be an integer, got bool")
+    try:
+        count = operator.index(steps)
+    except TypeError:
+        raise TypeError(f"steps must be an integer, got {type(steps).__name__}") from None
+    if count < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {count}")
+    return count
+
+
+def _evaluate(schedule: Callable[[int], float], steps: int, name: str) -> np.ndarray:
+    values = np.empty(steps, dtype=np.float64)
+    for t in range(steps):
+        value = schedule(t)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{_short(name, 60)} returned {type(value).__name__} at t={t}, expected a number")
+        values[t] = float(value)
+        if not math.isfinite(values[t]):
+            raise ValueError(f"{_short(name, 60)} returned {values[t]} at t={t}, expected a finite number")
+    return values
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
