@@ -34,7 +34,8 @@ from ._closed_form import (
 )
 from ._composite import Chained, Lambda, Sequential, Warmup
 from ._plateau import ReduceOnPlateau
-from ..plotting import plot_schedule as plot
+# Not in __all__, which lists the schedules (tests/test_schedules.py checks that).
+from ..plotting import plot_schedule as plot  # noqa: F401
 
 __all__ = [
     "Schedule",
@@ -57,5 +58,4 @@ __all__ = [
     "Warmup",
     "InverseSqrt",
     "ReduceOnPlateau",
-    "plot",
 ]
