@@ -10,7 +10,7 @@ Example:
     >>> w = np.zeros(4, dtype=np.float32)
     >>> opt = lrcore.Adam([w], lr=0.1)
     >>> opt.step([np.ones(4, dtype=np.float32)])
-    >>> w
+    >>> w.round(4)
     array([-0.1, -0.1, -0.1, -0.1], dtype=float32)
 """
 
@@ -24,6 +24,12 @@ except ImportError as error:  # pragma: no cover - depends on the installation
         "with its C++ extension built, e.g. `pip install .` from a source checkout; running from "
         f"the source tree without building does not work. Original error: {error}"
     ) from error
+
+import os as _os
+
+if _os.environ.get("LRCORE_ISA"):
+    # Check a forced kernel variant now, so a typo fails at import rather than at the first step.
+    _core.isa()
 
 from ._runtime import (
     available_isas,
