@@ -56,11 +56,14 @@ def steepest_descent_index(lrs: Sequence[float], smoothed_losses: Sequence[float
 
     The slope :math:`d\\hat\\ell / d\\log(\\mathrm{lr})` is estimated with
     ``numpy.gradient`` (central differences, one-sided at the ends) over the
-    window ``[skip_start, n - skip_end)``; the suggestion is the point of the
-    most negative slope. Skipping the first points ignores the start, where
-    the smoothed curve is still settling; skipping the last ignores the
-    blow-up at divergence. When the window holds fewer than 3 points, the
-    whole curve is used.
+    window ``[skip_start, min(n - skip_end, m + 1))``, where ``m`` is the index
+    of the lowest smoothed loss; the suggestion is the point of the most
+    negative slope. Skipping the first points ignores the start, where the
+    smoothed curve is still settling; ending at the minimum ignores the
+    divergence and anything after it (a loss that blows up and then falls
+    back, e.g. to the loss of a dead network, has steep but meaningless
+    descents); skipping the last points ignores the edge of the sweep. When
+    the window holds fewer than 3 points it becomes ``[0, m + 1)``.
 
     Args:
         lrs: The learning rates tried (positive, increasing).
@@ -82,9 +85,12 @@ def steepest_descent_index(lrs: Sequence[float], smoothed_losses: Sequence[float
     count = _finite_prefix(losses, lrs)
     if count < 2:
         return None
-    start, stop = skip_start, count - skip_end
+    lowest = int(np.argmin(losses[:count]))
+    start, stop = skip_start, min(count - skip_end, lowest + 1)
     if stop - start < 3:
-        start, stop = 0, count
+        start, stop = 0, lowest + 1
+    if stop - start < 2:
+        return None
     log_lrs = np.log(lrs[start:stop])
     slopes = np.gradient(losses[start:stop], log_lrs)
     best = int(np.argmin(slopes))
@@ -182,7 +188,7 @@ class LRFinderResult:
 
 
 def find_lr(optimizer: Any, loss_and_grads: LossAndGrads, *, start_lr: float = 1e-7, end_lr: float = 10.0,
-            num_steps: int = 100, mode: str = "exp", smoothing: float = 0.98,
+            num_steps: int = 100, mode: str = "exp", smoothing: float = 0.95,
             diverge_threshold: Optional[float] = 4.0, skip_start: int = 10, skip_end: int = 5,
             also_restore: Sequence[np.ndarray] = ()) -> LRFinderResult:
     """Runs the learning-rate range test with ``optimizer`` and restores everything afterwards.
@@ -230,7 +236,13 @@ def find_lr(optimizer: Any, loss_and_grads: LossAndGrads, *, start_lr: float = 1
         end_lr: The last learning rate (> start_lr).
         num_steps: The number of learning rates (optimizer steps) at most (integer >= 2).
         mode: ``"exp"`` (geometric spacing, the usual choice) or ``"linear"``.
-        smoothing: :math:`\\beta` of the exponential smoothing, in [0, 1).
+        smoothing: :math:`\\beta` of the exponential smoothing, in [0, 1). The
+            moving average spans about :math:`1/(1-\\beta)` points and lags the
+            raw curve, shifting it towards larger learning rates: 0.95 (20
+            points) smooths mini-batch noise while keeping the suggestion on
+            the safe side; fastai's 0.98 (50 points, half of a 100-step sweep)
+            put 2 of 40 suggestions past the stability limit of a quadratic
+            (see docs/finding_lr.md). Use 0 for a deterministic loss.
         diverge_threshold: :math:`\\tau` (> 1), or ``None`` to never stop early
             (except on a non-finite loss).
         skip_start, skip_end: Points ignored at either end when choosing the

@@ -1,0 +1,314 @@
+"""Train a small neural network on handwritten digits with lrcore, comparing optimizers and schedules.
+
+A multi-layer perceptron (64 pixels -> hidden ReLU layers -> 10 classes,
+softmax cross-entropy) written in numpy, forward and backward, learns
+scikit-learn's bundled 8x8 digits (1797 images, no download). For each
+optimizer the learning-rate range test (``lrcore.find_lr``) runs first and
+its suggestion sets the learning rate of the schedule; then each
+optimizer/schedule pair trains from the same initial weights, and a table of
+final loss and test accuracy is printed and the loss curves are saved as an
+image (when matplotlib is installed).
+
+Run it::
+
+    pip install "lrcore[examples]"      # scikit-learn and matplotlib
+    python examples/train_digits.py              # about 10 s on 2 cores
+    python examples/train_digits.py --quick      # a few seconds
+    python examples/train_digits.py --epochs 60 --hidden 256 128 --plot digits.png
+
+From Python (as the tests do)::
+
+    results = main(["--quick", "--quiet", "--plot", "none"])
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+import lrcore
+from lrcore.lr_finder import LRFinderResult, find_lr
+from lrcore.schedules import Constant, CosineAnnealing, OneCycle, Warmup
+
+
+# --------------------------------------------------------------------------------------- data
+def load_data(seed: int, test_fraction: float = 0.25) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The digits as float32 features scaled to [0, 1], split into train and test sets per class."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        sys.exit("this example needs scikit-learn: pip install 'lrcore[examples]' (or pip install scikit-learn)")
+    digits = load_digits()
+    features = (digits.data / 16.0).astype(np.float32)
+    labels = digits.target.astype(np.int64)
+    rng = np.random.default_rng(seed)
+    test = np.zeros(labels.size, dtype=bool)
+    for digit in range(10):
+        members = rng.permutation(np.flatnonzero(labels == digit))
+        test[members[: int(round(test_fraction * members.size))]] = True
+    return features[~test], labels[~test], features[test], labels[test]
+
+
+# -------------------------------------------------------------------------------------- model
+class MLP:
+    """Fully connected ReLU network with a softmax cross-entropy loss; parameters are float32 arrays."""
+
+    def __init__(self, sizes: Sequence[int], seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        self.params: List[np.ndarray] = []
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            # He initialisation suits ReLU layers.
+            self.params.append((rng.standard_normal((fan_in, fan_out)) * np.sqrt(2.0 / fan_in)).astype(np.float32))
+            self.params.append(np.zeros(fan_out, dtype=np.float32))
+
+    def copy(self) -> "MLP":
+        clone = MLP.__new__(MLP)
+        clone.params = [p.copy() for p in self.params]
+        return clone
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        h = x
+        layers = len(self.params) // 2
+        for k in range(layers):
+            h = h @ self.params[2 * k] + self.params[2 * k + 1]
+            if k < layers - 1:
+                h = np.maximum(h, 0.0)
+        return h
+
+    def loss_and_grads(self, x: np.ndarray, y: np.ndarray) -> Tuple[float, List[np.ndarray]]:
+        """Mean cross-entropy of the batch and its gradient w.r.t. every parameter (backpropagation)."""
+        activations = [x]
+        layers = len(self.params) // 2
+        h = x
+        for k in range(layers):
+            h = h @ self.params[2 * k] + self.params[2 * k + 1]
+            if k < layers - 1:
+                h = np.maximum(h, 0.0)
+            activations.append(h)
+        loss, delta = _softmax_cross_entropy(h, y)
+        grads: List[np.ndarray] = [np.empty(0, dtype=np.float32)] * len(self.params)
+        for k in reversed(range(layers)):
+            grads[2 * k] = np.ascontiguousarray(activations[k].T @ delta, dtype=np.float32)
+            grads[2 * k + 1] = np.ascontiguousarray(delta.sum(axis=0), dtype=np.float32)
+            if k > 0:
+                delta = (delta @ self.params[2 * k].T) * (activations[k] > 0)
+        return loss, grads
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> Tuple[float, float]:
+        """(mean cross-entropy, accuracy) on a data set."""
+        logits = self.logits(x)
+        loss, _ = _softmax_cross_entropy(logits, y)
+        return loss, float(np.mean(np.argmax(logits, axis=1) == y))
+
+
+def _softmax_cross_entropy(logits: np.ndarray, y: np.ndarray) -> Tuple[float, np.ndarray]:
+    """Mean cross-entropy and its gradient w.r.t. the logits: (softmax - onehot) / batch."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_norm = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    log_probs = shifted - log_norm
+    rows = np.arange(y.size)
+    loss = -float(np.mean(log_probs[rows, y]))
+    delta = np.exp(log_probs)
+    delta[rows, y] -= 1.0
+    return loss, (delta / y.size).astype(np.float32)
+
+
+class Batches:
+    """An endless stream of shuffled mini-batches, reshuffled every epoch."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> None:
+        self.x, self.y, self.batch_size = x, y, batch_size
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(y.size)
+        self.position = 0
+
+    @property
+    def per_epoch(self) -> int:
+        return self.y.size // self.batch_size
+
+    def next(self) -> Tuple[np.ndarray, np.ndarray]:
+        if self.position + self.batch_size > self.y.size:
+            self.order = self.rng.permutation(self.y.size)
+            self.position = 0
+        index = self.order[self.position:self.position + self.batch_size]
+        self.position += self.batch_size
+        return self.x[index], self.y[index]
+
+
+# ----------------------------------------------------------------------------------- configs
+@dataclass
+class Config:
+    """An optimizer and a learning-rate schedule built from the range test's suggestion."""
+
+    name: str
+    make_optimizer: Callable[[List[np.ndarray], float], lrcore.Optimizer]
+    make_schedule: Callable[[float, int], object]
+    #: The peak learning rate is the range test's suggestion times this.
+    lr_factor: float = 1.0
+
+
+CONFIGS = [
+    Config("SGD momentum + cosine",
+           lambda params, lr: lrcore.SGD(params, lr=lr, momentum=0.9, nesterov=True),
+           lambda lr, total: CosineAnnealing(lr, T_max=total)),
+    Config("Adam + OneCycle",
+           lambda params, lr: lrcore.Adam(params, lr=lr),
+           lambda lr, total: OneCycle(lr, total_steps=total), lr_factor=2.0),
+    Config("AdamW + warmup/cosine",
+           lambda params, lr: lrcore.AdamW(params, lr=lr, weight_decay=1e-2),
+           lambda lr, total: Warmup(CosineAnnealing(lr, T_max=total - total // 10), warmup_steps=total // 10)),
+    Config("RMSprop constant",
+           lambda params, lr: lrcore.RMSprop(params, lr=lr),
+           lambda lr, total: Constant(lr), lr_factor=0.5),
+]
+
+
+@dataclass
+class RunResult:
+    """One optimizer/schedule pair: its range test, chosen learning rate, curves and final scores."""
+
+    name: str
+    suggested_lr: Optional[float]
+    lr: float
+    schedule: str
+    train_loss: List[float] = field(default_factory=list)
+    test_accuracy_curve: List[float] = field(default_factory=list)
+    final_train_loss: float = float("nan")
+    test_loss: float = float("nan")
+    test_accuracy: float = float("nan")
+    seconds: float = 0.0
+    range_test: Optional[LRFinderResult] = None
+
+
+# -------------------------------------------------------------------------------------- main
+def main(argv: Optional[Sequence[str]] = None) -> List[RunResult]:
+    """Runs the comparison; returns one :class:`RunResult` per optimizer/schedule pair."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=30, help="training epochs (default 30)")
+    parser.add_argument("--hidden", type=int, nargs="+", default=[128, 64], help="hidden layer sizes")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--quick", action="store_true", help="a smaller run: 12 epochs, one hidden layer of 64")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--plot", default="train_digits.png",
+                        help="where to save the loss curves ('none' to skip; default train_digits.png)")
+    parser.add_argument("--quiet", action="store_true", help="print only the final table")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.epochs, args.hidden = min(args.epochs, 12), [64]
+    if args.epochs < 1 or args.batch_size < 1 or any(h < 1 for h in args.hidden):
+        parser.error("--epochs, --batch-size and --hidden must be positive")
+    say = (lambda *a, **k: None) if args.quiet else print
+
+    x_train, y_train, x_test, y_test = load_data(args.seed)
+    initial = MLP([x_train.shape[1], *args.hidden, 10], seed=args.seed)
+    steps_per_epoch = y_train.size // args.batch_size
+    total_steps = args.epochs * steps_per_epoch
+    say(f"digits: {y_train.size} training and {y_test.size} test images; MLP {[64, *args.hidden, 10]}, "
+        f"{args.epochs} epochs of {steps_per_epoch} steps (batch {args.batch_size})")
+
+    results = []
+    for config in CONFIGS:
+        model = initial.copy()
+        batches = Batches(x_train, y_train, args.batch_size, seed=args.seed + 1)
+        # The optimizer is built once: the range test restores its state and the weights exactly.
+        optimizer = config.make_optimizer(model.params, 1e-3)
+
+        def loss_and_grads() -> Tuple[float, List[np.ndarray]]:
+            return model.loss_and_grads(*batches.next())
+
+        range_test = find_lr(optimizer, loss_and_grads, start_lr=1e-5, end_lr=10.0,
+                               num_steps=min(100, max(40, total_steps // 3)))
+        suggested = range_test.suggested_lr
+        lr = (suggested if suggested is not None else 1e-3) * config.lr_factor
+        schedule = config.make_schedule(lr, total_steps)
+        for group in optimizer.param_groups:
+            group["lr"] = schedule
+        say(f"\n{config.name}: range test suggests lr {_format(suggested)} "
+            f"({len(range_test)} steps{', stopped at divergence' if range_test.diverged else ''}); "
+            f"training with {schedule!r}")
+
+        result = RunResult(config.name, suggested, lr, repr(schedule), range_test=range_test)
+        batches = Batches(x_train, y_train, args.batch_size, seed=args.seed + 2)
+        start = time.perf_counter()
+        for epoch in range(1, args.epochs + 1):
+            for _ in range(steps_per_epoch):
+                _, grads = model.loss_and_grads(*batches.next())
+                optimizer.step(grads)
+            train_loss, _ = model.evaluate(x_train, y_train)
+            _, accuracy = model.evaluate(x_test, y_test)
+            result.train_loss.append(train_loss)
+            result.test_accuracy_curve.append(accuracy)
+            if epoch == args.epochs or epoch % max(1, args.epochs // 6) == 0:
+                say(f"  epoch {epoch:3d}/{args.epochs}  train loss {train_loss:.4f}  test accuracy {accuracy:.3f}  "
+                    f"lr {optimizer.get_last_lr()[0]:.2e}")
+        result.seconds = time.perf_counter() - start
+        result.final_train_loss = result.train_loss[-1]
+        result.test_loss, result.test_accuracy = model.evaluate(x_test, y_test)
+        results.append(result)
+
+    print(_table(results))
+    if args.plot.lower() != "none":
+        _save_plot(results, args.plot, say)
+    return results
+
+
+def _format(lr: Optional[float]) -> str:
+    return "none" if lr is None else f"{lr:.3g}"
+
+
+def _table(results: Sequence[RunResult]) -> str:
+    header = f"{'optimizer + schedule':<24} {'range test lr':>13} {'peak lr':>9} {'train loss':>10} " \
+             f"{'test loss':>9} {'test acc':>8} {'time':>6}"
+    lines = ["", header, "-" * len(header)]
+    for r in results:
+        lines.append(f"{r.name:<24} {_format(r.suggested_lr):>13} {r.lr:>9.3g} {r.final_train_loss:>10.4f} "
+                     f"{r.test_loss:>9.4f} {r.test_accuracy:>8.3f} {r.seconds:>5.1f}s")
+    return "\n".join(lines)
+
+
+def _save_plot(results: Sequence[RunResult], path: str, say: Callable[..., None]) -> None:
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        say("(matplotlib is not installed: no plot; pip install 'lrcore[plot]')")
+        return
+    figure = Figure(figsize=(11, 3.8), layout="constrained")
+    finder, losses, accuracy = figure.subplots(1, 3)
+    for index, r in enumerate(results):
+        color = f"C{index}"
+        epochs = np.arange(1, len(r.train_loss) + 1)
+        losses.plot(epochs, r.train_loss, color=color, label=r.name)
+        accuracy.plot(epochs, r.test_accuracy_curve, color=color, label=r.name)
+        if r.range_test is not None and len(r.range_test) > 0:
+            test = r.range_test
+            count = max(2, len(test) - test.skip_end)
+            finder.plot(test.lrs[:count], test.smoothed_losses[:count], color=color, label=r.name)
+            if test.suggested_index is not None and test.suggested_index < count:
+                finder.plot(test.lrs[test.suggested_index], test.smoothed_losses[test.suggested_index], "o",
+                            color=color)
+    finder.set_xscale("log")
+    finder.set_xlabel("learning rate")
+    finder.set_ylabel("smoothed loss")
+    finder.set_title("range test (o: suggestion)", fontsize="medium")
+    losses.set_yscale("log")
+    losses.set_xlabel("epoch")
+    losses.set_ylabel("training loss")
+    losses.set_title("training loss", fontsize="medium")
+    accuracy.set_xlabel("epoch")
+    accuracy.set_ylabel("test accuracy")
+    accuracy.set_ylim(0.8, 1.0)
+    accuracy.set_title("test accuracy", fontsize="medium")
+    accuracy.legend(fontsize="small", loc="lower right")
+    for ax in (finder, losses, accuracy):
+        ax.grid(True, alpha=0.3)
+    figure.savefig(path, dpi=90)
+    say(f"\nsaved the curves to {path}")
+
+
+if __name__ == "__main__":
+    main()
