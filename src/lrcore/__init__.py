@@ -42,6 +42,7 @@ from ._runtime import (
     set_num_threads,
 )
 from . import functional, reference, schedules
+from ._build_info import get_cmake_dir, get_include, get_library, get_library_dir
 from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 
 __version__ = "0.1.0"
@@ -56,7 +57,11 @@ __all__ = [
     "available_isas",
     "compiled_isas",
     "functional",
+    "get_cmake_dir",
     "get_flush_denormals",
+    "get_include",
+    "get_library",
+    "get_library_dir",
     "get_num_threads",
     "isa",
     "reference",
