@@ -1,0 +1,19 @@
+"""The benchmark behind ``python -m lrcore bench``.
+
+Times every update rule at several sizes against numpy, torch.optim and
+DeepSpeed's CPU Adam (when installed) and against a memory roof kernel that
+streams the same bytes with trivial arithmetic, after checking each result
+against :mod:`lrcore.reference`. ``python -m lrcore bench --help`` lists the
+options; docs/benchmarks.md has results and how to read them.
+
+Example:
+    >>> from lrcore.bench import main
+    >>> main(["--quick", "--rules", "adam", "--sizes", "4096"])  # doctest: +SKIP
+    0
+"""
+
+from __future__ import annotations
+
+from ._cli import add_arguments, main, run
+
+__all__ = ["add_arguments", "main", "run"]

@@ -1,0 +1,228 @@
+"""The implementations the benchmark times, behind one small interface.
+
+A contender makes a :class:`Runner` from a rule and the case's starting
+arrays. Every runner owns copies of the parameters (and its own state), steps
+with the gradient it was last given, and exposes its parameters (and, for
+the numpy-style runners, its state) as numpy arrays for verification.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .. import _core, functional, reference
+from ._numpy_fast import FastNumpyStep
+from ._rules import Rule, State
+
+__all__ = ["CONTENDERS", "Contender", "Runner", "RoofRunner", "TORCH_VARIANTS"]
+
+
+class Runner:
+    """One implementation set up on its own copy of a case's arrays."""
+
+    def use_grads(self, grads: Sequence[np.ndarray]) -> None:
+        raise NotImplementedError
+
+    def step(self) -> None:
+        raise NotImplementedError
+
+    def params(self) -> List[np.ndarray]:
+        raise NotImplementedError
+
+    def state(self) -> Optional[State]:
+        """The state in lrcore.functional's layout, or None when it is not comparable."""
+        return None
+
+
+class FunctionalRunner(Runner):
+    """Calls ``step_function(params, grads, *state lists[, steps], **hyperparameters)`` (lrcore.functional's shape)."""
+
+    def __init__(self, rule: Rule, params: Sequence[np.ndarray], step_function: Callable[..., None]) -> None:
+        self._params = [p.copy() for p in params]
+        self._grads: List[np.ndarray] = [None] * len(params)  # type: ignore[list-item]
+        self._state = rule.new_state(self._params)
+        positional: List[Any] = [self._state[name] for name in rule.state_names]
+        if rule.has_steps:
+            positional.append(self._state["steps"])
+        # Bound once: the timed call is the implementation's own call and nothing else.
+        self.step = functools.partial(step_function, self._params, self._grads, *positional,  # type: ignore[method-assign]
+                                      **rule.hyperparameters)
+
+    def use_grads(self, grads: Sequence[np.ndarray]) -> None:
+        self._grads[:] = grads
+
+    def params(self) -> List[np.ndarray]:
+        return self._params
+
+    def state(self) -> Optional[State]:
+        return self._state
+
+
+class FastNumpyRunner(FunctionalRunner):
+    def __init__(self, rule: Rule, params: Sequence[np.ndarray]) -> None:
+        super().__init__(rule, params, lambda *a, **k: None)
+        step = FastNumpyStep(rule, self._params)
+        self.step = functools.partial(step, self._params, self._grads, self._state)  # type: ignore[method-assign]
+
+
+class RoofRunner:
+    """The memory roof on copies of the case's arrays: the rule's reads and writes, trivial arithmetic."""
+
+    def __init__(self, rule: Rule, params: Sequence[np.ndarray], grads: Sequence[np.ndarray]) -> None:
+        self.updates = [[p.copy()] + [np.zeros_like(p) for _ in rule.state_names] for p in params]
+        self.inputs = [[g] for g in grads]
+        self.step = functools.partial(_core.bench.roof_stream, self.inputs, self.updates)
+
+    def deviation(self) -> float:
+        """Runs one roof step and returns the largest relative error of u <- u + g (0 when exact)."""
+        before = [[u.copy() for u in arrays] for arrays in self.updates]
+        self.step()
+        worst = 0.0
+        for (g,), old, new in zip(self.inputs, before, self.updates):
+            scale = max(float(np.max(np.abs(g), initial=0.0)), 1e-30)
+            for u0, u1 in zip(old, new):
+                expected = u0 + g
+                error = float(np.max(np.abs(u1 - expected), initial=0.0)) / scale
+                worst = max(worst, error if error == error else float("inf"))
+        return worst
+
+
+class TorchRunner(Runner):
+    """A torch.optim optimizer on tensors that share memory with numpy copies of the parameters."""
+
+    def __init__(self, rule: Rule, params: Sequence[np.ndarray], variant: str, torch: Any) -> None:
+        self._torch = torch
+        self._params = [p.copy() for p in params]
+        self._tensors = [torch.from_numpy(p).requires_grad_() for p in self._params]
+        arguments = dict(rule.torch_arguments)
+        arguments.update(TORCH_VARIANTS[variant])
+        self.optimizer = getattr(torch.optim, rule.torch_class)(self._tensors, **arguments)
+        self.step = self.optimizer.step  # type: ignore[method-assign]
+
+    def use_grads(self, grads: Sequence[np.ndarray]) -> None:
+        for tensor, grad in zip(self._tensors, grads):
+            tensor.grad = self._torch.from_numpy(grad)
+
+    def params(self) -> List[np.ndarray]:
+        return self._params
+
+
+class DeepSpeedRunner(TorchRunner):
+    """DeepSpeed's CPU Adam (its own SIMD kernels) on torch tensors."""
+
+    def __init__(self, rule: Rule, params: Sequence[np.ndarray], optimizer_class: Any, torch: Any) -> None:
+        self._torch = torch
+        self._params = [p.copy() for p in params]
+        self._tensors = [torch.from_numpy(p).requires_grad_() for p in self._params]
+        hp = rule.hyperparameters
+        self.optimizer = optimizer_class(self._tensors, lr=hp["lr"], betas=(hp["beta1"], hp["beta2"]), eps=hp["eps"],
+                                         weight_decay=hp.get("weight_decay", 0.0),
+                                         adamw_mode=rule.deepspeed_adamw_mode)
+        self.step = self.optimizer.step  # type: ignore[method-assign]
+
+
+#: torch.optim keyword arguments of each torch contender.
+TORCH_VARIANTS: Dict[str, Dict[str, bool]] = {
+    "torch-loop": {"foreach": False},
+    "torch-foreach": {"foreach": True},
+    "torch-fused": {"fused": True},
+}
+
+
+@dataclass(frozen=True)
+class Contender:
+    """An implementation to compare lrcore with.
+
+    Attributes:
+        name: column key and ``--against`` token.
+        title: what it is, for the report header.
+        unavailable: returns why it cannot run here (not installed), or None.
+        unsupported: returns why it cannot run a rule, or None.
+        make: builds a runner for a rule on the given parameters.
+    """
+
+    name: str
+    title: str
+    unavailable: Callable[[], Optional[str]]
+    unsupported: Callable[[Rule], Optional[str]]
+    make: Callable[[Rule, Sequence[np.ndarray]], Runner]
+
+
+def _import(module: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except Exception:  # any failure to import means "not available"; the report says so
+        return None
+
+
+@functools.lru_cache(maxsize=None)
+def torch_module() -> Any:
+    return _import("torch")
+
+
+@functools.lru_cache(maxsize=None)
+def deepspeed_adam() -> Any:
+    if torch_module() is None:
+        return None
+    module = _import("deepspeed.ops.adam")
+    return getattr(module, "DeepSpeedCPUAdam", None) if module is not None else None
+
+
+def _needs_torch() -> Optional[str]:
+    return None if torch_module() is not None else "torch is not installed"
+
+
+def _torch_unsupported(variant: str) -> Callable[[Rule], Optional[str]]:
+    def check(rule: Rule) -> Optional[str]:
+        torch = torch_module()
+        if torch is None:
+            return "torch is not installed"
+        try:  # torch raises for a flag the class does not have (e.g. RMSprop fused)
+            probe = torch.zeros(1, requires_grad=True)
+            getattr(torch.optim, rule.torch_class)([probe], **rule.torch_arguments, **TORCH_VARIANTS[variant])
+        except (TypeError, RuntimeError, ValueError) as error:
+            return f"{rule.torch_class}({', '.join(f'{k}=True' for k in TORCH_VARIANTS[variant])}): {error}"
+        return None
+    return check
+
+
+def _no_rule_limit(rule: Rule) -> Optional[str]:
+    return None
+
+
+def _deepspeed_unavailable() -> Optional[str]:
+    return None if deepspeed_adam() is not None else "deepspeed is not installed"
+
+
+def _deepspeed_unsupported(rule: Rule) -> Optional[str]:
+    return None if rule.deepspeed_adamw_mode is not None else "DeepSpeedCPUAdam implements Adam and AdamW only"
+
+
+def _torch_contender(variant: str, title: str) -> Contender:
+    return Contender(variant, title, _needs_torch, _torch_unsupported(variant),
+                     lambda rule, params: TorchRunner(rule, params, variant, torch_module()))
+
+
+#: Every implementation the benchmark knows, lrcore first; the report keeps this order.
+CONTENDERS: Dict[str, Contender] = {
+    c.name: c
+    for c in (
+        Contender("lrcore", "lrcore.functional (this package's SIMD kernels)", lambda: None, _no_rule_limit,
+                  lambda rule, params: FunctionalRunner(rule, params, getattr(functional, rule.function))),
+        Contender("numpy", "numpy with out= and preallocated scratch (same operations as lrcore.reference)",
+                  lambda: None, _no_rule_limit, FastNumpyRunner),
+        Contender("numpy-ref", "lrcore.reference (plain in-place numpy, a temporary per operation)",
+                  lambda: None, _no_rule_limit,
+                  lambda rule, params: FunctionalRunner(rule, params, getattr(reference, rule.function))),
+        _torch_contender("torch-loop", "torch.optim, foreach=False (per-tensor loop)"),
+        _torch_contender("torch-foreach", "torch.optim, foreach=True (multi-tensor)"),
+        _torch_contender("torch-fused", "torch.optim, fused=True (fused kernels)"),
+        Contender("deepspeed", "deepspeed.ops.adam.DeepSpeedCPUAdam", _deepspeed_unavailable, _deepspeed_unsupported,
+                  lambda rule, params: DeepSpeedRunner(rule, params, deepspeed_adam(), torch_module())),
+    )
+}
