@@ -1,53 +1,28 @@
 """Command line: ``python -m lrcore <command> [options]``.
 
-Each command is an entry of :data:`_commands`: a one-line help, a function
-adding its arguments to an argparse subparser, and a function running it
-that returns the exit status. Commands import their modules lazily, so
-``--help`` and each command load only what they need. To add one (say
-``plot``), add an entry here.
+Each command is an entry of :data:`_commands`: its name, a one-line help and
+the module implementing it. The module provides ``add_arguments(parser)``
+(declares its options on an argparse subparser) and ``run(args) -> int``
+(the exit status), and may define ``DESCRIPTION`` and ``EPILOG`` for its
+``--help``. Adding a command is adding an entry here.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from typing import Callable, Dict, NamedTuple, Optional, Sequence
+from typing import Dict, NamedTuple, Optional, Sequence
 
 
 class Command(NamedTuple):
     help: str
-    add_arguments: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], int]
-
-
-def _bench_arguments(parser: argparse.ArgumentParser) -> None:
-    from .bench import add_arguments
-
-    add_arguments(parser)
-
-
-def _bench_run(args: argparse.Namespace) -> int:
-    from .bench import run
-
-    return run(args)
-
-
-def _plot_arguments(parser: argparse.ArgumentParser) -> None:
-    from ._plot_command import add_arguments
-
-    add_arguments(parser)
-
-
-def _plot_run(args: argparse.Namespace) -> int:
-    from ._plot_command import run
-
-    return run(args)
+    module: str
 
 
 _commands: Dict[str, Command] = {
-    "bench": Command("time the update rules against numpy, torch and a memory roof", _bench_arguments, _bench_run),
-    "plot": Command("draw learning-rate schedules, written as expressions, to an image file", _plot_arguments,
-                    _plot_run),
+    "bench": Command("time the update rules against numpy, torch.optim and a memory roof", "lrcore.bench"),
+    "plot": Command("draw learning-rate schedules to an image file (needs matplotlib)", "lrcore._plot_command"),
 }
 
 
@@ -55,10 +30,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lrcore", description="lrcore command line tools.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
+    modules = {}
     for name, command in _commands.items():
-        command.add_arguments(subparsers.add_parser(name, help=command.help))
+        module = modules[name] = importlib.import_module(command.module)
+        subparser = subparsers.add_parser(name, help=command.help, description=getattr(module, "DESCRIPTION", None),
+                                          epilog=getattr(module, "EPILOG", None))
+        module.add_arguments(subparser)
     args = parser.parse_args(argv)
-    return _commands[args.command].run(args)
+    return modules[args.command].run(args)
 
 
 if __name__ == "__main__":

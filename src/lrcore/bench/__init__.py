@@ -14,6 +14,6 @@ Example:
 
 from __future__ import annotations
 
-from ._cli import add_arguments, main, run
+from ._cli import DESCRIPTION, add_arguments, main, run
 
-__all__ = ["add_arguments", "main", "run"]
+__all__ = ["DESCRIPTION", "add_arguments", "main", "run"]

@@ -18,7 +18,7 @@ from ._runner import CaseResult, OptStepResult, Options, run_case, run_opt_step
 from ._timing import TimingBudget
 from ._workloads import DEFAULT_WORKLOADS, OPT_STEP, QUICK_WORKLOADS, parse_workloads
 
-__all__ = ["add_arguments", "main", "run"]
+__all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
 
 DESCRIPTION = """\
 Time lrcore's update rules against numpy, torch.optim (for-loop, foreach,
@@ -40,7 +40,6 @@ def _comma_list(text: str) -> List[str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``bench`` subcommand's options."""
-    parser.description = DESCRIPTION
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--quick", action="store_true",
                         help="small sizes, one thread count and short timings: the whole run in well under a "
@@ -152,6 +151,6 @@ def run(args: argparse.Namespace, out: Optional[TextIO] = None) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``python -m lrcore.bench`` without the ``lrcore`` command layer."""
-    parser = argparse.ArgumentParser(prog="python -m lrcore bench")
+    parser = argparse.ArgumentParser(prog="python -m lrcore bench", description=DESCRIPTION)
     add_arguments(parser)
     return run(parser.parse_args(argv))
