@@ -57,7 +57,7 @@ std::string argument_name(const char* list_name, std::size_t index) {
     return std::string(list_name) + "[" + std::to_string(index) + "]";
 }
 
-ArrayView check_parameter(py::handle object, const char* list_name, std::size_t index) {
+ArrayView check_float_array(py::handle object, const char* list_name, std::size_t index, bool must_be_writeable) {
     const std::string name = argument_name(list_name, index);
     const auto* array = require_array(object, name);
     const auto* descr = py::detail::array_descriptor_proxy(array->descr);
@@ -73,12 +73,18 @@ ArrayView check_parameter(py::handle object, const char* list_name, std::size_t 
     if (!c_contiguous(array)) {
         throw py::value_error(name + " must be C-contiguous (use numpy.ascontiguousarray), got a strided view");
     }
-    if (!writeable(array)) throw py::value_error(name + " is read-only; lrcore updates it in place");
+    if (must_be_writeable && !writeable(array)) {
+        throw py::value_error(name + " is read-only; lrcore updates it in place");
+    }
     view.object = object;
     view.data = array->data;
     view.size = element_count(array);
     view.bytes = view.size * (view.type == ElementType::float32 ? 4 : 8);
     return view;
+}
+
+ArrayView check_parameter(py::handle object, const char* list_name, std::size_t index) {
+    return check_float_array(object, list_name, index, true);
 }
 
 ArrayView check_like(py::handle object, const char* list_name, std::size_t index, const ArrayView& param,
@@ -124,6 +130,30 @@ void check_disjoint(const ArrayView& a, const std::string& a_name, const ArrayVi
     }
 }
 
+void check_no_overlap(std::vector<Region>& regions) {
+    auto overlap_error = [](const Region& a, const Region& b) {
+        return py::value_error(argument_name(a.list_name, a.index) + " and " + argument_name(b.list_name, b.index) +
+                               " share memory; each must be a separate array");
+    };
+    // Written regions first, sorted by address; they must be pairwise disjoint.
+    const auto written_end = std::partition(regions.begin(), regions.end(),
+                                            [](const Region& r) { return r.written && r.end > r.begin; });
+    const auto by_begin = [](const Region& a, const Region& b) { return a.begin < b.begin; };
+    std::sort(regions.begin(), written_end, by_begin);
+    for (auto it = regions.begin(); it != written_end && it + 1 != written_end; ++it) {
+        if (it->end > (it + 1)->begin) throw overlap_error(*(it + 1), *it);
+    }
+    // Each region only read may touch none of them: disjoint and sorted, the
+    // written regions' ends are sorted too, so only the last one starting
+    // before the read region ends can reach into it.
+    for (auto read = written_end; read != regions.end(); ++read) {
+        if (read->end <= read->begin) continue;
+        auto after = std::partition_point(regions.begin(), written_end,
+                                          [&](const Region& w) { return w.begin < read->end; });
+        if (after != regions.begin() && (after - 1)->end > read->begin) throw overlap_error(*read, *(after - 1));
+    }
+}
+
 py::sequence check_list(py::handle object, const char* name, std::size_t expected_length) {
     if (!py::isinstance<py::sequence>(object) || py::isinstance<py::str>(object) ||
         py::isinstance<py::array>(object)) {
@@ -140,7 +170,8 @@ py::sequence check_list(py::handle object, const char* name, std::size_t expecte
 
 std::int64_t* check_steps(py::handle object, std::size_t expected_length) {
     const auto* array = require_array(object, "steps");
-    const bool int64 = py::dtype::of<std::int64_t>().equal(py::reinterpret_borrow<py::array>(object).dtype());
+    const auto descr = py::reinterpret_borrow<py::dtype>(reinterpret_cast<PyObject*>(array->descr));
+    const bool int64 = descr.kind() == 'i' && descr.itemsize() == 8 && native_byte_order(descr.byteorder());
     if (!int64) throw py::type_error("steps must have dtype int64, got " + dtype_name(array));
     if (array->nd != 1 || static_cast<std::size_t>(array->dimensions[0]) != expected_length) {
         throw py::value_error("steps must have shape (" + std::to_string(expected_length) + ",), got " +

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace lrcore::python {
 
@@ -32,6 +33,10 @@ struct ArrayView {
 /// "name[index]", the way errors refer to an element of an argument list.
 std::string argument_name(const char* list_name, std::size_t index);
 
+/// Checks an array of its own dtype: float32/float64 in native byte order,
+/// C-contiguous, and writeable when it will be written.
+ArrayView check_float_array(py::handle object, const char* list_name, std::size_t index, bool must_be_writeable);
+
 /// Checks a parameter array: float32/float64, C-contiguous, writeable.
 ArrayView check_parameter(py::handle object, const char* list_name, std::size_t index);
 
@@ -41,6 +46,25 @@ ArrayView check_like(py::handle object, const char* list_name, std::size_t index
 
 /// Throws ValueError when two arrays of one tensor share memory.
 void check_disjoint(const ArrayView& a, const std::string& a_name, const ArrayView& b, const std::string& b_name);
+
+/// One array of a call, for the overlap check across all of its arrays.
+struct Region {
+    std::uintptr_t begin = 0;
+    std::uintptr_t end = 0;
+    const char* list_name = "";  // a string literal
+    std::size_t index = 0;
+    bool written = false;
+};
+
+inline Region region_of(const ArrayView& view, const char* list_name, std::size_t index, bool written) {
+    const auto begin = reinterpret_cast<std::uintptr_t>(view.data);
+    return Region{begin, begin + view.bytes, list_name, index, written};
+}
+
+/// Throws ValueError when an array that a call writes shares memory with any
+/// other array of the call (arrays that are only read may share memory with
+/// each other). O(n log n); empty arrays never overlap. Reorders `regions`.
+void check_no_overlap(std::vector<Region>& regions);
 
 /// A list argument of the step call: a Python sequence of known length.
 py::sequence check_list(py::handle object, const char* name, std::size_t expected_length);

@@ -31,6 +31,7 @@ struct Batch {
     std::vector<py::object> alive;      // keeps every array referenced while the GIL is released
     std::vector<ArrayView> views;       // arrays of the tensor being checked
     std::vector<std::string> names;
+    std::vector<Region> regions;        // every array of the call, for the overlap check across tensors
 };
 
 /// Checks a state array of tensor `index` against its parameter and against
@@ -43,12 +44,15 @@ T* state_array(Batch<Tensor>& batch, const py::sequence& list, const char* list_
     for (std::size_t k = 0; k < batch.views.size(); ++k) check_disjoint(view, name, batch.views[k], batch.names[k]);
     batch.views.push_back(view);
     batch.names.push_back(name);
+    batch.regions.push_back(region_of(view, list_name, index, true));
     batch.alive.push_back(std::move(object));
     return static_cast<T*>(view.data);
 }
 
 /// Checks params[i] and grads[i] for every tensor with a gradient and lets
-/// `fill(tensor, index)` check and attach the rule's state arrays.
+/// `fill(tensor, index)` check and attach the rule's state arrays; then checks
+/// that no array written overlaps another array of the call (tensors run in
+/// parallel chunks, so e.g. one tensor's gradient must not be another's parameter).
 template <template <class> class Tensor, class Fill>
 void gather(Batch<Tensor>& batch, const py::sequence& params, const py::sequence& grads, std::size_t count,
             Fill&& fill) {
@@ -63,6 +67,8 @@ void gather(Batch<Tensor>& batch, const py::sequence& params, const py::sequence
         check_disjoint(grad_view, grad_name, param_view, param_name);
         batch.views.assign({param_view, grad_view});
         batch.names.assign({param_name, grad_name});
+        batch.regions.push_back(region_of(param_view, "params", i, true));
+        batch.regions.push_back(region_of(grad_view, "grads", i, false));
         batch.alive.push_back(std::move(param));
         batch.alive.push_back(std::move(grad));
         batch.updated.push_back(i);
@@ -80,6 +86,7 @@ void gather(Batch<Tensor>& batch, const py::sequence& params, const py::sequence
             attach(batch.float64);
         }
     }
+    check_no_overlap(batch.regions);
 }
 
 /// Runs step(config, tensors, count) on both batches without the GIL.
@@ -245,6 +252,7 @@ void check_gradients(py::handle params_object, py::handle grads_object, std::siz
     const py::sequence params = params_list(params_object);
     const std::size_t count = py::len(params);
     const py::sequence grads = check_list(grads_object, "grads", count);
+    std::vector<Region> regions;
     for (std::size_t i = 0; i < count; ++i) {
         py::object grad = grads[i];
         if (grad.is_none()) continue;
@@ -253,7 +261,10 @@ void check_gradients(py::handle params_object, py::handle grads_object, std::siz
         const ArrayView grad_view = check_like(grad, "grads", first_index + i, param_view, "params", false);
         check_disjoint(grad_view, argument_name("grads", first_index + i), param_view,
                        argument_name("params", first_index + i));
+        regions.push_back(region_of(param_view, "params", first_index + i, true));
+        regions.push_back(region_of(grad_view, "grads", first_index + i, false));
     }
+    check_no_overlap(regions);
 }
 
 }  // namespace
