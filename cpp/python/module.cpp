@@ -9,5 +9,6 @@ PYBIND11_MODULE(_core, m) {
     lrcore::python::register_runtime(m);
     lrcore::python::register_optimizers(m);
     lrcore::python::register_schedules(m.def_submodule("schedules", "Closed-form learning-rate schedules"));
+    lrcore::python::register_gradients(m.def_submodule("gradients", "Whole-gradient passes: non-finite check, global norm, clipping"));
     lrcore::python::register_bench(m.def_submodule("bench", "Benchmark support: the memory roof kernel"));
 }

@@ -9,5 +9,6 @@ void register_runtime(pybind11::module_& m);
 void register_optimizers(pybind11::module_& m);
 void register_schedules(pybind11::module_ m);
 void register_bench(pybind11::module_ m);
+void register_gradients(pybind11::module_ m);
 
 }  // namespace lrcore::python

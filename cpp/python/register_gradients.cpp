@@ -1,0 +1,134 @@
+// Bindings of the whole-gradient passes: lrcore._core.gradients.{all_finite,
+// global_norm, clip_grad_norm}.
+//
+// Each call takes a list of gradient arrays (None entries are skipped; float32
+// and float64 may be mixed), checks them all, then runs without the GIL.
+// Norms add the float32 and the float64 sums of powers in that order, each
+// reduced in a fixed order, so results never depend on the thread count.
+#include <pybind11/pybind11.h>
+
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "array_checks.hpp"
+#include "lrcore/gradients.hpp"
+#include "register.hpp"
+
+namespace lrcore::python {
+namespace {
+
+using namespace pybind11::literals;
+
+/// The checked arrays of one call, split by element type.
+struct Gradients {
+    std::vector<float*> float32;
+    std::vector<std::size_t> float32_sizes;
+    std::vector<double*> float64;
+    std::vector<std::size_t> float64_sizes;
+    std::vector<py::object> alive;  // keeps every array referenced while the GIL is released
+};
+
+Gradients gather(py::handle object, bool writeable) {
+    if (!py::isinstance<py::sequence>(object) || py::isinstance<py::str>(object) ||
+        py::isinstance<py::array>(object)) {
+        throw py::type_error(std::string("grads must be a list of arrays, got ") + Py_TYPE(object.ptr())->tp_name);
+    }
+    const auto list = py::reinterpret_borrow<py::sequence>(object);
+    const std::size_t count = py::len(list);
+    Gradients gradients;
+    std::vector<Region> regions;
+    for (std::size_t i = 0; i < count; ++i) {
+        py::object item = list[i];
+        if (item.is_none()) continue;
+        const ArrayView view = check_float_array(item, "grads", i, writeable);
+        if (view.type == ElementType::float32) {
+            gradients.float32.push_back(static_cast<float*>(view.data));
+            gradients.float32_sizes.push_back(view.size);
+        } else {
+            gradients.float64.push_back(static_cast<double*>(view.data));
+            gradients.float64_sizes.push_back(view.size);
+        }
+        regions.push_back(region_of(view, "grads", i, writeable));
+        gradients.alive.push_back(std::move(item));
+    }
+    // Scaling the same memory twice would scale it twice.
+    if (writeable) check_no_overlap(regions);
+    return gradients;
+}
+
+double norm_type_value(double norm_type) {
+    if (!(norm_type > 0.0)) {
+        throw py::value_error("norm_type must be > 0 or inf, got " + std::to_string(norm_type));
+    }
+    return norm_type;
+}
+
+/// The norm of all arrays as one vector; call without the GIL.
+double total_norm(const Gradients& g, double norm_type) {
+    if (std::isinf(norm_type)) {
+        const double a = max_abs(g.float32.data(), g.float32_sizes.data(), g.float32.size());
+        const double b = max_abs(g.float64.data(), g.float64_sizes.data(), g.float64.size());
+        return (a != a || b != b) ? std::numeric_limits<double>::quiet_NaN() : std::max(a, b);
+    }
+    const double sum = sum_of_powers(g.float32.data(), g.float32_sizes.data(), g.float32.size(), norm_type) +
+                       sum_of_powers(g.float64.data(), g.float64_sizes.data(), g.float64.size(), norm_type);
+    return norm_from_sum_of_powers(sum, norm_type);
+}
+
+bool all_finite_binding(py::handle grads) {
+    const Gradients g = gather(grads, false);
+    py::gil_scoped_release release;
+    return all_finite(g.float32.data(), g.float32_sizes.data(), g.float32.size()) &&
+           all_finite(g.float64.data(), g.float64_sizes.data(), g.float64.size());
+}
+
+double global_norm_binding(py::handle grads, double norm_type) {
+    norm_type_value(norm_type);
+    const Gradients g = gather(grads, false);
+    py::gil_scoped_release release;
+    return total_norm(g, norm_type);
+}
+
+double clip_grad_norm_binding(py::handle grads, double max_norm, double norm_type, bool error_if_nonfinite) {
+    norm_type_value(norm_type);
+    if (!(max_norm >= 0.0)) throw py::value_error("max_norm must be >= 0, got " + std::to_string(max_norm));
+    const Gradients g = gather(grads, true);
+    double norm = 0.0;
+    {
+        py::gil_scoped_release release;
+        norm = total_norm(g, norm_type);
+    }
+    if (!std::isfinite(norm)) {
+        if (error_if_nonfinite) {
+            throw std::runtime_error("the total norm of order " + std::to_string(norm_type) +
+                                  " of the gradients is non-finite (" + std::to_string(norm) +
+                                  "), so they cannot be clipped; the gradients are unchanged");
+        }
+        return norm;
+    }
+    const double coefficient = clip_coefficient(norm, max_norm);
+    if (coefficient < 1.0) {
+        py::gil_scoped_release release;
+        scale(g.float32.data(), g.float32_sizes.data(), g.float32.size(), coefficient);
+        scale(g.float64.data(), g.float64_sizes.data(), g.float64.size(), coefficient);
+    }
+    return norm;
+}
+
+}  // namespace
+
+void register_gradients(py::module_ m) {
+    m.def("all_finite", &all_finite_binding, "grads"_a,
+          "True when no element of any array in the list is NaN or Inf (None entries are skipped).");
+    m.def("global_norm", &global_norm_binding, "grads"_a, "norm_type"_a = 2.0,
+          "The norm of all elements of all arrays taken as one vector (norm_type > 0 or inf).");
+    m.def("clip_grad_norm", &clip_grad_norm_binding, "grads"_a, "max_norm"_a, "norm_type"_a = 2.0,
+          "error_if_nonfinite"_a = false,
+          "Scales the arrays in place by max_norm / (total_norm + 1e-6) when that is < 1; returns total_norm.");
+}
+
+}  // namespace lrcore::python

@@ -1,0 +1,275 @@
+// Whole-gradient passes run before a step: the non-finite check, norms and
+// scaling for global-norm clipping (see lrcore/gradients.hpp).
+//
+// The arrays are cut into the same fixed 64 KiB chunks as the update rules
+// (cpp/src/optimizers.cpp) and the chunks shared by the thread pool. Norms are
+// reduced in a fixed order: each chunk accumulates its own partial sum in
+// double in a fixed lane order, and the partials are added in chunk order
+// afterwards, so a result depends on neither the thread count nor which
+// thread ran which chunk. Everything is compiled once, for the baseline ISA:
+// the passes are memory-bound and simple enough for the compiler to vectorize.
+
+#include "lrcore/gradients.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "thread_pool.hpp"
+
+namespace lrcore {
+namespace {
+
+constexpr std::size_t chunk_bytes = 64 * 1024;
+// Below this many elements in total, waking the pool costs more than it saves.
+constexpr std::size_t parallel_threshold_elements = 1 << 15;
+
+struct Chunk {
+    std::size_t array;
+    std::size_t begin;
+    std::size_t end;
+};
+
+template <class Pointer>
+void check_arrays(const Pointer* arrays, const std::size_t* sizes, std::size_t count) {
+    if (count == 0) return;
+    if (arrays == nullptr || sizes == nullptr) throw std::invalid_argument("arrays and sizes must not be null");
+    for (std::size_t i = 0; i < count; ++i) {
+        if (sizes[i] != 0 && arrays[i] == nullptr) {
+            throw std::invalid_argument("array " + std::to_string(i) + " is null but has " +
+                                        std::to_string(sizes[i]) + " elements");
+        }
+    }
+}
+
+void check_norm_type(double norm_type) {
+    if (!(norm_type > 0.0)) {  // also rejects NaN
+        throw std::invalid_argument("norm_type must be > 0 or infinity, got " + std::to_string(norm_type));
+    }
+}
+
+/// The fixed chunks of the calling thread's current call (reused between calls).
+template <class T>
+const std::vector<Chunk>& chunks_of(const std::size_t* sizes, std::size_t count, std::size_t& total) {
+    constexpr std::size_t chunk_elements = chunk_bytes / sizeof(T);
+    thread_local std::vector<Chunk> chunks;
+    chunks.clear();
+    total = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+        total += sizes[i];
+        for (std::size_t begin = 0; begin < sizes[i]; begin += chunk_elements) {
+            chunks.push_back({i, begin, std::min(sizes[i], begin + chunk_elements)});
+        }
+    }
+    return chunks;
+}
+
+/// Runs task(c) for every chunk index, on the pool when the work is large enough.
+template <class Task>
+void for_each_chunk(std::size_t chunk_count, std::size_t total, Task& task) {
+    if (total < parallel_threshold_elements) {
+        for (std::size_t c = 0; c < chunk_count; ++c) task(c);
+    } else {
+        detail::parallel_for(chunk_count, detail::TaskRef(task));
+    }
+}
+
+// ------------------------------------------------------------ all_finite --
+// An IEEE value is NaN or Inf exactly when its exponent bits are all ones.
+// Adding the exponent's lowest bit to the masked exponent carries into the
+// sign bit only then, so OR-ing those sums over a chunk and testing the sign
+// bit once is a branch-free test of and, add and or, which vectorizes at SSE2.
+template <class T>
+struct ExponentBits;
+template <>
+struct ExponentBits<float> {
+    using Bits = std::uint32_t;
+    static constexpr Bits exponent = 0x7f800000u;
+    static constexpr Bits lowest = 0x00800000u;
+    static constexpr Bits sign = 0x80000000u;
+};
+template <>
+struct ExponentBits<double> {
+    using Bits = std::uint64_t;
+    static constexpr Bits exponent = 0x7ff0000000000000ull;
+    static constexpr Bits lowest = 0x0010000000000000ull;
+    static constexpr Bits sign = 0x8000000000000000ull;
+};
+
+template <class T>
+bool chunk_all_finite(const T* x, std::size_t n) {
+    using E = ExponentBits<T>;
+    typename E::Bits any = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        typename E::Bits bits;
+        std::memcpy(&bits, x + i, sizeof(bits));
+        any |= (bits & E::exponent) + E::lowest;
+    }
+    return (any & E::sign) == 0;
+}
+
+template <class T>
+bool all_finite_impl(const T* const* arrays, const std::size_t* sizes, std::size_t count) {
+    check_arrays(arrays, sizes, count);
+    std::size_t total = 0;
+    const std::vector<Chunk>& chunks = chunks_of<T>(sizes, count, total);
+    if (total == 0) return true;
+    std::atomic<bool> found{false};
+    const Chunk* chunk_data = chunks.data();
+    auto task = [&](std::size_t c) {
+        if (found.load(std::memory_order_relaxed)) return;
+        const Chunk& chunk = chunk_data[c];
+        if (!chunk_all_finite(arrays[chunk.array] + chunk.begin, chunk.end - chunk.begin)) {
+            found.store(true, std::memory_order_relaxed);
+        }
+    };
+    for_each_chunk(chunks.size(), total, task);
+    return !found.load();
+}
+
+// ------------------------------------------------------------------ norms --
+/// sum of term(x) over one chunk in double: eight lanes in a fixed order, then the tail.
+template <class T, class Term>
+double chunk_sum(const T* x, std::size_t n, Term term) {
+    constexpr std::size_t lanes = 8;
+    double lane[lanes] = {};
+    std::size_t i = 0;
+    for (; i + lanes <= n; i += lanes) {
+        for (std::size_t j = 0; j < lanes; ++j) lane[j] += term(static_cast<double>(x[i + j]));
+    }
+    double tail = 0.0;
+    for (; i < n; ++i) tail += term(static_cast<double>(x[i]));
+    return (((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]))) + tail;
+}
+
+template <class T>
+double chunk_max_abs(const T* x, std::size_t n) {
+    double result = 0.0;
+    for (std::size_t i = 0; i < n; ++i) {
+        const double a = std::fabs(static_cast<double>(x[i]));
+        if (a > result || a != a) result = a;  // NaN sticks: nothing compares greater than it
+        if (result != result) break;
+    }
+    return result;
+}
+
+/// Per-chunk results of chunk_result(pointer, n), then combine(acc, partial) in chunk order.
+template <class T, class ChunkResult, class Combine>
+double reduce(const T* const* arrays, const std::size_t* sizes, std::size_t count, ChunkResult chunk_result,
+              Combine combine) {
+    check_arrays(arrays, sizes, count);
+    std::size_t total = 0;
+    const std::vector<Chunk>& chunks = chunks_of<T>(sizes, count, total);
+    thread_local std::vector<double> partials;
+    partials.assign(chunks.size(), 0.0);
+    const Chunk* chunk_data = chunks.data();
+    double* partial_data = partials.data();
+    auto task = [&](std::size_t c) {
+        const Chunk& chunk = chunk_data[c];
+        partial_data[c] = chunk_result(arrays[chunk.array] + chunk.begin, chunk.end - chunk.begin);
+    };
+    for_each_chunk(chunks.size(), total, task);
+    double result = 0.0;
+    for (const double partial : partials) result = combine(result, partial);
+    return result;
+}
+
+double add(double a, double b) { return a + b; }
+double max_nan(double a, double b) {
+    if (a != a) return a;
+    if (b != b) return b;
+    return b > a ? b : a;
+}
+
+template <class T>
+double sum_of_powers_impl(const T* const* arrays, const std::size_t* sizes, std::size_t count, double p) {
+    check_norm_type(p);
+    if (!std::isfinite(p)) throw std::invalid_argument("sum_of_powers: norm_type must be finite");
+    if (p == 2.0) {
+        return reduce(arrays, sizes, count,
+                      [](const T* x, std::size_t n) { return chunk_sum(x, n, [](double v) { return v * v; }); }, add);
+    }
+    if (p == 1.0) {
+        return reduce(arrays, sizes, count,
+                      [](const T* x, std::size_t n) { return chunk_sum(x, n, [](double v) { return std::fabs(v); }); },
+                      add);
+    }
+    return reduce(arrays, sizes, count,
+                  [p](const T* x, std::size_t n) {
+                      return chunk_sum(x, n, [p](double v) { return std::pow(std::fabs(v), p); });
+                  },
+                  add);
+}
+
+template <class T>
+double max_abs_impl(const T* const* arrays, const std::size_t* sizes, std::size_t count) {
+    return reduce(arrays, sizes, count, [](const T* x, std::size_t n) { return chunk_max_abs(x, n); }, max_nan);
+}
+
+template <class T>
+double global_norm_impl(const T* const* arrays, const std::size_t* sizes, std::size_t count, double p) {
+    check_norm_type(p);
+    if (std::isinf(p)) return max_abs_impl(arrays, sizes, count);
+    return norm_from_sum_of_powers(sum_of_powers_impl(arrays, sizes, count, p), p);
+}
+
+template <class T>
+void scale_impl(T* const* arrays, const std::size_t* sizes, std::size_t count, double factor) {
+    check_arrays(arrays, sizes, count);
+    std::size_t total = 0;
+    const std::vector<Chunk>& chunks = chunks_of<T>(sizes, count, total);
+    const T f = static_cast<T>(factor);
+    const Chunk* chunk_data = chunks.data();
+    auto task = [&](std::size_t c) {
+        const Chunk& chunk = chunk_data[c];
+        T* x = arrays[chunk.array];
+        for (std::size_t i = chunk.begin; i < chunk.end; ++i) x[i] = x[i] * f;
+    };
+    for_each_chunk(chunks.size(), total, task);
+}
+
+}  // namespace
+
+bool all_finite(const float* const* a, const std::size_t* s, std::size_t n) { return all_finite_impl(a, s, n); }
+bool all_finite(const double* const* a, const std::size_t* s, std::size_t n) { return all_finite_impl(a, s, n); }
+
+double sum_of_powers(const float* const* a, const std::size_t* s, std::size_t n, double p) {
+    return sum_of_powers_impl(a, s, n, p);
+}
+double sum_of_powers(const double* const* a, const std::size_t* s, std::size_t n, double p) {
+    return sum_of_powers_impl(a, s, n, p);
+}
+
+double max_abs(const float* const* a, const std::size_t* s, std::size_t n) { return max_abs_impl(a, s, n); }
+double max_abs(const double* const* a, const std::size_t* s, std::size_t n) { return max_abs_impl(a, s, n); }
+
+double global_norm(const float* const* a, const std::size_t* s, std::size_t n, double p) {
+    return global_norm_impl(a, s, n, p);
+}
+double global_norm(const double* const* a, const std::size_t* s, std::size_t n, double p) {
+    return global_norm_impl(a, s, n, p);
+}
+
+void scale(float* const* a, const std::size_t* s, std::size_t n, double f) { scale_impl(a, s, n, f); }
+void scale(double* const* a, const std::size_t* s, std::size_t n, double f) { scale_impl(a, s, n, f); }
+
+double norm_from_sum_of_powers(double sum, double norm_type) {
+    check_norm_type(norm_type);
+    if (norm_type == 2.0) return std::sqrt(sum);
+    if (norm_type == 1.0) return sum;
+    return std::pow(sum, 1.0 / norm_type);
+}
+
+double clip_coefficient(double total_norm, double max_norm) {
+    if (!std::isfinite(total_norm)) return 1.0;
+    const double coefficient = max_norm / (total_norm + 1e-6);
+    return coefficient < 1.0 ? coefficient : 1.0;
+}
+
+}  // namespace lrcore
