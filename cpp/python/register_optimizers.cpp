@@ -34,6 +34,32 @@ struct Batch {
     std::vector<Region> regions;        // every array of the call, for the overlap check across tensors
 };
 
+/// The batch of the calling thread, emptied: its vectors keep their capacity
+/// from call to call, so a step allocates nothing once warmed up. The guard
+/// drops the array references when the call ends (the GIL is held then).
+template <template <class> class Tensor>
+class ReusableBatch {
+public:
+    ReusableBatch() : batch_(storage()) {
+        batch_.float32.clear();
+        batch_.float64.clear();
+        batch_.updated.clear();
+        batch_.regions.clear();
+        batch_.alive.clear();
+    }
+    ~ReusableBatch() { batch_.alive.clear(); }
+    ReusableBatch(const ReusableBatch&) = delete;
+    ReusableBatch& operator=(const ReusableBatch&) = delete;
+    Batch<Tensor>& operator*() { return batch_; }
+
+private:
+    static Batch<Tensor>& storage() {
+        thread_local Batch<Tensor> batch;
+        return batch;
+    }
+    Batch<Tensor>& batch_;
+};
+
 /// Checks a state array of tensor `index` against its parameter and against
 /// the other arrays of the same tensor; returns its data pointer.
 template <class T, template <class> class Tensor>
@@ -136,7 +162,8 @@ void sgd_binding(py::handle params_object, py::handle grads_object, py::handle b
     }
     // SGD's formula has no step number; the counters are kept only when asked for.
     std::int64_t* steps = steps_object.is_none() ? nullptr : check_steps(steps_object, count);
-    Batch<SgdTensor> batch;
+    ReusableBatch<SgdTensor> reusable;
+    Batch<SgdTensor>& batch = *reusable;
     struct NewBuffer {
         std::size_t index;     // position in params
         bool float32;
@@ -183,7 +210,8 @@ void adagrad_binding(py::handle params_object, py::handle grads_object, py::hand
     const py::sequence grads = check_list(grads_object, "grads", count);
     const py::sequence sums = check_list(sums_object, "state_sums", count);
     std::int64_t* steps = check_steps(steps_object, count);
-    Batch<AdagradTensor> batch;
+    ReusableBatch<AdagradTensor> reusable;
+    Batch<AdagradTensor>& batch = *reusable;
     gather(batch, params, grads, count, [&](auto& tensor, std::size_t i) {
         using T = std::remove_pointer_t<decltype(tensor.param)>;
         tensor.sum = state_array<T>(batch, sums, "state_sums", i);
@@ -208,7 +236,8 @@ void rmsprop_binding(py::handle params_object, py::handle grads_object, py::hand
     const py::sequence buffers =
         optional_list(buffers_object, "momentum_buffers", count, momentum > 0.0, "momentum > 0");
     std::int64_t* steps = check_steps(steps_object, count);
-    Batch<RmspropTensor> batch;
+    ReusableBatch<RmspropTensor> reusable;
+    Batch<RmspropTensor>& batch = *reusable;
     gather(batch, params, grads, count, [&](auto& tensor, std::size_t i) {
         using T = std::remove_pointer_t<decltype(tensor.param)>;
         tensor.square_avg = state_array<T>(batch, square_avgs, "square_avgs", i);
@@ -234,7 +263,8 @@ void adam_binding(py::handle params_object, py::handle grads_object, py::handle 
     const py::sequence max_exp_avg_sqs =
         optional_list(max_exp_avg_sqs_object, "max_exp_avg_sqs", count, amsgrad, "amsgrad=True");
     std::int64_t* steps = check_steps(steps_object, count);
-    Batch<AdamTensor> batch;
+    ReusableBatch<AdamTensor> reusable;
+    Batch<AdamTensor>& batch = *reusable;
     gather(batch, params, grads, count, [&](auto& tensor, std::size_t i) {
         using T = std::remove_pointer_t<decltype(tensor.param)>;
         tensor.exp_avg = state_array<T>(batch, exp_avgs, "exp_avgs", i);
@@ -270,18 +300,17 @@ void check_gradients(py::handle params_object, py::handle grads_object, std::siz
 }  // namespace
 
 void register_optimizers(py::module_& m) {
-    m.def("sgd_step", &sgd_binding, "params"_a, "grads"_a, "momentum_buffers"_a, "steps"_a = py::none(),
-          py::kw_only(), "lr"_a,
-          "momentum"_a, "dampening"_a, "weight_decay"_a, "nesterov"_a, "maximize"_a,
+    m.def("sgd_step", &sgd_binding, "params"_a, "grads"_a, "momentum_buffers"_a, "steps"_a, "lr"_a, "momentum"_a,
+          "dampening"_a, "weight_decay"_a, "nesterov"_a, "maximize"_a,
           "One SGD step over all tensors, in place. momentum_buffers entries that are None are "
           "created on their first momentum step.");
-    m.def("adagrad_step", &adagrad_binding, "params"_a, "grads"_a, "state_sums"_a, "steps"_a, py::kw_only(),
-          "lr"_a, "lr_decay"_a, "weight_decay"_a, "eps"_a, "maximize"_a, "One AdaGrad step over all tensors, in place.");
+    m.def("adagrad_step", &adagrad_binding, "params"_a, "grads"_a, "state_sums"_a, "steps"_a, "lr"_a,
+          "lr_decay"_a, "weight_decay"_a, "eps"_a, "maximize"_a, "One AdaGrad step over all tensors, in place.");
     m.def("rmsprop_step", &rmsprop_binding, "params"_a, "grads"_a, "square_avgs"_a, "grad_avgs"_a,
-          "momentum_buffers"_a, "steps"_a, py::kw_only(), "lr"_a, "alpha"_a, "eps"_a, "weight_decay"_a,
+          "momentum_buffers"_a, "steps"_a, "lr"_a, "alpha"_a, "eps"_a, "weight_decay"_a,
           "momentum"_a, "centered"_a, "maximize"_a, "One RMSprop step over all tensors, in place.");
     m.def("adam_step", &adam_binding, "params"_a, "grads"_a, "exp_avgs"_a, "exp_avg_sqs"_a,
-          "max_exp_avg_sqs"_a, "steps"_a, py::kw_only(), "lr"_a, "beta1"_a, "beta2"_a, "eps"_a,
+          "max_exp_avg_sqs"_a, "steps"_a, "lr"_a, "beta1"_a, "beta2"_a, "eps"_a,
           "weight_decay"_a, "amsgrad"_a, "maximize"_a, "decoupled_weight_decay"_a,
           "One Adam (or AdamW, with decoupled_weight_decay) step over all tensors, in place.");
 
@@ -291,16 +320,16 @@ void register_optimizers(py::module_& m) {
     // Hyperparameter checks alone, for constructors that validate early.
     m.def("validate_sgd", [](double lr, double momentum, double dampening, double weight_decay, bool nesterov) {
         validate(SgdConfig{lr, momentum, dampening, weight_decay, nesterov, false});
-    }, py::kw_only(), "lr"_a, "momentum"_a, "dampening"_a, "weight_decay"_a, "nesterov"_a);
+    }, "lr"_a, "momentum"_a, "dampening"_a, "weight_decay"_a, "nesterov"_a);
     m.def("validate_adagrad", [](double lr, double lr_decay, double weight_decay, double eps) {
         validate(AdagradConfig{lr, lr_decay, weight_decay, eps, false});
-    }, py::kw_only(), "lr"_a, "lr_decay"_a, "weight_decay"_a, "eps"_a);
+    }, "lr"_a, "lr_decay"_a, "weight_decay"_a, "eps"_a);
     m.def("validate_rmsprop", [](double lr, double alpha, double eps, double weight_decay, double momentum) {
         validate(RmspropConfig{lr, alpha, eps, weight_decay, momentum, false, false});
-    }, py::kw_only(), "lr"_a, "alpha"_a, "eps"_a, "weight_decay"_a, "momentum"_a);
+    }, "lr"_a, "alpha"_a, "eps"_a, "weight_decay"_a, "momentum"_a);
     m.def("validate_adam", [](double lr, double beta1, double beta2, double eps, double weight_decay) {
         validate(AdamConfig{lr, beta1, beta2, eps, weight_decay, false, false, false});
-    }, py::kw_only(), "lr"_a, "beta1"_a, "beta2"_a, "eps"_a, "weight_decay"_a);
+    }, "lr"_a, "beta1"_a, "beta2"_a, "eps"_a, "weight_decay"_a);
 }
 
 }  // namespace lrcore::python

@@ -62,7 +62,7 @@ def sgd(
             on their first momentum step.
     """
     _core.sgd_step(
-        params, grads, momentum_buffers, lr=lr, momentum=momentum, dampening=dampening,
+        params, grads, momentum_buffers, None, lr=lr, momentum=momentum, dampening=dampening,
         weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
     )
 

@@ -22,9 +22,14 @@ def _is_schedule(value: Any) -> bool:
     return callable(value) and not isinstance(value, (numbers.Number, np.ndarray))
 
 
-def _check_number(name: str, value: Any) -> float:
+def _value_at(raw: Any, t: int, where: str, name: str) -> float:
+    """A numeric hyperparameter's value at step t (raw is a number or a schedule)."""
+    value = raw(t) if _is_schedule(raw) else raw
+    if type(value) is float:
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number or a schedule, got {type(value).__name__}")
+        kind = "the schedule's value" if _is_schedule(raw) else "the value"
+        raise TypeError(f"{where}: {name} must be a number or a schedule; {kind} is {type(value).__name__}")
     return float(value)
 
 
@@ -121,24 +126,26 @@ class Optimizer:
         return values
 
     def _resolve(self, group: Dict[str, Any], t: int, where: str) -> Dict[str, Any]:
+        """The group's hyperparameter values at step t: schedules evaluated, numbers and flags checked."""
         values: Dict[str, Any] = {}
         for name in self._numeric_hyperparameters:
+            raw = group[name]
             if name == "betas":
-                betas = group["betas"]
-                if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+                if not isinstance(raw, (tuple, list)) or len(raw) != 2:
                     raise TypeError(f"{where}: betas must be a pair (beta1, beta2)")
-                for k, beta in enumerate(betas):
-                    value = beta(t) if _is_schedule(beta) else beta
-                    values[f"beta{k + 1}"] = _check_number(f"{where}: betas[{k}]", value)
+                values["beta1"] = _value_at(raw[0], t, where, "betas[0]")
+                values["beta2"] = _value_at(raw[1], t, where, "betas[1]")
+            elif type(raw) is float:  # the common case, kept cheap
+                values[name] = raw
             else:
-                raw = group[name]
-                value = raw(t) if _is_schedule(raw) else raw
-                values[name] = _check_number(f"{where}: {name}", value)
+                values[name] = _value_at(raw, t, where, name)
         for name in self._flag_hyperparameters:
             flag = group[name]
-            if not isinstance(flag, (bool, np.bool_)):
-                raise TypeError(f"{where}: {name} must be a bool, got {type(flag).__name__}")
-            values[name] = bool(flag)
+            if flag is not True and flag is not False:
+                if not isinstance(flag, np.bool_):
+                    raise TypeError(f"{where}: {name} must be a bool, got {type(flag).__name__}")
+                flag = bool(flag)
+            values[name] = flag
         return values
 
     # ------------------------------------------------------------------- step

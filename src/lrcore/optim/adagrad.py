@@ -54,6 +54,5 @@ class Adagrad(Optimizer):
 
     def _step_group(self, group: Dict[str, Any], state: Dict[str, Any], grads: Sequence[Any],
                     values: Dict[str, Any]) -> None:
-        _core.adagrad_step(group["params"], grads, state["sums"], state["steps"], lr=values["lr"],
-                           lr_decay=values["lr_decay"], weight_decay=values["weight_decay"], eps=values["eps"],
-                           maximize=values["maximize"])
+        _core.adagrad_step(group["params"], grads, state["sums"], state["steps"], values["lr"],
+                           values["lr_decay"], values["weight_decay"], values["eps"], values["maximize"])

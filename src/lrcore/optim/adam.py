@@ -52,9 +52,9 @@ class Adam(Optimizer):
     def _step_group(self, group: Dict[str, Any], state: Dict[str, Any], grads: Sequence[Any],
                     values: Dict[str, Any]) -> None:
         _core.adam_step(group["params"], grads, state["exp_avgs"], state["exp_avg_sqs"], state["max_exp_avg_sqs"],
-                        state["steps"], lr=values["lr"], beta1=values["beta1"], beta2=values["beta2"],
-                        eps=values["eps"], weight_decay=values["weight_decay"], amsgrad=values["amsgrad"],
-                        maximize=values["maximize"], decoupled_weight_decay=self._decoupled_weight_decay)
+                        state["steps"], values["lr"], values["beta1"], values["beta2"], values["eps"],
+                        values["weight_decay"], values["amsgrad"], values["maximize"],
+                        self._decoupled_weight_decay)
 
 
 class AdamW(Adam):

@@ -55,6 +55,6 @@ class RMSprop(Optimizer):
     def _step_group(self, group: Dict[str, Any], state: Dict[str, Any], grads: Sequence[Any],
                     values: Dict[str, Any]) -> None:
         _core.rmsprop_step(group["params"], grads, state["square_avgs"], state["grad_avgs"],
-                           state["momentum_buffers"], state["steps"], lr=values["lr"], alpha=values["alpha"],
-                           eps=values["eps"], weight_decay=values["weight_decay"], momentum=values["momentum"],
-                           centered=values["centered"], maximize=values["maximize"])
+                           state["momentum_buffers"], state["steps"], values["lr"], values["alpha"],
+                           values["eps"], values["weight_decay"], values["momentum"], values["centered"],
+                           values["maximize"])

@@ -49,7 +49,6 @@ class SGD(Optimizer):
 
     def _step_group(self, group: Dict[str, Any], state: Dict[str, Any], grads: Sequence[Any],
                     values: Dict[str, Any]) -> None:
-        _core.sgd_step(group["params"], grads, state["momentum_buffers"], state["steps"], lr=values["lr"],
-                       momentum=values["momentum"], dampening=values["dampening"],
-                       weight_decay=values["weight_decay"], nesterov=values["nesterov"],
-                       maximize=values["maximize"])
+        _core.sgd_step(group["params"], grads, state["momentum_buffers"], state["steps"], values["lr"],
+                       values["momentum"], values["dampening"], values["weight_decay"], values["nesterov"],
+                       values["maximize"])
