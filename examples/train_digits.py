@@ -306,7 +306,7 @@ def _save_plot(results: Sequence[RunResult], path: str, say: Callable[..., None]
     accuracy.legend(fontsize="small", loc="lower right")
     for ax in (finder, losses, accuracy):
         ax.grid(True, alpha=0.3)
-    figure.savefig(path, dpi=90)
+    figure.savefig(path, dpi=80)
     say(f"\nsaved the curves to {path}")
 
 

@@ -180,7 +180,7 @@ def plot_lr_finder(result: Any, *, ax: Any = None, path: Optional[PathLike] = No
         ax.set_ylim(low - margin, high + margin)
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel("loss")
-    ax.grid(True, which="both", alpha=0.3)
+    ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
     ax.set_title("learning-rate range test" + (" (stopped at divergence)" if result.diverged else ""),
                  fontsize="medium")
