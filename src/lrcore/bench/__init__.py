@@ -15,5 +15,8 @@ Example:
 from __future__ import annotations
 
 from ._cli import DESCRIPTION, add_arguments, main, run
+from ._runner import VerificationError, verified_step
+from ._workloads import Workload, parse_workloads
 
-__all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
+__all__ = ["DESCRIPTION", "VerificationError", "Workload", "add_arguments", "main", "parse_workloads", "run",
+           "verified_step"]

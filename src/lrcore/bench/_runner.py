@@ -29,7 +29,8 @@ from ._timing import Timed, TimingBudget, measure_interleaved, median
 from ._verify import TOLERANCE, deviation, state_deviation
 from ._workloads import OPT_STEP, Workload
 
-__all__ = ["CaseResult", "ContenderResult", "OptStepResult", "Options", "run_case", "run_opt_step"]
+__all__ = ["CaseResult", "ContenderResult", "OptStepResult", "Options", "VerificationError", "run_case", "run_opt_step",
+           "verified_step"]
 
 
 @dataclass
@@ -343,3 +344,50 @@ def run_opt_step(workload: Workload, threads: int, options: Options) -> OptStepR
 
 def _make_torch(variant: str, rule: Rule, params: Sequence[np.ndarray]) -> Runner:
     return CONTENDERS[variant].make(rule, params)
+
+
+# ------------------------------------------------------- pytest-benchmark use --
+class VerificationError(AssertionError):
+    """A contender's result does not match lrcore.reference."""
+
+
+def verified_step(contender: str, rule_name: str, workload: Workload, dtype: Any = np.float32,
+                  seed: int = 0) -> Callable[[], None]:
+    """A contender's step function, set up on the workload and verified first (for bench/ suites).
+
+    ``contender`` is a key of CONTENDERS, ``"roof"`` or ``"lrcore-Adam.step"``
+    (the optimizer class, Adam only). The function returned runs one more
+    step each call.
+
+    Raises:
+        VerificationError: two steps from zero state do not match lrcore.reference.
+        LookupError: the contender is not installed or has no such configuration.
+    """
+    rule = RULES[rule_name]
+    dtype = np.dtype(dtype)
+    params, first, second = _starting_arrays(workload, dtype, seed)
+    if contender == "roof":
+        roof = RoofRunner(rule, params, second)
+        error = roof.deviation()
+        if error != 0.0:
+            raise VerificationError(f"roof: off by {error:.3g}")
+        return roof.step
+    reference_runner = FunctionalRunner(rule, params, getattr(reference, rule.function))
+    _two_steps(reference_runner, first, second)
+    expected_params, expected_state = _snapshot(reference_runner, rule)
+    del reference_runner
+    if contender == "lrcore-Adam.step":
+        runner: Runner = _AdamClassRunner(rule, params)
+    else:
+        reason = CONTENDERS[contender].unavailable() or CONTENDERS[contender].unsupported(rule)
+        if reason is not None:
+            raise LookupError(reason)
+        runner = CONTENDERS[contender].make(rule, params)
+    _two_steps(runner, first, second)
+    error = deviation(runner.params(), expected_params, params)
+    state = runner.state()
+    if state is not None:
+        error = max(error, state_deviation(state, expected_state, rule.state_names))
+    if not error <= TOLERANCE[dtype]:
+        raise VerificationError(f"{contender} {rule_name}: deviates from lrcore.reference by {error:.3g} of the update")
+    return runner.step
