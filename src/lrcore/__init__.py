@@ -43,6 +43,7 @@ from ._runtime import (
 )
 from . import functional, reference, schedules
 from ._build_info import get_cmake_dir, get_include, get_library, get_library_dir
+from .lr_finder import LRFinderResult, find_lr
 from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 
 __version__ = "0.1.0"
@@ -50,12 +51,14 @@ __version__ = "0.1.0"
 __all__ = [
     "SGD",
     "Adagrad",
+    "LRFinderResult",
     "Adam",
     "AdamW",
     "Optimizer",
     "RMSprop",
     "available_isas",
     "compiled_isas",
+    "find_lr",
     "functional",
     "get_cmake_dir",
     "get_flush_denormals",
