@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import numbers
+import threading
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -52,6 +53,8 @@ class Optimizer:
         params: a list of numpy arrays, or a list of parameter groups: dicts
             ``{"params": [arrays], **hyperparameter_overrides}``.
         defaults: the hyperparameters of every group that does not override them.
+        skip_nonfinite: check every gradient before each step; when any
+            element is NaN or Inf the whole step is skipped (see :meth:`step`).
 
     Attributes:
         param_groups: list of dicts, one per group; hyperparameters may be
@@ -59,6 +62,8 @@ class Optimizer:
         step_count: the number of steps taken; schedules are evaluated at it.
         last_hyperparameters: per group, the numeric hyperparameter values the
             last step used (schedules resolved).
+        skip_nonfinite: whether steps with a non-finite gradient are skipped.
+        skipped_steps: how many steps were skipped for non-finite gradients.
     """
 
     #: hyperparameters that are numbers (or schedules); "betas" is a pair of them.
@@ -70,7 +75,12 @@ class Optimizer:
     #: whether the rule keeps a per-parameter step count.
     _has_step_counts: bool = True
 
-    def __init__(self, params: Iterable[Any], defaults: Dict[str, Any]) -> None:
+    def __init__(self, params: Iterable[Any], defaults: Dict[str, Any], skip_nonfinite: bool = False) -> None:
+        if not isinstance(skip_nonfinite, (bool, np.bool_)):
+            raise TypeError(f"skip_nonfinite must be a bool, got {type(skip_nonfinite).__name__}")
+        self.skip_nonfinite = bool(skip_nonfinite)
+        self.skipped_steps = 0
+        self._step_lock = threading.Lock()
         self.defaults = dict(defaults)
         self.param_groups: List[Dict[str, Any]] = []
         self._group_states: List[Dict[str, Any]] = []
@@ -149,26 +159,44 @@ class Optimizer:
         return values
 
     # ------------------------------------------------------------------- step
-    def step(self, grads: Sequence[Optional[np.ndarray]]) -> None:
+    def step(self, grads: Sequence[Optional[np.ndarray]]) -> bool:
         """Applies one update to every parameter, in place.
+
+        With ``skip_nonfinite=True`` every gradient is checked first (natively,
+        after the usual argument checks); if any element is NaN or Inf the whole
+        step is skipped: nothing is written, ``step_count`` stays (so schedules
+        do not advance) and ``skipped_steps`` is incremented.
+
+        Thread safety: steps of one optimizer are serialised by a lock, so two
+        threads calling ``step`` on the same optimizer apply their updates one
+        after the other (in an unspecified order). Different optimizers step
+        concurrently; the native kernels run without the GIL.
 
         Args:
             grads: one gradient per parameter, in the order the parameters
                 were given (groups flattened in order); ``None`` skips that
                 parameter for this step.
 
+        Returns:
+            True when the update was applied, False when it was skipped for a
+            non-finite gradient.
+
         Raises:
             TypeError, ValueError: a gradient does not match its parameter, or
                 a hyperparameter (or a schedule's value) is invalid. Nothing is
                 modified then.
         """
+        with self._step_lock:
+            return self._locked_step(grads)
+
+    def _locked_step(self, grads: Sequence[Optional[np.ndarray]]) -> bool:
         if isinstance(grads, np.ndarray) or not isinstance(grads, (list, tuple)):
             raise TypeError(f"grads must be a list of arrays (one per parameter), got {type(grads).__name__}")
         if len(grads) != self._num_params:
             raise ValueError(f"grads has {len(grads)} entries but the optimizer has {self._num_params} parameters")
         t = self.step_count
         groups = self.param_groups
-        if len(groups) == 1:
+        if len(groups) == 1 and not self.skip_nonfinite:
             values = [self._resolve(groups[0], t, "param_groups[0]")]
             slices = [grads]
         else:
@@ -185,11 +213,15 @@ class Optimizer:
                 values.append(resolved)
                 slices.append(group_grads)
                 offset += count
+            if self.skip_nonfinite and not _core_all_finite(grads):
+                self.skipped_steps += 1
+                return False
         for group, state, resolved, group_grads in zip(groups, self._group_states, values, slices):
             self._prepare_state(group, state, resolved)
             self._step_group(group, state, group_grads, resolved)
         self.last_hyperparameters = values
         self.step_count = t + 1
+        return True
 
     def get_last_lr(self) -> List[float]:
         """The learning rate each group used in the last step (as torch schedulers report)."""
@@ -363,6 +395,12 @@ def _import_hyperparameter(current: Any, saved: Any) -> Any:
             current.load_state_dict(copy.deepcopy(saved["schedule_state"]))
         return current
     return saved
+
+
+def _core_all_finite(grads: Sequence[Any]) -> bool:
+    from .. import _core
+
+    return bool(_core.gradients.all_finite(grads))
 
 
 def _core_check_gradients(params: List[np.ndarray], grads: List[Any], offset: int) -> None:

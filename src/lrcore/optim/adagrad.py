@@ -26,6 +26,7 @@ class Adagrad(Optimizer):
         initial_accumulator_value: starting value of the squared-gradient sums (>= 0).
         eps: added to the root for numerical stability.
         maximize: ascend the objective instead of descending it.
+        skip_nonfinite: skip the whole step when a gradient has a NaN or Inf (see :meth:`Optimizer.step`).
     """
 
     _numeric_hyperparameters = ("lr", "lr_decay", "weight_decay", "eps")
@@ -33,10 +34,11 @@ class Adagrad(Optimizer):
     _state_names = ("sum",)
 
     def __init__(self, params: Iterable[Any], lr: Any = 1e-2, lr_decay: Any = 0.0, weight_decay: Any = 0.0,
-                 initial_accumulator_value: float = 0.0, eps: Any = 1e-10, maximize: bool = False) -> None:
+                 initial_accumulator_value: float = 0.0, eps: Any = 1e-10, maximize: bool = False, *,
+                 skip_nonfinite: bool = False) -> None:
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                                       initial_accumulator_value=initial_accumulator_value, eps=eps,
-                                      maximize=maximize))
+                                      maximize=maximize), skip_nonfinite=skip_nonfinite)
 
     def _validate(self, values: Dict[str, Any]) -> None:
         _core.validate_adagrad(lr=values["lr"], lr_decay=values["lr_decay"],

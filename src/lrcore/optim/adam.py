@@ -25,6 +25,7 @@ class Adam(Optimizer):
         weight_decay: L2 penalty added to the gradient.
         amsgrad: normalize by the running maximum of the second moment.
         maximize: ascend the objective instead of descending it.
+        skip_nonfinite: skip the whole step when a gradient has a NaN or Inf (see :meth:`Optimizer.step`).
     """
 
     _numeric_hyperparameters = ("lr", "betas", "eps", "weight_decay")
@@ -33,9 +34,10 @@ class Adam(Optimizer):
     _decoupled_weight_decay = False
 
     def __init__(self, params: Iterable[Any], lr: Any = 1e-3, betas: Tuple[Any, Any] = (0.9, 0.999),
-                 eps: Any = 1e-8, weight_decay: Any = 0.0, amsgrad: bool = False, maximize: bool = False) -> None:
+                 eps: Any = 1e-8, weight_decay: Any = 0.0, amsgrad: bool = False, maximize: bool = False, *,
+                 skip_nonfinite: bool = False) -> None:
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                                      maximize=maximize))
+                                      maximize=maximize), skip_nonfinite=skip_nonfinite)
 
     def _validate(self, values: Dict[str, Any]) -> None:
         _core.validate_adam(lr=values["lr"], beta1=values["beta1"], beta2=values["beta2"], eps=values["eps"],
@@ -66,6 +68,7 @@ class AdamW(Adam):
     _decoupled_weight_decay = True
 
     def __init__(self, params: Iterable[Any], lr: Any = 1e-3, betas: Tuple[Any, Any] = (0.9, 0.999),
-                 eps: Any = 1e-8, weight_decay: Any = 1e-2, amsgrad: bool = False, maximize: bool = False) -> None:
+                 eps: Any = 1e-8, weight_decay: Any = 1e-2, amsgrad: bool = False, maximize: bool = False, *,
+                 skip_nonfinite: bool = False) -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                         maximize=maximize)
+                         maximize=maximize, skip_nonfinite=skip_nonfinite)

@@ -26,6 +26,7 @@ class RMSprop(Optimizer):
         momentum: momentum factor (0 disables it).
         centered: normalize by the estimated variance instead of the raw second moment.
         maximize: ascend the objective instead of descending it.
+        skip_nonfinite: skip the whole step when a gradient has a NaN or Inf (see :meth:`Optimizer.step`).
     """
 
     _numeric_hyperparameters = ("lr", "alpha", "eps", "weight_decay", "momentum")
@@ -34,9 +35,9 @@ class RMSprop(Optimizer):
 
     def __init__(self, params: Iterable[Any], lr: Any = 1e-2, alpha: Any = 0.99, eps: Any = 1e-8,
                  weight_decay: Any = 0.0, momentum: Any = 0.0, centered: bool = False,
-                 maximize: bool = False) -> None:
+                 maximize: bool = False, *, skip_nonfinite: bool = False) -> None:
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
-                                      centered=centered, maximize=maximize))
+                                      centered=centered, maximize=maximize), skip_nonfinite=skip_nonfinite)
 
     def _validate(self, values: Dict[str, Any]) -> None:
         _core.validate_rmsprop(lr=values["lr"], alpha=values["alpha"], eps=values["eps"],

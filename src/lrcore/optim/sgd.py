@@ -23,6 +23,7 @@ class SGD(Optimizer):
         weight_decay: L2 penalty added to the gradient (number or schedule).
         nesterov: use Nesterov momentum (needs momentum > 0 and dampening 0).
         maximize: ascend the objective instead of descending it.
+        skip_nonfinite: skip the whole step when a gradient has a NaN or Inf (see :meth:`Optimizer.step`).
 
     The momentum buffer of a parameter starts as its gradient on its first
     momentum step, as in torch.optim.SGD.
@@ -33,9 +34,10 @@ class SGD(Optimizer):
     _state_names = ("momentum_buffer",)
 
     def __init__(self, params: Iterable[Any], lr: Any = 1e-3, momentum: Any = 0.0, dampening: Any = 0.0,
-                 weight_decay: Any = 0.0, nesterov: bool = False, maximize: bool = False) -> None:
+                 weight_decay: Any = 0.0, nesterov: bool = False, maximize: bool = False, *,
+                 skip_nonfinite: bool = False) -> None:
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                                      nesterov=nesterov, maximize=maximize))
+                                      nesterov=nesterov, maximize=maximize), skip_nonfinite=skip_nonfinite)
 
     def _validate(self, values: Dict[str, Any]) -> None:
         _core.validate_sgd(lr=values["lr"], momentum=values["momentum"], dampening=values["dampening"],
