@@ -12,7 +12,7 @@ image (when matplotlib is installed).
 Run it::
 
     pip install "lrcore[examples]"      # scikit-learn and matplotlib
-    python examples/train_digits.py              # about 10 s on 2 cores
+    python examples/train_digits.py              # 3-10 s on 2 cores
     python examples/train_digits.py --quick      # a few seconds
     python examples/train_digits.py --epochs 60 --hidden 256 128 --plot digits.png
 
@@ -27,7 +27,7 @@ import argparse
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
