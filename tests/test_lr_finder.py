@@ -344,3 +344,23 @@ def test_result_accessors():
     lowest = result.min_loss_lr
     assert result.lrs[0] <= lowest <= result.lrs[-1]
     assert result.suggested_lr <= lowest
+
+
+def test_skipped_non_finite_step_ends_the_test_and_is_not_counted():
+    x, loss_and_grads = quadratic(4)
+    optimizer = lrcore.SGD([x], lr=0.01, momentum=0.9, skip_nonfinite=True)
+    before = x.copy()
+    calls = []
+
+    def nan_gradient_later():
+        calls.append(1)
+        loss, grads = loss_and_grads()
+        if len(calls) > 20:
+            grads = [np.full_like(grads[0], np.nan)]
+        return loss, grads
+
+    result = find_lr(optimizer, nan_gradient_later)
+    assert result.diverged and len(result) == 21 and math.isnan(result.losses[-1])
+    assert np.all(np.isfinite(result.losses[:-1]))
+    assert optimizer.skipped_steps == 0 and optimizer.step_count == 0
+    assert x.tobytes() == before.tobytes()

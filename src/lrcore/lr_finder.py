@@ -211,7 +211,9 @@ def find_lr(optimizer: Any, loss_and_grads: LossAndGrads, *, start_lr: float = 1
 
     (that is :math:`\\hat\\ell_i > \\tau \\hat\\ell_{best}` for a positive best),
     with :math:`\\tau` = ``diverge_threshold`` and :math:`\\hat\\ell_{best}` the
-    lowest smoothed loss so far, or when a loss is not finite. The suggested
+    lowest smoothed loss so far, or when a loss is not finite (a step that an
+    optimizer with ``skip_nonfinite=True`` skips for a non-finite gradient ends
+    it the same way, its loss recorded as NaN). The suggested
     learning rate is the steepest descent of the smoothed curve against
     ``log(lr)`` (see :func:`steepest_descent_index`).
 
@@ -219,7 +221,8 @@ def find_lr(optimizer: Any, loss_and_grads: LossAndGrads, *, start_lr: float = 1
     at their value for the optimizer's next step, so only the learning rate
     varies. Afterwards the parameters are copied back bitwise, the optimizer's
     state (``state_dict()``: moment buffers, step counts, ``step_count``, the
-    state of schedules) is loaded back, and every parameter group gets its
+    state of schedules) is loaded back, ``skipped_steps`` and
+    ``last_hyperparameters`` are put back, and every parameter group gets its
     original hyperparameter objects back (the same numbers, schedules and
     tuples), also when ``loss_and_grads`` raises. Anything else
     ``loss_and_grads`` changes (a data iterator, running statistics) is the
@@ -307,7 +310,12 @@ def find_lr(optimizer: Any, loss_and_grads: LossAndGrads, *, start_lr: float = 1
         for i, lr in enumerate(schedule.tolist()):
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            optimizer.step(grads)
+            if optimizer.step(grads) is False:
+                # skip_nonfinite=True refused a non-finite gradient: the loss has diverged.
+                lrs.append(lr)
+                losses.append(math.nan)
+                diverged = True
+                break
             loss, grads = _call(loss_and_grads)
             lrs.append(lr)
             losses.append(loss)
@@ -342,6 +350,7 @@ class _Snapshot:
             {name: value for name, value in group.items() if name != "params"} for group in optimizer.param_groups
         ]
         self.last_hyperparameters = optimizer.last_hyperparameters
+        self.skipped_steps = getattr(optimizer, "skipped_steps", None)
 
     def restore(self) -> None:
         optimizer = self.optimizer
@@ -349,6 +358,8 @@ class _Snapshot:
         optimizer.load_state_dict(self.state)
         self._restore_groups()
         optimizer.last_hyperparameters = self.last_hyperparameters
+        if self.skipped_steps is not None:
+            optimizer.skipped_steps = self.skipped_steps
         for array, copy in zip(self.arrays, self.copies):
             np.copyto(array, copy)
 
