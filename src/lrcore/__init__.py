@@ -46,7 +46,13 @@ from ._build_info import get_cmake_dir, get_include, get_library, get_library_di
 from .lr_finder import LRFinderResult, find_lr
 from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _distribution_version
+
+try:
+    __version__ = _distribution_version("lrcore")  # written once, in CMakeLists.txt's project()
+except _PackageNotFoundError:  # pragma: no cover - not installed as a distribution
+    __version__ = "unknown"
 
 __all__ = [
     "SGD",
