@@ -149,6 +149,10 @@ class ReduceOnPlateau(Schedule):
         """Whether observations are currently ignored after a reduction."""
         return self.cooldown_counter > 0
 
+    def __repr__(self) -> str:
+        # The constructor names the wrapped schedule "schedule_or_lr"; say so, so the repr can be pasted back.
+        return super().__repr__().replace("(schedule=", "(schedule_or_lr=", 1)
+
     def state_dict(self) -> Dict[str, Any]:
         """The plateau state and the wrapped schedule's state.
 
