@@ -7,7 +7,8 @@
 // formula on ScalarLane. Operations are applied one at a time in the order
 // torch.optim applies its tensor operations, each rounded to T.
 //
-// Notation: g gradient, p parameter, t the tensor's step number (1-based).
+// The formulas are stated once, with the public entry points in
+// lrcore/optimizers.hpp; the code below is their element-wise form.
 #pragma once
 
 #include <cstddef>
@@ -53,12 +54,7 @@ inline typename V::reg lerp(typename V::reg start, typename V::reg end,
     return V::add(base, V::mul(V::broadcast(w.coefficient), V::sub(end, start)));
 }
 
-// ---------------------------------------------------------------------------
-// SGD:    g <- s*g + wd*p                         (s = -1 when maximizing)
-//         b <- g on the first momentum step, else b <- mu*b + (1 - dampening)*g
-//         d <- g + mu*b (Nesterov) or b (momentum) or g (plain)
-//         p <- p - lr*d
-// ---------------------------------------------------------------------------
+// ---------------------------------------------------------------------- SGD --
 template <template <class> class Lane, class T>
 void sgd_chunk(const SgdConstants<T>& c, const SgdTensor<T>& t, std::size_t begin, std::size_t end) {
     T* __restrict param = t.param + begin;
@@ -94,11 +90,7 @@ void sgd_chunk(const SgdConstants<T>& c, const SgdTensor<T>& t, std::size_t begi
     }); }); }); });
 }
 
-// ---------------------------------------------------------------------------
-// AdaGrad: g <- s*g + wd*p
-//          sum <- sum + g*g
-//          p <- p - clr * g / (sqrt(sum) + eps),   clr = lr / (1 + (t - 1)*lr_decay)
-// ---------------------------------------------------------------------------
+// ------------------------------------------------------------------ AdaGrad --
 template <template <class> class Lane, class T>
 void adagrad_chunk(const AdagradConstants<T>& c, const AdagradTensor<T>& t, std::size_t begin,
                    std::size_t end) {
@@ -119,14 +111,7 @@ void adagrad_chunk(const AdagradConstants<T>& c, const AdagradTensor<T>& t, std:
     });
 }
 
-// ---------------------------------------------------------------------------
-// RMSprop: g <- s*g + wd*p
-//          v <- alpha*v + (1 - alpha)*g*g
-//          centered:  a <- lerp(a, g, 1 - alpha);  r <- sqrt(v - a*a) + eps
-//          otherwise: r <- sqrt(v) + eps
-//          momentum:  b <- mu*b + g/r;  p <- p - lr*b
-//          otherwise: p <- p - lr*g/r
-// ---------------------------------------------------------------------------
+// ------------------------------------------------------------------ RMSprop --
 template <template <class> class Lane, class T>
 void rmsprop_chunk(const RmspropConstants<T>& c, const RmspropTensor<T>& t, std::size_t begin,
                    std::size_t end) {
@@ -167,13 +152,7 @@ void rmsprop_chunk(const RmspropConstants<T>& c, const RmspropTensor<T>& t, std:
     }); }); });
 }
 
-// ---------------------------------------------------------------------------
-// Adam / AdamW: g <- s*g, then either g <- g + wd*p (Adam) or p <- (1 - lr*wd)*p (AdamW)
-//               m <- lerp(m, g, 1 - beta1)
-//               v <- beta2*v + (1 - beta2)*g*g
-//               AMSGrad: v_max <- max(v_max, v), used in place of v below
-//               p <- p - (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
-// ---------------------------------------------------------------------------
+// ------------------------------------------------------------- Adam / AdamW --
 template <template <class> class Lane, class T>
 void adam_chunk(const AdamConstants<T>& c, const AdamTensor<T>& t, std::size_t begin, std::size_t end) {
     T* __restrict param = t.param + begin;
