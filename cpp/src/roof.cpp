@@ -119,30 +119,28 @@ void stream_chunk(const StreamTable<T>& table, const RoofTensor<T>& t, std::size
 }
 
 template <class T>
-void check(const RoofTensor<T>& t, std::size_t index) {
-    const std::string where = "roof tensor " + std::to_string(index) + ": ";
-    if (t.input_count < 1 || t.input_count > roof_max_inputs) {
-        throw std::invalid_argument(where + "needs 1 to " + std::to_string(roof_max_inputs) + " inputs, got " +
-                                    std::to_string(t.input_count));
-    }
-    if (t.update_count < 1 || t.update_count > roof_max_updates) {
-        throw std::invalid_argument(where + "needs 1 to " + std::to_string(roof_max_updates) + " updates, got " +
-                                    std::to_string(t.update_count));
-    }
-    if (t.size == 0) return;
+bool valid(const RoofTensor<T>& t) {
+    if (t.input_count < 1 || t.input_count > roof_max_inputs) return false;
+    if (t.update_count < 1 || t.update_count > roof_max_updates) return false;
+    if (t.size == 0) return true;
     for (std::size_t k = 0; k < t.input_count; ++k) {
-        if (t.inputs[k] == nullptr) throw std::invalid_argument(where + "null input");
+        if (t.inputs[k] == nullptr) return false;
     }
     for (std::size_t k = 0; k < t.update_count; ++k) {
-        if (t.updates[k] == nullptr) throw std::invalid_argument(where + "null update");
+        if (t.updates[k] == nullptr) return false;
     }
+    return true;
 }
 
 template <class T>
 void roof_impl(const RoofTensor<T>* tensors, std::size_t count) {
     std::size_t total = 0;
     for (std::size_t i = 0; i < count; ++i) {
-        check(tensors[i], i);
+        if (!valid(tensors[i])) {
+            throw std::invalid_argument("roof tensor " + std::to_string(i) + ": needs 1 to " +
+                                        std::to_string(roof_max_inputs) + " non-null inputs and 1 to " +
+                                        std::to_string(roof_max_updates) + " non-null updates");
+        }
         total += tensors[i].size;
     }
     if (total == 0) return;

@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``bench`` subcommand's options."""
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--quick", action="store_true",
-                        help="small sizes, one thread count and short timings: the whole run in well under a "
+                        help="small sizes, one thread and short timings: the whole run in well under a "
                              f"minute (sizes {','.join(QUICK_WORKLOADS)} unless --sizes is given)")
     parser.add_argument("--rules", type=_comma_list, default=None, metavar="LIST",
                         help=f"update rules: {','.join(RULES)} or all (default: all)")
@@ -52,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"elements). Default: {','.join(DEFAULT_WORKLOADS)}")
     parser.add_argument("--threads", type=_comma_list, default=None, metavar="LIST",
                         help="thread counts for lrcore and torch; 'all' = every usable CPU "
-                             "(default: 1,all; with --quick: all)")
+                             "(default: 1,all; with --quick: 1)")
     parser.add_argument("--against", type=_comma_list, default=None, metavar="LIST",
                         help=f"contenders: {','.join(n for n in CONTENDERS if n != 'lrcore')} "
                              "(default: all of them; with --quick numpy-ref is left out)")
@@ -67,7 +67,7 @@ def _options(args: argparse.Namespace) -> Options:
     rules = parse_rules(args.rules or ["all"])
     workloads = parse_workloads(args.sizes or list(QUICK_WORKLOADS if args.quick else DEFAULT_WORKLOADS))
     every_cpu = _runtime.get_num_threads()
-    thread_tokens = args.threads or (["all"] if args.quick else ["1", "all"])
+    thread_tokens = args.threads or (["1"] if args.quick else ["1", "all"])
     threads: List[int] = []
     for token in thread_tokens:
         count = every_cpu if token == "all" else int(token)

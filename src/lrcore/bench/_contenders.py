@@ -74,7 +74,12 @@ class RoofRunner:
     """The memory roof on copies of the case's arrays: the rule's reads and writes, trivial arithmetic."""
 
     def __init__(self, rule: Rule, params: Sequence[np.ndarray], grads: Sequence[np.ndarray]) -> None:
-        self.updates = [[p.copy()] + [np.zeros_like(p) for _ in rule.state_names] for p in params]
+        # Allocated as the other runners (and the optimizer classes) allocate: the parameters, then
+        # each state list in turn. Small arrays allocated back to back would sit 4 KiB + a header
+        # apart, and a load 4 KiB after a store stalls (4K aliasing): the layout is part of the cost.
+        copies = [p.copy() for p in params]
+        states = [[np.zeros_like(p) for p in params] for _ in rule.state_names]
+        self.updates = [[p] + [state[i] for state in states] for i, p in enumerate(copies)]
         self.inputs = [[g] for g in grads]
         self.step = functools.partial(_core.bench.roof_stream, self.inputs, self.updates)
 

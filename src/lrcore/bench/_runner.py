@@ -309,7 +309,8 @@ def run_opt_step(workload: Workload, threads: int, options: Options) -> OptStepR
     }
     for variant in TORCH_VARIANTS:
         if variant in options.against:
-            makers[variant] = (f"torch.optim.Adam({next(iter(TORCH_VARIANTS[variant]))}=...).step()",
+            flags = ", ".join(f"{k}={v}" for k, v in TORCH_VARIANTS[variant].items())
+            makers[variant] = (f"torch.optim.Adam({flags}).step()",
                                functools.partial(_make_torch, variant))
     group: List[Timed] = []
     for name, (title, make) in makers.items():
