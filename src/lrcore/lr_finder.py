@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import math
 import numbers
-import operator
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from ._arguments import in_range, integer, positive
 
 __all__ = ["LRFinderResult", "find_lr", "smooth_losses", "steepest_descent_index"]
 
@@ -41,7 +42,7 @@ def smooth_losses(losses: Sequence[float], smoothing: float) -> np.ndarray:
         >>> smooth_losses([1.0, 3.0], 0.5).tolist()
         [1.0, 2.333333333333333]
     """
-    beta = _check_smoothing(smoothing)
+    beta = in_range("smoothing", smoothing, 0.0, 1.0, high_open=True)
     smoothed = np.empty(len(losses), dtype=np.float64)
     average = 0.0
     for i, loss in enumerate(losses):
@@ -75,8 +76,8 @@ def steepest_descent_index(lrs: Sequence[float], smoothed_losses: Sequence[float
         The index into ``lrs``, or ``None`` when there are fewer than 2 finite
         points or the loss never decreases in the window.
     """
-    skip_start = _check_count("skip_start", skip_start)
-    skip_end = _check_count("skip_end", skip_end)
+    skip_start = integer("skip_start", skip_start, 0)
+    skip_end = integer("skip_end", skip_end, 0)
     lrs = np.asarray(lrs, dtype=np.float64)
     losses = np.asarray(smoothed_losses, dtype=np.float64)
     if lrs.shape != losses.shape or lrs.ndim != 1:
@@ -274,20 +275,20 @@ def find_lr(optimizer: Any, loss_and_grads: LossAndGrads, *, start_lr: float = 1
         raise TypeError(f"optimizer must be an lrcore optimizer, got {type(optimizer).__name__}")
     if not callable(loss_and_grads):
         raise TypeError(f"loss_and_grads must be callable, got {type(loss_and_grads).__name__}")
-    start_lr = _check_positive("start_lr", start_lr)
-    end_lr = _check_positive("end_lr", end_lr)
+    start_lr = positive("start_lr", start_lr)
+    end_lr = positive("end_lr", end_lr)
     if not end_lr > start_lr:
         raise ValueError(f"end_lr must be greater than start_lr, got start_lr={start_lr}, end_lr={end_lr}")
-    num_steps = _check_count("num_steps", num_steps, minimum=2)
+    num_steps = integer("num_steps", num_steps, 2)
     if mode not in ("exp", "linear"):
         raise ValueError(f"mode must be 'exp' or 'linear', got {mode!r}")
-    smoothing = _check_smoothing(smoothing)
+    smoothing = in_range("smoothing", smoothing, 0.0, 1.0, high_open=True)
     if diverge_threshold is not None:
-        diverge_threshold = _check_positive("diverge_threshold", diverge_threshold)
+        diverge_threshold = positive("diverge_threshold", diverge_threshold)
         if not diverge_threshold > 1.0:
             raise ValueError(f"diverge_threshold must be > 1 (or None), got {diverge_threshold}")
-    skip_start = _check_count("skip_start", skip_start)
-    skip_end = _check_count("skip_end", skip_end)
+    skip_start = integer("skip_start", skip_start, 0)
+    skip_end = integer("skip_end", skip_end, 0)
     extra = _check_extra_arrays(also_restore)
 
     if mode == "exp":
@@ -415,31 +416,3 @@ def _check_extra_arrays(arrays: Sequence[np.ndarray]) -> List[np.ndarray]:
     return checked
 
 
-def _check_positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    number = float(value)
-    if not (math.isfinite(number) and number > 0.0):
-        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
-    return number
-
-
-def _check_count(name: str, value: Any, minimum: int = 0) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, got bool")
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
-    if number < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {number}")
-    return number
-
-
-def _check_smoothing(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"smoothing must be a real number, got {type(value).__name__}")
-    beta = float(value)
-    if not 0.0 <= beta < 1.0:
-        raise ValueError(f"smoothing must be in [0, 1), got {value!r}")
-    return beta

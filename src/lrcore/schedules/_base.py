@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 import operator
 from abc import ABC, abstractmethod
@@ -78,56 +77,6 @@ def check_step(t: Any) -> int:
     if step < 0:
         raise ValueError(f"t must be >= 0 (the number of steps taken), got {step}")
     return step
-
-
-def _real(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"{name} must be finite, got {number}")
-    return number
-
-
-def non_negative(name: str, value: Any) -> float:
-    number = _real(name, value)
-    if number < 0.0:
-        raise ValueError(f"{name} must be >= 0, got {number}")
-    return number
-
-
-def positive(name: str, value: Any) -> float:
-    number = _real(name, value)
-    if number <= 0.0:
-        raise ValueError(f"{name} must be > 0, got {number}")
-    return number
-
-
-def in_range(name: str, value: Any, low: float, high: float, *, low_open: bool = False) -> float:
-    number = _real(name, value)
-    if number > high or number < low or (low_open and number == low):
-        bracket = "(" if low_open else "["
-        raise ValueError(f"{name} must be in {bracket}{low}, {high}], got {number}")
-    return number
-
-
-def integer(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, got bool")
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
-    if number < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {number}")
-    return number
-
-
-def choice(name: str, value: Any, options: Iterable[str]) -> str:
-    options = tuple(options)
-    if value not in options:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; got {value!r}")
-    return value
 
 
 def as_schedule(name: str, value: Any) -> Schedule:

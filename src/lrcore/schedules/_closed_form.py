@@ -9,15 +9,8 @@ from __future__ import annotations
 from typing import Any, Dict, Iterable, Optional, Tuple
 
 from .._core import schedules as _native
-from ._base import (
-    Schedule,
-    check_step,
-    choice,
-    in_range,
-    integer,
-    non_negative,
-    positive,
-)
+from .._arguments import choice, in_range, integer, non_negative, positive
+from ._base import Schedule, check_step
 
 __all__ = [
     "Constant",

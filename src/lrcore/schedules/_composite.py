@@ -11,7 +11,8 @@ import bisect
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Sequence
 
 from .._core import schedules as _native
-from ._base import Schedule, ScheduleLike, as_schedule, as_schedule_list, in_range, integer, non_negative
+from .._arguments import in_range, integer, non_negative
+from ._base import Schedule, ScheduleLike, as_schedule, as_schedule_list
 
 __all__ = ["Lambda", "Sequential", "Chained", "Warmup"]
 

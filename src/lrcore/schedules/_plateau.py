@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, Mapping, SupportsFloat
 
-from ._base import Schedule, ScheduleLike, as_schedule, choice, integer, non_negative
+from .._arguments import choice, integer, non_negative
+from ._base import Schedule, ScheduleLike, as_schedule
 
 __all__ = ["ReduceOnPlateau"]
 
