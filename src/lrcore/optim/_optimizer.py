@@ -87,9 +87,13 @@ class Optimizer:
         self.step_count = 0
         self.last_hyperparameters: List[Dict[str, float]] = []
         self._num_params = 0
-        params = list(params) if not isinstance(params, np.ndarray) else params
         if isinstance(params, np.ndarray):
             raise TypeError("params must be a list of arrays or of parameter groups, not a single array")
+        if isinstance(params, (dict, str, bytes)) or not hasattr(params, "__iter__"):
+            raise TypeError(
+                f"params must be a list of arrays or of parameter groups, got {type(params).__name__}"
+            )
+        params = list(params)
         if len(params) == 0:
             raise ValueError("params is empty: the optimizer has nothing to update")
         groups = params if isinstance(params[0], dict) else [{"params": params}]
@@ -105,6 +109,8 @@ class Optimizer:
         arrays = group["params"]
         if isinstance(arrays, np.ndarray):
             arrays = [arrays]
+        if isinstance(arrays, (dict, str, bytes)) or not hasattr(arrays, "__iter__"):
+            raise TypeError(f'param_groups[{index}]["params"] must be a list of arrays, got {type(arrays).__name__}')
         arrays = list(arrays)
         if not arrays:
             raise ValueError(f"param_groups[{index}] has no parameters")
