@@ -127,3 +127,16 @@ def test_checkpoint_while_another_thread_steps(tmp_path):
     finally:
         stop.set()
         thread.join()
+
+
+def test_an_optimizer_copy_has_its_own_lock():
+    import copy
+    import pickle
+
+    w = np.zeros(4, np.float32)
+    opt = lrcore.Adam([w], lr=0.1)
+    opt.step([np.ones(4, np.float32)])
+    for twin in (copy.deepcopy(opt), pickle.loads(pickle.dumps(opt))):
+        assert twin._step_lock is not opt._step_lock
+        assert twin.step([np.ones(4, np.float32)]) is True
+        assert twin.step_count == 2 and opt.step_count == 1

@@ -229,6 +229,16 @@ class Optimizer:
         self.step_count = t + 1
         return True
 
+    def __getstate__(self) -> Dict[str, Any]:
+        # The step lock cannot be copied or pickled; a copy gets its own.
+        state = self.__dict__.copy()
+        state.pop("_step_lock", None)
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._step_lock = threading.Lock()
+
     def get_last_lr(self) -> List[float]:
         """The learning rate each group used in the last step (as torch schedulers report)."""
         return [values["lr"] for values in self.last_hyperparameters]
