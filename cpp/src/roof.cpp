@@ -1,6 +1,7 @@
 #include "roof.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -30,7 +31,12 @@ struct VectorOf {
 // through function target attributes. Each vector step loads everything
 // before it stores anything, as the update rules do: a store followed by a
 // load 4 KiB apart (arrays allocated page-aligned) would stall on a false
-// dependency the update rules never pay. Loads and stores are memcpy (any
+// dependency the update rules never pay. A scalar prologue first brings the
+// parameter (updates[0]) to a vector boundary: numpy's large arrays start 16
+// bytes into a page, and when all arrays share that offset, peeling aligns
+// them all and no access straddles two cache lines (worth ~20% at 2^24 f32
+// Adam). The roof must not be slowed by what a kernel can avoid. Loads and
+// stores are memcpy (any
 // alignment) written out here: a helper returning a vector type would be a
 // baseline function with a wide-vector ABI. Unused pointers are null.
 #define LRCORE_ROOF_STREAM(name, attributes, vector_bytes)                                          \
@@ -39,7 +45,14 @@ struct VectorOf {
         using V = typename VectorOf<T, vector_bytes>::type;                                         \
         constexpr std::size_t width = vector_bytes / sizeof(T);                                     \
         T* const up[roof_max_updates] = {up0, up1, up2, up3};                                       \
+        const std::size_t misaligned = (reinterpret_cast<std::uintptr_t>(up0) / sizeof(T)) % width;  \
+        const std::size_t peel = misaligned == 0 ? 0 : std::min(n, width - misaligned);             \
         std::size_t i = 0;                                                                          \
+        for (; i < peel; ++i) {                                                                     \
+            T s = in0[i];                                                                           \
+            if constexpr (Inputs > 1) s += in1[i];                                                  \
+            for (int k = 0; k < Updates; ++k) up[k][i] += s;                                        \
+        }                                                                                           \
         for (; i + width <= n; i += width) {                                                        \
             V s, t, u[Updates];                                                                     \
             __builtin_memcpy(&s, in0 + i, sizeof s);                                                \
