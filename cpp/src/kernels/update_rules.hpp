@@ -11,7 +11,9 @@
 // lrcore/optimizers.hpp; the code below is their element-wise form.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <type_traits>
 
 #include "kernels/simd_scalar.hpp"
@@ -21,11 +23,23 @@
 namespace lrcore::kernels {
 namespace {
 
+/// Runs body(lane, i) over [0, count): a scalar prologue up to the first
+/// element where `anchor` (the chunk's parameter pointer) is vector-aligned,
+/// then four vectors per iteration, then single vectors, then a scalar tail.
+/// numpy's large arrays start 16 bytes into a page, so without the prologue
+/// every AVX-512 access would straddle two cache lines. Scalar and vector
+/// lanes round identically, so where the boundaries fall never changes a result.
 template <template <class> class Lane, class T, class Body>
-inline void for_each_lane(std::size_t count, Body&& body) {
+inline void for_each_lane(std::size_t count, const T* anchor, Body&& body) {
     using V = Lane<T>;
     constexpr std::size_t width = V::width;
+    constexpr std::size_t vector_bytes = width * sizeof(T);
     std::size_t i = 0;
+    const std::size_t offset = reinterpret_cast<std::uintptr_t>(anchor) % vector_bytes;
+    if (width > 1 && offset % sizeof(T) == 0 && offset != 0) {
+        const std::size_t prologue = std::min(count, (vector_bytes - offset) / sizeof(T));
+        for (; i < prologue; ++i) body(ScalarLane<T>{}, i);
+    }
     for (; i + 4 * width <= count; i += 4 * width) {
         body(V{}, i);
         body(V{}, i + width);
@@ -65,7 +79,7 @@ void sgd_chunk(const SgdConstants<T>& c, const SgdTensor<T>& t, std::size_t begi
     select(c.has_momentum, [&](auto has_momentum) {
     select(c.has_momentum && c.nesterov, [&](auto nesterov) {
     select(c.has_momentum && initialize, [&](auto first_momentum_step) {
-        for_each_lane<Lane, T>(end - begin, [&](auto lane, std::size_t i) {
+        for_each_lane<Lane, T>(end - begin, param, [&](auto lane, std::size_t i) {
             using V = decltype(lane);
             const auto p = V::load(param + i);
             auto g = V::mul(V::load(grad + i), V::broadcast(c.grad_sign));
@@ -98,7 +112,7 @@ void adagrad_chunk(const AdagradConstants<T>& c, const AdagradTensor<T>& t, std:
     const T* __restrict grad = t.grad + begin;
     T* __restrict sum = t.sum + begin;
     select(c.has_weight_decay, [&](auto has_weight_decay) {
-        for_each_lane<Lane, T>(end - begin, [&](auto lane, std::size_t i) {
+        for_each_lane<Lane, T>(end - begin, param, [&](auto lane, std::size_t i) {
             using V = decltype(lane);
             const auto p = V::load(param + i);
             auto g = V::mul(V::load(grad + i), V::broadcast(c.grad_sign));
@@ -123,7 +137,7 @@ void rmsprop_chunk(const RmspropConstants<T>& c, const RmspropTensor<T>& t, std:
     select(c.has_weight_decay, [&](auto has_weight_decay) {
     select(c.centered, [&](auto centered) {
     select(c.has_momentum, [&](auto has_momentum) {
-        for_each_lane<Lane, T>(end - begin, [&](auto lane, std::size_t i) {
+        for_each_lane<Lane, T>(end - begin, param, [&](auto lane, std::size_t i) {
             using V = decltype(lane);
             const auto p = V::load(param + i);
             auto g = V::mul(V::load(grad + i), V::broadcast(c.grad_sign));
@@ -163,7 +177,7 @@ void adam_chunk(const AdamConstants<T>& c, const AdamTensor<T>& t, std::size_t b
     select(c.weight_decay_mode == WeightDecayMode::l2, [&](auto l2) {
     select(c.weight_decay_mode == WeightDecayMode::decoupled, [&](auto decoupled) {
     select(c.amsgrad, [&](auto amsgrad) {
-        for_each_lane<Lane, T>(end - begin, [&](auto lane, std::size_t i) {
+        for_each_lane<Lane, T>(end - begin, param, [&](auto lane, std::size_t i) {
             using V = decltype(lane);
             auto p = V::load(param + i);
             auto g = V::mul(V::load(grad + i), V::broadcast(c.grad_sign));
