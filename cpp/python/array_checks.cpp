@@ -130,27 +130,67 @@ void check_disjoint(const ArrayView& a, const std::string& a_name, const ArrayVi
     }
 }
 
-void check_no_overlap(std::vector<Region>& regions) {
-    auto overlap_error = [](const Region& a, const Region& b) {
-        return py::value_error(argument_name(a.list_name, a.index) + " and " + argument_name(b.list_name, b.index) +
-                               " share memory; each must be a separate array");
-    };
-    // Written regions first, sorted by address; they must be pairwise disjoint.
-    const auto written_end = std::partition(regions.begin(), regions.end(),
-                                            [](const Region& r) { return r.written && r.end > r.begin; });
-    const auto by_begin = [](const Region& a, const Region& b) { return a.begin < b.begin; };
-    std::sort(regions.begin(), written_end, by_begin);
-    for (auto it = regions.begin(); it != written_end && it + 1 != written_end; ++it) {
-        if (it->end > (it + 1)->begin) throw overlap_error(*(it + 1), *it);
+namespace {
+
+/// A written region's interval and its position among the call's written regions.
+struct WrittenInterval {
+    std::uintptr_t begin;
+    std::uintptr_t end;
+    std::size_t position;
+};
+
+/// The written intervals of this thread's last successful check, in call order
+/// and sorted by address (pairwise disjoint).
+struct VerifiedWrites {
+    std::vector<std::pair<std::uintptr_t, std::uintptr_t>> in_call_order;
+    std::vector<WrittenInterval> by_address;
+};
+
+py::value_error overlap_error(const Region& a, const Region& b) {
+    return py::value_error(argument_name(a.list_name, a.index) + " and " + argument_name(b.list_name, b.index) +
+                           " share memory; each must be a separate array");
+}
+
+}  // namespace
+
+void check_no_overlap(const std::vector<Region>& regions) {
+    thread_local std::vector<const Region*> written;
+    thread_local VerifiedWrites verified;
+    written.clear();
+    for (const Region& r : regions) {
+        if (r.written && r.end > r.begin) written.push_back(&r);
     }
-    // Each region only read may touch none of them: disjoint and sorted, the
-    // written regions' ends are sorted too, so only the last one starting
-    // before the read region ends can reach into it.
-    for (auto read = written_end; read != regions.end(); ++read) {
-        if (read->end <= read->begin) continue;
-        auto after = std::partition_point(regions.begin(), written_end,
-                                          [&](const Region& w) { return w.begin < read->end; });
-        if (after != regions.begin() && (after - 1)->end > read->begin) throw overlap_error(*read, *(after - 1));
+    bool same = verified.in_call_order.size() == written.size();
+    for (std::size_t k = 0; same && k < written.size(); ++k) {
+        same = verified.in_call_order[k] == std::make_pair(written[k]->begin, written[k]->end);
+    }
+    if (!same) {
+        // Sorted by address (ties in call order), neighbours must not overlap.
+        verified.in_call_order.clear();
+        auto& sorted = verified.by_address;
+        sorted.clear();
+        for (std::size_t k = 0; k < written.size(); ++k) sorted.push_back({written[k]->begin, written[k]->end, k});
+        std::sort(sorted.begin(), sorted.end(), [](const WrittenInterval& a, const WrittenInterval& b) {
+            return a.begin < b.begin || (a.begin == b.begin && a.position < b.position);
+        });
+        for (std::size_t k = 0; k + 1 < sorted.size(); ++k) {
+            if (sorted[k].end > sorted[k + 1].begin) {
+                throw overlap_error(*written[sorted[k + 1].position], *written[sorted[k].position]);
+            }
+        }
+        for (const Region* r : written) verified.in_call_order.emplace_back(r->begin, r->end);
+    }
+    // A region only read may touch no written one: the written intervals are
+    // disjoint and sorted, so their ends are sorted too, and only the last one
+    // starting before the read region ends can reach into it.
+    const auto& sorted = verified.by_address;
+    for (const Region& read : regions) {
+        if (read.written || read.end <= read.begin) continue;
+        auto after = std::partition_point(sorted.begin(), sorted.end(),
+                                          [&](const WrittenInterval& w) { return w.begin < read.end; });
+        if (after != sorted.begin() && (after - 1)->end > read.begin) {
+            throw overlap_error(read, *written[(after - 1)->position]);
+        }
     }
 }
 

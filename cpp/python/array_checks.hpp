@@ -63,8 +63,11 @@ inline Region region_of(const ArrayView& view, const char* list_name, std::size_
 
 /// Throws ValueError when an array that a call writes shares memory with any
 /// other array of the call (arrays that are only read may share memory with
-/// each other). O(n log n); empty arrays never overlap. Reorders `regions`.
-void check_no_overlap(std::vector<Region>& regions);
+/// each other); empty arrays never overlap. O(n log n) when the written arrays
+/// differ from the calling thread's previous call, O(n) plus a binary search
+/// per read array when they are the same (an optimizer passes the same
+/// parameters and states every step).
+void check_no_overlap(const std::vector<Region>& regions);
 
 /// A list argument of the step call: a Python sequence of known length.
 py::sequence check_list(py::handle object, const char* name, std::size_t expected_length);

@@ -29,8 +29,7 @@ struct Batch {
     std::vector<Tensor<double>> float64;
     std::vector<std::size_t> updated;   // indices of the tensors that have a gradient
     std::vector<py::object> alive;      // keeps every array referenced while the GIL is released
-    std::vector<ArrayView> views;       // arrays of the tensor being checked
-    std::vector<std::string> names;
+    ArrayView current_param;            // the parameter of the tensor being checked
     std::vector<Region> regions;        // every array of the call, for the overlap check across tensors
 };
 
@@ -60,16 +59,12 @@ private:
     Batch<Tensor>& batch_;
 };
 
-/// Checks a state array of tensor `index` against its parameter and against
-/// the other arrays of the same tensor; returns its data pointer.
+/// Checks a state array of tensor `index` against its parameter and records
+/// it for the overlap check; returns its data pointer.
 template <class T, template <class> class Tensor>
 T* state_array(Batch<Tensor>& batch, const py::sequence& list, const char* list_name, std::size_t index) {
     py::object object = list[index];
-    const ArrayView view = check_like(object, list_name, index, batch.views.front(), "params", true);
-    const std::string name = argument_name(list_name, index);
-    for (std::size_t k = 0; k < batch.views.size(); ++k) check_disjoint(view, name, batch.views[k], batch.names[k]);
-    batch.views.push_back(view);
-    batch.names.push_back(name);
+    const ArrayView view = check_like(object, list_name, index, batch.current_param, "params", true);
     batch.regions.push_back(region_of(view, list_name, index, true));
     batch.alive.push_back(std::move(object));
     return static_cast<T*>(view.data);
@@ -77,8 +72,10 @@ T* state_array(Batch<Tensor>& batch, const py::sequence& list, const char* list_
 
 /// Checks params[i] and grads[i] for every tensor with a gradient and lets
 /// `fill(tensor, index)` check and attach the rule's state arrays; then checks
-/// that no array written overlaps another array of the call (tensors run in
-/// parallel chunks, so e.g. one tensor's gradient must not be another's parameter).
+/// that no array written overlaps another array of the call, within a tensor
+/// or across tensors (tensors run in parallel chunks, so e.g. one tensor's
+/// gradient must not be another's parameter). Names for error messages are
+/// only built when there is an error.
 template <template <class> class Tensor, class Fill>
 void gather(Batch<Tensor>& batch, const py::sequence& params, const py::sequence& grads, std::size_t count,
             Fill&& fill) {
@@ -88,11 +85,7 @@ void gather(Batch<Tensor>& batch, const py::sequence& params, const py::sequence
         py::object param = params[i];
         const ArrayView param_view = check_parameter(param, "params", i);
         const ArrayView grad_view = check_like(grad, "grads", i, param_view, "params", false);
-        const std::string param_name = argument_name("params", i);
-        const std::string grad_name = argument_name("grads", i);
-        check_disjoint(grad_view, grad_name, param_view, param_name);
-        batch.views.assign({param_view, grad_view});
-        batch.names.assign({param_name, grad_name});
+        batch.current_param = param_view;
         batch.regions.push_back(region_of(param_view, "params", i, true));
         batch.regions.push_back(region_of(grad_view, "grads", i, false));
         batch.alive.push_back(std::move(param));
