@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "../src/roof.hpp"  // internal header (cpp/src is not on _core's include path)
+#include "roof.hpp"
 #include "array_checks.hpp"
 #include "register.hpp"
 

@@ -177,7 +177,8 @@ void sgd_binding(py::handle params_object, py::handle grads_object, py::handle b
     });
     // Everything is checked: now create the buffers that start this step (the
     // first momentum step writes the gradient into them, as torch.optim does).
-    const py::object empty_like = py::module_::import("numpy").attr("empty_like");
+    const py::object empty_like =
+        new_buffers.empty() ? py::object() : py::module_::import("numpy").attr("empty_like");
     for (const NewBuffer& b : new_buffers) {
         auto buffer = py::reinterpret_steal<py::array>(empty_like(params[b.index]).release());
         if (b.float32) {

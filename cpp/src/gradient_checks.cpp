@@ -21,20 +21,12 @@
 #include <string>
 #include <vector>
 
-#include "thread_pool.hpp"
+#include "chunking.hpp"
 
 namespace lrcore {
 namespace {
 
-constexpr std::size_t chunk_bytes = 64 * 1024;
-// Below this many elements in total, waking the pool costs more than it saves.
-constexpr std::size_t parallel_threshold_elements = 1 << 15;
-
-struct Chunk {
-    std::size_t array;
-    std::size_t begin;
-    std::size_t end;
-};
+using detail::Chunk;
 
 template <class Pointer>
 void check_arrays(const Pointer* arrays, const std::size_t* sizes, std::size_t count) {
@@ -54,26 +46,20 @@ void check_norm_type(double norm_type) {
     }
 }
 
-/// The fixed chunks of the calling thread's current call (reused between calls).
+/// The fixed chunks of the calling thread's current call (chunking.hpp), and the element count.
 template <class T>
 const std::vector<Chunk>& chunks_of(const std::size_t* sizes, std::size_t count, std::size_t& total) {
-    constexpr std::size_t chunk_elements = chunk_bytes / sizeof(T);
-    thread_local std::vector<Chunk> chunks;
-    chunks.clear();
     total = 0;
-    for (std::size_t i = 0; i < count; ++i) {
-        total += sizes[i];
-        for (std::size_t begin = 0; begin < sizes[i]; begin += chunk_elements) {
-            chunks.push_back({i, begin, std::min(sizes[i], begin + chunk_elements)});
-        }
-    }
-    return chunks;
+    for (std::size_t i = 0; i < count; ++i) total += sizes[i];
+    return detail::chunks_of<T>(count, [&](std::size_t i) { return sizes[i]; });
 }
 
-/// Runs task(c) for every chunk index, on the pool when the work is large enough.
-template <class Task>
+/// Runs task(c) for every chunk index, on the pool when the pass is large
+/// enough. Always per chunk, so per-chunk partial results never depend on it.
+/// No denormal flushing here: a norm must count tiny values as they are.
+template <class T, class Task>
 void for_each_chunk(std::size_t chunk_count, std::size_t total, Task& task) {
-    if (total < parallel_threshold_elements) {
+    if (!detail::worth_parallel<T>(total)) {
         for (std::size_t c = 0; c < chunk_count; ++c) task(c);
     } else {
         detail::parallel_for(chunk_count, detail::TaskRef(task));
@@ -125,11 +111,11 @@ bool all_finite_impl(const T* const* arrays, const std::size_t* sizes, std::size
     auto task = [&](std::size_t c) {
         if (found.load(std::memory_order_relaxed)) return;
         const Chunk& chunk = chunk_data[c];
-        if (!chunk_all_finite(arrays[chunk.array] + chunk.begin, chunk.end - chunk.begin)) {
+        if (!chunk_all_finite(arrays[chunk.tensor] + chunk.begin, chunk.end - chunk.begin)) {
             found.store(true, std::memory_order_relaxed);
         }
     };
-    for_each_chunk(chunks.size(), total, task);
+    for_each_chunk<T>(chunks.size(), total, task);
     return !found.load();
 }
 
@@ -172,9 +158,9 @@ double reduce(const T* const* arrays, const std::size_t* sizes, std::size_t coun
     double* partial_data = partials.data();
     auto task = [&](std::size_t c) {
         const Chunk& chunk = chunk_data[c];
-        partial_data[c] = chunk_result(arrays[chunk.array] + chunk.begin, chunk.end - chunk.begin);
+        partial_data[c] = chunk_result(arrays[chunk.tensor] + chunk.begin, chunk.end - chunk.begin);
     };
-    for_each_chunk(chunks.size(), total, task);
+    for_each_chunk<T>(chunks.size(), total, task);
     double result = 0.0;
     for (const double partial : partials) result = combine(result, partial);
     return result;
@@ -228,10 +214,10 @@ void scale_impl(T* const* arrays, const std::size_t* sizes, std::size_t count, d
     const Chunk* chunk_data = chunks.data();
     auto task = [&](std::size_t c) {
         const Chunk& chunk = chunk_data[c];
-        T* x = arrays[chunk.array];
+        T* x = arrays[chunk.tensor];
         for (std::size_t i = chunk.begin; i < chunk.end; ++i) x[i] = x[i] * f;
     };
-    for_each_chunk(chunks.size(), total, task);
+    for_each_chunk<T>(chunks.size(), total, task);
 }
 
 }  // namespace

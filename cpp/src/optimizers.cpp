@@ -10,7 +10,7 @@
 
 #include "dispatch.hpp"
 #include "kernels/step_constants.hpp"
-#include "thread_pool.hpp"
+#include "chunking.hpp"
 
 namespace lrcore {
 namespace {
@@ -28,18 +28,6 @@ void require_nonnegative(const char* name, double value) {
 void require_unit_interval(const char* name, double value) {
     require(value >= 0.0 && value < 1.0, name, "in [0, 1)", value);
 }
-
-// Chunks are this many bytes of one array, so every chunk boundary falls on
-// the same element whatever the thread count (results never depend on it).
-constexpr std::size_t chunk_bytes = 64 * 1024;
-// Below this many elements in a whole step, waking the pool costs more than it saves.
-constexpr std::size_t parallel_threshold_elements = 1 << 15;
-
-struct Chunk {
-    std::size_t tensor;
-    std::size_t begin;
-    std::size_t end;
-};
 
 template <class Tensor>
 void check_tensor(const Tensor& t, std::size_t index) {
@@ -62,35 +50,16 @@ void check_step(std::int64_t step, std::size_t index) {
     }
 }
 
-/// Runs kernel(constants[i], tensors[i], begin, end) over all chunks of all tensors.
+/// Runs kernel(constants[i], tensors[i], begin, end) over every element of every tensor.
 template <class T, class Tensor, class Constants, class Kernel>
 void run_chunks(const Tensor* tensors, std::size_t count, const std::vector<Constants>& constants,
                 Kernel kernel) {
-    std::size_t total = 0;
-    for (std::size_t i = 0; i < count; ++i) total += tensors[i].size;
-    if (total == 0) return;
-    if (total < parallel_threshold_elements) {
-        detail::DenormalGuard guard;
-        for (std::size_t i = 0; i < count; ++i) {
-            if (tensors[i].size != 0) kernel(constants[i], tensors[i], 0, tensors[i].size);
-        }
-        return;
-    }
-    constexpr std::size_t chunk_elements = chunk_bytes / sizeof(T);
-    thread_local std::vector<Chunk> chunks;
-    chunks.clear();
-    for (std::size_t i = 0; i < count; ++i) {
-        for (std::size_t begin = 0; begin < tensors[i].size; begin += chunk_elements) {
-            const std::size_t end = std::min(tensors[i].size, begin + chunk_elements);
-            chunks.push_back({i, begin, end});
-        }
-    }
-    const Chunk* chunk_data = chunks.data();
-    auto task = [&](std::size_t c) {
-        const Chunk& chunk = chunk_data[c];
-        kernel(constants[chunk.tensor], tensors[chunk.tensor], chunk.begin, chunk.end);
-    };
-    detail::parallel_for(chunks.size(), detail::TaskRef(task));
+    detail::for_each_range<T>(
+        count, [&](std::size_t i) { return tensors[i].size; },
+        [&](std::size_t i, std::size_t begin, std::size_t end) {
+            const detail::DenormalGuard guard;  // flush denormals if asked, restore the caller's mode after
+            kernel(constants[i], tensors[i], begin, end);
+        });
 }
 
 /// Per-tensor constants from make(step); consecutive tensors usually share a

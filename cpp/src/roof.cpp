@@ -8,15 +8,11 @@
 #include <vector>
 
 #include "dispatch.hpp"
-#include "thread_pool.hpp"
+#include "chunking.hpp"
 
 namespace lrcore::bench {
 namespace {
 
-// The step drivers' chunking (cpp/src/optimizers.cpp), repeated so the roof
-// splits work exactly as the update rules do.
-constexpr std::size_t chunk_bytes = 64 * 1024;
-constexpr std::size_t parallel_threshold_elements = 1 << 15;
 
 template <class T>
 using StreamFunction = void (*)(std::size_t, const T*, const T*, T*, T*, T*, T*);
@@ -118,12 +114,6 @@ const StreamTable<T>& active_table() {
 }
 #undef LRCORE_ROOF_TABLE
 
-struct Chunk {
-    std::size_t tensor;
-    std::size_t begin;
-    std::size_t end;
-};
-
 template <class T>
 void stream_chunk(const StreamTable<T>& table, const RoofTensor<T>& t, std::size_t begin, std::size_t end) {
     auto in = [&](std::size_t k) { return k < t.input_count ? t.inputs[k] + begin : nullptr; };
@@ -158,27 +148,13 @@ void roof_impl(const RoofTensor<T>* tensors, std::size_t count) {
     }
     if (total == 0) return;
     const StreamTable<T>& table = active_table<T>();
-    if (total < parallel_threshold_elements) {
-        detail::DenormalGuard guard;
-        for (std::size_t i = 0; i < count; ++i) {
-            if (tensors[i].size != 0) stream_chunk(table, tensors[i], 0, tensors[i].size);
-        }
-        return;
-    }
-    constexpr std::size_t chunk_elements = chunk_bytes / sizeof(T);
-    thread_local std::vector<Chunk> chunks;
-    chunks.clear();
-    for (std::size_t i = 0; i < count; ++i) {
-        for (std::size_t begin = 0; begin < tensors[i].size; begin += chunk_elements) {
-            chunks.push_back({i, begin, std::min(tensors[i].size, begin + chunk_elements)});
-        }
-    }
-    const Chunk* chunk_data = chunks.data();
-    auto task = [&](std::size_t c) {
-        const Chunk& chunk = chunk_data[c];
-        stream_chunk(table, tensors[chunk.tensor], chunk.begin, chunk.end);
-    };
-    detail::parallel_for(chunks.size(), detail::TaskRef(task));
+    // The same split as the update rules (chunking.hpp).
+    detail::for_each_range<T>(
+        count, [&](std::size_t i) { return tensors[i].size; },
+        [&](std::size_t i, std::size_t begin, std::size_t end) {
+            const detail::DenormalGuard guard;  // as the update rules do
+            stream_chunk(table, tensors[i], begin, end);
+        });
 }
 
 }  // namespace

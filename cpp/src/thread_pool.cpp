@@ -86,7 +86,6 @@ public:
             threads = thread_count_;
         }
         if (threads <= 1 || count == 1) {
-            DenormalGuard guard;
             for (std::size_t i = 0; i < count; ++i) task(i);
             return;
         }
@@ -142,7 +141,6 @@ private:
     }
 
     void work_on_job(const TaskRef& task, std::size_t count) {
-        DenormalGuard guard;
         for (;;) {
             const std::size_t i = next_index_.fetch_add(1, std::memory_order_relaxed);
             if (i >= count) break;

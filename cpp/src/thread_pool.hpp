@@ -28,7 +28,9 @@ private:
 void parallel_for(std::size_t count, TaskRef task);
 
 /// Scoped floating-point mode for kernel code: flushes denormals to zero when
-/// lrcore::get_flush_denormals() is on, and restores the previous mode.
+/// lrcore::get_flush_denormals() is on, and restores the previous mode. The
+/// update rules hold one around each piece of work; passes that must see
+/// denormals as they are (gradient norms) do not.
 class DenormalGuard {
 public:
     DenormalGuard();
