@@ -86,7 +86,10 @@ def same_bits(a, b):
 @given(problems())
 def test_functional_equals_reference_bitwise(problem):
     ours, our_state = run(functional, *problem)
-    theirs, their_state = run(reference, *problem)
+    # Centered RMSprop may take sqrt of a slightly negative v - a*a (rounding):
+    # NaN, in both, as in torch; numpy would warn about it.
+    with np.errstate(invalid="ignore"):
+        theirs, their_state = run(reference, *problem)
     for a, b in zip(ours, theirs):
         assert same_bits(a, b)
     for key, value in our_state.items():
