@@ -25,10 +25,29 @@ import numpy as np
 
 from . import _core
 
-__all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd"]
+__all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd", "state_like"]
 
 ArrayList = Sequence[np.ndarray]
 GradList = Sequence[Optional[np.ndarray]]
+
+
+_CACHE_LINE = 64
+
+
+def state_like(param: np.ndarray, fill: float = 0.0) -> np.ndarray:
+    """A new C-contiguous array shaped and typed like ``param``, filled with ``fill``: the way to
+    allocate optimizer state for these functions (the optimizer classes use it).
+
+    Its address has the same offset within a cache line as ``param``'s. The
+    kernels align their vector loop on the parameter, so with matching offsets
+    every state access is aligned too (numpy's large arrays start 16 bytes into
+    a page; a misaligned 64-byte access touches two cache lines).
+    """
+    raw = np.empty(param.nbytes + _CACHE_LINE, dtype=np.uint8)
+    offset = (param.ctypes.data - raw.ctypes.data) % _CACHE_LINE
+    array = raw[offset:offset + param.nbytes].view(param.dtype).reshape(param.shape)
+    array.fill(fill)
+    return array
 
 
 def sgd(

@@ -15,6 +15,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..functional import state_like
+
 from .. import _core, functional, reference
 from ._numpy_fast import FastNumpyStep
 from ._rules import Rule, State
@@ -78,7 +80,7 @@ class RoofRunner:
         # each state list in turn. Small arrays allocated back to back would sit 4 KiB + a header
         # apart, and a load 4 KiB after a store stalls (4K aliasing): the layout is part of the cost.
         copies = [p.copy() for p in params]
-        states = [[np.zeros_like(p) for p in params] for _ in rule.state_names]
+        states = [[state_like(p) for p in params] for _ in rule.state_names]
         self.updates = [[p] + [state[i] for state in states] for i, p in enumerate(copies)]
         self.inputs = [[g] for g in grads]
         self.step = functools.partial(_core.bench.roof_stream, self.inputs, self.updates)

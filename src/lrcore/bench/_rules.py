@@ -12,6 +12,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..functional import state_like
+
 __all__ = ["RULES", "Rule", "State", "parse_rules"]
 
 #: A rule's state: ``"steps"`` (int64 counters, when the rule has them) and
@@ -61,7 +63,7 @@ class Rule:
             if name in self.created_on_first_step:
                 state[name] = [None] * len(params)
             else:
-                state[name] = [np.zeros_like(p) for p in params]
+                state[name] = [state_like(p) for p in params]
         if self.has_steps:
             state["steps"] = np.zeros(len(params), dtype=np.int64)
         return state

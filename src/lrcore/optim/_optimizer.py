@@ -14,6 +14,8 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..functional import state_like
+
 __all__ = ["Optimizer"]
 
 _SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -374,12 +376,14 @@ class Optimizer:
                 state[key] = [self._initial_state_array(group, name, p) for p in group["params"]]
             target = state[key][k]
             if target is None:
-                state[key][k] = np.array(value, dtype=param.dtype, order="C", copy=True)
+                fresh = state_like(param)
+                np.copyto(fresh, value)
+                state[key][k] = fresh
             else:
                 np.copyto(target, value)
 
     def _initial_state_array(self, group: Dict[str, Any], name: str, param: np.ndarray) -> Optional[np.ndarray]:
-        return np.zeros_like(param)
+        return state_like(param)
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]

@@ -8,7 +8,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 import numpy as np
 
 from .. import _core
-from ._optimizer import Optimizer
+from ._optimizer import Optimizer, state_like
 
 __all__ = ["Adagrad"]
 
@@ -45,7 +45,7 @@ class Adagrad(Optimizer):
                                weight_decay=values["weight_decay"], eps=values["eps"])
 
     def _initial_state_array(self, group: Dict[str, Any], name: str, param: np.ndarray) -> Optional[np.ndarray]:
-        return np.full_like(param, group["initial_accumulator_value"])
+        return state_like(param, group["initial_accumulator_value"])
 
     def _new_state(self, group: Dict[str, Any], params: List[np.ndarray]) -> Dict[str, Any]:
         initial = group["initial_accumulator_value"]

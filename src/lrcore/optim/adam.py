@@ -7,7 +7,7 @@ from typing import Any, Dict, Iterable, List, Sequence, Tuple
 import numpy as np
 
 from .. import _core
-from ._optimizer import Optimizer
+from ._optimizer import Optimizer, state_like
 
 __all__ = ["Adam", "AdamW"]
 
@@ -44,12 +44,12 @@ class Adam(Optimizer):
                             weight_decay=values["weight_decay"])
 
     def _new_state(self, group: Dict[str, Any], params: List[np.ndarray]) -> Dict[str, Any]:
-        return {"exp_avgs": [np.zeros_like(p) for p in params], "exp_avg_sqs": [np.zeros_like(p) for p in params],
+        return {"exp_avgs": [state_like(p) for p in params], "exp_avg_sqs": [state_like(p) for p in params],
                 "max_exp_avg_sqs": None, "steps": np.zeros(len(params), dtype=np.int64)}
 
     def _prepare_state(self, group: Dict[str, Any], state: Dict[str, Any], values: Dict[str, Any]) -> None:
         if values["amsgrad"] and state["max_exp_avg_sqs"] is None:
-            state["max_exp_avg_sqs"] = [np.zeros_like(p) for p in group["params"]]
+            state["max_exp_avg_sqs"] = [state_like(p) for p in group["params"]]
 
     def _step_group(self, group: Dict[str, Any], state: Dict[str, Any], grads: Sequence[Any],
                     values: Dict[str, Any]) -> None:

@@ -7,7 +7,7 @@ from typing import Any, Dict, Iterable, List, Sequence
 import numpy as np
 
 from .. import _core
-from ._optimizer import Optimizer
+from ._optimizer import Optimizer, state_like
 
 __all__ = ["RMSprop"]
 
@@ -44,14 +44,14 @@ class RMSprop(Optimizer):
                                weight_decay=values["weight_decay"], momentum=values["momentum"])
 
     def _new_state(self, group: Dict[str, Any], params: List[np.ndarray]) -> Dict[str, Any]:
-        return {"square_avgs": [np.zeros_like(p) for p in params], "momentum_buffers": None,
+        return {"square_avgs": [state_like(p) for p in params], "momentum_buffers": None,
                 "grad_avgs": None, "steps": np.zeros(len(params), dtype=np.int64)}
 
     def _prepare_state(self, group: Dict[str, Any], state: Dict[str, Any], values: Dict[str, Any]) -> None:
         if values["momentum"] > 0 and state["momentum_buffers"] is None:
-            state["momentum_buffers"] = [np.zeros_like(p) for p in group["params"]]
+            state["momentum_buffers"] = [state_like(p) for p in group["params"]]
         if values["centered"] and state["grad_avgs"] is None:
-            state["grad_avgs"] = [np.zeros_like(p) for p in group["params"]]
+            state["grad_avgs"] = [state_like(p) for p in group["params"]]
 
     def _step_group(self, group: Dict[str, Any], state: Dict[str, Any], grads: Sequence[Any],
                     values: Dict[str, Any]) -> None:
