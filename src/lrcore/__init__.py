@@ -9,7 +9,8 @@ Example:
     >>> import numpy as np, lrcore
     >>> w = np.zeros(4, dtype=np.float32)
     >>> opt = lrcore.Adam([w], lr=0.1)
-    >>> opt.step([np.ones(4, dtype=np.float32)])
+    >>> opt.step([np.ones(4, dtype=np.float32)])  # True: applied
+    True
     >>> w.round(4)
     array([-0.1, -0.1, -0.1, -0.1], dtype=float32)
 """
@@ -41,7 +42,9 @@ from ._runtime import (
     set_isa,
     set_num_threads,
 )
-from . import functional, reference, schedules
+from . import checkpoint, functional, gradients, reference, schedules
+from .checkpoint import load, save
+from .gradients import all_finite, clip_grad_norm, global_norm
 from ._build_info import get_cmake_dir, get_include, get_library, get_library_dir
 from .lr_finder import LRFinderResult, find_lr
 from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
@@ -62,7 +65,10 @@ __all__ = [
     "AdamW",
     "Optimizer",
     "RMSprop",
+    "all_finite",
     "available_isas",
+    "checkpoint",
+    "clip_grad_norm",
     "compiled_isas",
     "find_lr",
     "functional",
@@ -71,9 +77,13 @@ __all__ = [
     "get_include",
     "get_library",
     "get_library_dir",
+    "global_norm",
+    "gradients",
     "get_num_threads",
     "isa",
+    "load",
     "reference",
+    "save",
     "schedules",
     "set_flush_denormals",
     "set_isa",

@@ -7,6 +7,8 @@
 //                   and its optimizer state, as raw pointers you own (T = float or double)
 //   optimizers.hpp  sgd_step, adagrad_step, rmsprop_step, adam_step: one update, in place
 //   schedules.hpp   lrcore::schedules: closed-form learning-rate schedules, lr = schedule(t)
+//   gradients.hpp   whole-gradient passes: all_finite, global_norm (fixed-order,
+//                   thread-count independent), scale, for clipping and NaN guards
 //   runtime.hpp     instruction-set choice, thread count, denormal flushing
 //   version.hpp     LRCORE_VERSION_MAJOR / _MINOR / _PATCH
 //
@@ -36,6 +38,7 @@
 #pragma once
 
 #include "lrcore/config.hpp"
+#include "lrcore/gradients.hpp"
 #include "lrcore/optimizers.hpp"
 #include "lrcore/runtime.hpp"
 #include "lrcore/schedules.hpp"
