@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import math
 import numbers
-import operator
 import os
 from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
+
+from ._arguments import integer
 
 __all__ = ["plot_schedule", "plot_lr_finder"]
 
@@ -106,7 +107,7 @@ def plot_schedule(schedule: ScheduleArgument, steps: int, *, labels: Optional[Se
         ...           path="schedules.png")  # doctest: +SKIP
     """
     names, schedules = _schedules_and_labels(schedule, labels)
-    steps = _check_steps(steps)
+    steps = integer("steps", steps, 1)
     path = _check_path(path)
     if title is not None and not isinstance(title, str):
         raise TypeError(f"title must be a string, got {type(title).__name__}")
@@ -219,17 +220,6 @@ def _schedules_and_labels(schedule: Any, labels: Optional[Sequence[str]]) -> Tup
         names = list(labels)
     return names, schedules
 
-
-def _check_steps(steps: Any) -> int:
-    if isinstance(steps, bool):
-        raise TypeError("steps must be an integer, got bool")
-    try:
-        count = operator.index(steps)
-    except TypeError:
-        raise TypeError(f"steps must be an integer, got {type(steps).__name__}") from None
-    if count < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {count}")
-    return count
 
 
 def _evaluate(schedule: Callable[[int], float], steps: int, name: str) -> np.ndarray:
