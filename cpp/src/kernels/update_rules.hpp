@@ -4,7 +4,9 @@
 //
 // Every kernel has the same shape: an unrolled vector body (four vectors per
 // iteration), a single-vector loop, and a scalar tail that runs the very same
-// formula on ScalarLane. Operations are applied one at a time in the order
+// formula on ScalarLane. Each lane step loads all of its inputs before it
+// stores anything: arrays of one size start at the same offset in their pages,
+// and a store followed by a load 4 KiB away stalls on a false dependency. Operations are applied one at a time in the order
 // torch.optim applies its tensor operations, each rounded to T.
 //
 // The formulas are stated once, with the public entry points in
@@ -82,15 +84,16 @@ void sgd_chunk(const SgdConstants<T>& c, const SgdTensor<T>& t, std::size_t begi
         for_each_lane<Lane, T>(end - begin, param, [&](auto lane, std::size_t i) {
             using V = decltype(lane);
             const auto p = V::load(param + i);
-            auto g = V::mul(V::load(grad + i), V::broadcast(c.grad_sign));
+            const auto grad_loaded = V::load(grad + i);
+            typename V::reg b{};
+            if constexpr (has_momentum && !first_momentum_step) b = V::load(buffer + i);
+            auto g = V::mul(grad_loaded, V::broadcast(c.grad_sign));
             if constexpr (has_weight_decay) g = V::add(g, V::mul(V::broadcast(c.weight_decay), p));
             if constexpr (has_momentum) {
-                typename V::reg b;
                 if constexpr (first_momentum_step) {
                     b = g;
                 } else {
-                    b = V::add(V::mul(V::load(buffer + i), V::broadcast(c.momentum)),
-                               V::mul(V::broadcast(c.one_minus_dampening), g));
+                    b = V::add(V::mul(b, V::broadcast(c.momentum)), V::mul(V::broadcast(c.one_minus_dampening), g));
                 }
                 V::store(buffer + i, b);
                 if constexpr (nesterov) {
@@ -115,9 +118,11 @@ void adagrad_chunk(const AdagradConstants<T>& c, const AdagradTensor<T>& t, std:
         for_each_lane<Lane, T>(end - begin, param, [&](auto lane, std::size_t i) {
             using V = decltype(lane);
             const auto p = V::load(param + i);
-            auto g = V::mul(V::load(grad + i), V::broadcast(c.grad_sign));
+            const auto grad_loaded = V::load(grad + i);
+            const auto sum_loaded = V::load(sum + i);
+            auto g = V::mul(grad_loaded, V::broadcast(c.grad_sign));
             if constexpr (has_weight_decay) g = V::add(g, V::mul(V::broadcast(c.weight_decay), p));
-            const auto s = V::add(V::load(sum + i), V::mul(g, g));
+            const auto s = V::add(sum_loaded, V::mul(g, g));
             V::store(sum + i, s);
             const auto std_dev = V::add(V::sqrt(s), V::broadcast(c.eps));
             V::store(param + i, V::add(p, V::div(V::mul(V::broadcast(c.neg_clr), g), std_dev)));
@@ -140,14 +145,20 @@ void rmsprop_chunk(const RmspropConstants<T>& c, const RmspropTensor<T>& t, std:
         for_each_lane<Lane, T>(end - begin, param, [&](auto lane, std::size_t i) {
             using V = decltype(lane);
             const auto p = V::load(param + i);
-            auto g = V::mul(V::load(grad + i), V::broadcast(c.grad_sign));
+            const auto grad_loaded = V::load(grad + i);
+            const auto square_avg_loaded = V::load(square_avg + i);
+            typename V::reg a{};
+            if constexpr (centered) a = V::load(grad_avg + i);
+            typename V::reg b{};
+            if constexpr (has_momentum) b = V::load(buffer + i);
+            auto g = V::mul(grad_loaded, V::broadcast(c.grad_sign));
             if constexpr (has_weight_decay) g = V::add(g, V::mul(V::broadcast(c.weight_decay), p));
-            const auto v = V::add(V::mul(V::load(square_avg + i), V::broadcast(c.alpha)),
+            const auto v = V::add(V::mul(square_avg_loaded, V::broadcast(c.alpha)),
                                   V::mul(V::mul(V::broadcast(c.one_minus_alpha), g), g));
             V::store(square_avg + i, v);
             typename V::reg root;
             if constexpr (centered) {
-                const auto a = lerp<V>(V::load(grad_avg + i), g, c.grad_avg_lerp);
+                a = lerp<V>(a, g, c.grad_avg_lerp);
                 V::store(grad_avg + i, a);
                 root = V::sqrt(V::sub(v, V::mul(a, a)));
             } else {
@@ -155,8 +166,7 @@ void rmsprop_chunk(const RmspropConstants<T>& c, const RmspropTensor<T>& t, std:
             }
             root = V::add(root, V::broadcast(c.eps));
             if constexpr (has_momentum) {
-                const auto b = V::add(V::mul(V::load(buffer + i), V::broadcast(c.momentum)),
-                                      V::div(g, root));
+                b = V::add(V::mul(b, V::broadcast(c.momentum)), V::div(g, root));
                 V::store(buffer + i, b);
                 V::store(param + i, V::add(p, V::mul(V::broadcast(c.neg_lr), b)));
             } else {
@@ -180,16 +190,21 @@ void adam_chunk(const AdamConstants<T>& c, const AdamTensor<T>& t, std::size_t b
         for_each_lane<Lane, T>(end - begin, param, [&](auto lane, std::size_t i) {
             using V = decltype(lane);
             auto p = V::load(param + i);
-            auto g = V::mul(V::load(grad + i), V::broadcast(c.grad_sign));
+            const auto grad_loaded = V::load(grad + i);
+            const auto exp_avg_loaded = V::load(exp_avg + i);
+            const auto exp_avg_sq_loaded = V::load(exp_avg_sq + i);
+            typename V::reg v_max{};
+            if constexpr (amsgrad) v_max = V::load(max_exp_avg_sq + i);
+            auto g = V::mul(grad_loaded, V::broadcast(c.grad_sign));
             if constexpr (decoupled) p = V::mul(p, V::broadcast(c.decay_factor));
             if constexpr (l2) g = V::add(g, V::mul(V::broadcast(c.weight_decay), p));
-            const auto m = lerp<V>(V::load(exp_avg + i), g, c.exp_avg_lerp);
-            V::store(exp_avg + i, m);
-            auto v = V::add(V::mul(V::load(exp_avg_sq + i), V::broadcast(c.beta2)),
+            const auto m = lerp<V>(exp_avg_loaded, g, c.exp_avg_lerp);
+            auto v = V::add(V::mul(exp_avg_sq_loaded, V::broadcast(c.beta2)),
                             V::mul(V::mul(V::broadcast(c.one_minus_beta2), g), g));
+            V::store(exp_avg + i, m);
             V::store(exp_avg_sq + i, v);
             if constexpr (amsgrad) {
-                v = V::max(V::load(max_exp_avg_sq + i), v);
+                v = V::max(v_max, v);
                 V::store(max_exp_avg_sq + i, v);
             }
             const auto denom = V::add(V::div(V::sqrt(v), V::broadcast(c.bias_correction2_sqrt)),
