@@ -93,12 +93,13 @@ public:
             std::lock_guard<std::mutex> lock(job_mutex_);
             job_task_ = &task;
             job_count_ = count;
+            job_blocks_ = std::min<std::size_t>(count, static_cast<std::size_t>(threads));
             next_index_.store(0, std::memory_order_relaxed);
             busy_workers_ = static_cast<int>(workers_.size());
             ++generation_;
         }
         job_ready_.notify_all();
-        work_on_job(task, count);
+        work_on_job(task, count, job_blocks_);
         std::unique_lock<std::mutex> lock(job_mutex_);
         job_done_.wait(lock, [&] { return busy_workers_ == 0; });
         job_task_ = nullptr;
@@ -140,11 +141,17 @@ private:
         workers_.clear();
     }
 
-    void work_on_job(const TaskRef& task, std::size_t count) {
+    /// Tasks are handed out in contiguous blocks, one per thread: each thread
+    /// then streams through one long stretch of memory, which the hardware
+    /// prefetchers follow far better than interleaved small pieces. A thread
+    /// that finishes early takes any block not yet started.
+    void work_on_job(const TaskRef& task, std::size_t count, std::size_t blocks) {
         for (;;) {
-            const std::size_t i = next_index_.fetch_add(1, std::memory_order_relaxed);
-            if (i >= count) break;
-            task(i);
+            const std::size_t block = next_index_.fetch_add(1, std::memory_order_relaxed);
+            if (block >= blocks) break;
+            const std::size_t begin = block * count / blocks;
+            const std::size_t end = (block + 1) * count / blocks;
+            for (std::size_t i = begin; i < end; ++i) task(i);
         }
     }
 
@@ -152,6 +159,7 @@ private:
         for (;;) {
             const TaskRef* task = nullptr;
             std::size_t count = 0;
+            std::size_t blocks = 0;
             {
                 std::unique_lock<std::mutex> lock(job_mutex_);
                 job_ready_.wait(lock, [&] { return stopping_ || generation_ != seen; });
@@ -159,8 +167,9 @@ private:
                 seen = generation_;
                 task = job_task_;
                 count = job_count_;
+                blocks = job_blocks_;
             }
-            work_on_job(*task, count);
+            work_on_job(*task, count, blocks);
             {
                 std::lock_guard<std::mutex> lock(job_mutex_);
                 if (--busy_workers_ == 0) job_done_.notify_one();
@@ -181,6 +190,7 @@ private:
     bool stopping_ = false;
     const TaskRef* job_task_ = nullptr;
     std::size_t job_count_ = 0;
+    std::size_t job_blocks_ = 0;
     int busy_workers_ = 0;
     std::atomic<std::size_t> next_index_{0};
 };
