@@ -151,8 +151,9 @@ class Optimizer:
             if name == "betas":
                 if not isinstance(raw, (tuple, list)) or len(raw) != 2:
                     raise TypeError(f"{where}: betas must be a pair (beta1, beta2)")
-                values["beta1"] = _value_at(raw[0], t, where, "betas[0]")
-                values["beta2"] = _value_at(raw[1], t, where, "betas[1]")
+                beta1, beta2 = raw
+                values["beta1"] = beta1 if type(beta1) is float else _value_at(beta1, t, where, "betas[0]")
+                values["beta2"] = beta2 if type(beta2) is float else _value_at(beta2, t, where, "betas[1]")
             elif type(raw) is float:  # the common case, kept cheap
                 values[name] = raw
             else:
