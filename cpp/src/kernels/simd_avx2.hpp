@@ -1,5 +1,5 @@
 // AVX2 lanes (256-bit). Only included by cpp/src/isa/avx2.cpp, which is
-// compiled with -mavx2 and reached only after a CPU check.
+// compiled with the AVX2 flag and reached only after a CPU check.
 #pragma once
 
 #include <immintrin.h>

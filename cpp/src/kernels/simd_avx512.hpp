@@ -1,5 +1,5 @@
 // AVX-512F lanes (512-bit). Only included by cpp/src/isa/avx512.cpp, which is
-// compiled with -mavx512f and reached only after a CPU check.
+// compiled with the AVX-512F flag and reached only after a CPU check.
 #pragma once
 
 #include <immintrin.h>
