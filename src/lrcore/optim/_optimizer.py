@@ -14,6 +14,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .. import _core
 from ..functional import state_like
 
 __all__ = ["Optimizer"]
@@ -74,8 +75,6 @@ class Optimizer:
     _flag_hyperparameters: Tuple[str, ...] = ("maximize",)
     #: state arrays kept per parameter, in the order they are reported.
     _state_names: Tuple[str, ...] = ()
-    #: whether the rule keeps a per-parameter step count.
-    _has_step_counts: bool = True
 
     def __init__(self, params: Iterable[Any], defaults: Dict[str, Any], skip_nonfinite: bool = False) -> None:
         if not isinstance(skip_nonfinite, (bool, np.bool_)):
@@ -137,11 +136,9 @@ class Optimizer:
         self._group_states.append(self._new_state(new_group, checked))
         self._num_params += len(checked)
 
-    def _check_hyperparameters(self, group: Dict[str, Any], where: str) -> Dict[str, Any]:
+    def _check_hyperparameters(self, group: Dict[str, Any], where: str) -> None:
         """Resolves the group's hyperparameters at the current step and validates them natively."""
-        values = self._resolve(group, self.step_count, where)
-        self._validate(values)
-        return values
+        self._validate(self._resolve(group, self.step_count, where))
 
     def _resolve(self, group: Dict[str, Any], t: int, where: str) -> Dict[str, Any]:
         """The group's hyperparameter values at step t: schedules evaluated, numbers and flags checked."""
@@ -218,11 +215,11 @@ class Optimizer:
                 self._validate(resolved)
                 count = len(group["params"])
                 group_grads = list(grads[offset:offset + count])
-                _core_check_gradients(group["params"], group_grads, offset)
+                _core.check_gradients(group["params"], group_grads, offset)
                 values.append(resolved)
                 slices.append(group_grads)
                 offset += count
-            if self.skip_nonfinite and not _core_all_finite(grads):
+            if self.skip_nonfinite and not _core.gradients.all_finite(grads):
                 self.skipped_steps += 1
                 return False
         for group, state, resolved, group_grads in zip(groups, self._group_states, values, slices):
@@ -335,7 +332,7 @@ class Optimizer:
 
     def _export_param_state(self, state: Dict[str, Any], k: int) -> Optional[Dict[str, Any]]:
         steps = state["steps"]
-        if self._has_step_counts and steps[k] == 0:
+        if steps[k] == 0:  # never stepped: no state yet, as in torch
             return None
         entry: Dict[str, Any] = {"step": int(steps[k])}
         for name in self._state_names:
@@ -416,16 +413,3 @@ def _import_hyperparameter(current: Any, saved: Any) -> Any:
             current.load_state_dict(copy.deepcopy(saved["schedule_state"]))
         return current
     return saved
-
-
-def _core_all_finite(grads: Sequence[Any]) -> bool:
-    from .. import _core
-
-    return bool(_core.gradients.all_finite(grads))
-
-
-def _core_check_gradients(params: List[np.ndarray], grads: List[Any], offset: int) -> None:
-    from .. import _core
-
-    _core.check_gradients(params, grads, offset)
-
