@@ -1,103 +1,312 @@
-// Bindings of the update rules: lrcore._core.{sgd,adagrad,rmsprop,adam}_step.
+// Bindings of the update rules: lrcore._core.rules.<name>, one object per
+// rule of cpp/src/rules.hpp, made by one template from the rule's description.
 //
-// Each call takes Python lists of arrays (one entry per tensor; a None
-// gradient skips that tensor), checks every array it will touch, and only
-// then releases the GIL and runs one native step over all tensors, float32
-// and float64 batches separately. Per-tensor step counters (an int64 array)
-// are incremented for the tensors that were updated, after the step.
+// rule.step(groups, counters, skip_nonfinite, create, group_labels) is the
+// single boundary of every step, from an optimizer class or the functional
+// layer. A group is a tuple (hyperparameters, params, grads, state, steps):
+// a dict of the rule's hyperparameters by name, parallel lists of parameters
+// and gradients (a None gradient skips that tensor), a dict of the rule's
+// state lists by state name, and the int64 per-tensor step counters (None
+// for a rule without step numbers, when nobody keeps them).
+//
+// A step is a transaction. First everything is checked, for every group:
+// the runtime settings, each hyperparameter, each array (dtype, shape,
+// contiguity, writeability), that no array written overlaps any other array
+// of the call in any group, and with skip_nonfinite that every gradient is
+// finite. Then missing state arrays are created (with `create`, the state
+// allocator; they enter the state lists only after every one exists). Then
+// the kernels run without the GIL, and finally the per-tensor counters and
+// `counters` (the optimizer's [step_count, skipped_steps]) are incremented.
+// From the first list assignment to the last counter no Python code runs, so
+// no exception or KeyboardInterrupt can leave a step half done.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "array_checks.hpp"
-#include "lrcore/config.hpp"
-#include "lrcore/optimizers.hpp"
+#include "lrcore/gradients.hpp"
 #include "register.hpp"
+#include "rules.hpp"
+#include "step_drivers.hpp"
 
 namespace lrcore::python {
 namespace {
 
 using namespace pybind11::literals;
 
-/// The checked tensors of one step call, split by element type.
-template <template <class> class Tensor>
+/// One group of the call, after its checks.
+template <class Config>
+struct GroupPlan {
+    Config config{};
+    std::size_t float32_begin = 0, float32_end = 0;
+    std::size_t float64_begin = 0, float64_end = 0;
+    std::size_t updated_begin = 0, updated_end = 0;  // range of Batch::updated
+    std::int64_t* steps = nullptr;                   // null when the caller keeps none
+};
+
+/// A state array to create once every check has passed.
+struct PendingState {
+    py::object param;       // the parameter it is shaped like
+    py::list list;          // the state list that receives it
+    std::size_t index;      // its position there (the tensor's position in its group)
+    std::size_t state;      // which state of the rule
+    bool float32;
+    std::size_t tensor;     // position in the float32 or float64 tensors
+};
+
+/// Everything one step call gathers before it writes anything.
+template <class Config>
 struct Batch {
+    template <class T>
+    using Tensor = typename rules::Rule<Config>::template Tensor<T>;
     std::vector<Tensor<float>> float32;
     std::vector<Tensor<double>> float64;
-    std::vector<std::size_t> updated;   // indices of the tensors that have a gradient
-    std::vector<py::object> alive;      // keeps every array referenced while the GIL is released
-    ArrayView current_param;            // the parameter of the tensor being checked
-    std::vector<Region> regions;        // every array of the call, for the overlap check across tensors
+    std::vector<GroupPlan<Config>> groups;
+    std::vector<std::size_t> updated;     // per group, the positions of the tensors that have a gradient
+    std::vector<Region> regions;          // every array of the call, for the overlap check
+    std::vector<PendingState> pending;
+    std::vector<py::object> alive;        // keeps every array referenced while the GIL is released
+    bool in_use = false;
+
+    void clear() {
+        float32.clear();
+        float64.clear();
+        groups.clear();
+        updated.clear();
+        regions.clear();
+        pending.clear();
+        alive.clear();
+    }
 };
 
-/// The batch of the calling thread, emptied: its vectors keep their capacity
-/// from call to call, so a step allocates nothing once warmed up. The guard
-/// drops the array references when the call ends (the GIL is held then).
-template <template <class> class Tensor>
-class ReusableBatch {
+/// The calling thread's batch, emptied; its vectors keep their capacity, so a
+/// warmed-up step allocates nothing. A step that starts while the thread's
+/// batch is in use (a gradient list whose item access runs another step)
+/// gets a batch of its own instead.
+template <class Config>
+class BatchLease {
 public:
-    ReusableBatch() : batch_(storage()) {
-        batch_.float32.clear();
-        batch_.float64.clear();
-        batch_.updated.clear();
-        batch_.regions.clear();
-        batch_.alive.clear();
+    BatchLease() {
+        thread_local Batch<Config> shared;
+        if (shared.in_use) {
+            owned_ = std::make_unique<Batch<Config>>();
+            batch_ = owned_.get();
+        } else {
+            batch_ = &shared;
+            batch_->clear();
+        }
+        batch_->in_use = true;
     }
-    ~ReusableBatch() { batch_.alive.clear(); }
-    ReusableBatch(const ReusableBatch&) = delete;
-    ReusableBatch& operator=(const ReusableBatch&) = delete;
-    Batch<Tensor>& operator*() { return batch_; }
+    ~BatchLease() {
+        batch_->pending.clear();
+        batch_->alive.clear();
+        batch_->in_use = false;
+    }
+    BatchLease(const BatchLease&) = delete;
+    BatchLease& operator=(const BatchLease&) = delete;
+    Batch<Config>& operator*() { return *batch_; }
 
 private:
-    static Batch<Tensor>& storage() {
-        thread_local Batch<Tensor> batch;
-        return batch;
-    }
-    Batch<Tensor>& batch_;
+    std::unique_ptr<Batch<Config>> owned_;
+    Batch<Config>* batch_ = nullptr;
 };
 
-/// Checks a state array of tensor `index` against its parameter and records
-/// it for the overlap check; returns its data pointer.
-template <class T, template <class> class Tensor>
-T* state_array(Batch<Tensor>& batch, const py::sequence& list, const char* list_name, std::size_t index) {
-    py::object object = list[index];
-    const ArrayView view = check_like(object, list_name, index, batch.current_param, "params", true);
-    batch.regions.push_back(region_of(view, list_name, index, true));
-    batch.alive.push_back(std::move(object));
-    return static_cast<T*>(view.data);
+/// The rule's hyperparameter names as Python strings, made once.
+template <class Config>
+struct Keys {
+    std::vector<py::str> numbers;
+    std::vector<py::str> flags;
+    std::vector<py::str> states;
+    static const Keys& get() {
+        static const Keys* keys = [] {
+            auto* k = new Keys;  // never destroyed: Python strings must not outlive the interpreter's teardown
+            using Rule = rules::Rule<Config>;
+            for (const auto& n : Rule::numbers) k->numbers.emplace_back(n.name);
+            for (const auto& f : Rule::flags) k->flags.emplace_back(f.name);
+            for (const auto& s : Rule::states) k->states.emplace_back(s.name);
+            return k;
+        }();
+        return *keys;
+    }
+};
+
+std::string group_prefix(bool labels, std::size_t group) {
+    return labels ? "param_groups[" + std::to_string(group) + "]: " : std::string();
 }
 
-/// Checks params[i] and grads[i] for every tensor with a gradient and lets
-/// `fill(tensor, index)` check and attach the rule's state arrays; then checks
-/// that no array written overlaps another array of the call, within a tensor
-/// or across tensors (tensors run in parallel chunks, so e.g. one tensor's
-/// gradient must not be another's parameter). Names for error messages are
-/// only built when there is an error.
-template <template <class> class Tensor, class Fill>
-void gather(Batch<Tensor>& batch, const py::sequence& params, const py::sequence& grads, std::size_t count,
-            Fill&& fill) {
+const char* type_name(py::handle object) { return Py_TYPE(object.ptr())->tp_name; }
+
+bool is_numpy_bool(py::handle object) {
+    static PyTypeObject* numpy_bool = [] {
+        py::object type = py::module_::import("numpy").attr("bool_");
+        return reinterpret_cast<PyTypeObject*>(type.release().ptr());
+    }();
+    return Py_TYPE(object.ptr()) == numpy_bool;
+}
+
+double number_value(py::handle value, const std::string& prefix, const char* name) {
+    PyObject* object = value.ptr();
+    if (PyFloat_CheckExact(object)) return PyFloat_AS_DOUBLE(object);
+    const PyNumberMethods* methods = Py_TYPE(object)->tp_as_number;
+    const bool numeric = methods != nullptr && (methods->nb_float != nullptr || methods->nb_index != nullptr);
+    if (PyBool_Check(object) || is_numpy_bool(value) || !numeric) {
+        throw py::type_error(prefix + name + " must be a number, got " + type_name(value));
+    }
+    const double result = PyFloat_AsDouble(object);
+    if (result == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        throw py::type_error(prefix + name + " must be a number that fits a double, got " + type_name(value));
+    }
+    return result;
+}
+
+bool flag_value(py::handle value, const std::string& prefix, const char* name) {
+    if (value.ptr() == Py_True) return true;
+    if (value.ptr() == Py_False) return false;
+    if (is_numpy_bool(value)) return PyObject_IsTrue(value.ptr()) == 1;
+    throw py::type_error(prefix + name + " must be a bool, got " + type_name(value));
+}
+
+py::handle dict_item(py::handle dict, const py::str& key, const std::string& prefix, const char* what) {
+    PyObject* item = PyDict_GetItemWithError(dict.ptr(), key.ptr());
+    if (item == nullptr) {
+        if (PyErr_Occurred()) throw py::error_already_set();
+        throw py::type_error(prefix + "missing " + what + " '" + key.cast<std::string>() + "'");
+    }
+    return item;
+}
+
+/// Reads and validates a configuration from its dict of hyperparameters.
+template <class Config>
+Config parse_config(py::handle hyperparameters, const std::string& prefix) {
+    using Rule = rules::Rule<Config>;
+    if (!PyDict_Check(hyperparameters.ptr())) {
+        throw py::type_error(prefix + "hyperparameters must be a dict, got " + type_name(hyperparameters));
+    }
+    const Keys<Config>& keys = Keys<Config>::get();
+    Config config{};
+    for (std::size_t k = 0; k < Rule::numbers.size(); ++k) {
+        const auto& number = Rule::numbers[k];
+        config.*number.field = number_value(dict_item(hyperparameters, keys.numbers[k], prefix, "hyperparameter"),
+                                            prefix, number.name);
+    }
+    for (std::size_t k = 0; k < Rule::flags.size(); ++k) {
+        const auto& flag = Rule::flags[k];
+        config.*flag.field = flag_value(dict_item(hyperparameters, keys.flags[k], prefix, "hyperparameter"),
+                                        prefix, flag.name);
+    }
+    try {
+        rules::validate_config(config);
+    } catch (const std::invalid_argument& error) {
+        throw py::value_error(prefix + error.what());
+    }
+    return config;
+}
+
+py::sequence sequence_argument(py::handle object, const char* name) {
+    if (!py::isinstance<py::sequence>(object) || py::isinstance<py::array>(object) ||
+        py::isinstance<py::str>(object) || py::isinstance<py::bytes>(object)) {
+        throw py::type_error(std::string(name) + " must be a list of arrays, got " + type_name(object));
+    }
+    return py::reinterpret_borrow<py::sequence>(object);
+}
+
+/// Checks one group and appends its tensors to the batch. `first` is the
+/// index of the group's first tensor among all tensors of the call, which
+/// error messages use (params[first + i]).
+template <class Config>
+void gather_group(Batch<Config>& batch, py::handle group_object, std::size_t group, std::size_t& first,
+                  bool labels, bool can_create) {
+    using Rule = rules::Rule<Config>;
+    const std::string prefix = group_prefix(labels, group);
+    if (!PyTuple_Check(group_object.ptr()) || PyTuple_GET_SIZE(group_object.ptr()) != 5) {
+        throw py::type_error(prefix + "a group must be a tuple (hyperparameters, params, grads, state, steps)");
+    }
+    const auto items = py::reinterpret_borrow<py::tuple>(group_object);
+    GroupPlan<Config> plan;
+    plan.config = parse_config<Config>(items[0], prefix);
+    const py::sequence params = sequence_argument(items[1], "params");
+    const std::size_t count = py::len(params);
+    const py::sequence grads = check_list(items[2], "grads", count);
+    const py::handle state = items[3];
+    if (!PyDict_Check(state.ptr())) throw py::type_error(prefix + "state must be a dict of state lists");
+
+    // The state lists this configuration needs.
+    const Keys<Config>& keys = Keys<Config>::get();
+    std::array<py::sequence, Rule::states.size()> lists;
+    std::array<bool, Rule::states.size()> needed{};
+    for (std::size_t s = 0; s < Rule::states.size(); ++s) {
+        const auto& description = Rule::states[s];
+        needed[s] = description.needed_by(plan.config);
+        if (!needed[s]) continue;
+        PyObject* list = PyDict_GetItemWithError(state.ptr(), keys.states[s].ptr());
+        if (list == nullptr && PyErr_Occurred()) throw py::error_already_set();
+        if (list == nullptr || list == Py_None) {
+            throw py::value_error(std::string(description.list_name) + " is required when " +
+                                  (description.needed_when[0] ? description.needed_when : "stepping"));
+        }
+        lists[s] = check_list(list, description.list_name, count);
+    }
+
+    py::handle steps_object = items[4];
+    if (steps_object.is_none()) {
+        if (Rule::has_step) throw py::type_error("steps must be a numpy array of int64 step counters, got None");
+    } else {
+        plan.steps = check_steps(steps_object, count);
+    }
+
+    plan.float32_begin = batch.float32.size();
+    plan.float64_begin = batch.float64.size();
+    plan.updated_begin = batch.updated.size();
     for (std::size_t i = 0; i < count; ++i) {
         py::object grad = grads[i];
         if (grad.is_none()) continue;
+        const std::size_t index = first + i;
         py::object param = params[i];
-        const ArrayView param_view = check_parameter(param, "params", i);
-        const ArrayView grad_view = check_like(grad, "grads", i, param_view, "params", false);
-        batch.current_param = param_view;
-        batch.regions.push_back(region_of(param_view, "params", i, true));
-        batch.regions.push_back(region_of(grad_view, "grads", i, false));
+        const ArrayView param_view = check_parameter(param, "params", index);
+        const ArrayView grad_view = check_like(grad, "grads", index, param_view, "params", false);
+        batch.regions.push_back(region_of(param_view, "params", index, true));
+        batch.regions.push_back(region_of(grad_view, "grads", index, false));
         batch.alive.push_back(std::move(param));
         batch.alive.push_back(std::move(grad));
         batch.updated.push_back(i);
         auto attach = [&](auto& tensors) {
-            using T = std::remove_pointer_t<decltype(tensors.back().param)>;
-            auto& tensor = tensors.emplace_back();
+            using Tensor = typename std::remove_reference_t<decltype(tensors)>::value_type;
+            using T = std::remove_pointer_t<decltype(Tensor::param)>;
+            Tensor& tensor = tensors.emplace_back();
             tensor.param = static_cast<T*>(param_view.data);
             tensor.grad = static_cast<const T*>(grad_view.data);
             tensor.size = param_view.size;
-            fill(tensor, i);
+            if constexpr (Rule::has_step) tensor.step = plan.steps[i] + 1;
+            for (std::size_t s = 0; s < Rule::states.size(); ++s) {
+                if (!needed[s]) continue;
+                const auto& description = Rule::states[s];
+                py::object array = lists[s][i];
+                // A missing array is created after the checks: a state the kernel
+                // initializes itself, or, for an optimizer, one a configuration
+                // change has just made necessary.
+                const bool may_be_missing =
+                    description.template initialize<T>() != nullptr || (can_create && description.needed != nullptr);
+                if (array.is_none() && may_be_missing) {
+                    if (!PyList_Check(lists[s].ptr())) {
+                        throw py::type_error(std::string(description.list_name) +
+                                             " must be a list when it has None entries (they are created in it)");
+                    }
+                    batch.pending.push_back({params[i], py::reinterpret_borrow<py::list>(lists[s]), i, s,
+                                             std::is_same_v<T, float>, tensors.size() - 1});
+                    continue;
+                }
+                const ArrayView view = check_like(array, description.list_name, index, param_view, "params", true);
+                batch.regions.push_back(region_of(view, description.list_name, index, true));
+                batch.alive.push_back(std::move(array));
+                tensor.*(description.template field<T>()) = static_cast<T*>(view.data);
+            }
         };
         if (param_view.type == ElementType::float32) {
             attach(batch.float32);
@@ -105,188 +314,177 @@ void gather(Batch<Tensor>& batch, const py::sequence& params, const py::sequence
             attach(batch.float64);
         }
     }
-    check_no_overlap(batch.regions);
+    if (plan.steps != nullptr) {
+        const auto* steps_array = py::detail::array_proxy(steps_object.ptr());
+        const auto begin = reinterpret_cast<std::uintptr_t>(steps_array->data);
+        batch.regions.push_back(Region{begin, begin + count * sizeof(std::int64_t), "steps", group, true});
+        batch.alive.push_back(py::reinterpret_borrow<py::object>(steps_object));
+    }
+    plan.float32_end = batch.float32.size();
+    plan.float64_end = batch.float64.size();
+    plan.updated_end = batch.updated.size();
+    batch.groups.push_back(plan);
+    first += count;
 }
 
-/// Runs step(config, tensors, count) on both batches without the GIL.
-template <template <class> class Tensor, class Config, class Step>
-void run(const Batch<Tensor>& batch, const Config& config, Step step) {
+/// The optimizer's counters: a writeable int64 array [step_count, skipped_steps].
+std::int64_t* check_counters(py::handle object) {
+    if (object.is_none()) return nullptr;
+    std::int64_t* counters = check_steps(object, 2);
+    return counters;
+}
+
+template <class Batch>
+bool gradients_finite(const Batch& batch) {
+    std::vector<const float*> float32;
+    std::vector<std::size_t> float32_sizes;
+    std::vector<const double*> float64;
+    std::vector<std::size_t> float64_sizes;
+    for (const auto& t : batch.float32) {
+        float32.push_back(t.grad);
+        float32_sizes.push_back(t.size);
+    }
+    for (const auto& t : batch.float64) {
+        float64.push_back(t.grad);
+        float64_sizes.push_back(t.size);
+    }
     py::gil_scoped_release release;
-    if (!batch.float32.empty()) step(config, batch.float32.data(), batch.float32.size());
-    if (!batch.float64.empty()) step(config, batch.float64.data(), batch.float64.size());
+    return all_finite(float32.data(), float32_sizes.data(), float32.size()) &&
+           all_finite(float64.data(), float64_sizes.data(), float64.size());
 }
 
-void advance_steps(std::int64_t* steps, const std::vector<std::size_t>& updated) {
-    for (const std::size_t i : updated) ++steps[i];
-}
-
-py::sequence params_list(py::handle params) {
-    if (!py::isinstance<py::sequence>(params) || py::isinstance<py::array>(params) ||
-        py::isinstance<py::str>(params)) {
-        throw py::type_error(std::string("params must be a list of arrays, got ") + Py_TYPE(params.ptr())->tp_name);
+template <class Config>
+bool step(py::handle groups_object, py::handle counters_object, bool skip_nonfinite, py::handle create,
+          bool labels) {
+    using Rule = rules::Rule<Config>;
+    try {
+        detail::prepare_runtime();
+    } catch (const std::invalid_argument& error) {
+        throw py::value_error(error.what());
     }
-    return py::reinterpret_borrow<py::sequence>(params);
-}
-
-py::sequence optional_list(py::handle object, const char* name, std::size_t count, bool required,
-                           const char* requirement) {
-    if (!required) return py::list();
-    if (object.is_none()) throw py::value_error(std::string(name) + " is required when " + requirement);
-    return check_list(object, name, count);
-}
-
-// -------------------------------------------------------------------- SGD --
-void sgd_binding(py::handle params_object, py::handle grads_object, py::handle buffers_object,
-                 py::handle steps_object, double lr,
-                 double momentum, double dampening, double weight_decay, bool nesterov, bool maximize) {
-    const SgdConfig config{lr, momentum, dampening, weight_decay, nesterov, maximize};
-    validate(config);
-    const py::sequence params = params_list(params_object);
-    const std::size_t count = py::len(params);
-    const py::sequence grads = check_list(grads_object, "grads", count);
-    const bool has_momentum = momentum != 0.0;
-    py::list buffers;
-    if (has_momentum) {
-        if (!py::isinstance<py::list>(buffers_object)) {
-            throw py::type_error("momentum_buffers must be a list (entries None until first used) when momentum != 0");
+    if (!PyList_Check(groups_object.ptr()) && !PyTuple_Check(groups_object.ptr())) {
+        throw py::type_error(std::string("groups must be a list of group tuples, got ") + type_name(groups_object));
+    }
+    const auto groups = py::reinterpret_borrow<py::sequence>(groups_object);
+    std::int64_t* counters = check_counters(counters_object);
+    BatchLease<Config> lease;
+    Batch<Config>& batch = *lease;
+    const std::size_t group_count = py::len(groups);
+    std::size_t first = 0;
+    for (std::size_t g = 0; g < group_count; ++g) {
+        py::object group = groups[g];
+        gather_group(batch, group, g, first, labels, !create.is_none());
+        batch.alive.push_back(std::move(group));
+    }
+    check_no_overlap(batch.regions);
+    for (const GroupPlan<Config>& plan : batch.groups) {
+        if (plan.steps == nullptr) continue;
+        for (std::size_t u = plan.updated_begin; u < plan.updated_end; ++u) {
+            if (plan.steps[batch.updated[u]] == std::numeric_limits<std::int64_t>::max()) {
+                throw py::value_error("steps[" + std::to_string(batch.updated[u]) + "] is at its maximum");
+            }
         }
-        buffers = py::reinterpret_borrow<py::list>(buffers_object);
-        check_list(buffers, "momentum_buffers", count);
     }
-    // SGD's formula has no step number; the counters are kept only when asked for.
-    std::int64_t* steps = steps_object.is_none() ? nullptr : check_steps(steps_object, count);
-    ReusableBatch<SgdTensor> reusable;
-    Batch<SgdTensor>& batch = *reusable;
-    struct NewBuffer {
-        std::size_t index;     // position in params
-        bool float32;
-        std::size_t position;  // position in its batch
+    if (skip_nonfinite && !gradients_finite(batch)) {
+        if (counters != nullptr) ++counters[1];
+        return false;
+    }
+
+    // Every check has passed. Create the missing state arrays (Python code
+    // runs here; if it fails, nothing has changed yet).
+    if (!batch.pending.empty()) {
+        if (create.is_none()) throw py::type_error("missing state arrays and no allocator to create them");
+        std::vector<py::object> created;
+        created.reserve(batch.pending.size());
+        for (const PendingState& p : batch.pending) {
+            py::object array = create(p.param);
+            const ArrayView param_view = check_parameter(p.param, "params", p.index);
+            check_like(array, Rule::states[p.state].list_name, p.index, param_view, "params", true);
+            created.push_back(std::move(array));
+        }
+        // From here on no Python code runs until the step is complete.
+        for (std::size_t k = 0; k < batch.pending.size(); ++k) {
+            const PendingState& p = batch.pending[k];
+            const auto& description = Rule::states[p.state];
+            void* data = py::detail::array_proxy(created[k].ptr())->data;
+            auto attach = [&](auto& tensor) {
+                using T = std::remove_pointer_t<decltype(tensor.param)>;
+                tensor.*(description.template field<T>()) = static_cast<T*>(data);
+                if (auto flag = description.template initialize<T>(); flag != nullptr) tensor.*flag = true;
+            };
+            if (p.float32) {
+                attach(batch.float32[p.tensor]);
+            } else {
+                attach(batch.float64[p.tensor]);
+            }
+            batch.alive.push_back(created[k]);
+            // PyList_SetItem steals a reference and cannot fail for an index within the list.
+            PyList_SetItem(p.list.ptr(), static_cast<Py_ssize_t>(p.index), created[k].release().ptr());
+        }
+    }
+    {
+        py::gil_scoped_release release;
+        for (const GroupPlan<Config>& plan : batch.groups) {
+            if (plan.float32_end > plan.float32_begin) {
+                detail::run_step<Config, float>(plan.config, batch.float32.data() + plan.float32_begin,
+                                                plan.float32_end - plan.float32_begin);
+            }
+            if (plan.float64_end > plan.float64_begin) {
+                detail::run_step<Config, double>(plan.config, batch.float64.data() + plan.float64_begin,
+                                                 plan.float64_end - plan.float64_begin);
+            }
+        }
+    }
+    for (const GroupPlan<Config>& plan : batch.groups) {
+        if (plan.steps == nullptr) continue;
+        for (std::size_t u = plan.updated_begin; u < plan.updated_end; ++u) ++plan.steps[batch.updated[u]];
+    }
+    if (counters != nullptr) ++counters[0];
+    return true;
+}
+
+/// What Python learns of a rule: the names, ranges and states it derives its
+/// classes, functions and documentation from.
+struct RuleEntry {
+    std::string name;
+    py::list hyperparameters;  // (name, kind "number" | "flag", range text)
+    py::list states;           // (name, list name, needed when ("" = always), created by the kernel)
+    bool has_step = false;
+    bool (*step)(py::handle, py::handle, bool, py::handle, bool) = nullptr;
+    void (*check_hyperparameters)(py::handle, const std::string&) = nullptr;
+};
+
+template <class Config>
+RuleEntry describe() {
+    using Rule = rules::Rule<Config>;
+    RuleEntry entry;
+    entry.name = Rule::name;
+    for (const auto& n : Rule::numbers) {
+        entry.hyperparameters.append(py::make_tuple(n.name, "number", rules::describe(n.range)));
+    }
+    for (const auto& f : Rule::flags) entry.hyperparameters.append(py::make_tuple(f.name, "flag", "a bool"));
+    for (const auto& s : Rule::states) {
+        entry.states.append(py::make_tuple(s.name, s.list_name, s.needed_when, s.float32_initialize != nullptr));
+    }
+    entry.has_step = Rule::has_step;
+    entry.step = &step<Config>;
+    entry.check_hyperparameters = [](py::handle hyperparameters, const std::string& prefix) {
+        parse_config<Config>(hyperparameters, prefix);
     };
-    std::vector<NewBuffer> new_buffers;
-    gather(batch, params, grads, count, [&](auto& tensor, std::size_t i) {
-        using T = std::remove_pointer_t<decltype(tensor.param)>;
-        if (!has_momentum) return;
-        if (py::object(buffers[i]).is_none()) {
-            tensor.initialize_momentum_buffer = true;
-            constexpr bool is_float32 = std::is_same_v<T, float>;
-            const std::size_t position = is_float32 ? batch.float32.size() - 1 : batch.float64.size() - 1;
-            new_buffers.push_back({i, is_float32, position});
-        } else {
-            tensor.momentum_buffer = state_array<T>(batch, buffers, "momentum_buffers", i);
-        }
-    });
-    // Everything is checked: now create the buffers that start this step (the
-    // first momentum step writes the gradient into them, as torch.optim does).
-    const py::object empty_like =
-        new_buffers.empty() ? py::object() : py::module_::import("numpy").attr("empty_like");
-    for (const NewBuffer& b : new_buffers) {
-        auto buffer = py::reinterpret_steal<py::array>(empty_like(params[b.index]).release());
-        if (b.float32) {
-            batch.float32[b.position].momentum_buffer = static_cast<float*>(buffer.mutable_data());
-        } else {
-            batch.float64[b.position].momentum_buffer = static_cast<double*>(buffer.mutable_data());
-        }
-        buffers[b.index] = buffer;
-        batch.alive.push_back(std::move(buffer));
-    }
-    run(batch, config, [](const auto& c, const auto* t, std::size_t n) { sgd_step(c, t, n); });
-    if (steps != nullptr) advance_steps(steps, batch.updated);
+    return entry;
 }
 
-// ---------------------------------------------------------------- AdaGrad --
-void adagrad_binding(py::handle params_object, py::handle grads_object, py::handle sums_object,
-                     py::handle steps_object, double lr, double lr_decay, double weight_decay, double eps,
-                     bool maximize) {
-    const AdagradConfig config{lr, lr_decay, weight_decay, eps, maximize};
-    validate(config);
-    const py::sequence params = params_list(params_object);
+/// Checks the parameters of an optimizer at construction, with the same
+/// checks a step makes: each a float32/float64, C-contiguous, writeable array,
+/// and no two sharing memory.
+void check_parameters(py::handle params_object, std::size_t first_index) {
+    const py::sequence params = sequence_argument(params_object, "params");
     const std::size_t count = py::len(params);
-    const py::sequence grads = check_list(grads_object, "grads", count);
-    const py::sequence sums = check_list(sums_object, "state_sums", count);
-    std::int64_t* steps = check_steps(steps_object, count);
-    ReusableBatch<AdagradTensor> reusable;
-    Batch<AdagradTensor>& batch = *reusable;
-    gather(batch, params, grads, count, [&](auto& tensor, std::size_t i) {
-        using T = std::remove_pointer_t<decltype(tensor.param)>;
-        tensor.sum = state_array<T>(batch, sums, "state_sums", i);
-        tensor.step = steps[i] + 1;
-    });
-    run(batch, config, [](const auto& c, const auto* t, std::size_t n) { adagrad_step(c, t, n); });
-    advance_steps(steps, batch.updated);
-}
-
-// ---------------------------------------------------------------- RMSprop --
-void rmsprop_binding(py::handle params_object, py::handle grads_object, py::handle square_avgs_object,
-                     py::handle grad_avgs_object, py::handle buffers_object, py::handle steps_object, double lr,
-                     double alpha, double eps, double weight_decay, double momentum, bool centered,
-                     bool maximize) {
-    const RmspropConfig config{lr, alpha, eps, weight_decay, momentum, centered, maximize};
-    validate(config);
-    const py::sequence params = params_list(params_object);
-    const std::size_t count = py::len(params);
-    const py::sequence grads = check_list(grads_object, "grads", count);
-    const py::sequence square_avgs = check_list(square_avgs_object, "square_avgs", count);
-    const py::sequence grad_avgs = optional_list(grad_avgs_object, "grad_avgs", count, centered, "centered=True");
-    const py::sequence buffers =
-        optional_list(buffers_object, "momentum_buffers", count, momentum > 0.0, "momentum > 0");
-    std::int64_t* steps = check_steps(steps_object, count);
-    ReusableBatch<RmspropTensor> reusable;
-    Batch<RmspropTensor>& batch = *reusable;
-    gather(batch, params, grads, count, [&](auto& tensor, std::size_t i) {
-        using T = std::remove_pointer_t<decltype(tensor.param)>;
-        tensor.square_avg = state_array<T>(batch, square_avgs, "square_avgs", i);
-        if (centered) tensor.grad_avg = state_array<T>(batch, grad_avgs, "grad_avgs", i);
-        if (momentum > 0.0) tensor.momentum_buffer = state_array<T>(batch, buffers, "momentum_buffers", i);
-    });
-    run(batch, config, [](const auto& c, const auto* t, std::size_t n) { rmsprop_step(c, t, n); });
-    advance_steps(steps, batch.updated);
-}
-
-// ------------------------------------------------------------ Adam/AdamW --
-void adam_binding(py::handle params_object, py::handle grads_object, py::handle exp_avgs_object,
-                  py::handle exp_avg_sqs_object, py::handle max_exp_avg_sqs_object, py::handle steps_object,
-                  double lr, double beta1, double beta2, double eps, double weight_decay, bool amsgrad,
-                  bool maximize, bool decoupled_weight_decay) {
-    const AdamConfig config{lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay};
-    validate(config);
-    const py::sequence params = params_list(params_object);
-    const std::size_t count = py::len(params);
-    const py::sequence grads = check_list(grads_object, "grads", count);
-    const py::sequence exp_avgs = check_list(exp_avgs_object, "exp_avgs", count);
-    const py::sequence exp_avg_sqs = check_list(exp_avg_sqs_object, "exp_avg_sqs", count);
-    const py::sequence max_exp_avg_sqs =
-        optional_list(max_exp_avg_sqs_object, "max_exp_avg_sqs", count, amsgrad, "amsgrad=True");
-    std::int64_t* steps = check_steps(steps_object, count);
-    ReusableBatch<AdamTensor> reusable;
-    Batch<AdamTensor>& batch = *reusable;
-    gather(batch, params, grads, count, [&](auto& tensor, std::size_t i) {
-        using T = std::remove_pointer_t<decltype(tensor.param)>;
-        tensor.exp_avg = state_array<T>(batch, exp_avgs, "exp_avgs", i);
-        tensor.exp_avg_sq = state_array<T>(batch, exp_avg_sqs, "exp_avg_sqs", i);
-        if (amsgrad) tensor.max_exp_avg_sq = state_array<T>(batch, max_exp_avg_sqs, "max_exp_avg_sqs", i);
-        tensor.step = steps[i] + 1;
-    });
-    run(batch, config, [](const auto& c, const auto* t, std::size_t n) { adam_step(c, t, n); });
-    advance_steps(steps, batch.updated);
-}
-
-/// The checks a step makes of params and grads, alone: used by optimizers with
-/// several parameter groups to check every group before updating the first.
-void check_gradients(py::handle params_object, py::handle grads_object, std::size_t first_index) {
-    const py::sequence params = params_list(params_object);
-    const std::size_t count = py::len(params);
-    const py::sequence grads = check_list(grads_object, "grads", count);
     std::vector<Region> regions;
+    regions.reserve(count);
     for (std::size_t i = 0; i < count; ++i) {
-        py::object grad = grads[i];
-        if (grad.is_none()) continue;
-        py::object param = params[i];
-        const ArrayView param_view = check_parameter(param, "params", first_index + i);
-        const ArrayView grad_view = check_like(grad, "grads", first_index + i, param_view, "params", false);
-        check_disjoint(grad_view, argument_name("grads", first_index + i), param_view,
-                       argument_name("params", first_index + i));
-        regions.push_back(region_of(param_view, "params", first_index + i, true));
-        regions.push_back(region_of(grad_view, "grads", first_index + i, false));
+        const ArrayView view = check_parameter(params[i], "params", first_index + i);
+        regions.push_back(region_of(view, "params", first_index + i, true));
     }
     check_no_overlap(regions);
 }
@@ -294,36 +492,39 @@ void check_gradients(py::handle params_object, py::handle grads_object, std::siz
 }  // namespace
 
 void register_optimizers(py::module_& m) {
-    m.def("sgd_step", &sgd_binding, "params"_a, "grads"_a, "momentum_buffers"_a, "steps"_a, "lr"_a, "momentum"_a,
-          "dampening"_a, "weight_decay"_a, "nesterov"_a, "maximize"_a,
-          "One SGD step over all tensors, in place. momentum_buffers entries that are None are "
-          "created on their first momentum step.");
-    m.def("adagrad_step", &adagrad_binding, "params"_a, "grads"_a, "state_sums"_a, "steps"_a, "lr"_a,
-          "lr_decay"_a, "weight_decay"_a, "eps"_a, "maximize"_a, "One AdaGrad step over all tensors, in place.");
-    m.def("rmsprop_step", &rmsprop_binding, "params"_a, "grads"_a, "square_avgs"_a, "grad_avgs"_a,
-          "momentum_buffers"_a, "steps"_a, "lr"_a, "alpha"_a, "eps"_a, "weight_decay"_a,
-          "momentum"_a, "centered"_a, "maximize"_a, "One RMSprop step over all tensors, in place.");
-    m.def("adam_step", &adam_binding, "params"_a, "grads"_a, "exp_avgs"_a, "exp_avg_sqs"_a,
-          "max_exp_avg_sqs"_a, "steps"_a, "lr"_a, "beta1"_a, "beta2"_a, "eps"_a,
-          "weight_decay"_a, "amsgrad"_a, "maximize"_a, "decoupled_weight_decay"_a,
-          "One Adam (or AdamW, with decoupled_weight_decay) step over all tensors, in place.");
-
-    m.def("check_gradients", &check_gradients, "params"_a, "grads"_a, "first_index"_a = 0,
-          "Checks that every non-None gradient matches its parameter, without running a step.");
-
-    // Hyperparameter checks alone, for constructors that validate early.
-    m.def("validate_sgd", [](double lr, double momentum, double dampening, double weight_decay, bool nesterov) {
-        validate(SgdConfig{lr, momentum, dampening, weight_decay, nesterov, false});
-    }, "lr"_a, "momentum"_a, "dampening"_a, "weight_decay"_a, "nesterov"_a);
-    m.def("validate_adagrad", [](double lr, double lr_decay, double weight_decay, double eps) {
-        validate(AdagradConfig{lr, lr_decay, weight_decay, eps, false});
-    }, "lr"_a, "lr_decay"_a, "weight_decay"_a, "eps"_a);
-    m.def("validate_rmsprop", [](double lr, double alpha, double eps, double weight_decay, double momentum) {
-        validate(RmspropConfig{lr, alpha, eps, weight_decay, momentum, false, false});
-    }, "lr"_a, "alpha"_a, "eps"_a, "weight_decay"_a, "momentum"_a);
-    m.def("validate_adam", [](double lr, double beta1, double beta2, double eps, double weight_decay) {
-        validate(AdamConfig{lr, beta1, beta2, eps, weight_decay, false, false, false});
-    }, "lr"_a, "beta1"_a, "beta2"_a, "eps"_a, "weight_decay"_a);
+    py::module_ rules_module = m.def_submodule("rules", "The update rules, one object per rule, described as data");
+    py::class_<RuleEntry>(rules_module, "Rule", "One update rule: its description and its step")
+        .def_readonly("name", &RuleEntry::name)
+        .def_readonly("hyperparameters", &RuleEntry::hyperparameters)
+        .def_readonly("states", &RuleEntry::states)
+        .def_readonly("has_step", &RuleEntry::has_step)
+        .def(
+            "step",
+            [](const RuleEntry& rule, py::handle groups, py::handle counters, bool skip_nonfinite, py::handle create,
+               bool group_labels) { return rule.step(groups, counters, skip_nonfinite, create, group_labels); },
+            "groups"_a, "counters"_a = py::none(), "skip_nonfinite"_a = false, "create"_a = py::none(),
+            "group_labels"_a = false,
+            "One step over every group (hyperparameters, params, grads, state, steps): everything is checked, "
+            "then missing state is created with create(param), then every group is updated in place. Returns "
+            "False when skip_nonfinite found a non-finite gradient (nothing written).")
+.def(
+            "check_hyperparameters",
+            [](const RuleEntry& rule, py::handle hyperparameters, const std::string& prefix) {
+                rule.check_hyperparameters(hyperparameters, prefix);
+            },
+            "hyperparameters"_a, "prefix"_a = "",
+            "The checks a step makes of one group's hyperparameters, alone (for optimizer constructors); "
+            "errors start with prefix.")
+        .def("__repr__", [](const RuleEntry& rule) { return "<lrcore rule " + rule.name + ">"; });
+    py::list names;
+    rules::for_each_rule([&](auto rule) {
+        using Rule = decltype(rule);
+        rules_module.attr(Rule::name) = describe<typename Rule::Config>();
+        names.append(Rule::name);
+    });
+    rules_module.attr("names") = py::tuple(names);
+    m.def("check_parameters", &check_parameters, "params"_a, "first_index"_a = 0,
+          "The checks a step makes of parameter arrays, alone (for optimizer constructors).");
 }
 
 }  // namespace lrcore::python

@@ -1,35 +1,36 @@
 """The update rules as functions: one optimizer step over lists of arrays, in place.
 
-This is the layer the optimizer classes call, public for frameworks that keep
-their own state. Every function takes parallel lists (one entry per tensor):
-parameters, gradients and the rule's state arrays, all C-contiguous numpy
-arrays of one dtype per tensor (float32 or float64; tensors may differ). A
-``None`` gradient skips that tensor: nothing of it is read or written and its
-step counter stays. Everything is checked before anything is written; a bad
-argument raises ``TypeError`` or ``ValueError`` naming it and leaves every
-array untouched. The whole list is one native call, run without the GIL.
+This is the layer for frameworks that keep their own state. Every function
+takes parallel lists (one entry per tensor): parameters, gradients and the
+rule's state arrays, all C-contiguous numpy arrays of one dtype per tensor
+(float32 or float64; tensors may differ). A ``None`` gradient skips that
+tensor: nothing of it is read or written and its step counter stays.
+Everything is checked before anything is written; a bad argument raises
+``TypeError`` or ``ValueError`` naming it and leaves every array untouched.
+The whole list is one native call, run without the GIL.
 
 ``steps`` is an int64 array with one counter per tensor: the number of steps
 already applied to it. Each call increments the counters of the tensors it
 updates and uses the new value (so start from zeros).
 
-The formulas are those of torch.optim's single-tensor implementations; each
-function's docstring states its own.
+State lists that only some configurations need (e.g. ``max_exp_avg_sqs`` with
+AMSGrad) may hold ``None`` entries: the step creates those arrays in the list
+(with :func:`state_like`) once every check has passed.
+
+The functions are made from the rule descriptions in :mod:`lrcore._rules`;
+each one's docstring states its formula (``s = -1`` when maximizing, else 1;
+``t`` is the tensor's 1-based step number).
 """
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from typing import Any, Callable, Dict, List
 
 import numpy as np
 
-from . import _core
+from ._rules import RULES, RuleDescription
 
 __all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd", "state_like"]
-
-ArrayList = Sequence[np.ndarray]
-GradList = Sequence[Optional[np.ndarray]]
-
 
 _CACHE_LINE = 64
 
@@ -50,166 +51,71 @@ def state_like(param: np.ndarray, fill: float = 0.0) -> np.ndarray:
     return array
 
 
-def sgd(
-    params: ArrayList,
-    grads: GradList,
-    momentum_buffers: Optional[List[Optional[np.ndarray]]] = None,
-    *,
-    lr: float = 1e-3,
-    momentum: float = 0.0,
-    dampening: float = 0.0,
-    weight_decay: float = 0.0,
-    nesterov: bool = False,
-    maximize: bool = False,
-) -> None:
-    """Stochastic gradient descent with optional (Nesterov) momentum.
+def _docstring(rule: RuleDescription) -> str:
+    formula = "\n".join("    " + line for line in rule.formula.splitlines())
+    lines = [rule.summary, "", "::", "", formula, "", "Args:",
+             "    params: parameter arrays, updated in place.",
+             "    grads: one gradient per parameter (or ``None`` to skip it)."]
+    for name in rule.functional_arguments:
+        if name == "steps":
+            lines.append("    steps: int64 counters, one per tensor, incremented for each tensor updated.")
+            continue
+        state = next(s for s in rule.states if s.list_name == name)
+        when = f"; required when {state.needed_when}" if state.needed_when else ""
+        start = {"zero": "start at zero", "gradient": "None entries start as the gradient on their first use"}.get(
+            state.initial, f"start at {state.initial}")
+        lines.append(f"    {name}: the ``{state.name}`` arrays ({start}{when}).")
+    for h in rule.hyperparameters:
+        if h.kind == "option":
+            continue
+        for native in h.native:
+            lines.append(f"    {native}: {h.doc} ({h.valid}).")
+    return "\n".join(lines) + "\n"
 
-    With ``s = -1`` when maximizing and ``+1`` otherwise::
 
-        g = s * grad + weight_decay * p
-        b = g                                   (first momentum step)
-        b = momentum * b + (1 - dampening) * g  (later steps)
-        p = p - lr * (g + momentum * b)         (nesterov)
-        p = p - lr * b                          (momentum != 0)
-        p = p - lr * g                          (momentum == 0)
-
-    Args:
-        params: parameter arrays, updated in place.
-        grads: one gradient per parameter (or ``None`` to skip it).
-        momentum_buffers: required when ``momentum != 0``: a list with one
-            entry per parameter; ``None`` entries are replaced by new arrays
-            on their first momentum step.
-    """
-    _core.sgd_step(
-        params, grads, momentum_buffers, None, lr=lr, momentum=momentum, dampening=dampening,
-        weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
+def _make_function(rule: RuleDescription) -> Callable[..., None]:
+    """Writes the rule's function with a real signature (as dataclasses write their __init__)."""
+    positional: List[str] = []
+    state_entries: List[str] = []
+    optional = False
+    for name in rule.functional_arguments:
+        state = next((s for s in rule.states if s.list_name == name), None)
+        required = state.always if state is not None else rule.has_step
+        if required and optional:
+            raise RuntimeError(f"{rule.name}: required argument {name} follows an optional one")
+        optional = optional or not required
+        positional.append(name if required else f"{name}=None")
+        if state is not None:
+            state_entries.append(f"{state.name!r}: {name}")
+    keywords: List[str] = []
+    values: List[str] = []
+    defaults: Dict[str, Any] = {}
+    for h in rule.hyperparameters:
+        if h.kind == "option":
+            continue
+        native_defaults = h.default if len(h.native) > 1 else (h.default,)
+        for native, default in zip(h.native, native_defaults):
+            defaults[native] = default
+            keywords.append(f"{native}=_defaults[{native!r}]")
+            values.append(f"{native!r}: {native}")
+    values.extend(f"{name!r}: {value!r}" for name, value in rule.fixed.items())
+    steps = "steps" if "steps" in rule.functional_arguments else "None"
+    source = (
+        f"def {rule.name}(params, grads, {', '.join(positional + ['*'] + keywords)}):\n"
+        f"    _step([({{{', '.join(values)}}}, params, grads, {{{', '.join(state_entries)}}}, {steps})],\n"
+        f"          None, False, _state_like)\n"
     )
+    namespace: Dict[str, Any] = {"_defaults": defaults, "_step": rule.native.step, "_state_like": state_like}
+    exec(source, namespace)  # noqa: S102 - the source is built above from the rule descriptions only
+    function = namespace[rule.name]
+    function.__doc__ = _docstring(rule)
+    function.__module__ = __name__
+    function.__qualname__ = rule.name
+    return function
 
 
-def adagrad(
-    params: ArrayList,
-    grads: GradList,
-    state_sums: ArrayList,
-    steps: np.ndarray,
-    *,
-    lr: float = 1e-2,
-    lr_decay: float = 0.0,
-    weight_decay: float = 0.0,
-    eps: float = 1e-10,
-    maximize: bool = False,
-) -> None:
-    """AdaGrad.
-
-    At step ``t`` (1-based, per tensor)::
-
-        g   = s * grad + weight_decay * p
-        clr = lr / (1 + (t - 1) * lr_decay)
-        sum = sum + g * g
-        p   = p - clr * g / (sqrt(sum) + eps)
-
-    ``state_sums`` start at ``initial_accumulator_value`` (0 by default).
-    """
-    _core.adagrad_step(
-        params, grads, state_sums, steps, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
-        eps=eps, maximize=maximize,
-    )
-
-
-def rmsprop(
-    params: ArrayList,
-    grads: GradList,
-    square_avgs: ArrayList,
-    steps: np.ndarray,
-    grad_avgs: Optional[ArrayList] = None,
-    momentum_buffers: Optional[ArrayList] = None,
-    *,
-    lr: float = 1e-2,
-    alpha: float = 0.99,
-    eps: float = 1e-8,
-    weight_decay: float = 0.0,
-    momentum: float = 0.0,
-    centered: bool = False,
-    maximize: bool = False,
-) -> None:
-    """RMSprop.
-
-    ::
-
-        g = s * grad + weight_decay * p
-        v = alpha * v + (1 - alpha) * g * g
-        a = lerp(a, g, 1 - alpha);  r = sqrt(v - a * a) + eps    (centered)
-        r = sqrt(v) + eps                                        (otherwise)
-        b = momentum * b + g / r;   p = p - lr * b                (momentum > 0)
-        p = p - lr * g / r                                       (otherwise)
-
-    ``grad_avgs`` is required when centered and ``momentum_buffers`` when
-    ``momentum > 0``; all state starts at zero.
-    """
-    _core.rmsprop_step(
-        params, grads, square_avgs, grad_avgs, momentum_buffers, steps, lr=lr, alpha=alpha,
-        eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered,
-        maximize=maximize,
-    )
-
-
-def adam(
-    params: ArrayList,
-    grads: GradList,
-    exp_avgs: ArrayList,
-    exp_avg_sqs: ArrayList,
-    steps: np.ndarray,
-    max_exp_avg_sqs: Optional[ArrayList] = None,
-    *,
-    lr: float = 1e-3,
-    beta1: float = 0.9,
-    beta2: float = 0.999,
-    eps: float = 1e-8,
-    weight_decay: float = 0.0,
-    amsgrad: bool = False,
-    maximize: bool = False,
-) -> None:
-    """Adam, with the L2 penalty added to the gradient.
-
-    At step ``t`` (1-based, per tensor)::
-
-        g = s * grad + weight_decay * p
-        m = lerp(m, g, 1 - beta1)
-        v = beta2 * v + (1 - beta2) * g * g
-        v_max = max(v_max, v), used instead of v below          (amsgrad)
-        p = p - lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
-
-    ``max_exp_avg_sqs`` is required when ``amsgrad``; all state starts at zero.
-    """
-    _core.adam_step(
-        params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, lr=lr, beta1=beta1,
-        beta2=beta2, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
-        decoupled_weight_decay=False,
-    )
-
-
-def adamw(
-    params: ArrayList,
-    grads: GradList,
-    exp_avgs: ArrayList,
-    exp_avg_sqs: ArrayList,
-    steps: np.ndarray,
-    max_exp_avg_sqs: Optional[ArrayList] = None,
-    *,
-    lr: float = 1e-3,
-    beta1: float = 0.9,
-    beta2: float = 0.999,
-    eps: float = 1e-8,
-    weight_decay: float = 1e-2,
-    amsgrad: bool = False,
-    maximize: bool = False,
-) -> None:
-    """AdamW: Adam with decoupled weight decay.
-
-    The parameter first shrinks, ``p = p * (1 - lr * weight_decay)``, then
-    takes the Adam step of :func:`adam` with no L2 term in the gradient.
-    """
-    _core.adam_step(
-        params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, lr=lr, beta1=beta1,
-        beta2=beta2, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
-        decoupled_weight_decay=True,
-    )
+sgd = _make_function(RULES["sgd"])
+adagrad = _make_function(RULES["adagrad"])
+rmsprop = _make_function(RULES["rmsprop"])
+adam = _make_function(RULES["adam"])
+adamw = _make_function(RULES["adamw"])

@@ -1,9 +1,6 @@
 """Optimizer classes with torch.optim's names, arguments and semantics."""
 
-from ._optimizer import Optimizer
-from .adagrad import Adagrad
-from .adam import Adam, AdamW
-from .rmsprop import RMSprop
-from .sgd import SGD
+from ._classes import SGD, Adagrad, Adam, AdamW, RMSprop
+from ._optimizer import Optimizer, OptimizerSnapshot
 
-__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop"]
+__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "OptimizerSnapshot", "RMSprop"]

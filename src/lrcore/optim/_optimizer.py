@@ -1,8 +1,10 @@
 """The optimizer base class: parameter groups, hyperparameter schedules, state and checkpoints.
 
-Subclasses describe one update rule: its defaults, which hyperparameters are
-numeric (and so may be schedules), the state arrays it keeps per parameter,
-and how one group's step calls the native kernel. Everything else lives here.
+A subclass names its rule (``class Adam(Optimizer, rule=RULES["adam"])``); its
+constructor, docstring, hyperparameters and state arrays all come from that
+description (see :mod:`lrcore._rules`). A step resolves every group's
+hyperparameters (schedules evaluated at the step count) and hands all groups
+to the rule's native step, which checks everything once, then writes.
 """
 
 from __future__ import annotations
@@ -10,83 +12,78 @@ from __future__ import annotations
 import copy
 import numbers
 import threading
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .. import _core
+from .._rules import RuleDescription
 from ..functional import state_like
 
-__all__ = ["Optimizer"]
+__all__ = ["Optimizer", "OptimizerSnapshot"]
 
-_SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_STEP_COUNT, _SKIPPED_STEPS = 0, 1
 
 
 def _is_schedule(value: Any) -> bool:
     return callable(value) and not isinstance(value, (numbers.Number, np.ndarray))
 
 
-def _value_at(raw: Any, t: int, where: str, name: str) -> float:
-    """A numeric hyperparameter's value at step t (raw is a number or a schedule)."""
-    value = raw(t) if _is_schedule(raw) else raw
-    if type(value) is float:
-        return value
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        kind = "the schedule's value" if _is_schedule(raw) else "the value"
-        raise TypeError(f"{where}: {name} must be a number or a schedule; {kind} is {type(value).__name__}")
-    return float(value)
-
-
-def _check_parameter(array: Any, name: str) -> np.ndarray:
-    if not isinstance(array, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array, got {type(array).__name__}")
-    if array.dtype not in _SUPPORTED_DTYPES:
-        raise TypeError(f"{name} must have dtype float32 or float64, got {array.dtype}")
-    if not array.flags.c_contiguous:
-        raise ValueError(f"{name} must be C-contiguous (use numpy.ascontiguousarray)")
-    if not array.flags.writeable:
-        raise ValueError(f"{name} is read-only; lrcore updates parameters in place")
-    return array
+def _named_pairs(items: List[Any]) -> bool:
+    """Whether ``items`` are (name, array) pairs, as ``named_parameters()`` yields them."""
+    first = items[0]
+    return isinstance(first, tuple) and len(first) == 2 and isinstance(first[0], str)
 
 
 class Optimizer:
     """Base class of lrcore's optimizers (torch.optim-like).
 
     Args:
-        params: a list of numpy arrays, or a list of parameter groups: dicts
-            ``{"params": [arrays], **hyperparameter_overrides}``.
+        params: a list of numpy arrays, a list of ``(name, array)`` pairs, or a
+            list of parameter groups: dicts ``{"params": [arrays or pairs],
+            **hyperparameter_overrides}``. With names, :meth:`step` takes the
+            gradients as a mapping from name to gradient.
         defaults: the hyperparameters of every group that does not override them.
         skip_nonfinite: check every gradient before each step; when any
             element is NaN or Inf the whole step is skipped (see :meth:`step`).
 
     Attributes:
         param_groups: list of dicts, one per group; hyperparameters may be
-            edited between steps (a number or a schedule).
+            edited between steps (a number or a schedule). Named groups also
+            hold ``"param_names"``.
         step_count: the number of steps taken; schedules are evaluated at it.
-        last_hyperparameters: per group, the numeric hyperparameter values the
+        last_hyperparameters: per group, the native hyperparameter values the
             last step used (schedules resolved).
         skip_nonfinite: whether steps with a non-finite gradient are skipped.
         skipped_steps: how many steps were skipped for non-finite gradients.
     """
 
-    #: hyperparameters that are numbers (or schedules); "betas" is a pair of them.
-    _numeric_hyperparameters: Tuple[str, ...] = ()
-    #: hyperparameters that are flags.
-    _flag_hyperparameters: Tuple[str, ...] = ("maximize",)
-    #: state arrays kept per parameter, in the order they are reported.
-    _state_names: Tuple[str, ...] = ()
+    #: The update rule; set by ``class X(Optimizer, rule=...)``.
+    rule: RuleDescription
+
+    def __init_subclass__(cls, rule: Optional[RuleDescription] = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if rule is not None:
+            cls.rule = rule
+            cls.__init__ = _make_constructor(rule)  # type: ignore[method-assign]
+            cls.__doc__ = _class_docstring(rule)
 
     def __init__(self, params: Iterable[Any], defaults: Dict[str, Any], skip_nonfinite: bool = False) -> None:
         if not isinstance(skip_nonfinite, (bool, np.bool_)):
             raise TypeError(f"skip_nonfinite must be a bool, got {type(skip_nonfinite).__name__}")
         self.skip_nonfinite = bool(skip_nonfinite)
-        self.skipped_steps = 0
         self._step_lock = threading.Lock()
         self.defaults = dict(defaults)
         self.param_groups: List[Dict[str, Any]] = []
-        self._group_states: List[Dict[str, Any]] = []
-        self.step_count = 0
-        self.last_hyperparameters: List[Dict[str, float]] = []
+        # Per group: state name -> list of arrays (None until created), and the per-tensor step counts.
+        self._states: List[Dict[str, List[Optional[np.ndarray]]]] = []
+        self._steps: List[np.ndarray] = []
+        # [step_count, skipped_steps], incremented by the native step together with the
+        # per-tensor counts, so no interruption can make them disagree.
+        self._counters = np.zeros(2, dtype=np.int64)
+        self._last_hyperparameters: List[Dict[str, Any]] = []
+        self._attempt: Optional[Tuple[int, List[Dict[str, Any]]]] = None
+        self._named: Optional[bool] = None
         self._num_params = 0
         if isinstance(params, np.ndarray):
             raise TypeError("params must be a list of arrays or of parameter groups, not a single array")
@@ -115,63 +112,95 @@ class Optimizer:
         arrays = list(arrays)
         if not arrays:
             raise ValueError(f"param_groups[{index}] has no parameters")
-        unknown = set(group) - set(self.defaults) - {"params"}
+        unknown = set(group) - set(self.defaults) - {"params", "param_names"}
         if unknown:
             raise TypeError(f"param_groups[{index}]: unknown hyperparameter(s) {sorted(unknown)}")
-        checked = [
-            _check_parameter(a, f"params[{self._num_params + k}]") for k, a in enumerate(arrays)
-        ]
+        names = self._split_names(arrays, group.get("param_names"), index)
+        if names is not None:
+            arrays = [array for _, array in arrays] if _named_pairs(arrays) else arrays
         existing = [p for g in self.param_groups for p in g["params"]]
-        for k, array in enumerate(checked):
-            for other in existing + checked[:k]:
-                if np.shares_memory(array, other):
-                    raise ValueError(
-                        f"params[{self._num_params + k}] shares memory with another parameter; "
-                        "each parameter must appear once"
-                    )
-        new_group = {**self.defaults, **{k: v for k, v in group.items() if k != "params"}}
-        new_group["params"] = checked
-        self._check_hyperparameters(new_group, f"param_groups[{index}]")
+        _core.check_parameters(existing + arrays)  # dtype, layout, writeable, no two sharing memory
+        new_group = {**self.defaults, **{k: v for k, v in group.items() if k not in ("params", "param_names")}}
+        new_group["params"] = arrays
+        if names is not None:
+            new_group["param_names"] = names
+        self.rule.native.check_hyperparameters(self._resolve(new_group, self.step_count),
+                                               f"param_groups[{index}]: ")
+        self._check_options(new_group, index)
+        self._states.append(self._new_state(new_group))
+        self._steps.append(np.zeros(len(arrays), dtype=np.int64))
         self.param_groups.append(new_group)
-        self._group_states.append(self._new_state(new_group, checked))
-        self._num_params += len(checked)
+        self._num_params += len(arrays)
 
-    def _check_hyperparameters(self, group: Dict[str, Any], where: str) -> None:
-        """Resolves the group's hyperparameters at the current step and validates them natively."""
-        self._validate(self._resolve(group, self.step_count, where))
+    def _split_names(self, arrays: List[Any], names: Any, index: int) -> Optional[List[str]]:
+        """The group's parameter names (from pairs or "param_names"), or None; checks they are new and unique."""
+        if _named_pairs(arrays):
+            if not all(isinstance(a, tuple) and len(a) == 2 and isinstance(a[0], str) for a in arrays):
+                raise TypeError(f'param_groups[{index}]["params"] mixes (name, array) pairs with other entries')
+            names = [name for name, _ in arrays]
+        elif names is not None:
+            names = list(names)
+            if len(names) != len(arrays) or not all(isinstance(n, str) for n in names):
+                raise TypeError(f'param_groups[{index}]["param_names"] must be one string per parameter')
+        named = names is not None
+        if self._named is not None and named != self._named:
+            raise TypeError("either every parameter group names its parameters or none does")
+        self._named = named
+        if names is None:
+            return None
+        seen = {n for g in self.param_groups for n in g.get("param_names", ())}
+        for name in names:
+            if name in seen:
+                raise ValueError(f"parameter name {name!r} appears twice")
+            seen.add(name)
+        return names
 
-    def _resolve(self, group: Dict[str, Any], t: int, where: str) -> Dict[str, Any]:
-        """The group's hyperparameter values at step t: schedules evaluated, numbers and flags checked."""
-        values: Dict[str, Any] = {}
-        for name in self._numeric_hyperparameters:
-            raw = group[name]
-            if name == "betas":
-                if not isinstance(raw, (tuple, list)) or len(raw) != 2:
-                    raise TypeError(f"{where}: betas must be a pair (beta1, beta2)")
-                beta1, beta2 = raw
-                values["beta1"] = beta1 if type(beta1) is float else _value_at(beta1, t, where, "betas[0]")
-                values["beta2"] = beta2 if type(beta2) is float else _value_at(beta2, t, where, "betas[1]")
-            elif type(raw) is float:  # the common case, kept cheap
-                values[name] = raw
+    def _check_options(self, group: Dict[str, Any], index: int) -> None:
+        for h in self.rule.hyperparameters:
+            if h.kind != "option":
+                continue
+            value = group[h.name]
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < float("inf"):
+                raise ValueError(f"param_groups[{index}]: {h.name} must be a finite number >= 0, got {value!r}")
+
+    def _new_state(self, group: Dict[str, Any]) -> Dict[str, List[Optional[np.ndarray]]]:
+        """The state lists of a new group: arrays every configuration needs now, None for the others."""
+        state: Dict[str, List[Optional[np.ndarray]]] = {}
+        for s in self.rule.states:
+            if s.always:
+                fill = 0.0 if s.initial == "zero" else float(group[s.initial])
+                state[s.name] = [state_like(p, fill) for p in group["params"]]
             else:
-                values[name] = _value_at(raw, t, where, name)
-        for name in self._flag_hyperparameters:
-            flag = group[name]
-            if flag is not True and flag is not False:
-                if not isinstance(flag, np.bool_):
-                    raise TypeError(f"{where}: {name} must be a bool, got {type(flag).__name__}")
-                flag = bool(flag)
-            values[name] = flag
+                state[s.name] = [None] * len(group["params"])
+        return state
+
+    def _resolve(self, group: Dict[str, Any], t: int) -> Dict[str, Any]:
+        """The group's native hyperparameters at step t: schedules evaluated (the native step checks values)."""
+        values: Dict[str, Any] = dict(self.rule.fixed)
+        for h in self.rule.hyperparameters:
+            if h.kind == "option":
+                continue
+            raw = group[h.name]
+            if len(h.native) == 1:
+                values[h.native[0]] = raw(t) if _is_schedule(raw) else raw
+                continue
+            if not isinstance(raw, (tuple, list)) or len(raw) != len(h.native):
+                raise TypeError(f"{h.name} must be a pair ({', '.join(h.native)}), got {raw!r}")
+            for native, item in zip(h.native, raw):
+                values[native] = item(t) if _is_schedule(item) else item
         return values
 
     # ------------------------------------------------------------------- step
-    def step(self, grads: Sequence[Optional[np.ndarray]]) -> bool:
+    def step(self, grads: Any) -> bool:
         """Applies one update to every parameter, in place.
 
-        With ``skip_nonfinite=True`` every gradient is checked first (natively,
-        after the usual argument checks); if any element is NaN or Inf the whole
-        step is skipped: nothing is written, ``step_count`` stays (so schedules
-        do not advance) and ``skipped_steps`` is incremented.
+        A step is a transaction: every group's hyperparameters and every
+        array are checked first (natively, once), and nothing is written,
+        created or counted unless all of it is valid. With
+        ``skip_nonfinite=True`` every gradient is checked too; if any element
+        is NaN or Inf the whole step is skipped: nothing is written,
+        ``step_count`` stays (so schedules do not advance) and
+        ``skipped_steps`` is incremented.
 
         Thread safety: steps of one optimizer are serialised by a lock, so two
         threads calling ``step`` on the same optimizer apply their updates one
@@ -180,54 +209,103 @@ class Optimizer:
 
         Args:
             grads: one gradient per parameter, in the order the parameters
-                were given (groups flattened in order); ``None`` skips that
-                parameter for this step.
+                were given (groups flattened in order); or, when the
+                parameters were given with names, a mapping from every name to
+                its gradient. ``None`` skips that parameter for this step.
 
         Returns:
             True when the update was applied, False when it was skipped for a
             non-finite gradient.
 
         Raises:
-            TypeError, ValueError: a gradient does not match its parameter, or
-                a hyperparameter (or a schedule's value) is invalid. Nothing is
-                modified then.
+            TypeError, ValueError: a gradient does not match its parameter, a
+                name is missing or unknown, or a hyperparameter (or a
+                schedule's value) is invalid. Nothing is modified then.
         """
         with self._step_lock:
-            return self._locked_step(grads)
+            t = int(self._counters[_STEP_COUNT])
+            attempt = self._attempt
+            if attempt is not None and attempt[0] == t:
+                self._last_hyperparameters = attempt[1]
+            split = self._split_gradients(grads)
+            groups = []
+            for index, group in enumerate(self.param_groups):
+                groups.append((self._resolve(group, t), group["params"], split[index], self._states[index],
+                               self._steps[index]))
+            # Recorded before the native step: last_hyperparameters reads it once step_count has moved.
+            self._attempt = (t + 1, [g[0] for g in groups])
+            return self.rule.native.step(groups, self._counters, self.skip_nonfinite, state_like, True)
 
-    def _locked_step(self, grads: Sequence[Optional[np.ndarray]]) -> bool:
+    def _split_gradients(self, grads: Any) -> List[Any]:
+        """One gradient list per group, from a flat list or (for named parameters) a mapping."""
+        groups = self.param_groups
+        if isinstance(grads, Mapping):
+            if not self._named:
+                raise TypeError("grads is a mapping but the parameters have no names; pass a list of gradients")
+            split = []
+            for group in groups:
+                try:
+                    split.append([grads[name] for name in group["param_names"]])
+                except KeyError as missing:
+                    raise ValueError(f"grads has no gradient for parameter {missing.args[0]!r}") from None
+            if len(grads) != self._num_params:
+                known = {n for g in groups for n in g["param_names"]}
+                unknown = sorted(str(k) for k in grads if k not in known)
+                raise ValueError(f"grads names unknown parameter(s) {unknown}")
+            return split
         if isinstance(grads, np.ndarray) or not isinstance(grads, (list, tuple)):
             raise TypeError(f"grads must be a list of arrays (one per parameter), got {type(grads).__name__}")
         if len(grads) != self._num_params:
             raise ValueError(f"grads has {len(grads)} entries but the optimizer has {self._num_params} parameters")
-        t = self.step_count
-        groups = self.param_groups
-        if len(groups) == 1 and not self.skip_nonfinite:
-            values = [self._resolve(groups[0], t, "param_groups[0]")]
-            slices = [grads]
-        else:
-            # Check every group before the first one is written.
-            values = []
-            slices = []
-            offset = 0
-            for index, group in enumerate(groups):
-                resolved = self._resolve(group, t, f"param_groups[{index}]")
-                self._validate(resolved)
-                count = len(group["params"])
-                group_grads = list(grads[offset:offset + count])
-                _core.check_gradients(group["params"], group_grads, offset)
-                values.append(resolved)
-                slices.append(group_grads)
-                offset += count
-            if self.skip_nonfinite and not _core.gradients.all_finite(grads):
-                self.skipped_steps += 1
-                return False
-        for group, state, resolved, group_grads in zip(groups, self._group_states, values, slices):
-            self._prepare_state(group, state, resolved)
-            self._step_group(group, state, group_grads, resolved)
-        self.last_hyperparameters = values
-        self.step_count = t + 1
-        return True
+        if len(groups) == 1:
+            return [grads]
+        split, offset = [], 0
+        for group in groups:
+            count = len(group["params"])
+            split.append(grads[offset:offset + count])
+            offset += count
+        return split
+
+    # ------------------------------------------------------------- counters
+    @property
+    def step_count(self) -> int:
+        return int(self._counters[_STEP_COUNT])
+
+    @step_count.setter
+    def step_count(self, value: int) -> None:
+        self._counters[_STEP_COUNT] = _count("step_count", value)
+
+    @property
+    def skipped_steps(self) -> int:
+        return int(self._counters[_SKIPPED_STEPS])
+
+    @skipped_steps.setter
+    def skipped_steps(self, value: int) -> None:
+        self._counters[_SKIPPED_STEPS] = _count("skipped_steps", value)
+
+    @property
+    def last_hyperparameters(self) -> List[Dict[str, Any]]:
+        attempt = self._attempt
+        if attempt is not None and attempt[0] == self.step_count:
+            return attempt[1]
+        return self._last_hyperparameters
+
+    @last_hyperparameters.setter
+    def last_hyperparameters(self, values: List[Dict[str, Any]]) -> None:
+        self._attempt = None
+        self._last_hyperparameters = values
+
+    def get_last_lr(self) -> List[float]:
+        """The learning rate each group used in the last step (as torch schedulers report).
+
+        Before the first step (and right after loading a state), the learning
+        rate each group's next step would use.
+        """
+        values = self.last_hyperparameters
+        if not values:
+            t = max(self.step_count - 1, 0)
+            return [float(self._resolve(group, t)["lr"]) for group in self.param_groups]
+        return [values_of_group["lr"] for values_of_group in values]
 
     def __getstate__(self) -> Dict[str, Any]:
         # The step lock cannot be copied or pickled; a copy gets its own.
@@ -239,52 +317,42 @@ class Optimizer:
         self.__dict__.update(state)
         self._step_lock = threading.Lock()
 
-    def get_last_lr(self) -> List[float]:
-        """The learning rate each group used in the last step (as torch schedulers report)."""
-        return [values["lr"] for values in self.last_hyperparameters]
-
-    # ---------------------------------------------------------- to implement
-    def _validate(self, values: Dict[str, Any]) -> None:
-        raise NotImplementedError
-
-    def _new_state(self, group: Dict[str, Any], params: List[np.ndarray]) -> Dict[str, Any]:
-        raise NotImplementedError
-
-    def _prepare_state(self, group: Dict[str, Any], state: Dict[str, Any], values: Dict[str, Any]) -> None:
-        """Creates optional state arrays a hyperparameter change has made necessary."""
-
-    def _step_group(self, group: Dict[str, Any], state: Dict[str, Any], grads: Sequence[Any],
-                    values: Dict[str, Any]) -> None:
-        raise NotImplementedError
-
     # ------------------------------------------------------------ checkpoint
     def state_dict(self) -> Dict[str, Any]:
-        """The optimizer's state as a plain dict of numbers and numpy arrays (copies).
+        """The optimizer's whole state as a plain dict of numbers and numpy arrays (copies).
 
         Layout (torch-like): ``{"state": {index: {"step": int, <array name>: array}},
-        "param_groups": [{hyperparameters..., "params": [indices]}], "step_count": int}``.
-        Hyperparameters that are schedules are stored by their state
-        (``{"schedule_state": ...}``) when they have one, else as ``None``.
+        "param_groups": [{hyperparameters..., "params": [indices]}], "step_count": int,
+        "skipped_steps": int}``. Hyperparameters that are schedules are stored
+        by their state (``{"schedule_state": ...}``) when they have one, else as
+        ``None``. Parameters never stepped have no entry, as in torch.
         """
+        with self._step_lock:
+            return self._state_dict()
+
+    def _state_dict(self) -> Dict[str, Any]:
         state: Dict[int, Dict[str, Any]] = {}
         groups = []
         index = 0
-        for group, group_state in zip(self.param_groups, self._group_states):
+        for group, group_state, steps in zip(self.param_groups, self._states, self._steps):
             indices = []
             for k in range(len(group["params"])):
-                entry = self._export_param_state(group_state, k)
-                if entry is not None:
+                if steps[k] != 0:
+                    entry: Dict[str, Any] = {"step": int(steps[k])}
+                    for name, arrays in group_state.items():
+                        if arrays[k] is not None:
+                            entry[name] = arrays[k].copy()
                     state[index] = entry
                 indices.append(index)
                 index += 1
-            saved = {}
-            for name, value in group.items():
-                if name == "params":
-                    continue
-                saved[name] = _export_hyperparameter(value)
+            saved = {name: _export_hyperparameter(value) for name, value in group.items()
+                     if name not in ("params", "param_names")}
+            if "param_names" in group:
+                saved["param_names"] = list(group["param_names"])
             saved["params"] = indices
             groups.append(saved)
-        return {"state": state, "param_groups": groups, "step_count": self.step_count}
+        return {"state": state, "param_groups": groups, "step_count": self.step_count,
+                "skipped_steps": self.skipped_steps}
 
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
         """Restores a state saved by :meth:`state_dict` into this optimizer.
@@ -294,6 +362,10 @@ class Optimizer:
         hyperparameters are restored; hyperparameters that are schedules keep
         this optimizer's schedule objects and have their state restored.
         """
+        with self._step_lock:
+            self._load_state_dict(state_dict)
+
+    def _load_state_dict(self, state_dict: Dict[str, Any]) -> None:
         if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= set(state_dict):
             raise ValueError('state_dict must be a dict with "state" and "param_groups"')
         saved_groups = state_dict["param_groups"]
@@ -301,8 +373,9 @@ class Optimizer:
             raise ValueError(
                 f"state_dict has {len(saved_groups)} parameter groups but the optimizer has {len(self.param_groups)}"
             )
+        step_count = _count("step_count", state_dict.get("step_count", 0))
+        skipped_steps = _count("skipped_steps", state_dict.get("skipped_steps", 0))
         saved_state = state_dict["state"]
-        index = 0
         plans = []
         for g, (group, saved) in enumerate(zip(self.param_groups, saved_groups)):
             if len(saved["params"]) != len(group["params"]):
@@ -316,32 +389,19 @@ class Optimizer:
                 if entry is not None:
                     self._check_param_state(entry, param, f"state[{key}]")
                 plans.append((g, k, entry))
-                index += 1
             for name in saved:
-                if name != "params" and name not in group:
+                if name not in ("params", "param_names") and name not in group:
                     raise ValueError(f"state_dict param_groups[{g}] has unknown hyperparameter {name!r}")
         # Everything checked: apply.
-        for g, (group, saved) in enumerate(zip(self.param_groups, saved_groups)):
+        for group, saved in zip(self.param_groups, saved_groups):
             for name, value in saved.items():
-                if name == "params":
+                if name in ("params", "param_names"):
                     continue
                 group[name] = _import_hyperparameter(group[name], value)
         for g, k, entry in plans:
-            self._import_param_state(self.param_groups[g], self._group_states[g], k, entry)
-        self.step_count = int(state_dict.get("step_count", 0))
-
-    def _export_param_state(self, state: Dict[str, Any], k: int) -> Optional[Dict[str, Any]]:
-        steps = state["steps"]
-        if steps[k] == 0:  # never stepped: no state yet, as in torch
-            return None
-        entry: Dict[str, Any] = {"step": int(steps[k])}
-        for name in self._state_names:
-            arrays = state.get(name + "s")
-            if arrays is not None and arrays[k] is not None:
-                entry[name] = arrays[k].copy()
-            elif arrays is not None:
-                entry[name] = None
-        return entry
+            self._import_param_state(g, k, entry)
+        self._counters[:] = (step_count, skipped_steps)
+        self.last_hyperparameters = []
 
     def _check_param_state(self, entry: Dict[str, Any], param: np.ndarray, where: str) -> None:
         if not isinstance(entry, dict):
@@ -349,48 +409,102 @@ class Optimizer:
         step = entry.get("step", 0)
         if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
             raise ValueError(f"{where}['step'] must be an integer >= 0, got {step!r}")
+        names = {s.name for s in self.rule.states}
         for name, value in entry.items():
             if name == "step" or value is None:
                 continue
-            if name not in self._state_names:
+            if name not in names:
                 raise ValueError(f"{where} has unknown entry {name!r}")
             if not isinstance(value, np.ndarray) or value.shape != param.shape or value.dtype != param.dtype:
                 got = f"{value.dtype} {value.shape}" if isinstance(value, np.ndarray) else type(value).__name__
                 raise ValueError(f"{where}[{name!r}] must be a {param.dtype} array of shape {param.shape}, got {got}")
 
-    def _import_param_state(self, group: Dict[str, Any], state: Dict[str, Any], k: int,
-                            entry: Optional[Dict[str, Any]]) -> None:
+    def _import_param_state(self, g: int, k: int, entry: Optional[Dict[str, Any]]) -> None:
+        group, state = self.param_groups[g], self._states[g]
         param = group["params"][k]
-        state["steps"][k] = 0 if entry is None else int(entry.get("step", 0))
-        for name in self._state_names:
-            key = name + "s"
-            value = None if entry is None else entry.get(name)
+        self._steps[g][k] = 0 if entry is None else int(entry.get("step", 0))
+        for s in self.rule.states:
+            value = None if entry is None else entry.get(s.name)
+            arrays = state[s.name]
             if value is None:
-                if state.get(key) is not None:
-                    fresh = self._initial_state_array(group, name, param)
-                    state[key][k] = fresh
-                continue
-            if state.get(key) is None:
-                state[key] = [self._initial_state_array(group, name, p) for p in group["params"]]
-            target = state[key][k]
-            if target is None:
-                fresh = state_like(param)
-                np.copyto(fresh, value)
-                state[key][k] = fresh
+                # Not saved: as a new optimizer has it.
+                if s.always:
+                    fill = 0.0 if s.initial == "zero" else float(group[s.initial])
+                    arrays[k] = state_like(param, fill)
+                else:
+                    arrays[k] = None
+            elif arrays[k] is None:
+                arrays[k] = state_like(param)
+                np.copyto(arrays[k], value)
             else:
-                np.copyto(target, value)
+                np.copyto(arrays[k], value)
 
-    def _initial_state_array(self, group: Dict[str, Any], name: str, param: np.ndarray) -> Optional[np.ndarray]:
-        return state_like(param)
+    # -------------------------------------------------------------- snapshot
+    def snapshot(self, *, params: bool = False) -> "OptimizerSnapshot":
+        """A copy of everything a step changes, to put back later with :meth:`OptimizerSnapshot.restore`.
+
+        Args:
+            params: also copy the parameter arrays (a range test or a
+                rollback needs them; a checkpoint may store them).
+        """
+        with self._step_lock:
+            return OptimizerSnapshot(self, params)
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
         for index, group in enumerate(self.param_groups):
             lines.append(f"Parameter Group {index}")
-            for name in sorted(k for k in group if k != "params"):
+            for name in sorted(k for k in group if k not in ("params", "param_names")):
                 lines.append(f"    {name}: {group[name]!r}")
         lines.append(")")
         return "\n".join(lines)
+
+
+class OptimizerSnapshot:
+    """The state of an optimizer at one moment (see :meth:`Optimizer.snapshot`).
+
+    Attributes:
+        state_dict: the optimizer's :meth:`~Optimizer.state_dict` then.
+        params: copies of the parameters, flattened over the groups (None
+            unless taken with ``params=True``).
+    """
+
+    def __init__(self, optimizer: Optimizer, params: bool) -> None:
+        self._optimizer = optimizer
+        self.state_dict = optimizer._state_dict()
+        # The hyperparameter objects themselves (numbers, schedules, tuples):
+        # load_state_dict restores their values and schedule state, these their identity.
+        self._groups = [{k: v for k, v in g.items() if k not in ("params", "param_names")}
+                        for g in optimizer.param_groups]
+        self._last_hyperparameters = optimizer.last_hyperparameters
+        self.params: Optional[List[np.ndarray]] = (
+            [p.copy() for g in optimizer.param_groups for p in g["params"]] if params else None
+        )
+
+    def restore(self) -> None:
+        """Puts the optimizer (and, when copied, its parameters) back as they were."""
+        optimizer = self._optimizer
+        with optimizer._step_lock:
+            self._restore_groups()
+            optimizer._load_state_dict(self.state_dict)
+            self._restore_groups()
+            optimizer.last_hyperparameters = self._last_hyperparameters
+            if self.params is not None:
+                arrays = [p for g in optimizer.param_groups for p in g["params"]]
+                for array, saved in zip(arrays, self.params):
+                    np.copyto(array, saved)
+
+    def _restore_groups(self) -> None:
+        for group, saved in zip(self._optimizer.param_groups, self._groups):
+            for name in [n for n in group if n not in ("params", "param_names") and n not in saved]:
+                del group[name]
+            group.update(saved)
+
+
+def _count(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value < 2**63 - 1:
+        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+    return int(value)
 
 
 def _export_hyperparameter(value: Any) -> Any:
@@ -413,3 +527,33 @@ def _import_hyperparameter(current: Any, saved: Any) -> Any:
             current.load_state_dict(copy.deepcopy(saved["schedule_state"]))
         return current
     return saved
+
+
+# ------------------------------------------------------- derived from a rule --
+def _make_constructor(rule: RuleDescription) -> Callable[..., None]:
+    """The class's __init__ with torch's signature, written from the description."""
+    names = [h.name for h in rule.hyperparameters]
+    arguments = ", ".join(f"{name}=_defaults[{name!r}]" for name in names)
+    source = (
+        f"def __init__(self, params, {arguments}, *, skip_nonfinite=False):\n"
+        f"    _Optimizer.__init__(self, params, {{{', '.join(f'{n!r}: {n}' for n in names)}}},\n"
+        f"                        skip_nonfinite=skip_nonfinite)\n"
+    )
+    namespace: Dict[str, Any] = {"_defaults": rule.defaults, "_Optimizer": Optimizer}
+    exec(source, namespace)  # noqa: S102 - the source is built above from the rule description only
+    constructor = namespace["__init__"]
+    constructor.__qualname__ = f"{rule.class_name}.__init__"
+    return constructor
+
+
+def _class_docstring(rule: RuleDescription) -> str:
+    lines = [rule.summary, "", f"The formula is in :func:`lrcore.functional.{rule.name}`.", "", "Args:",
+             "    params: arrays, (name, array) pairs or parameter groups (see :class:`Optimizer`)."]
+    for h in rule.hyperparameters:
+        kind = {"number": "number or schedule", "flag": "bool", "option": "number"}[h.kind]
+        lines.append(f"    {h.name}: {h.doc} ({kind}; {h.valid}; default {h.default!r}).")
+    lines.append("    skip_nonfinite: skip the whole step when a gradient has a NaN or Inf "
+                 "(see :meth:`Optimizer.step`).")
+    states = ", ".join(f"``{s.name}``" + (f" (when {s.needed_when})" if s.needed_when else "") for s in rule.states)
+    lines += ["", f"State per parameter: {states or 'none'}."]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,230 @@
+// Each update rule described once, as data: its numeric hyperparameters
+// (config field and the range it must lie in), its flags, its state arrays
+// (tensor field, and the configurations that need it), and whether its
+// tensors carry a step number.
+//
+// Everything that handles a rule generically reads this: validate() in
+// optimizers.cpp, the Python binding (cpp/python/register_optimizers.cpp),
+// which parses hyperparameters by these names, checks and attaches these
+// state arrays, and exports the description to Python, where the optimizer
+// classes, the functional layer and the documentation are derived from it.
+//
+// A new element-wise rule adds its config and tensor types (config.hpp,
+// tensors.hpp), its constants and kernel, one Rule<> specialisation here and
+// one line in for_each_rule().
+#pragma once
+
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <stdexcept>
+#include <string>
+
+#include "lrcore/config.hpp"
+#include "lrcore/tensors.hpp"
+
+namespace lrcore::rules {
+
+/// The range a numeric hyperparameter must lie in. Non-finite values are
+/// always refused.
+enum class Range { finite, non_negative, unit_interval };
+
+/// How error messages and the documentation state a range.
+constexpr const char* describe(Range range) {
+    switch (range) {
+        case Range::finite: return "a finite number";
+        case Range::non_negative: return "a finite number >= 0";
+        case Range::unit_interval: return "in [0, 1)";
+    }
+    return "";
+}
+
+inline bool within(Range range, double value) {
+    switch (range) {
+        case Range::finite: return std::isfinite(value);
+        case Range::non_negative: return std::isfinite(value) && value >= 0.0;
+        case Range::unit_interval: return value >= 0.0 && value < 1.0;
+    }
+    return false;
+}
+
+template <class Config>
+struct Number {
+    const char* name;
+    double Config::*field;
+    Range range;
+};
+
+template <class Config>
+struct Flag {
+    const char* name;
+    bool Config::*field;
+};
+
+/// One state array of a tensor. `needed` says for which configurations it
+/// is read and written (always when null; `needed_when` says so in words).
+/// A state array with `kernel_initialized` set is written by the kernel on its
+/// first use instead of read (SGD's momentum buffer starts as the gradient);
+/// otherwise a new one starts at zero.
+template <class Config, template <class> class Tensor>
+struct State {
+    const char* name;          // as the optimizer's state_dict names it, e.g. "exp_avg"
+    const char* list_name;     // as the functional layer's argument names the list, e.g. "exp_avgs"
+    const char* needed_when;  // "" when always
+    bool (*needed)(const Config&);
+    float* Tensor<float>::*float32_field;
+    double* Tensor<double>::*float64_field;
+    bool Tensor<float>::*float32_initialize = nullptr;
+    bool Tensor<double>::*float64_initialize = nullptr;
+
+    bool needed_by(const Config& config) const { return needed == nullptr || needed(config); }
+    template <class T>
+    T* Tensor<T>::*field() const {
+        if constexpr (sizeof(T) == sizeof(float)) {
+            return float32_field;
+        } else {
+            return float64_field;
+        }
+    }
+    template <class T>
+    bool Tensor<T>::*initialize() const {
+        if constexpr (sizeof(T) == sizeof(float)) {
+            return float32_initialize;
+        } else {
+            return float64_initialize;
+        }
+    }
+};
+
+template <class Config>
+struct Rule;
+
+template <>
+struct Rule<SgdConfig> {
+    using Config = SgdConfig;
+    static constexpr const char* name = "sgd";
+    template <class T>
+    using Tensor = SgdTensor<T>;
+    static constexpr bool has_step = false;
+    static constexpr std::array<Number<SgdConfig>, 4> numbers{{
+        {"lr", &SgdConfig::lr, Range::non_negative},
+        {"momentum", &SgdConfig::momentum, Range::non_negative},
+        {"dampening", &SgdConfig::dampening, Range::finite},
+        {"weight_decay", &SgdConfig::weight_decay, Range::non_negative},
+    }};
+    static constexpr std::array<Flag<SgdConfig>, 2> flags{{
+        {"nesterov", &SgdConfig::nesterov},
+        {"maximize", &SgdConfig::maximize},
+    }};
+    static constexpr std::array<State<SgdConfig, SgdTensor>, 1> states{{
+        {"momentum_buffer", "momentum_buffers", "momentum != 0", [](const SgdConfig& c) { return c.momentum != 0.0; },
+         &SgdTensor<float>::momentum_buffer, &SgdTensor<double>::momentum_buffer,
+         &SgdTensor<float>::initialize_momentum_buffer, &SgdTensor<double>::initialize_momentum_buffer},
+    }};
+    static void check(const SgdConfig& c) {
+        if (c.nesterov && (c.momentum <= 0.0 || c.dampening != 0.0)) {
+            throw std::invalid_argument("nesterov requires momentum > 0 and dampening == 0");
+        }
+    }
+};
+
+template <>
+struct Rule<AdagradConfig> {
+    using Config = AdagradConfig;
+    static constexpr const char* name = "adagrad";
+    template <class T>
+    using Tensor = AdagradTensor<T>;
+    static constexpr bool has_step = true;
+    static constexpr std::array<Number<AdagradConfig>, 4> numbers{{
+        {"lr", &AdagradConfig::lr, Range::non_negative},
+        {"lr_decay", &AdagradConfig::lr_decay, Range::non_negative},
+        {"weight_decay", &AdagradConfig::weight_decay, Range::non_negative},
+        {"eps", &AdagradConfig::eps, Range::non_negative},
+    }};
+    static constexpr std::array<Flag<AdagradConfig>, 1> flags{{{"maximize", &AdagradConfig::maximize}}};
+    static constexpr std::array<State<AdagradConfig, AdagradTensor>, 1> states{{
+        {"sum", "state_sums", "", nullptr, &AdagradTensor<float>::sum, &AdagradTensor<double>::sum},
+    }};
+    static void check(const AdagradConfig&) {}
+};
+
+template <>
+struct Rule<RmspropConfig> {
+    using Config = RmspropConfig;
+    static constexpr const char* name = "rmsprop";
+    template <class T>
+    using Tensor = RmspropTensor<T>;
+    static constexpr bool has_step = false;
+    static constexpr std::array<Number<RmspropConfig>, 5> numbers{{
+        {"lr", &RmspropConfig::lr, Range::non_negative},
+        {"alpha", &RmspropConfig::alpha, Range::non_negative},
+        {"eps", &RmspropConfig::eps, Range::non_negative},
+        {"weight_decay", &RmspropConfig::weight_decay, Range::non_negative},
+        {"momentum", &RmspropConfig::momentum, Range::non_negative},
+    }};
+    static constexpr std::array<Flag<RmspropConfig>, 2> flags{{
+        {"centered", &RmspropConfig::centered},
+        {"maximize", &RmspropConfig::maximize},
+    }};
+    static constexpr std::array<State<RmspropConfig, RmspropTensor>, 3> states{{
+        {"square_avg", "square_avgs", "", nullptr, &RmspropTensor<float>::square_avg, &RmspropTensor<double>::square_avg},
+        {"grad_avg", "grad_avgs", "centered", [](const RmspropConfig& c) { return c.centered; },
+         &RmspropTensor<float>::grad_avg, &RmspropTensor<double>::grad_avg},
+        {"momentum_buffer", "momentum_buffers", "momentum > 0", [](const RmspropConfig& c) { return c.momentum > 0.0; },
+         &RmspropTensor<float>::momentum_buffer, &RmspropTensor<double>::momentum_buffer},
+    }};
+    static void check(const RmspropConfig&) {}
+};
+
+template <>
+struct Rule<AdamConfig> {
+    using Config = AdamConfig;
+    static constexpr const char* name = "adam";
+    template <class T>
+    using Tensor = AdamTensor<T>;
+    static constexpr bool has_step = true;
+    static constexpr std::array<Number<AdamConfig>, 5> numbers{{
+        {"lr", &AdamConfig::lr, Range::non_negative},
+        {"beta1", &AdamConfig::beta1, Range::unit_interval},
+        {"beta2", &AdamConfig::beta2, Range::unit_interval},
+        {"eps", &AdamConfig::eps, Range::non_negative},
+        {"weight_decay", &AdamConfig::weight_decay, Range::non_negative},
+    }};
+    static constexpr std::array<Flag<AdamConfig>, 3> flags{{
+        {"amsgrad", &AdamConfig::amsgrad},
+        {"maximize", &AdamConfig::maximize},
+        {"decoupled_weight_decay", &AdamConfig::decoupled_weight_decay},
+    }};
+    static constexpr std::array<State<AdamConfig, AdamTensor>, 3> states{{
+        {"exp_avg", "exp_avgs", "", nullptr, &AdamTensor<float>::exp_avg, &AdamTensor<double>::exp_avg},
+        {"exp_avg_sq", "exp_avg_sqs", "", nullptr, &AdamTensor<float>::exp_avg_sq, &AdamTensor<double>::exp_avg_sq},
+        {"max_exp_avg_sq", "max_exp_avg_sqs", "amsgrad", [](const AdamConfig& c) { return c.amsgrad; },
+         &AdamTensor<float>::max_exp_avg_sq, &AdamTensor<double>::max_exp_avg_sq},
+    }};
+    static void check(const AdamConfig&) {}
+};
+
+/// Calls f(Rule<Config>{}) for every rule, in the order they are documented.
+template <class F>
+void for_each_rule(F&& f) {
+    f(Rule<SgdConfig>{});
+    f(Rule<AdagradConfig>{});
+    f(Rule<RmspropConfig>{});
+    f(Rule<AdamConfig>{});
+}
+
+/// Throws std::invalid_argument naming the first hyperparameter out of its
+/// range, then runs the rule's own checks across hyperparameters.
+template <class Config>
+void validate_config(const Config& config) {
+    for (const auto& number : Rule<Config>::numbers) {
+        const double value = config.*number.field;
+        if (!within(number.range, value)) {
+            throw std::invalid_argument(std::string(number.name) + " must be " + describe(number.range) + ", got " +
+                                        std::to_string(value));
+        }
+    }
+    Rule<Config>::check(config);
+}
+
+}  // namespace lrcore::rules

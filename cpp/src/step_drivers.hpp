@@ -1,0 +1,26 @@
+// The step drivers without argument checks: derive the per-step constants,
+// cut the tensors into chunks and run the active kernel table over them.
+//
+// The public step functions (lrcore/optimizers.hpp) check their arguments and
+// call these; the Python binding checks every group of a step once, at its
+// boundary, and then calls these directly, so nothing is checked twice.
+#pragma once
+
+#include <cstddef>
+
+#include "rules.hpp"
+
+namespace lrcore::detail {
+
+/// Runs one step of Config's rule over `count` checked tensors. Every needed
+/// state pointer must be set, and every step number >= 1.
+template <class Config, class T>
+void run_step(const Config& config, const typename rules::Rule<Config>::template Tensor<T>* tensors,
+              std::size_t count);
+
+/// Makes the runtime settings (LRCORE_ISA, LRCORE_NUM_THREADS) take effect,
+/// throwing now if an environment variable is invalid, so that a step can
+/// report it before it writes anything.
+void prepare_runtime();
+
+}  // namespace lrcore::detail

@@ -1,0 +1,32 @@
+"""The optimizer classes, one per rule description (torch.optim's names, arguments and defaults).
+
+Each class's constructor, docstring and state come from its description in
+:mod:`lrcore._rules`; nothing about a rule is written here but its name.
+"""
+
+from __future__ import annotations
+
+from .._rules import RULES
+from ._optimizer import Optimizer
+
+__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW"]
+
+
+class SGD(Optimizer, rule=RULES["sgd"]):
+    pass
+
+
+class Adagrad(Optimizer, rule=RULES["adagrad"]):
+    pass
+
+
+class RMSprop(Optimizer, rule=RULES["rmsprop"]):
+    pass
+
+
+class Adam(Optimizer, rule=RULES["adam"]):
+    pass
+
+
+class AdamW(Optimizer, rule=RULES["adamw"]):
+    pass
