@@ -13,7 +13,6 @@ from typing import Any, Dict, List
 import numpy as np
 
 import lrcore
-from lrcore import functional, reference
 
 
 @dataclass(frozen=True)
@@ -23,38 +22,46 @@ class Rule:
     configs: List[Dict[str, Any]]
     torch_name: str
 
+    @property
+    def description(self):
+        return self.optimizer.rule
+
+    def native_values(self, config) -> Dict[str, Any]:
+        """The native hyperparameters of a class configuration (betas split, defaults filled in)."""
+        description = self.description
+        values = dict(description.fixed)
+        for h in description.hyperparameters:
+            value = config.get(h.name, h.default)
+            if len(h.native) > 1:
+                values.update(zip(h.native, value))
+            elif h.native:
+                values[h.native[0]] = value
+        return values
+
     def functional_call(self, module, params, grads, state, config) -> None:
-        """One step of the rule through `module` (lrcore.functional or lrcore.reference)."""
-        kwargs = dict(config)
-        name = self.name
-        if name == "sgd":
-            module.sgd(params, grads, state["momentum_buffers"], **kwargs)
-        elif name == "adagrad":
-            kwargs.pop("initial_accumulator_value", None)
-            module.adagrad(params, grads, state["state_sums"], state["steps"], **kwargs)
-        elif name == "rmsprop":
-            module.rmsprop(params, grads, state["square_avgs"], state["steps"], state["grad_avgs"],
-                           state["momentum_buffers"], **kwargs)
-        else:
-            betas = kwargs.pop("betas", (0.9, 0.999))
-            call = module.adam if name == "adam" else module.adamw
-            call(params, grads, state["exp_avgs"], state["exp_avg_sqs"], state["steps"], state["max_exp_avg_sqs"],
-                 beta1=betas[0], beta2=betas[1], **kwargs)
+        """One step of the rule through `module` (lrcore.functional or lrcore.reference), by its description."""
+        description = self.description
+        values = self.native_values(config)
+        values = {k: v for k, v in values.items() if k not in description.fixed}
+        arguments = [state.get(name) for name in description.functional_arguments]
+        getattr(module, description.name)(params, grads, *arguments, **values)
 
     def new_state(self, params, config) -> Dict[str, Any]:
-        zeros = lambda: [np.zeros_like(p) for p in params]  # noqa: E731
-        steps = np.zeros(len(params), dtype=np.int64)
-        if self.name == "sgd":
-            return {"momentum_buffers": [None] * len(params)}
-        if self.name == "adagrad":
-            init = config.get("initial_accumulator_value", 0.0)
-            return {"state_sums": [np.full_like(p, init) for p in params], "steps": steps}
-        if self.name == "rmsprop":
-            return {"square_avgs": zeros(), "steps": steps,
-                    "grad_avgs": zeros() if config.get("centered") else None,
-                    "momentum_buffers": zeros() if config.get("momentum", 0) > 0 else None}
-        return {"exp_avgs": zeros(), "exp_avg_sqs": zeros(), "steps": steps,
-                "max_exp_avg_sqs": zeros() if config.get("amsgrad") else None}
+        """Fresh state in the functional layout: what the configuration needs, as the optimizer creates it."""
+        description = self.description
+        needed = set(description.native.needed_states(self.native_values(config)))
+        state: Dict[str, Any] = {}
+        for s in description.states:
+            if s.name not in needed:
+                state[s.list_name] = None
+            elif s.initial == "gradient":
+                state[s.list_name] = [None] * len(params)
+            else:
+                fill = 0.0 if s.initial == "zero" else config.get(s.initial, 0.0)
+                state[s.list_name] = [np.full_like(p, fill) for p in params]
+        if "steps" in description.functional_arguments:
+            state["steps"] = np.zeros(len(params), dtype=np.int64)
+        return state
 
 
 RULES = [

@@ -78,7 +78,7 @@ def test_a_wrong_contender_is_reported_as_mismatch(capsys, monkeypatch):
 def test_opt_step_case(capsys):
     assert bench("--sizes", "opt-step", "--against", "numpy") == 0
     out = capsys.readouterr().out
-    assert "lrcore Adam.step(grads)" in out and "lrcore._core.adam_step" in out
+    assert "lrcore Adam.step(grads)" in out and "lrcore._core.rules.adam.step" in out
 
 
 @pytest.mark.parametrize("argv", [["--rules", "adamax"], ["--sizes", "huge"], ["--threads", "0"],

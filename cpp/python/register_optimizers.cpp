@@ -247,11 +247,10 @@ void gather_group(Batch<Config>& batch, py::handle group_object, std::size_t gro
         if (!needed[s]) continue;
         PyObject* list = PyDict_GetItemWithError(state.ptr(), keys.states[s].ptr());
         if (list == nullptr && PyErr_Occurred()) throw py::error_already_set();
-        if (list == nullptr || list == Py_None) {
-            throw py::value_error(std::string(description.list_name) + " is required when " +
-                                  (description.needed_when[0] ? description.needed_when : "stepping"));
+        if ((list == nullptr || list == Py_None) && description.needed != nullptr) {
+            throw py::value_error(std::string(description.list_name) + " is required when " + description.needed_when);
         }
-        lists[s] = check_list(list, description.list_name, count);
+        lists[s] = check_list(list == nullptr ? Py_None : list, description.list_name, count);
     }
 
     py::handle steps_object = items[4];
@@ -452,6 +451,7 @@ struct RuleEntry {
     bool has_step = false;
     bool (*step)(py::handle, py::handle, bool, py::handle, bool) = nullptr;
     void (*check_hyperparameters)(py::handle, const std::string&) = nullptr;
+    py::list (*needed_states)(py::handle) = nullptr;
 };
 
 template <class Config>
@@ -470,6 +470,14 @@ RuleEntry describe() {
     entry.step = &step<Config>;
     entry.check_hyperparameters = [](py::handle hyperparameters, const std::string& prefix) {
         parse_config<Config>(hyperparameters, prefix);
+    };
+    entry.needed_states = [](py::handle hyperparameters) {
+        const Config config = parse_config<Config>(hyperparameters, "");
+        py::list names;
+        for (const auto& s : Rule::states) {
+            if (s.needed_by(config)) names.append(s.name);
+        }
+        return names;
     };
     return entry;
 }
@@ -515,6 +523,10 @@ void register_optimizers(py::module_& m) {
             "hyperparameters"_a, "prefix"_a = "",
             "The checks a step makes of one group's hyperparameters, alone (for optimizer constructors); "
             "errors start with prefix.")
+        .def(
+            "needed_states",
+            [](const RuleEntry& rule, py::handle hyperparameters) { return rule.needed_states(hyperparameters); },
+            "hyperparameters"_a, "The names of the state arrays a step with these hyperparameters reads and writes.")
         .def("__repr__", [](const RuleEntry& rule) { return "<lrcore rule " + rule.name + ">"; });
     py::list names;
     rules::for_each_rule([&](auto rule) {

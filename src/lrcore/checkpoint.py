@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import threading
 import zipfile
 from typing import Any, Dict, List, Union
 
@@ -80,11 +79,6 @@ def _flat_params(optimizer: Optimizer) -> List[np.ndarray]:
     return [p for group in optimizer.param_groups for p in group["params"]]
 
 
-def _lock(optimizer: Optimizer) -> Any:
-    lock = getattr(optimizer, "_step_lock", None)
-    return lock if lock is not None else threading.Lock()
-
-
 # ------------------------------------------------------------------ write --
 def save(path: PathLike, optimizer: Optimizer, *, params: bool = True) -> None:
     """Writes ``optimizer``'s full state (and its parameters) to ``path``, atomically.
@@ -115,36 +109,37 @@ def save(path: PathLike, optimizer: Optimizer, *, params: bool = True) -> None:
         raise TypeError(f"optimizer must be an lrcore Optimizer, got {type(optimizer).__name__}")
     if not isinstance(params, (bool, np.bool_)):
         raise TypeError(f"params must be a bool, got {type(params).__name__}")
-    with _lock(optimizer):
-        state_dict = optimizer.state_dict()
-        arrays: Dict[str, np.ndarray] = {}
-        state_meta: Dict[str, Any] = {}
-        for index, entry in state_dict["state"].items():
-            meta: Dict[str, Any] = {"step": int(entry.get("step", 0)), "arrays": [], "none": []}
-            for name, value in entry.items():
-                if name == "step":
-                    continue
-                if value is None:
-                    meta["none"].append(name)
-                else:
-                    arrays[f"state/{index}/{name}"] = value
-                    meta["arrays"].append(name)
-            state_meta[str(index)] = meta
-        param_list = _flat_params(optimizer)
-        if params:
-            for index, array in enumerate(param_list):
-                arrays[f"params/{index}"] = array.copy()
-        metadata = {
-            "format": FORMAT_NAME,
-            "version": FORMAT_VERSION,
-            "optimizer": type(optimizer).__name__,
-            "step_count": int(state_dict["step_count"]),
-            "skipped_steps": int(getattr(optimizer, "skipped_steps", 0)),
-            "param_groups": [_encode(group, f"param_groups[{g}]") for g, group in enumerate(state_dict["param_groups"])],
-            "state": state_meta,
-            "params": [{"shape": list(p.shape), "dtype": p.dtype.str} for p in param_list] if params else None,
-            "num_params": len(param_list),
-        }
+    # One snapshot, taken under the optimizer's step lock: state and parameters of the same moment.
+    snapshot = optimizer.snapshot(params=params)
+    state_dict = snapshot.state_dict
+    arrays: Dict[str, np.ndarray] = {}
+    state_meta: Dict[str, Any] = {}
+    for index, entry in state_dict["state"].items():
+        meta: Dict[str, Any] = {"step": int(entry.get("step", 0)), "arrays": [], "none": []}
+        for name, value in entry.items():
+            if name == "step":
+                continue
+            if value is None:
+                meta["none"].append(name)
+            else:
+                arrays[f"state/{index}/{name}"] = value
+                meta["arrays"].append(name)
+        state_meta[str(index)] = meta
+    param_list = _flat_params(optimizer)
+    if snapshot.params is not None:
+        for index, array in enumerate(snapshot.params):
+            arrays[f"params/{index}"] = array
+    metadata = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "optimizer": type(optimizer).__name__,
+        "step_count": int(state_dict["step_count"]),
+        "skipped_steps": int(state_dict["skipped_steps"]),
+        "param_groups": [_encode(group, f"param_groups[{g}]") for g, group in enumerate(state_dict["param_groups"])],
+        "state": state_meta,
+        "params": [{"shape": list(p.shape), "dtype": p.dtype.str} for p in param_list] if params else None,
+        "num_params": len(param_list),
+    }
     text = json.dumps(metadata, allow_nan=True)
     _atomic_savez(os.fspath(path), arrays, text)
 
@@ -236,52 +231,49 @@ def load(path: PathLike, optimizer: Optimizer, *, params: bool = True) -> None:
         raise ValueError(
             f"the checkpoint is of a {metadata['optimizer']} optimizer, not {type(optimizer).__name__}"
         )
-    with _lock(optimizer):
-        param_list = _flat_params(optimizer)
-        if metadata["num_params"] != len(param_list):
-            raise ValueError(
-                f"the checkpoint has {metadata['num_params']} parameters but the optimizer has {len(param_list)}"
-            )
-        stored_params = []
-        if params and metadata["params"] is not None:
-            for index, (meta, param) in enumerate(zip(metadata["params"], param_list)):
-                stored = arrays.get(f"params/{index}")
-                if stored is None:
-                    raise ValueError(f"the checkpoint is missing params/{index}")
-                if stored.shape != param.shape or stored.dtype != param.dtype:
-                    raise ValueError(
-                        f"params[{index}] in the checkpoint is {stored.dtype} {stored.shape}, "
-                        f"the optimizer's is {param.dtype} {param.shape}"
-                    )
-                stored_params.append(stored)
-        state: Dict[int, Dict[str, Any]] = {}
-        for key, meta in metadata["state"].items():
-            index = int(key)
-            if not 0 <= index < len(param_list):
-                raise ValueError(f"the checkpoint has state for parameter {index}, out of range")
-            entry: Dict[str, Any] = {"step": int(meta["step"])}
-            for name in meta["none"]:
-                entry[name] = None
-            for name in meta["arrays"]:
-                value = arrays.get(f"state/{index}/{name}")
-                if value is None:
-                    raise ValueError(f"the checkpoint is missing state/{index}/{name}")
-                entry[name] = value
-            state[index] = entry
-        state_dict = {
-            "state": state,
-            "param_groups": [_decode(group) for group in metadata["param_groups"]],
-            "step_count": int(metadata["step_count"]),
-        }
-        # load_state_dict checks before it applies, but a schedule refusing its
-        # state could fail midway: restore the previous state then.
-        previous = optimizer.state_dict()
-        try:
-            optimizer.load_state_dict(state_dict)
-        except BaseException:
-            optimizer.load_state_dict(previous)
-            raise
-        optimizer.skipped_steps = int(metadata.get("skipped_steps", 0))
-        for param, stored in zip(param_list, stored_params):
-            np.copyto(param, stored)
+    param_list = _flat_params(optimizer)
+    if metadata["num_params"] != len(param_list):
+        raise ValueError(
+            f"the checkpoint has {metadata['num_params']} parameters but the optimizer has {len(param_list)}"
+        )
+    stored_params = []
+    if params and metadata["params"] is not None:
+        for index, (meta, param) in enumerate(zip(metadata["params"], param_list)):
+            stored = arrays.get(f"params/{index}")
+            if stored is None:
+                raise ValueError(f"the checkpoint is missing params/{index}")
+            if stored.shape != param.shape or stored.dtype != param.dtype:
+                raise ValueError(
+                    f"params[{index}] in the checkpoint is {stored.dtype} {stored.shape}, "
+                    f"the optimizer's is {param.dtype} {param.shape}"
+                )
+            stored_params.append(stored)
+    state: Dict[int, Dict[str, Any]] = {}
+    for key, meta in metadata["state"].items():
+        index = int(key)
+        if not 0 <= index < len(param_list):
+            raise ValueError(f"the checkpoint has state for parameter {index}, out of range")
+        entry: Dict[str, Any] = {"step": int(meta["step"])}
+        for name in meta["none"]:
+            entry[name] = None
+        for name in meta["arrays"]:
+            value = arrays.get(f"state/{index}/{name}")
+            if value is None:
+                raise ValueError(f"the checkpoint is missing state/{index}/{name}")
+            entry[name] = value
+        state[index] = entry
+    state_dict = {
+        "state": state,
+        "param_groups": [_decode(group) for group in metadata["param_groups"]],
+        "step_count": metadata["step_count"],
+        "skipped_steps": metadata["skipped_steps"],
+    }
+    # load_state_dict checks before it applies, but a schedule refusing its
+    # state could fail midway: put the previous state back then.
+    previous = optimizer.snapshot()
+    try:
+        optimizer.load_state_dict(state_dict, params=stored_params if stored_params else None)
+    except BaseException:
+        previous.restore()
+        raise
 

@@ -337,38 +337,17 @@ def find_lr(optimizer: Any, loss_and_grads: LossAndGrads, *, start_lr: float = 1
 
 
 class _Snapshot:
-    """Copies of everything a range test changes, and the code that puts them back."""
+    """The optimizer's own snapshot (state, hyperparameter objects, parameters) plus the caller's extra arrays."""
 
     def __init__(self, optimizer: Any, extra: List[np.ndarray]) -> None:
-        self.optimizer = optimizer
-        self.params = [param for group in optimizer.param_groups for param in group["params"]]
-        self.arrays = self.params + extra
-        self.copies = [array.copy() for array in self.arrays]
-        self.state = optimizer.state_dict()
-        # The hyperparameter objects themselves (numbers, schedules, tuples): load_state_dict
-        # restores their values and schedule state, these restore their identity and type.
-        self.groups: List[Dict[str, Any]] = [
-            {name: value for name, value in group.items() if name != "params"} for group in optimizer.param_groups
-        ]
-        self.last_hyperparameters = optimizer.last_hyperparameters
-        self.skipped_steps = getattr(optimizer, "skipped_steps", None)
+        self.optimizer_snapshot = optimizer.snapshot(params=True)
+        self.extra = extra
+        self.copies = [array.copy() for array in extra]
 
     def restore(self) -> None:
-        optimizer = self.optimizer
-        self._restore_groups()
-        optimizer.load_state_dict(self.state)
-        self._restore_groups()
-        optimizer.last_hyperparameters = self.last_hyperparameters
-        if self.skipped_steps is not None:
-            optimizer.skipped_steps = self.skipped_steps
-        for array, copy in zip(self.arrays, self.copies):
+        self.optimizer_snapshot.restore()
+        for array, copy in zip(self.extra, self.copies):
             np.copyto(array, copy)
-
-    def _restore_groups(self) -> None:
-        for group, saved in zip(self.optimizer.param_groups, self.groups):
-            for name in [name for name in group if name != "params" and name not in saved]:
-                del group[name]
-            group.update(saved)
 
 
 def _hold_hyperparameters(optimizer: Any) -> None:

@@ -1,17 +1,19 @@
 """The update rules the benchmark runs, each in one fixed configuration.
 
-A rule knows how to create its state, how to call lrcore's functional API and
+A rule knows (from its description) how to create its state, how to call lrcore's functional API and
 the numpy reference with it, which arrays the memory roof must stream to move
 the same bytes, and how torch.optim (and DeepSpeed) spell the same update.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .._rules import RULES as DESCRIPTIONS
+from .._rules import RuleDescription
 from ..functional import state_like
 
 __all__ = ["RULES", "Rule", "State", "parse_rules"]
@@ -25,32 +27,54 @@ State = Dict[str, Any]
 class Rule:
     """One update rule in the configuration the benchmark times.
 
+    What the rule's state is, and how its functional call takes it, comes
+    from the rule's description (:mod:`lrcore._rules`); this adds the
+    configuration and how other libraries spell the same update.
+
     Attributes:
         name: the ``--rules`` token.
         title: human-readable configuration.
-        function: name of the function in :mod:`lrcore.functional` and :mod:`lrcore.reference`.
-        state_names: the rule's state lists, in call order; each array of them
-            is read and written once per step (so with the parameter and the
-            gradient they make the step's memory traffic).
-        has_steps: whether the function takes per-tensor step counters.
+        function: name of the rule (in :mod:`lrcore.functional` and :mod:`lrcore.reference`).
         hyperparameters: keyword arguments of the functional call.
         torch_class: name of the torch.optim class computing the same update.
         torch_arguments: its keyword arguments.
         deepspeed_adamw_mode: for DeepSpeedCPUAdam (Adam rules only): its adamw_mode flag.
-        created_on_first_step: state lists whose entries start as None and are
-            created by the first step (SGD's momentum buffers).
     """
 
     name: str
     title: str
     function: str
-    state_names: Tuple[str, ...]
-    has_steps: bool
     hyperparameters: Mapping[str, Any]
     torch_class: str
     torch_arguments: Mapping[str, Any]
     deepspeed_adamw_mode: Optional[bool] = None
-    created_on_first_step: Tuple[str, ...] = field(default=())
+
+    @property
+    def description(self) -> RuleDescription:
+        return DESCRIPTIONS[self.function]
+
+    @property
+    def state_names(self) -> Tuple[str, ...]:
+        """The state lists this configuration reads and writes, in the functional call's order; each
+        array of them is read and written once per step (with the parameter and the gradient they
+        make the step's memory traffic)."""
+        description = self.description
+        native = {**{name: description.defaults[h.name][k] if len(h.native) > 1 else description.defaults[h.name]
+                     for h in description.hyperparameters for k, name in enumerate(h.native)},
+                  **description.fixed, **self.hyperparameters}
+        needed = set(description.native.needed_states(native))
+        return tuple(s.list_name for name in description.functional_arguments
+                     for s in description.states if s.list_name == name and s.name in needed)
+
+    @property
+    def has_steps(self) -> bool:
+        """Whether the functional call takes per-tensor step counters."""
+        return "steps" in self.description.functional_arguments
+
+    @property
+    def created_on_first_step(self) -> Tuple[str, ...]:
+        """State lists whose entries start as None and are created by the first step."""
+        return tuple(s.list_name for s in self.description.states if s.initial == "gradient")
 
     def bytes_per_element(self, itemsize: int) -> int:
         """Bytes one step must move per element: read the gradient, read and write the parameter and each state array."""
@@ -72,18 +96,16 @@ class Rule:
 RULES: Dict[str, Rule] = {
     rule.name: rule
     for rule in (
-        Rule("sgd", "SGD lr=1e-2", "sgd", (), False, {"lr": 1e-2}, "SGD", {"lr": 1e-2}),
-        Rule("momentum", "SGD lr=1e-2 momentum=0.9", "sgd", ("momentum_buffers",), False,
-             {"lr": 1e-2, "momentum": 0.9}, "SGD", {"lr": 1e-2, "momentum": 0.9},
-             created_on_first_step=("momentum_buffers",)),
-        Rule("adagrad", "AdaGrad lr=1e-2", "adagrad", ("state_sums",), True, {"lr": 1e-2},
-             "Adagrad", {"lr": 1e-2}),
-        Rule("rmsprop", "RMSprop lr=1e-2 alpha=0.99", "rmsprop", ("square_avgs",), True,
-             {"lr": 1e-2, "alpha": 0.99}, "RMSprop", {"lr": 1e-2, "alpha": 0.99}),
-        Rule("adam", "Adam lr=1e-3 betas=(0.9, 0.999)", "adam", ("exp_avgs", "exp_avg_sqs"), True,
+        Rule("sgd", "SGD lr=1e-2", "sgd", {"lr": 1e-2}, "SGD", {"lr": 1e-2}),
+        Rule("momentum", "SGD lr=1e-2 momentum=0.9", "sgd", {"lr": 1e-2, "momentum": 0.9}, "SGD",
+             {"lr": 1e-2, "momentum": 0.9}),
+        Rule("adagrad", "AdaGrad lr=1e-2", "adagrad", {"lr": 1e-2}, "Adagrad", {"lr": 1e-2}),
+        Rule("rmsprop", "RMSprop lr=1e-2 alpha=0.99", "rmsprop", {"lr": 1e-2, "alpha": 0.99}, "RMSprop",
+             {"lr": 1e-2, "alpha": 0.99}),
+        Rule("adam", "Adam lr=1e-3 betas=(0.9, 0.999)", "adam",
              {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}, "Adam",
              {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8}, deepspeed_adamw_mode=False),
-        Rule("adamw", "AdamW lr=1e-3 weight_decay=1e-2", "adamw", ("exp_avgs", "exp_avg_sqs"), True,
+        Rule("adamw", "AdamW lr=1e-3 weight_decay=1e-2", "adamw",
              {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 1e-2}, "AdamW",
              {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-2}, deepspeed_adamw_mode=True),
     )

@@ -278,16 +278,18 @@ class _AdamClassRunner(Runner):
 
 
 class _BareAdamRunner(FunctionalRunner):
-    """lrcore._core.adam_step with every argument prepared: the binding and kernel alone."""
+    """lrcore._core.rules.adam.step with every argument prepared: the binding and kernel alone."""
 
     def __init__(self, rule: Rule, params: Sequence[np.ndarray]) -> None:
         hp = rule.hyperparameters
         super().__init__(rule, params, lambda *a, **k: None)
         s = self._state
-        self.step = functools.partial(  # type: ignore[method-assign]
-            _core.adam_step, self._params, self._grads, s["exp_avgs"], s["exp_avg_sqs"], None, s["steps"],
-            lr=hp["lr"], beta1=hp["beta1"], beta2=hp["beta2"], eps=hp["eps"], weight_decay=0.0, amsgrad=False,
-            maximize=False, decoupled_weight_decay=False)
+        hyperparameters = {"lr": hp["lr"], "beta1": hp["beta1"], "beta2": hp["beta2"], "eps": hp["eps"],
+                           "weight_decay": 0.0, "amsgrad": False, "maximize": False,
+                           "decoupled_weight_decay": False}
+        group = (hyperparameters, self._params, self._grads,
+                 {"exp_avg": s["exp_avgs"], "exp_avg_sq": s["exp_avg_sqs"]}, s["steps"])
+        self.step = functools.partial(_core.rules.adam.step, [group])  # type: ignore[method-assign]
 
 
 def run_opt_step(workload: Workload, threads: int, options: Options) -> OptStepResult:
@@ -305,7 +307,7 @@ def run_opt_step(workload: Workload, threads: int, options: Options) -> OptStepR
 
     makers: Dict[str, Any] = {
         "lrcore-Adam.step": ("lrcore Adam.step(grads)", _AdamClassRunner),
-        "lrcore-_core.adam_step": ("lrcore._core.adam_step(...), arguments prepared", _BareAdamRunner),
+        "lrcore-_core.adam_step": ("lrcore._core.rules.adam.step(...), arguments prepared", _BareAdamRunner),
     }
     for variant in TORCH_VARIANTS:
         if variant in options.against:

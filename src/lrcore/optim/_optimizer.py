@@ -241,7 +241,8 @@ class Optimizer:
         groups = self.param_groups
         if isinstance(grads, Mapping):
             if not self._named:
-                raise TypeError("grads is a mapping but the parameters have no names; pass a list of gradients")
+                raise TypeError("grads must be a list of arrays (one per parameter): the parameters have no names, "
+                                "so gradients cannot be given by name")
             split = []
             for group in groups:
                 try:
@@ -354,18 +355,25 @@ class Optimizer:
         return {"state": state, "param_groups": groups, "step_count": self.step_count,
                 "skipped_steps": self.skipped_steps}
 
-    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+    def load_state_dict(self, state_dict: Dict[str, Any], *,
+                        params: Optional[Sequence[np.ndarray]] = None) -> None:
         """Restores a state saved by :meth:`state_dict` into this optimizer.
 
         The optimizer must have the same groups and parameter shapes and
         dtypes; everything is checked before anything is changed. Numeric
         hyperparameters are restored; hyperparameters that are schedules keep
         this optimizer's schedule objects and have their state restored.
+
+        Args:
+            state_dict: a dict from :meth:`state_dict`.
+            params: optionally, values for every parameter (groups flattened),
+                copied into the parameter arrays under the same lock, after
+                every check.
         """
         with self._step_lock:
-            self._load_state_dict(state_dict)
+            self._load_state_dict(state_dict, params)
 
-    def _load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+    def _load_state_dict(self, state_dict: Dict[str, Any], params: Optional[Sequence[np.ndarray]] = None) -> None:
         if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= set(state_dict):
             raise ValueError('state_dict must be a dict with "state" and "param_groups"')
         saved_groups = state_dict["param_groups"]
@@ -392,6 +400,13 @@ class Optimizer:
             for name in saved:
                 if name not in ("params", "param_names") and name not in group:
                     raise ValueError(f"state_dict param_groups[{g}] has unknown hyperparameter {name!r}")
+        arrays = [p for group in self.param_groups for p in group["params"]]
+        if params is not None:
+            if len(params) != len(arrays):
+                raise ValueError(f"params has {len(params)} arrays but the optimizer has {len(arrays)} parameters")
+            for index, (value, array) in enumerate(zip(params, arrays)):
+                if not isinstance(value, np.ndarray) or value.shape != array.shape or value.dtype != array.dtype:
+                    raise ValueError(f"params[{index}] must be a {array.dtype} array of shape {array.shape}")
         # Everything checked: apply.
         for group, saved in zip(self.param_groups, saved_groups):
             for name, value in saved.items():
@@ -402,6 +417,9 @@ class Optimizer:
             self._import_param_state(g, k, entry)
         self._counters[:] = (step_count, skipped_steps)
         self.last_hyperparameters = []
+        if params is not None:
+            for value, array in zip(params, arrays):
+                np.copyto(array, value)
 
     def _check_param_state(self, entry: Dict[str, Any], param: np.ndarray, where: str) -> None:
         if not isinstance(entry, dict):
@@ -486,13 +504,9 @@ class OptimizerSnapshot:
         optimizer = self._optimizer
         with optimizer._step_lock:
             self._restore_groups()
-            optimizer._load_state_dict(self.state_dict)
+            optimizer._load_state_dict(self.state_dict, self.params)
             self._restore_groups()
             optimizer.last_hyperparameters = self._last_hyperparameters
-            if self.params is not None:
-                arrays = [p for g in optimizer.param_groups for p in g["params"]]
-                for array, saved in zip(arrays, self.params):
-                    np.copyto(array, saved)
 
     def _restore_groups(self) -> None:
         for group, saved in zip(self._optimizer.param_groups, self._groups):
