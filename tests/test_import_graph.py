@@ -105,3 +105,5 @@ def test_the_graph_sees_deferred_imports_and_the_directions_that_matter():
     assert not any(target.startswith("lrcore.schedules") for target in graph["lrcore.plotting"])
     assert not any(target == "lrcore.plotting" for name, targets in graph.items()
                    if name.startswith("lrcore.schedules") for target in targets)
+    # The closed forms leave every check to the compiled constructor.
+    assert "lrcore._arguments" not in graph["lrcore.schedules._closed_form"]

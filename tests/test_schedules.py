@@ -118,6 +118,32 @@ def test_pickle_deepcopy_and_repr(schedule):
     assert repr(schedule).startswith(type(schedule).__name__ + "(")
 
 
+CLOSED_FORMS = [s for s in one_of_each() if hasattr(s, "_native")]
+
+
+@pytest.mark.parametrize("schedule", CLOSED_FORMS, ids=[type(s).__name__ for s in CLOSED_FORMS])
+def test_closed_forms_take_their_fields_from_the_compiled_declaration(schedule):
+    from lrcore._core import schedules as native
+
+    compiled = getattr(native, type(schedule).__name__)
+    assert type(schedule)._fields == compiled._fields and len(compiled._fields) >= 1
+    assert isinstance(schedule._native, compiled)
+    for name in compiled._fields:
+        assert getattr(schedule, name) == getattr(schedule._native, name)
+        with pytest.raises(AttributeError):
+            setattr(schedule, name, getattr(schedule, name))  # read-only
+    # The compiled object pickles on its own and rebuilds through the same checks.
+    clone = pickle.loads(pickle.dumps(schedule._native))
+    assert repr(clone) == repr(schedule)
+    assert [clone(t) for t in range(0, 300, 11)] == [schedule(t) for t in range(0, 300, 11)]
+    state = schedule._native.__getstate__()
+    assert list(state) == list(compiled._fields)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'bogus'"):
+        compiled(**state, bogus=1)
+    with pytest.raises(TypeError, match="missing keyword argument"):
+        compiled(**dict(list(state.items())[1:]))
+
+
 # ----------------------------------------------------------------------------------------------
 # Formulas (the torch counterparts are checked in test_schedules_torch.py)
 # ----------------------------------------------------------------------------------------------
