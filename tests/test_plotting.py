@@ -41,11 +41,19 @@ def assert_drawn_png(path, min_bytes=3000):
 
 
 # ------------------------------------------------------------------------------------------------
-# lrcore.schedules.plot
+# lrcore.plot_schedule (also lrcore.plotting.plot_schedule and, for older code, lrcore.schedules.plot)
 # ------------------------------------------------------------------------------------------------
+def test_plot_schedule_is_reachable_under_every_documented_name():
+    assert lrcore.plot_schedule is plot_schedule
+    assert lrcore.schedules.plot is plot_schedule
+    from lrcore.schedules import plot
+
+    assert plot is plot_schedule
+
+
 def test_schedule_plot_writes_png(mpl, tmp_path):
     path = tmp_path / "onecycle.png"
-    ax = schedules.plot(schedules.OneCycle(0.1, total_steps=200), 200, path=path)
+    ax = lrcore.plot_schedule(schedules.OneCycle(0.1, total_steps=200), 200, path=path)
     assert_drawn_png(path)
     (line,) = ax.get_lines()
     x, y = line.get_data()
@@ -104,7 +112,7 @@ def test_missing_matplotlib_says_what_to_install(monkeypatch, tmp_path):
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
     with pytest.raises(ImportError, match=r"pip install 'lrcore\[plot\]'"):
-        schedules.plot(schedules.Constant(0.1), 10, path=tmp_path / "x.png")
+        lrcore.plot_schedule(schedules.Constant(0.1), 10, path=tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
     assert plot_main(["Constant(0.1)", "-o", str(tmp_path / "y.png")]) == 1
 
@@ -129,8 +137,24 @@ def test_range_test_plot(mpl, tmp_path):
     assert len(marker) == 1 and marker[0].get_xdata()[0] == result.suggested_lr
     with pytest.raises(ValueError, match="skip_end"):
         result.plot(path=path, skip_end=-1)
-    with pytest.raises(TypeError, match="LRFinderResult"):
-        plot_lr_finder({"lrs": [1.0]}, path=path)
+
+    # The function itself takes plain arrays.
+    ax = plot_lr_finder([1e-3, 1e-2, 1e-1], [2.0, 1.0, 3.0], suggested_index=0, path=path)
+    assert [line.get_label() for line in ax.get_lines()][:2] == ["loss", "smoothed loss"]
+
+
+@pytest.mark.parametrize(("args", "kwargs", "error", "match"), [
+    (({"lrs": [1.0]}, [1.0]), {}, TypeError, "lrs"),
+    (([1.0, 2.0], [1.0]), {}, ValueError, "losses"),
+    (([1.0, 2.0], [1.0, 2.0], [[1.0, 2.0]]), {}, ValueError, "smoothed_losses"),
+    (([1.0, 2.0], [1.0, 2.0]), {"suggested_index": 2}, ValueError, "suggested_index"),
+    (([1.0, 2.0], [1.0, 2.0]), {"skip_end": -1}, ValueError, "skip_end"),
+    (([], []), {}, ValueError, "no steps"),
+])
+def test_range_test_plot_rejects_bad_arrays(mpl, tmp_path, args, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        plot_lr_finder(*args, path=tmp_path / "x.png", **kwargs)
+    assert not (tmp_path / "x.png").exists()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -145,7 +169,9 @@ def test_range_test_plot(mpl, tmp_path):
     "Cyclic(0.001, 0.1, step_size_up=20, step_size_down=None, mode='triangular2')",
     "ExponentialDecay(0.1, gamma=0.5, decay_steps=10, staircase=True)",
     "Sequential([Constant(0.01), CosineAnnealing(0.1, T_max=90)], milestones=[10])",
-    "Chained([StepDecay(0.1, step_size=10), ExponentialDecay(1.0, gamma=0.99)])",
+    "Chained([StepDecay(0.1, step_size=10), ExponentialDecay(0.1, gamma=0.99)])",
+    "Scaled(CosineAnnealing(0.1, T_max=100), factor=0.5)",
+    "Product([Linear(0.1), StepDecay(1.0, step_size=10)])",
     "ReduceOnPlateau(Warmup(0.1, warmup_steps=5), factor=0.5)",
     "Linear(0.1, start_factor=1.0, end_factor=0.0, total_steps=100)",
 ])

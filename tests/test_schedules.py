@@ -63,10 +63,12 @@ def one_of_each():
         OneCycleMomentum(200),
         Lambda(0.1, halving),
         Sequential([Linear(0.1, 0.5, 1.0, 10), CosineAnnealing(0.1, 100)], [10]),
-        Chained([ExponentialDecay(0.1, 0.99), StepDecay(1.0, 50, 0.5)]),
+        Chained([ExponentialDecay(0.1, 0.99), StepDecay(0.1, 50, 0.5)]),
         Warmup(CosineAnnealing(0.1, 100), 20),
         InverseSqrt(0.1, 50),
         ReduceOnPlateau(CosineAnnealing(0.1, 100), patience=2),
+        0.5 * CosineAnnealing(0.1, 100),
+        Linear(0.1, 0.5, 1.0, 10) * StepDecay(1.0, 30),
     ]
 
 
@@ -114,6 +116,32 @@ def test_pickle_deepcopy_and_repr(schedule):
         assert type(clone) is type(schedule)
         assert [clone(t) for t in range(0, 300, 7)] == [schedule(t) for t in range(0, 300, 7)]
     assert repr(schedule).startswith(type(schedule).__name__ + "(")
+
+
+CLOSED_FORMS = [s for s in one_of_each() if hasattr(s, "_native")]
+
+
+@pytest.mark.parametrize("schedule", CLOSED_FORMS, ids=[type(s).__name__ for s in CLOSED_FORMS])
+def test_closed_forms_take_their_fields_from_the_compiled_declaration(schedule):
+    from lrcore._core import schedules as native
+
+    compiled = getattr(native, type(schedule).__name__)
+    assert type(schedule)._fields == compiled._fields and len(compiled._fields) >= 1
+    assert isinstance(schedule._native, compiled)
+    for name in compiled._fields:
+        assert getattr(schedule, name) == getattr(schedule._native, name)
+        with pytest.raises(AttributeError):
+            setattr(schedule, name, getattr(schedule, name))  # read-only
+    # The compiled object pickles on its own and rebuilds through the same checks.
+    clone = pickle.loads(pickle.dumps(schedule._native))
+    assert repr(clone) == repr(schedule)
+    assert [clone(t) for t in range(0, 300, 11)] == [schedule(t) for t in range(0, 300, 11)]
+    state = schedule._native.__getstate__()
+    assert list(state) == list(compiled._fields)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'bogus'"):
+        compiled(**state, bogus=1)
+    with pytest.raises(TypeError, match="missing keyword argument"):
+        compiled(**dict(list(state.items())[1:]))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -242,11 +270,119 @@ def test_sequential_shifts_each_schedule_to_its_milestone():
     assert Sequential([0.3], [])(5) == 0.3  # a number stands for a Constant
 
 
-def test_chained_multiplies():
-    parts = [Linear(0.1, 0.25, 1.0, 20), StepDecay(1.0, 7, 0.5), Constant(2.0)]
+def test_chained_multiplies_factors_relative_to_the_common_base():
+    parts = [Linear(0.1, 0.25, 1.0, 20), StepDecay(0.1, 7, 0.5), Constant(0.1)]
     schedule = Chained(parts)
+    assert schedule.base == 0.1
     for t in range(100):
-        assert schedule(t) == pytest.approx(parts[0](t) * parts[1](t) * parts[2](t), rel=1e-15)
+        expected = 0.1 * (parts[0](t) / 0.1) * (parts[1](t) / 0.1)
+        assert schedule(t) == pytest.approx(expected, rel=1e-15)
+    # The example: the base is not squared (it was 0.004 at t=0 when values multiplied).
+    chained = Chained([Linear(0.1, start_factor=0.4, total_steps=3), MultiStepDecay(0.1, [4, 8], 0.1)])
+    assert [chained(t) for t in (0, 3, 4, 8)] == pytest.approx([0.04, 0.1, 0.01, 0.001], rel=1e-15)
+    assert Chained([CosineAnnealing(0.2, 10)])(5) == pytest.approx(0.1, rel=1e-15)
+
+
+def test_base_of_each_kind_of_schedule():
+    assert StepDecay(0.3, 5).base == 0.3
+    assert Cyclic(0.01, 0.1, 5).base == 0.01
+    assert OneCycle(1.0, 100, div_factor=20.0).base == 0.05
+    assert CyclicMomentum().base is None and OneCycleMomentum(100).base is None
+    assert Lambda(0.2, halving).base == 0.2
+    assert Warmup(CosineAnnealing(0.2, 10), 5).base == 0.2
+    assert ReduceOnPlateau(Linear(0.2)).base == 0.2
+    assert Sequential([Constant(0.2), CosineAnnealing(0.2, 10)], [3]).base == 0.2
+    assert Sequential([Constant(0.01), CosineAnnealing(0.2, 10)], [3]).base is None
+    assert (0.5 * StepDecay(0.2, 5)).base == 0.1
+    assert (StepDecay(0.2, 5) * Linear(0.5)).base == 0.1
+    assert (StepDecay(0.2, 5) * OneCycleMomentum(100)).base is None
+
+
+@pytest.mark.parametrize(("parts", "match"), [
+    ([StepDecay(0.1, 5), ExponentialDecay(1.0, 0.9)], r"schedules\[1\] has 1\.0"),
+    ([0.1, 0.2], "share one base"),
+    ([StepDecay(0.1, 5), OneCycleMomentum(100)], r"schedules\[1\] \(OneCycleMomentum\) has no base"),
+    ([Sequential([0.1, 0.2], [3])], r"schedules\[0\] \(Sequential\) has no base"),
+    ([Constant(0.0), StepDecay(0.0, 3)], "base learning rate 0"),
+])
+def test_chained_refuses_schedules_without_a_common_base(parts, match):
+    with pytest.raises(ValueError, match=match):
+        Chained(parts)
+
+
+def test_chained_accepts_bases_equal_up_to_rounding():
+    # 0.5 * 0.2 * 3 is 0.30000000000000004: the same learning rate for every purpose.
+    schedule = Chained([3 * (0.5 * Constant(0.2)), StepDecay(0.3, 2)])
+    assert schedule(2) == pytest.approx(0.03, rel=1e-14)
+
+
+# ----------------------------------------------------------------------------------------------
+# Arithmetic: number * schedule, schedule * number, schedule * schedule
+# ----------------------------------------------------------------------------------------------
+
+
+def test_scaling_by_a_number_from_either_side():
+    inner = CosineAnnealing(0.1, 50)
+    for scaled in (0.5 * inner, inner * 0.5, np.float64(0.5) * inner, inner * np.float32(0.5), 1 * inner):
+        assert isinstance(scaled, schedules.Scaled)
+        factor = scaled.factor
+        assert [scaled(t) for t in range(60)] == [factor * inner(t) for t in range(60)]
+    assert repr(0.5 * inner) == "Scaled(schedule=CosineAnnealing(lr=0.1, T_max=50, eta_min=0.0), factor=0.5)"
+    assert inner(10) == CosineAnnealing(0.1, 50)(10)  # the operand is left as it was
+
+
+def test_product_of_schedules():
+    a, b, c = Linear(0.1, 0.5, 1.0, 10), StepDecay(1.0, 5, 0.5), ExponentialDecay(1.0, 0.9)
+    product = a * b
+    assert isinstance(product, schedules.Product) and product.schedules == [a, b]
+    assert [product(t) for t in range(30)] == [a(t) * b(t) for t in range(30)]
+    triple = a * b * c
+    assert triple.schedules == [a, b, c]  # one flat product, not a product of a product
+    assert triple(7) == pytest.approx(a(7) * b(7) * c(7), rel=1e-15)
+    mixed = 2.0 * (a * b)
+    assert isinstance(mixed, schedules.Scaled) and mixed(3) == pytest.approx(2.0 * a(3) * b(3), rel=1e-15)
+    assert repr(a * b).startswith("Product(schedules=[Linear(lr=0.1, ")
+
+
+@pytest.mark.parametrize("other", ["0.5", None, [0.5], True, lambda t: 0.5])
+def test_arithmetic_refuses_what_is_not_a_number_or_schedule(other):
+    schedule = Constant(0.1)
+    with pytest.raises(TypeError):
+        schedule * other
+    with pytest.raises(TypeError):
+        other * schedule
+
+
+@pytest.mark.parametrize(("make", "error", "match"), [
+    (lambda: -0.5 * Constant(0.1), ValueError, "factor"),
+    (lambda: Constant(0.1) * float("nan"), ValueError, "factor"),
+    (lambda: schedules.Scaled(0.1, 0.5), TypeError, "schedule"),
+    (lambda: schedules.Product([Constant(0.1)]), ValueError, "at least two"),
+    (lambda: schedules.Product([Constant(0.1), 0.5]), TypeError, r"schedules\[1\]"),
+    (lambda: schedules.Product(Constant(0.1)), TypeError, "schedules"),
+])
+def test_arithmetic_validation(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_arithmetic_forwards_state_and_pickles():
+    plateau = ReduceOnPlateau(0.1, factor=0.5, patience=0)
+    schedule = 0.5 * (plateau * Linear(1.0, 0.5, 1.0, 10))
+    for metric in (1.0, 2.0, 3.0):
+        plateau.observe(metric)
+    state = schedule.state_dict()
+    assert state == {"schedule": {"schedules": [plateau.state_dict(), {}]}}
+    clone = pickle.loads(pickle.dumps(schedule))
+    assert [clone(t) for t in range(20)] == [schedule(t) for t in range(20)]
+    fresh = 0.5 * (ReduceOnPlateau(0.1, factor=0.5, patience=0) * Linear(1.0, 0.5, 1.0, 10))
+    assert fresh(0) != schedule(0)
+    fresh.load_state_dict(copy.deepcopy(state))
+    assert [fresh(t) for t in range(20)] == [schedule(t) for t in range(20)]
+    with pytest.raises(ValueError, match="keys"):
+        fresh.load_state_dict({"schedules": []})
+    with pytest.raises(ValueError, match="2 schedules"):
+        (Constant(0.1) * Constant(0.2)).load_state_dict({"schedules": [{}]})
 
 
 def test_warmup_ramps_to_the_schedule_start():
@@ -345,7 +481,7 @@ def test_plateau_state_dict_round_trip(wrap):
         if wrap == "sequential-warmup":
             return plateau_pipeline()
         plateau = ReduceOnPlateau(ExponentialDecay(0.1, 0.999), factor=0.3, patience=2, mode="max")
-        return plateau, Chained([plateau, Linear(1.0, 0.5, 1.0, 50)])
+        return plateau, Chained([plateau, Linear(0.1, 0.5, 1.0, 50)])
 
     metrics = _metrics(200, seed=1)
     plateau, schedule = build()
@@ -375,7 +511,7 @@ def test_load_state_dict_rejects_unknown_state():
     with pytest.raises(ValueError, match="2 schedules"):
         Sequential([0.1, 0.2], [5]).load_state_dict({"schedules": [{}]})
     CosineAnnealing(0.1, 10).load_state_dict({})
-    assert Chained([0.1, ReduceOnPlateau(1.0)]).state_dict()["schedules"][0] == {}
+    assert Chained([0.1, ReduceOnPlateau(0.1)]).state_dict()["schedules"][0] == {}
 
 
 # ----------------------------------------------------------------------------------------------

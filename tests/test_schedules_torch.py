@@ -311,41 +311,6 @@ CASES = [
         ),
         STEPS,
     ),
-    # ChainedScheduler: factors multiply (the first carries the learning rate)
-    (
-        "chained-exp-step",
-        lambda: schedules.Chained([schedules.ExponentialDecay(LR, 0.995), schedules.StepDecay(1.0, 100, 0.5)]),
-        lambda o: torch_schedulers.ChainedScheduler(
-            [torch_schedulers.ExponentialLR(o, 0.995), torch_schedulers.StepLR(o, 100, 0.5)]
-        ),
-        STEPS,
-    ),
-    (
-        "chained-linear-multistep-poly",
-        lambda: schedules.Chained(
-            [
-                schedules.Linear(LR, 0.2, 1.0, 50),
-                schedules.MultiStepDecay(1.0, [300, 600], 0.3),
-                schedules.PolynomialDecay(1.0, 1500, 2.0),
-            ]
-        ),
-        lambda o: torch_schedulers.ChainedScheduler(
-            [
-                torch_schedulers.LinearLR(o, 0.2, 1.0, 50),
-                torch_schedulers.MultiStepLR(o, [300, 600], 0.3),
-                torch_schedulers.PolynomialLR(o, 1500, 2.0),
-            ]
-        ),
-        1600,
-    ),
-    (
-        "chained-cosine-step",
-        lambda: schedules.Chained([schedules.CosineAnnealing(LR, 5000), schedules.StepDecay(1.0, 250, 0.7)]),
-        lambda o: torch_schedulers.ChainedScheduler(
-            [torch_schedulers.CosineAnnealingLR(o, 5000), torch_schedulers.StepLR(o, 250, 0.7)]
-        ),
-        STEPS,
-    ),
     # Warmup == SequentialLR([LinearLR(start_factor, 1, W), scheduler], [W])
     (
         "warmup-cosine",
@@ -364,6 +329,80 @@ CASES = [
         STEPS,
     ),
 ]
+
+
+# ChainedScheduler, written as a torch user writes it: every scheduler on the same optimizer (lr = LR),
+# every lrcore schedule with that lr as its base. (id, lrcore schedules, torch schedulers, steps)
+CHAINED = [
+    (
+        "linear-multistep",  # the example of the "Rules as data" issue
+        lambda: [schedules.Linear(LR, start_factor=0.4, total_steps=3), schedules.MultiStepDecay(LR, [4, 8], 0.1)],
+        lambda o: [torch_schedulers.LinearLR(o, 0.4, total_iters=3), torch_schedulers.MultiStepLR(o, [4, 8], 0.1)],
+        400,
+    ),
+    (
+        "exp-step",
+        lambda: [schedules.ExponentialDecay(LR, 0.995), schedules.StepDecay(LR, 100, 0.5)],
+        lambda o: [torch_schedulers.ExponentialLR(o, 0.995), torch_schedulers.StepLR(o, 100, 0.5)],
+        STEPS,
+    ),
+    (
+        "linear-multistep-poly",
+        lambda: [
+            schedules.Linear(LR, 0.2, 1.0, 50),
+            schedules.MultiStepDecay(LR, [300, 600], 0.3),
+            schedules.PolynomialDecay(LR, 1500, 2.0),
+        ],
+        lambda o: [
+            torch_schedulers.LinearLR(o, 0.2, 1.0, 50),
+            torch_schedulers.MultiStepLR(o, [300, 600], 0.3),
+            torch_schedulers.PolynomialLR(o, 1500, 2.0),
+        ],
+        1400,
+    ),
+    (
+        "cosine-step",
+        lambda: [schedules.CosineAnnealing(LR, 5000), schedules.StepDecay(LR, 250, 0.7)],
+        lambda o: [torch_schedulers.CosineAnnealingLR(o, 5000), torch_schedulers.StepLR(o, 250, 0.7)],
+        STEPS,
+    ),
+    (
+        "step-then-warmup-linear",  # the order of the schedulers does not matter
+        lambda: [schedules.StepDecay(LR, 40, 0.8), schedules.Linear(LR, 0.05, 1.0, 120)],
+        lambda o: [torch_schedulers.StepLR(o, 40, 0.8), torch_schedulers.LinearLR(o, 0.05, 1.0, 120)],
+        600,
+    ),
+    (
+        "single",
+        lambda: [schedules.MultiStepDecay(LR, [10, 10, 30], 0.5)],
+        lambda o: [torch_schedulers.MultiStepLR(o, [10, 10, 30], 0.5)],
+        100,
+    ),
+]
+CHAINED_RTOL = 1e-12
+
+
+@pytest.mark.parametrize(("make_ours", "make_torch", "steps"), [case[1:] for case in CHAINED],
+                         ids=[case[0] for case in CHAINED])
+def test_chained_matches_torch_chained_scheduler(make_ours, make_torch, steps):
+    theirs = torch_trace(lambda o: torch_schedulers.ChainedScheduler(make_torch(o)), steps)
+    ours = lrcore_trace(schedules.Chained(make_ours()), steps)
+    assert max_relative_deviation(ours, theirs) <= CHAINED_RTOL
+
+
+def test_chained_example_of_the_issue_step_by_step():
+    chained = schedules.Chained(
+        [schedules.Linear(0.1, start_factor=0.4, total_steps=3), schedules.MultiStepDecay(0.1, [4, 8], 0.1)]
+    )
+    theirs = torch_trace(
+        lambda o: torch_schedulers.ChainedScheduler(
+            [torch_schedulers.LinearLR(o, 0.4, total_iters=3), torch_schedulers.MultiStepLR(o, [4, 8], 0.1)]
+        ),
+        10,
+        lr=0.1,
+    )
+    assert theirs[0] == pytest.approx(0.04, rel=1e-15)  # the base is applied once
+    assert [chained(t) for t in range(11)] == pytest.approx(list(theirs), rel=1e-15)
 
 
 @pytest.mark.parametrize(

@@ -47,6 +47,13 @@ from .checkpoint import load, save
 from .gradients import all_finite, clip_grad_norm, global_norm
 from ._build_info import get_cmake_dir, get_include, get_library, get_library_dir
 from .lr_finder import LRFinderResult, find_lr
+from . import plotting
+from .plotting import plot_schedule
+
+# Older code calls lrcore.schedules.plot. The alias is set here, by the package
+# that imports both, because the schedules package must not import plotting
+# (plotting is a consumer of schedules, never a dependency of them).
+schedules.plot = plot_schedule
 from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
@@ -82,6 +89,8 @@ __all__ = [
     "get_num_threads",
     "isa",
     "load",
+    "plot_schedule",
+    "plotting",
     "reference",
     "save",
     "schedules",

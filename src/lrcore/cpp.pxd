@@ -148,8 +148,9 @@ cdef extern from "lrcore/lrcore.hpp" namespace "lrcore" nogil:
 cdef extern from "lrcore/schedules.hpp" namespace "lrcore::schedules" nogil:
 
     # --- schedules.hpp: closed-form schedules, value = schedule(t) --------
-    # Fields are not validated (the Python classes do that): keep lengths
-    # and periods positive and t >= 0.
+    # Fields set here are not validated (the header's validate() and make<S>()
+    # check them; they are C++ templates, not declared here): keep lengths and
+    # periods positive and t >= 0, or build the schedule in Python.
 
     double cosine_anneal(double start, double end, double fraction)
     double linear_anneal(double start, double end, double fraction)

@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ._arguments import in_range, integer, positive
+from .plotting import plot_lr_finder
 
 __all__ = ["LRFinderResult", "find_lr", "smooth_losses", "steepest_descent_index"]
 
@@ -175,9 +176,10 @@ class LRFinderResult:
         Returns:
             The matplotlib Axes.
         """
-        from .plotting import plot_lr_finder
-
-        return plot_lr_finder(self, ax=ax, path=path, show_raw=show_raw, skip_end=skip_end)
+        return plot_lr_finder(self.lrs, self.losses, self.smoothed_losses, suggested_index=self.suggested_index,
+                              initial_loss=self.initial_loss, smoothing=self.smoothing, diverged=self.diverged,
+                              skip_end=self.skip_end if skip_end is None else skip_end, show_raw=show_raw,
+                              ax=ax, path=path)
 
     def __len__(self) -> int:
         return int(self.lrs.size)

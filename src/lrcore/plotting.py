@@ -76,8 +76,8 @@ def plot_schedule(schedule: ScheduleArgument, steps: int, *, labels: Optional[Se
                   ylabel: str = "learning rate") -> Any:
     """Draws one schedule, or several for comparison, over ``t = 0 .. steps - 1``.
 
-    Also available as ``lrcore.schedules.plot``. Needs matplotlib
-    (``pip install lrcore[plot]``).
+    Also available as ``lrcore.plot_schedule`` (and, for older code, as
+    ``lrcore.schedules.plot``). Needs matplotlib (``pip install lrcore[plot]``).
 
     Args:
         schedule: A schedule (any callable of the step), a list of them, or a
@@ -102,9 +102,10 @@ def plot_schedule(schedule: ScheduleArgument, steps: int, *, labels: Optional[Se
             schedule returned a value that is not a finite number.
 
     Examples:
-        >>> from lrcore.schedules import OneCycle, CosineAnnealing, plot
-        >>> ax = plot([OneCycle(0.1, total_steps=100), CosineAnnealing(0.1, T_max=100)], 100,
-        ...           path="schedules.png")  # doctest: +SKIP
+        >>> from lrcore import plot_schedule
+        >>> from lrcore.schedules import OneCycle, CosineAnnealing
+        >>> ax = plot_schedule([OneCycle(0.1, total_steps=100), CosineAnnealing(0.1, T_max=100)], 100,
+        ...                    path="schedules.png")  # doctest: +SKIP
     """
     names, schedules = _schedules_and_labels(schedule, labels)
     steps = integer("steps", steps, 1)
@@ -135,37 +136,57 @@ def plot_schedule(schedule: ScheduleArgument, steps: int, *, labels: Optional[Se
     return ax
 
 
-def plot_lr_finder(result: Any, *, ax: Any = None, path: Optional[PathLike] = None, show_raw: bool = True,
-                   skip_end: Optional[int] = None) -> Any:
+def plot_lr_finder(lrs: Sequence[float], losses: Sequence[float], smoothed_losses: Optional[Sequence[float]] = None,
+                   *, suggested_index: Optional[int] = None, initial_loss: Optional[float] = None,
+                   smoothing: Optional[float] = None, diverged: bool = False, skip_end: int = 0,
+                   show_raw: bool = True, ax: Any = None, path: Optional[PathLike] = None) -> Any:
     """Draws a range test's loss against learning rate (log axis), marking the suggestion.
 
-    See :meth:`lrcore.lr_finder.LRFinderResult.plot`.
-    """
-    from .lr_finder import LRFinderResult
+    Takes the numbers, not a result object, so that this module depends on
+    nothing it draws; :meth:`lrcore.lr_finder.LRFinderResult.plot` passes its own.
 
-    if not isinstance(result, LRFinderResult):
-        raise TypeError(f"result must be an LRFinderResult, got {type(result).__name__}")
-    if skip_end is None:
-        skip_end = result.skip_end
-    if isinstance(skip_end, bool) or not isinstance(skip_end, numbers.Integral) or skip_end < 0:
-        raise ValueError(f"skip_end must be an integer >= 0, got {skip_end!r}")
+    Args:
+        lrs: The learning rates tried (1-d).
+        losses: The raw loss after each step, as long as ``lrs``.
+        smoothed_losses: The smoothed losses (default: ``losses``).
+        suggested_index: Index into ``lrs`` of the suggestion to mark, or ``None``.
+        initial_loss: The loss before the first step; keeps the y range from hiding it.
+        smoothing: The smoothing factor, for the legend.
+        diverged: Whether the test stopped at divergence, for the title.
+        skip_end: Points left out at the end (integer >= 0), never all of them.
+        show_raw: Also draw the raw losses, faintly.
+        ax: A matplotlib Axes to draw into; a new figure when ``None``.
+        path: Where to save the figure (format from the suffix).
+
+    Returns:
+        The matplotlib Axes.
+    """
+    lrs = _curve("lrs", lrs)
+    raw_all = _curve("losses", losses, len(lrs))
+    smoothed_all = raw_all if smoothed_losses is None else _curve("smoothed_losses", smoothed_losses, len(lrs))
+    skip_end = integer("skip_end", skip_end, 0)
+    if suggested_index is not None:
+        suggested_index = integer("suggested_index", suggested_index, 0)
+        if suggested_index >= len(lrs):
+            raise ValueError(f"suggested_index must be < len(lrs) = {len(lrs)}, got {suggested_index}")
     path = _check_path(path)
-    if len(result) == 0:
+    if len(lrs) == 0:
         raise ValueError("the range test recorded no steps: nothing to draw")
     # Keep the points that show the descent: leave out the blow-up at the end, but never everything.
-    count = max(len(result) - int(skip_end), min(len(result), 2))
-    lrs = result.lrs[:count]
-    smoothed = result.smoothed_losses[:count]
-    raw = result.losses[:count]
+    count = max(len(lrs) - skip_end, min(len(lrs), 2))
+    lrs = lrs[:count]
+    smoothed = smoothed_all[:count]
+    raw = raw_all[:count]
 
     ax, figure = _new_axes(ax, path)
     if show_raw:
         ax.plot(lrs, raw, color="0.7", linewidth=0.8, label="loss")
-    ax.plot(lrs, smoothed, color="C0", linewidth=1.8, label=f"smoothed loss (β={result.smoothing:g})")
-    if result.suggested_index is not None and result.suggested_index < count:
-        index = result.suggested_index
+    label = "smoothed loss" if smoothing is None else f"smoothed loss (β={smoothing:g})"
+    ax.plot(lrs, smoothed, color="C0", linewidth=1.8, label=label)
+    if suggested_index is not None and suggested_index < count:
+        index = suggested_index
         ax.plot([lrs[index]], [smoothed[index]], "o", color="C3", markersize=8,
-                label=f"suggested lr = {result.suggested_lr:.3g}")
+                label=f"suggested lr = {lrs[index]:.3g}")
         ax.axvline(lrs[index], color="C3", linewidth=0.8, linestyle="--")
     ax.set_xscale("log")
     finite = smoothed[np.isfinite(smoothed)]
@@ -176,17 +197,33 @@ def plot_lr_finder(result: Any, *, ax: Any = None, path: Optional[PathLike] = No
         low = finite.min(initial=np.inf)
     if finite.size and math.isfinite(low):
         # The drawing is about the descent; a huge initial or final loss would flatten it.
-        high = max(float(finite.max()), result.initial_loss) if math.isfinite(result.initial_loss) else finite.max()
+        high = float(finite.max())
+        if initial_loss is not None and math.isfinite(initial_loss):
+            high = max(high, float(initial_loss))
         margin = 0.05 * (high - low) if high > low else 1.0
         ax.set_ylim(low - margin, high + margin)
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel("loss")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
-    ax.set_title("learning-rate range test" + (" (stopped at divergence)" if result.diverged else ""),
-                 fontsize="medium")
+    ax.set_title("learning-rate range test" + (" (stopped at divergence)" if diverged else ""), fontsize="medium")
     _save(figure, path)
     return ax
+
+
+def _curve(name: str, values: Any, length: Optional[int] = None) -> np.ndarray:
+    """``values`` as a 1-d float64 array (of ``length`` points when given); errors name the argument."""
+    if isinstance(values, (str, bytes, Mapping)):
+        raise TypeError(f"{name} must be a sequence of numbers, got {type(values).__name__}")
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a sequence of numbers, got {type(values).__name__}") from None
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be 1-d, got shape {array.shape}")
+    if length is not None and len(array) != length:
+        raise ValueError(f"{name} must have one value per learning rate ({length}), got {len(array)}")
+    return array
 
 
 def _schedules_and_labels(schedule: Any, labels: Optional[Sequence[str]]) -> Tuple[List[str], List[Any]]:

@@ -1,8 +1,9 @@
 // The public C++ API apart from the arithmetic: runtime controls, argument
-// validation (bad input throws before anything is written), empty tensors,
-// and the version macros.
+// validation (bad input throws before anything is written), schedule
+// validation, empty tensors, and the version macros.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -119,6 +120,69 @@ void check_step_validation() {
     LRCORE_CHECK(std::all_of(param.begin(), param.end(), [](float p) { return p == 1.0f; }));
 }
 
+/// Throws std::invalid_argument whose message starts with `field`, the name of the bad argument.
+template <class F>
+void check_names(F&& make_bad, const std::string& field) {
+    try {
+        make_bad();
+        LRCORE_CHECK_MESSAGE(false, "no exception for a bad " + field);
+    } catch (const std::invalid_argument& error) {
+        const std::string message = error.what();
+        LRCORE_CHECK_MESSAGE(message.rfind(field, 0) == 0, "message does not start with " + field + ": " + message);
+    }
+}
+
+/// The schedules' field lists: validate() and make<S>() refuse each bad field by name, accept good ones.
+void check_schedule_validation() {
+    namespace s = lrcore::schedules;
+    const double nan = std::nan("");
+
+    check_names([] { s::make<s::Constant>(-0.1); }, "lr");
+    check_names([&] { s::make<s::Constant>(nan); }, "lr");
+    check_names([] { s::make<s::StepDecay>(0.1, 0); }, "step_size");
+    check_names([] { s::make<s::StepDecay>(0.1, 10, 0.0); }, "gamma");
+    check_names([] { s::make<s::MultiStepDecay>(0.1, std::vector<std::int64_t>{5, 3}); }, "milestones");
+    check_names([] { s::make<s::MultiStepDecay>(0.1, std::vector<std::int64_t>{-1, 3}); }, "milestones[0]");
+    check_names([] { s::make<s::ExponentialDecay>(0.1, 0.5, 0); }, "decay_steps");
+    check_names([] { s::make<s::InverseTimeDecay>(0.1, -1.0); }, "decay_rate");
+    check_names([] { s::make<s::PolynomialDecay>(0.1, 10, -1.0); }, "power");
+    check_names([] { s::make<s::PolynomialDecay>(0.1, 10, 1.0, -0.5); }, "end_lr");
+    check_names([] { s::make<s::Linear>(0.1, 0.0); }, "start_factor");
+    check_names([] { s::make<s::Linear>(0.1, 0.5, 1.5); }, "end_factor");
+    check_names([] { s::make<s::Linear>(0.1, 0.5, 1.0, 0); }, "total_steps");
+    check_names([] { s::make<s::CosineAnnealing>(0.1, 0); }, "T_max");
+    check_names([] { s::make<s::CosineAnnealingWarmRestarts>(0.1, 10, 0); }, "T_mult");
+    check_names([] { s::make<s::Cyclic>(-0.1, 1.0); }, "base_lr");
+    check_names([] { s::make<s::Cyclic>(0.1, 1.0, s::CyclicWave{0.0}); }, "step_size_up");
+    check_names([] { s::make<s::Cyclic>(0.1, 1.0, s::CyclicWave{2.5}); }, "step_size_up");  // whole steps only
+    check_names([] { s::make<s::Cyclic>(0.1, 1.0, s::CyclicWave{2.0, -1.0}); }, "step_size_down");
+    check_names([] { s::make<s::Cyclic>(0.1, 1.0, s::CyclicWave{2.0, 2.0, static_cast<s::CyclicMode>(9)}); },
+                "mode");
+    check_names([] { s::make<s::CyclicMomentum>(0.95, 0.9); }, "base_momentum");
+    check_names([] { s::make<s::CyclicMomentum>(0.8, 1.5); }, "max_momentum");
+    check_names([] { s::make<s::OneCycle>(0.1, s::OneCyclePhases{0}); }, "total_steps");
+    check_names([] { s::make<s::OneCycle>(0.1, s::OneCyclePhases{100, 1.5}); }, "pct_start");
+    check_names([] { s::make<s::OneCycle>(0.1, s::OneCyclePhases{10, 0.1}); }, "pct_start");  // empty warm-up
+    check_names([] { s::make<s::OneCycle>(0.1, s::OneCyclePhases{100}, 0.0); }, "div_factor");
+    check_names([] { s::make<s::OneCycleMomentum>(s::OneCyclePhases{100}, 0.99, 0.9); }, "base_momentum");
+    check_names([] { s::make<s::InverseSqrt>(0.1, 0); }, "warmup_steps");
+
+    // Aggregate initialization does not check; validate() does, on any object.
+    s::StepDecay step{0.1, 30};
+    s::validate(step);
+    step.step_size = -3;
+    check_names([&] { s::validate(step); }, "step_size");
+
+    // Good schedules pass and evaluate as their aggregates do.
+    const auto one_cycle = s::make<s::OneCycle>(0.1, s::OneCyclePhases{1000, 0.3, s::AnnealStrategy::linear, true});
+    LRCORE_CHECK(one_cycle(500) == (s::OneCycle{0.1, s::OneCyclePhases{1000, 0.3, s::AnnealStrategy::linear, true}}(500)));
+    LRCORE_CHECK(s::make<s::MultiStepDecay>(1.0, std::vector<std::int64_t>{2, 2}, 0.5)(2) == 0.25);
+    s::validate(s::Linear{0.1});
+    s::validate(s::CyclicMomentum{});
+    s::validate(s::OneCycleMomentum{s::OneCyclePhases{100}});
+    s::validate(s::Cyclic{0.0, 0.0, s::CyclicWave{1.0, 0.0, s::CyclicMode::exp_range, 0.5}});
+}
+
 /// Empty tensors (and empty calls) are no-ops, even with null pointers.
 void check_empty() {
     lrcore::AdamTensor<double> empty;
@@ -143,6 +207,7 @@ int main() {
     check_runtime_controls();
     check_config_validation();
     check_step_validation();
+    check_schedule_validation();
     check_empty();
     check_version();
     return lrcore_test::finish();

@@ -15,7 +15,7 @@ Examples:
     (0.0, 0.1)
 """
 
-from ._base import Schedule
+from ._base import Product, Scaled, Schedule
 from ._closed_form import (
     Constant,
     CosineAnnealing,
@@ -34,8 +34,6 @@ from ._closed_form import (
 )
 from ._composite import Chained, Lambda, Sequential, Warmup
 from ._plateau import ReduceOnPlateau
-# Not in __all__, which lists the schedules (tests/test_schedules.py checks that).
-from ..plotting import plot_schedule as plot  # noqa: F401
 
 __all__ = [
     "Schedule",
@@ -58,4 +56,6 @@ __all__ = [
     "Warmup",
     "InverseSqrt",
     "ReduceOnPlateau",
+    "Scaled",
+    "Product",
 ]

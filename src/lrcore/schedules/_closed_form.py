@@ -1,16 +1,21 @@
-"""Closed-form schedules: validated Python front ends of the C++ value types.
+"""Closed-form schedules: the public Python faces of the C++ value types.
 
-Each formula lives once, in cpp/include/lrcore/schedules.hpp; the classes here
-check arguments, hold the compiled value type and call it.
+Each schedule is declared once, in cpp/include/lrcore/schedules.hpp: its
+formula, its fields and their constraints. The compiled class of the same name
+in lrcore._core.schedules is generated from that declaration (keyword
+constructor that converts and validates, read-only fields, pickling, repr).
+The classes here add only what Python users read: the signature with its
+defaults and the docstring. Their ``__init__`` hands its arguments to the
+compiled constructor unchanged, so every check happens once, in C++.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, Optional, Tuple
+import operator
+from typing import Any, Iterable, Mapping, Optional
 
 from .._core import schedules as _native
-from .._arguments import choice, in_range, integer, non_negative, positive
-from ._base import Schedule, check_step
+from ._base import Schedule
 
 __all__ = [
     "Constant",
@@ -31,29 +36,37 @@ __all__ = [
 
 
 class _ClosedForm(Schedule):
-    """A schedule evaluated by a compiled value type built from its fields."""
+    """A schedule evaluated by the compiled type of the same name.
 
-    def __init__(self) -> None:
-        self._native = self._build()
+    A subclass gets, from the compiled type: ``_fields`` and one read-only
+    property per field. Its ``__init__`` calls ``self._build(locals())``.
+    """
 
-    def _build(self) -> Any:
-        raise NotImplementedError
+    _native_type: Any
+    #: The field that is this schedule's :attr:`base` (None: the schedule has no base).
+    _base_field: Optional[str] = "lr"
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._native_type = getattr(_native, cls.__name__)
+        cls._fields = cls._native_type._fields
+        for name in cls._fields:
+            if name not in cls.__dict__:
+                setattr(cls, name, property(operator.attrgetter(f"_native.{name}"), doc=f"The ``{name}`` argument."))
+
+    def _build(self, arguments: Mapping[str, Any]) -> None:
+        self._native = self._native_type(**{name: arguments[name] for name in self._fields})
+
+    # The compiled __call__ checks t itself (TypeError, ValueError), so no Python check here.
     def __call__(self, t: int) -> float:
-        return self._native(check_step(t))
+        return self._native(t)
 
     def _value(self, t: int) -> float:
         return self._native(t)
 
-    # The compiled object is rebuilt from the fields, so schedules pickle and deepcopy.
-    def __getstate__(self) -> Dict[str, Any]:
-        state = dict(self.__dict__)
-        del state["_native"]
-        return state
-
-    def __setstate__(self, state: Dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._native = self._build()
+    @property
+    def base(self) -> Optional[float]:
+        return None if self._base_field is None else getattr(self, self._base_field)
 
 
 class Constant(_ClosedForm):
@@ -72,14 +85,8 @@ class Constant(_ClosedForm):
         0.1
     """
 
-    _fields = ("lr",)
-
     def __init__(self, lr: float) -> None:
-        self.lr = non_negative("lr", lr)
-        super().__init__()
-
-    def _build(self) -> Any:
-        return _native.Constant(lr=self.lr)
+        self._build(locals())
 
 
 class StepDecay(_ClosedForm):
@@ -101,16 +108,8 @@ class StepDecay(_ClosedForm):
         (1.0, 0.5, 0.25)
     """
 
-    _fields = ("lr", "step_size", "gamma")
-
     def __init__(self, lr: float, step_size: int, gamma: float = 0.1) -> None:
-        self.lr = non_negative("lr", lr)
-        self.step_size = integer("step_size", step_size, 1)
-        self.gamma = positive("gamma", gamma)
-        super().__init__()
-
-    def _build(self) -> Any:
-        return _native.StepDecay(lr=self.lr, step_size=self.step_size, gamma=self.gamma)
+        self._build(locals())
 
 
 class MultiStepDecay(_ClosedForm):
@@ -134,21 +133,8 @@ class MultiStepDecay(_ClosedForm):
         [1.0, 0.5, 0.5, 0.125]
     """
 
-    _fields = ("lr", "milestones", "gamma")
-
     def __init__(self, lr: float, milestones: Iterable[int], gamma: float = 0.1) -> None:
-        self.lr = non_negative("lr", lr)
-        if isinstance(milestones, (str, bytes)) or not isinstance(milestones, Iterable):
-            raise TypeError(f"milestones must be a sequence of integers, got {type(milestones).__name__}")
-        checked = tuple(integer(f"milestones[{i}]", m, 0) for i, m in enumerate(milestones))
-        if any(later < earlier for earlier, later in zip(checked, checked[1:])):
-            raise ValueError(f"milestones must be in non-decreasing order, got {list(checked)}")
-        self.milestones: Tuple[int, ...] = checked
-        self.gamma = positive("gamma", gamma)
-        super().__init__()
-
-    def _build(self) -> Any:
-        return _native.MultiStepDecay(lr=self.lr, milestones=list(self.milestones), gamma=self.gamma)
+        self._build(locals())
 
 
 class ExponentialDecay(_ClosedForm):
@@ -174,19 +160,8 @@ class ExponentialDecay(_ClosedForm):
         0.5
     """
 
-    _fields = ("lr", "gamma", "decay_steps", "staircase")
-
     def __init__(self, lr: float, gamma: float, decay_steps: int = 1, staircase: bool = False) -> None:
-        self.lr = non_negative("lr", lr)
-        self.gamma = positive("gamma", gamma)
-        self.decay_steps = integer("decay_steps", decay_steps, 1)
-        self.staircase = bool(staircase)
-        super().__init__()
-
-    def _build(self) -> Any:
-        return _native.ExponentialDecay(
-            lr=self.lr, gamma=self.gamma, decay_steps=self.decay_steps, staircase=self.staircase
-        )
+        self._build(locals())
 
 
 class InverseTimeDecay(_ClosedForm):
@@ -209,19 +184,8 @@ class InverseTimeDecay(_ClosedForm):
         0.5
     """
 
-    _fields = ("lr", "decay_rate", "decay_steps", "staircase")
-
     def __init__(self, lr: float, decay_rate: float, decay_steps: int = 1, staircase: bool = False) -> None:
-        self.lr = non_negative("lr", lr)
-        self.decay_rate = non_negative("decay_rate", decay_rate)
-        self.decay_steps = integer("decay_steps", decay_steps, 1)
-        self.staircase = bool(staircase)
-        super().__init__()
-
-    def _build(self) -> Any:
-        return _native.InverseTimeDecay(
-            lr=self.lr, decay_rate=self.decay_rate, decay_steps=self.decay_steps, staircase=self.staircase
-        )
+        self._build(locals())
 
 
 class PolynomialDecay(_ClosedForm):
@@ -248,17 +212,8 @@ class PolynomialDecay(_ClosedForm):
         [1.0, 0.25, 0.0, 0.0]
     """
 
-    _fields = ("lr", "total_steps", "power", "end_lr")
-
     def __init__(self, lr: float, total_steps: int, power: float = 1.0, end_lr: float = 0.0) -> None:
-        self.lr = non_negative("lr", lr)
-        self.total_steps = integer("total_steps", total_steps, 1)
-        self.power = non_negative("power", power)
-        self.end_lr = non_negative("end_lr", end_lr)
-        super().__init__()
-
-    def _build(self) -> Any:
-        return _native.PolynomialDecay(lr=self.lr, total_steps=self.total_steps, power=self.power, end_lr=self.end_lr)
+        self._build(locals())
 
 
 class Linear(_ClosedForm):
@@ -282,21 +237,10 @@ class Linear(_ClosedForm):
         [0.5, 0.75, 1.0, 1.0]
     """
 
-    _fields = ("lr", "start_factor", "end_factor", "total_steps")
-
     def __init__(
         self, lr: float, start_factor: float = 1.0 / 3, end_factor: float = 1.0, total_steps: int = 5
     ) -> None:
-        self.lr = non_negative("lr", lr)
-        self.start_factor = in_range("start_factor", start_factor, 0.0, 1.0, low_open=True)
-        self.end_factor = in_range("end_factor", end_factor, 0.0, 1.0)
-        self.total_steps = integer("total_steps", total_steps, 1)
-        super().__init__()
-
-    def _build(self) -> Any:
-        return _native.Linear(
-            lr=self.lr, start_factor=self.start_factor, end_factor=self.end_factor, total_steps=self.total_steps
-        )
+        self._build(locals())
 
 
 class CosineAnnealing(_ClosedForm):
@@ -328,16 +272,8 @@ class CosineAnnealing(_ClosedForm):
         (1.0, 0.5, 0.0)
     """
 
-    _fields = ("lr", "T_max", "eta_min")
-
     def __init__(self, lr: float, T_max: int, eta_min: float = 0.0) -> None:
-        self.lr = non_negative("lr", lr)
-        self.T_max = integer("T_max", T_max, 1)
-        self.eta_min = non_negative("eta_min", eta_min)
-        super().__init__()
-
-    def _build(self) -> Any:
-        return _native.CosineAnnealing(lr=self.lr, t_max=self.T_max, eta_min=self.eta_min)
+        self._build(locals())
 
 
 class CosineAnnealingWarmRestarts(_ClosedForm):
@@ -364,26 +300,8 @@ class CosineAnnealingWarmRestarts(_ClosedForm):
         [1.0, 0.5, 1.0, 0.5, 1.0]
     """
 
-    _fields = ("lr", "T_0", "T_mult", "eta_min")
-
     def __init__(self, lr: float, T_0: int, T_mult: int = 1, eta_min: float = 0.0) -> None:
-        self.lr = non_negative("lr", lr)
-        self.T_0 = integer("T_0", T_0, 1)
-        self.T_mult = integer("T_mult", T_mult, 1)
-        self.eta_min = non_negative("eta_min", eta_min)
-        super().__init__()
-
-    def _build(self) -> Any:
-        return _native.CosineAnnealingWarmRestarts(lr=self.lr, t_0=self.T_0, t_mult=self.T_mult, eta_min=self.eta_min)
-
-
-_CYCLIC_MODES = ("triangular", "triangular2", "exp_range")
-
-
-def _check_cycle(step_size_up: Any, step_size_down: Any, mode: Any, gamma: Any) -> Tuple[int, int, str, float]:
-    up = integer("step_size_up", step_size_up, 1)
-    down = up if step_size_down is None else integer("step_size_down", step_size_down, 0)
-    return up, down, choice("mode", mode, _CYCLIC_MODES), positive("gamma", gamma)
+        self._build(locals())
 
 
 class Cyclic(_ClosedForm):
@@ -418,8 +336,6 @@ class Cyclic(_ClosedForm):
         [0.1, 0.55, 1.0, 0.55, 0.1]
     """
 
-    _fields = ("base_lr", "max_lr", "step_size_up", "step_size_down", "mode", "gamma")
-
     def __init__(
         self,
         base_lr: float,
@@ -429,22 +345,11 @@ class Cyclic(_ClosedForm):
         mode: str = "triangular",
         gamma: float = 1.0,
     ) -> None:
-        self.base_lr = non_negative("base_lr", base_lr)
-        self.max_lr = non_negative("max_lr", max_lr)
-        self.step_size_up, self.step_size_down, self.mode, self.gamma = _check_cycle(
-            step_size_up, step_size_down, mode, gamma
-        )
-        super().__init__()
+        if step_size_down is None:  # torch: a symmetric cycle
+            step_size_down = step_size_up
+        self._build(locals())
 
-    def _build(self) -> Any:
-        return _native.Cyclic(
-            base_lr=self.base_lr,
-            max_lr=self.max_lr,
-            step_size_up=self.step_size_up,
-            step_size_down=self.step_size_down,
-            mode=getattr(_native.CyclicMode, self.mode),
-            gamma=self.gamma,
-        )
+    _base_field = "base_lr"
 
     def momentum_schedule(self, base_momentum: float = 0.8, max_momentum: float = 0.9) -> "CyclicMomentum":
         """The momentum torch's ``CyclicLR`` sets with ``cycle_momentum=True``.
@@ -493,8 +398,6 @@ class CyclicMomentum(_ClosedForm):
         0.8
     """
 
-    _fields = ("base_momentum", "max_momentum", "step_size_up", "step_size_down", "mode", "gamma")
-
     def __init__(
         self,
         base_momentum: float = 0.8,
@@ -504,41 +407,11 @@ class CyclicMomentum(_ClosedForm):
         mode: str = "triangular",
         gamma: float = 1.0,
     ) -> None:
-        self.base_momentum, self.max_momentum = _check_momenta(base_momentum, max_momentum)
-        self.step_size_up, self.step_size_down, self.mode, self.gamma = _check_cycle(
-            step_size_up, step_size_down, mode, gamma
-        )
-        super().__init__()
+        if step_size_down is None:  # torch: a symmetric cycle
+            step_size_down = step_size_up
+        self._build(locals())
 
-    def _build(self) -> Any:
-        return _native.CyclicMomentum(
-            base_momentum=self.base_momentum,
-            max_momentum=self.max_momentum,
-            step_size_up=self.step_size_up,
-            step_size_down=self.step_size_down,
-            mode=getattr(_native.CyclicMode, self.mode),
-            gamma=self.gamma,
-        )
-
-
-def _check_momenta(base_momentum: Any, max_momentum: Any) -> Tuple[float, float]:
-    base = in_range("base_momentum", base_momentum, 0.0, 1.0)
-    peak = in_range("max_momentum", max_momentum, 0.0, 1.0)
-    if base > peak:
-        raise ValueError(f"base_momentum ({base}) must be <= max_momentum ({peak})")
-    return base, peak
-
-
-def _check_phases(total_steps: Any, pct_start: Any, anneal_strategy: Any) -> Tuple[int, float, str]:
-    steps = integer("total_steps", total_steps, 1)
-    pct = in_range("pct_start", pct_start, 0.0, 1.0)
-    if pct * steps - 1.0 == 0.0:
-        # torch divides by zero here: the first phase would span no step at all.
-        raise ValueError(
-            f"pct_start * total_steps must not be 1 (the warm-up phase would be empty), "
-            f"got pct_start={pct}, total_steps={steps}"
-        )
-    return steps, pct, choice("anneal_strategy", anneal_strategy, ("cos", "linear"))
+    _base_field = None  # a momentum, not a learning rate
 
 
 class OneCycle(_ClosedForm):
@@ -584,16 +457,6 @@ class OneCycle(_ClosedForm):
         [0.1, 0.7, 0.26, 0.1, 0.1]
     """
 
-    _fields = (
-        "max_lr",
-        "total_steps",
-        "pct_start",
-        "anneal_strategy",
-        "div_factor",
-        "final_div_factor",
-        "three_phase",
-    )
-
     def __init__(
         self,
         max_lr: float,
@@ -604,25 +467,9 @@ class OneCycle(_ClosedForm):
         final_div_factor: float = 1e4,
         three_phase: bool = False,
     ) -> None:
-        self.max_lr = non_negative("max_lr", max_lr)
-        self.total_steps, self.pct_start, self.anneal_strategy = _check_phases(
-            total_steps, pct_start, anneal_strategy
-        )
-        self.div_factor = positive("div_factor", div_factor)
-        self.final_div_factor = positive("final_div_factor", final_div_factor)
-        self.three_phase = bool(three_phase)
-        super().__init__()
+        self._build(locals())
 
-    def _build(self) -> Any:
-        return _native.OneCycle(
-            max_lr=self.max_lr,
-            total_steps=self.total_steps,
-            pct_start=self.pct_start,
-            anneal_strategy=getattr(_native.AnnealStrategy, self.anneal_strategy),
-            div_factor=self.div_factor,
-            final_div_factor=self.final_div_factor,
-            three_phase=self.three_phase,
-        )
+    _base_field = "initial_lr"  # what torch's OneCycleLR records as base_lrs
 
     @property
     def initial_lr(self) -> float:
@@ -680,8 +527,6 @@ class OneCycleMomentum(_ClosedForm):
         0.95
     """
 
-    _fields = ("total_steps", "pct_start", "anneal_strategy", "three_phase", "base_momentum", "max_momentum")
-
     def __init__(
         self,
         total_steps: int,
@@ -691,22 +536,9 @@ class OneCycleMomentum(_ClosedForm):
         base_momentum: float = 0.85,
         max_momentum: float = 0.95,
     ) -> None:
-        self.total_steps, self.pct_start, self.anneal_strategy = _check_phases(
-            total_steps, pct_start, anneal_strategy
-        )
-        self.three_phase = bool(three_phase)
-        self.base_momentum, self.max_momentum = _check_momenta(base_momentum, max_momentum)
-        super().__init__()
+        self._build(locals())
 
-    def _build(self) -> Any:
-        return _native.OneCycleMomentum(
-            base_momentum=self.base_momentum,
-            max_momentum=self.max_momentum,
-            total_steps=self.total_steps,
-            pct_start=self.pct_start,
-            anneal_strategy=getattr(_native.AnnealStrategy, self.anneal_strategy),
-            three_phase=self.three_phase,
-        )
+    _base_field = None  # a momentum, not a learning rate
 
 
 class InverseSqrt(_ClosedForm):
@@ -728,12 +560,5 @@ class InverseSqrt(_ClosedForm):
         [0.0, 0.5, 1.0, 0.5]
     """
 
-    _fields = ("lr", "warmup_steps")
-
     def __init__(self, lr: float, warmup_steps: int) -> None:
-        self.lr = non_negative("lr", lr)
-        self.warmup_steps = integer("warmup_steps", warmup_steps, 1)
-        super().__init__()
-
-    def _build(self) -> Any:
-        return _native.InverseSqrt(lr=self.lr, warmup_steps=self.warmup_steps)
+        self._build(locals())

@@ -8,29 +8,14 @@ by state_dict / load_state_dict.
 from __future__ import annotations
 
 import bisect
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Sequence
+import math
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
 
-from .._core import schedules as _native
 from .._arguments import in_range, integer, non_negative
-from ._base import Schedule, ScheduleLike, as_schedule, as_schedule_list
+from ._base import Schedule, ScheduleLike, children_state, expect_keys, load_children_state
+from ._coerce import as_schedule, as_schedule_list
 
 __all__ = ["Lambda", "Sequential", "Chained", "Warmup"]
-
-
-def _children_state(schedules: Sequence[Schedule]) -> List[Dict[str, Any]]:
-    return [schedule.state_dict() for schedule in schedules]
-
-
-def _load_children_state(owner: str, schedules: Sequence[Schedule], states: Any) -> None:
-    if not isinstance(states, (list, tuple)) or len(states) != len(schedules):
-        raise ValueError(f"{owner} state must list the state of each of its {len(schedules)} schedules")
-    for schedule, state in zip(schedules, states):
-        schedule.load_state_dict(state)
-
-
-def _expect_keys(owner: str, state: Mapping[str, Any], keys: Iterable[str]) -> None:
-    if set(state) != set(keys):
-        raise ValueError(f"{owner} state must have keys {sorted(keys)}, got {sorted(state)}")
 
 
 class Lambda(Schedule):
@@ -63,6 +48,10 @@ class Lambda(Schedule):
 
     def _value(self, t: int) -> float:
         return self.lr * float(self.fn(t))
+
+    @property
+    def base(self) -> Optional[float]:
+        return self.lr
 
 
 class Sequential(Schedule):
@@ -110,60 +99,109 @@ class Sequential(Schedule):
         start = self.milestones[index - 1] if index else 0
         return self.schedules[index](t - start)
 
+    @property
+    def base(self) -> Optional[float]:
+        """The base its schedules share (as torch's schedulers share one optimizer), else ``None``."""
+        bases = {schedule.base for schedule in self.schedules}
+        return bases.pop() if len(bases) == 1 else None
+
     def state_dict(self) -> Dict[str, Any]:
         """``{"schedules": [state of each schedule]}``."""
-        return {"schedules": _children_state(self.schedules)}
+        return {"schedules": children_state(self.schedules)}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore the state of each schedule from :meth:`state_dict` output."""
-        _expect_keys("Sequential", state, ["schedules"])
-        _load_children_state("Sequential", self.schedules, state["schedules"])
+        expect_keys("Sequential", state, ["schedules"])
+        load_children_state("Sequential", self.schedules, state["schedules"])
 
 
 class Chained(Schedule):
-    """The product of schedules (torch ``ChainedScheduler``).
+    """Schedules acting together on one learning rate, in torch's idiom (torch ``ChainedScheduler``).
 
-    .. math:: s(t) = \\prod_i s_i(t)
+    Torch chains schedulers that all drive the same optimizer: each multiplies
+    the learning rate by its own factor. Here each schedule is written as a
+    torch user writes its scheduler, on the optimizer's learning rate: its
+    :attr:`~Schedule.base` (the ``lr`` argument for most schedules) is that
+    learning rate, and ``s_i(t) / base`` is the factor it applies. With the
+    common base :math:`b`,
 
-    Torch chains schedulers that each multiply the learning rate by their own
-    factor; the equivalent here gives the first schedule the learning rate
-    and the others ``lr=1.0``, so they act as factors. (This matches torch for
-    schedulers whose step is a pure multiplication: StepLR, MultiStepLR,
-    ExponentialLR, LinearLR, PolynomialLR, ConstantLR, and CosineAnnealingLR
-    with ``eta_min=0`` before ``T_max``.)
+    .. math:: s(t) = b \\prod_i \\frac{s_i(t)}{b}
+
+    This equals torch's ``ChainedScheduler`` for schedulers whose step
+    multiplies the current learning rate: StepLR, MultiStepLR, ExponentialLR,
+    LinearLR, PolynomialLR, and CosineAnnealingLR with ``eta_min=0`` before
+    ``T_max``. (Torch's schedulers that set the learning rate outright, such as
+    OneCycleLR and CyclicLR, overwrite each other's factors when chained; here
+    they still contribute ``s_i(t) / b``.) To multiply the values themselves,
+    e.g. a learning-rate schedule by a schedule of factors with ``lr=1.0``,
+    write ``s1 * s2`` (a :class:`Product`).
 
     Args:
-        schedules: The schedules (or constants), at least one.
+        schedules: The schedules (or constants), at least one, all with the
+            same base.
 
     Returns:
-        Called with ``t``: the product above.
+        Called with ``t``: the value above.
+
+    Raises:
+        ValueError: if a schedule has no base (a momentum schedule), if the
+            bases differ, or if the base is 0 (no factor can be taken from it).
 
     Examples:
-        >>> from lrcore.schedules import ExponentialDecay, StepDecay
-        >>> s = Chained([StepDecay(1.0, step_size=2, gamma=0.5), ExponentialDecay(1.0, gamma=0.5)])
-        >>> [s(t) for t in range(4)]
-        [1.0, 0.5, 0.125, 0.0625]
+        >>> from lrcore.schedules import Linear, MultiStepDecay
+        >>> s = Chained([Linear(0.1, start_factor=0.4, total_steps=3), MultiStepDecay(0.1, [4, 8], 0.1)])
+        >>> [round(s(t), 6) for t in (0, 3, 4, 8)]
+        [0.04, 0.1, 0.01, 0.001]
     """
 
     _fields = ("schedules",)
 
     def __init__(self, schedules: Iterable[ScheduleLike]) -> None:
         self.schedules = as_schedule_list("schedules", schedules)
+        self._base = _common_base(self.schedules)
 
     def _value(self, t: int) -> float:
-        value = 1.0
+        base = self._base
+        value = base
         for schedule in self.schedules:
-            value *= schedule(t)
+            value *= schedule(t) / base
         return value
+
+    @property
+    def base(self) -> Optional[float]:
+        return self._base
 
     def state_dict(self) -> Dict[str, Any]:
         """``{"schedules": [state of each schedule]}``."""
-        return {"schedules": _children_state(self.schedules)}
+        return {"schedules": children_state(self.schedules)}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore the state of each schedule from :meth:`state_dict` output."""
-        _expect_keys("Chained", state, ["schedules"])
-        _load_children_state("Chained", self.schedules, state["schedules"])
+        expect_keys("Chained", state, ["schedules"])
+        load_children_state("Chained", self.schedules, state["schedules"])
+
+
+def _common_base(schedules: List[Schedule]) -> float:
+    """The base shared by chained schedules; ValueError naming the schedule that breaks the rule."""
+    bases = [schedule.base for schedule in schedules]
+    for index, base in enumerate(bases):
+        if base is None:
+            raise ValueError(
+                f"schedules[{index}] ({type(schedules[index]).__name__}) has no base learning rate to take a "
+                "factor from (see Schedule.base); Chained needs learning-rate schedules"
+            )
+    first = bases[0]
+    for index, base in enumerate(bases[1:], start=1):
+        # A relative tolerance lets bases that went through arithmetic (0.5 * Constant(0.2)) still match.
+        if not math.isclose(base, first, rel_tol=1e-12, abs_tol=0.0):
+            raise ValueError(
+                f"schedules must share one base learning rate, as torch's chained schedulers share the "
+                f"optimizer's: schedules[0] has base {first!r}, schedules[{index}] has {base!r}; "
+                "to multiply their values instead, write s1 * s2"
+            )
+    if first == 0.0:
+        raise ValueError("schedules have base learning rate 0: the factors they apply are undefined")
+    return first
 
 
 class Warmup(Schedule):
@@ -174,7 +212,7 @@ class Warmup(Schedule):
     .. math:: s(t) = \\begin{cases} s_0(0) \\left(f_0 + (1 - f_0)\\, t / W\\right) & t < W \\\\
               s_0(t - W) & t \\ge W \\end{cases}
 
-    The ramp is :class:`Linear` evaluated at ``lr = schedule(0)``. Equals torch's
+    The ramp is the formula of :class:`Linear` with ``lr = schedule(0)``. Equals torch's
     ``SequentialLR([LinearLR(start_factor, 1.0, W), scheduler], milestones=[W])``
     (torch needs ``start_factor > 0``).
 
@@ -203,10 +241,14 @@ class Warmup(Schedule):
     def _value(self, t: int) -> float:
         if t >= self.warmup_steps:
             return self.schedule(t - self.warmup_steps)
-        ramp = _native.Linear(
-            lr=self.schedule(0), start_factor=self.start_factor, end_factor=1.0, total_steps=self.warmup_steps
-        )
-        return ramp(t)
+        # Linear's formula with lr = schedule(0), written out because Linear itself
+        # refuses start_factor = 0 (torch's LinearLR divides by it), which a warmup allows.
+        progress = t / self.warmup_steps
+        return self.schedule(0) * ((1.0 - self.start_factor) * progress + self.start_factor)
+
+    @property
+    def base(self) -> Optional[float]:
+        return self.schedule.base
 
     def state_dict(self) -> Dict[str, Any]:
         """``{"schedule": state of the wrapped schedule}``."""
@@ -214,5 +256,5 @@ class Warmup(Schedule):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore the wrapped schedule's state from :meth:`state_dict` output."""
-        _expect_keys("Warmup", state, ["schedule"])
+        expect_keys("Warmup", state, ["schedule"])
         self.schedule.load_state_dict(state["schedule"])

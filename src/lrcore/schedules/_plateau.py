@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Mapping, SupportsFloat
+from typing import Any, Dict, Mapping, Optional, SupportsFloat
 
 from .._arguments import choice, integer, non_negative
-from ._base import Schedule, ScheduleLike, as_schedule
+from ._base import Schedule, ScheduleLike
+from ._coerce import as_schedule
 
 __all__ = ["ReduceOnPlateau"]
 
@@ -144,6 +145,10 @@ class ReduceOnPlateau(Schedule):
                 self.scale = reduced_scale
             self.cooldown_counter = self.cooldown
             self.num_bad_epochs = 0
+
+    @property
+    def base(self) -> Optional[float]:
+        return self.schedule.base
 
     @property
     def in_cooldown(self) -> bool:
