@@ -58,8 +58,11 @@ std::string argument_name(const char* list_name, std::size_t index) {
 }
 
 ArrayView check_float_array(py::handle object, const char* list_name, std::size_t index, bool must_be_writeable) {
-    const std::string name = argument_name(list_name, index);
-    const auto* array = require_array(object, name);
+    // Names are built only for an error: this runs for every array of every step.
+    if (!py::isinstance<py::array>(object)) {
+        throw py::type_error(argument_name(list_name, index) + " must be a numpy array, got " + type_name(object));
+    }
+    const auto* array = py::detail::array_proxy(object.ptr());
     const auto* descr = py::detail::array_descriptor_proxy(array->descr);
     ArrayView view;
     if (descr->type_num == npy_float && native_byte_order(descr->byteorder)) {
@@ -67,14 +70,15 @@ ArrayView check_float_array(py::handle object, const char* list_name, std::size_
     } else if (descr->type_num == npy_double && native_byte_order(descr->byteorder)) {
         view.type = ElementType::float64;
     } else {
-        throw py::type_error(name + " must have dtype float32 or float64 (native byte order), got " +
-                             dtype_name(array));
+        throw py::type_error(argument_name(list_name, index) +
+                             " must have dtype float32 or float64 (native byte order), got " + dtype_name(array));
     }
     if (!c_contiguous(array)) {
-        throw py::value_error(name + " must be C-contiguous (use numpy.ascontiguousarray), got a strided view");
+        throw py::value_error(argument_name(list_name, index) +
+                              " must be C-contiguous (use numpy.ascontiguousarray), got a strided view");
     }
     if (must_be_writeable && !writeable(array)) {
-        throw py::value_error(name + " is read-only; lrcore updates it in place");
+        throw py::value_error(argument_name(list_name, index) + " is read-only; lrcore updates it in place");
     }
     view.object = object;
     view.data = array->data;
@@ -89,13 +93,15 @@ ArrayView check_parameter(py::handle object, const char* list_name, std::size_t 
 
 ArrayView check_like(py::handle object, const char* list_name, std::size_t index, const ArrayView& param,
                      const char* param_list_name, bool must_be_writeable) {
-    const std::string name = argument_name(list_name, index);
-    const auto* array = require_array(object, name);
+    if (!py::isinstance<py::array>(object)) {
+        throw py::type_error(argument_name(list_name, index) + " must be a numpy array, got " + type_name(object));
+    }
+    const auto* array = py::detail::array_proxy(object.ptr());
     const auto* reference = py::detail::array_proxy(param.object.ptr());
     const auto* descr = py::detail::array_descriptor_proxy(array->descr);
     const int wanted = param.type == ElementType::float32 ? npy_float : npy_double;
     if (descr->type_num != wanted || !native_byte_order(descr->byteorder)) {
-        throw py::type_error(name + " has dtype " + dtype_name(array) + " but " +
+        throw py::type_error(argument_name(list_name, index) + " has dtype " + dtype_name(array) + " but " +
                              argument_name(param_list_name, index) + " has dtype " + dtype_name(reference));
     }
     bool same_shape = array->nd == reference->nd;
@@ -103,14 +109,15 @@ ArrayView check_like(py::handle object, const char* list_name, std::size_t index
         same_shape = array->dimensions[d] == reference->dimensions[d];
     }
     if (!same_shape) {
-        throw py::value_error(name + " has shape " + shape_string(array) + " but " +
+        throw py::value_error(argument_name(list_name, index) + " has shape " + shape_string(array) + " but " +
                               argument_name(param_list_name, index) + " has shape " + shape_string(reference));
     }
     if (!c_contiguous(array)) {
-        throw py::value_error(name + " must be C-contiguous (use numpy.ascontiguousarray), got a strided view");
+        throw py::value_error(argument_name(list_name, index) +
+                              " must be C-contiguous (use numpy.ascontiguousarray), got a strided view");
     }
     if (must_be_writeable && !writeable(array)) {
-        throw py::value_error(name + " is read-only; lrcore updates it in place");
+        throw py::value_error(argument_name(list_name, index) + " is read-only; lrcore updates it in place");
     }
     ArrayView view;
     view.object = object;

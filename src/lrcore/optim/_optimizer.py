@@ -66,6 +66,7 @@ class Optimizer:
         if rule is not None:
             cls.rule = rule
             cls.__init__ = _make_constructor(rule)  # type: ignore[method-assign]
+            cls._resolve_group = staticmethod(_make_resolver(rule))
             cls.__doc__ = _class_docstring(rule)
 
     def __init__(self, params: Iterable[Any], defaults: Dict[str, Any], skip_nonfinite: bool = False) -> None:
@@ -81,6 +82,7 @@ class Optimizer:
         # [step_count, skipped_steps], incremented by the native step together with the
         # per-tensor counts, so no interruption can make them disagree.
         self._counters = np.zeros(2, dtype=np.int64)
+        self._counter_view = memoryview(self._counters)  # the fastest way to read a counter
         self._last_hyperparameters: List[Dict[str, Any]] = []
         self._attempt: Optional[Tuple[int, List[Dict[str, Any]]]] = None
         self._named: Optional[bool] = None
@@ -174,21 +176,12 @@ class Optimizer:
                 state[s.name] = [None] * len(group["params"])
         return state
 
+    #: (group, t) -> the group's native hyperparameters at step t, written from the rule (see _make_resolver).
+    _resolve_group: Callable[[Dict[str, Any], int], Dict[str, Any]]
+
     def _resolve(self, group: Dict[str, Any], t: int) -> Dict[str, Any]:
         """The group's native hyperparameters at step t: schedules evaluated (the native step checks values)."""
-        values: Dict[str, Any] = dict(self.rule.fixed)
-        for h in self.rule.hyperparameters:
-            if h.kind == "option":
-                continue
-            raw = group[h.name]
-            if len(h.native) == 1:
-                values[h.native[0]] = raw(t) if _is_schedule(raw) else raw
-                continue
-            if not isinstance(raw, (tuple, list)) or len(raw) != len(h.native):
-                raise TypeError(f"{h.name} must be a pair ({', '.join(h.native)}), got {raw!r}")
-            for native, item in zip(h.native, raw):
-                values[native] = item(t) if _is_schedule(item) else item
-        return values
+        return self._resolve_group(group, t)
 
     # ------------------------------------------------------------------- step
     def step(self, grads: Any) -> bool:
@@ -223,17 +216,24 @@ class Optimizer:
                 schedule's value) is invalid. Nothing is modified then.
         """
         with self._step_lock:
-            t = int(self._counters[_STEP_COUNT])
+            t = self._counter_view[_STEP_COUNT]
             attempt = self._attempt
             if attempt is not None and attempt[0] == t:
                 self._last_hyperparameters = attempt[1]
-            split = self._split_gradients(grads)
-            groups = []
-            for index, group in enumerate(self.param_groups):
-                groups.append((self._resolve(group, t), group["params"], split[index], self._states[index],
-                               self._steps[index]))
-            # Recorded before the native step: last_hyperparameters reads it once step_count has moved.
-            self._attempt = (t + 1, [g[0] for g in groups])
+            param_groups = self.param_groups
+            resolve = self._resolve_group
+            if len(param_groups) == 1 and type(grads) is list and len(grads) == self._num_params:
+                group = param_groups[0]
+                values = resolve(group, t)
+                groups = [(values, group["params"], grads, self._states[0], self._steps[0])]
+                self._attempt = (t + 1, [values])
+            else:
+                split = self._split_gradients(grads)
+                groups = [(resolve(group, t), group["params"], split[index], self._states[index], self._steps[index])
+                          for index, group in enumerate(param_groups)]
+                self._attempt = (t + 1, [g[0] for g in groups])
+            # The attempt is recorded before the native step: last_hyperparameters reads it
+            # once step_count has moved, which the native step does as its very last write.
             return self.rule.native.step(groups, self._counters, self.skip_nonfinite, state_like, True)
 
     def _split_gradients(self, grads: Any) -> List[Any]:
@@ -287,9 +287,8 @@ class Optimizer:
     @property
     def last_hyperparameters(self) -> List[Dict[str, Any]]:
         attempt = self._attempt
-        if attempt is not None and attempt[0] == self.step_count:
-            return attempt[1]
-        return self._last_hyperparameters
+        values = attempt[1] if attempt is not None and attempt[0] == self.step_count else self._last_hyperparameters
+        return [dict(v) for v in values]
 
     @last_hyperparameters.setter
     def last_hyperparameters(self, values: List[Dict[str, Any]]) -> None:
@@ -302,7 +301,8 @@ class Optimizer:
         Before the first step (and right after loading a state), the learning
         rate each group's next step would use.
         """
-        values = self.last_hyperparameters
+        attempt = self._attempt
+        values = attempt[1] if attempt is not None and attempt[0] == self.step_count else self._last_hyperparameters
         if not values:
             t = max(self.step_count - 1, 0)
             return [float(self._resolve(group, t)["lr"]) for group in self.param_groups]
@@ -312,11 +312,13 @@ class Optimizer:
         # The step lock cannot be copied or pickled; a copy gets its own.
         state = self.__dict__.copy()
         state.pop("_step_lock", None)
+        state.pop("_counter_view", None)
         return state
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._step_lock = threading.Lock()
+        self._counter_view = memoryview(self._counters)
 
     # ------------------------------------------------------------ checkpoint
     def state_dict(self) -> Dict[str, Any]:
@@ -558,6 +560,38 @@ def _make_constructor(rule: RuleDescription) -> Callable[..., None]:
     constructor = namespace["__init__"]
     constructor.__qualname__ = f"{rule.class_name}.__init__"
     return constructor
+
+
+def _make_resolver(rule: RuleDescription) -> Callable[[Dict[str, Any], int], Dict[str, Any]]:
+    """(group, t) -> native hyperparameters, as straight-line code: on every step of every group,
+    so a loop over the description would cost more than the rest of a small step."""
+    lines = ["def resolve(group, t):"]
+    entries = [f"{name!r}: {value!r}" for name, value in rule.fixed.items()]
+    for h in rule.hyperparameters:
+        if h.kind == "option":
+            continue
+        variable = f"_{h.name}"
+        lines.append(f"    {variable} = group[{h.name!r}]")
+        if h.kind == "flag":
+            entries.append(f"{h.native[0]!r}: {variable}")
+        elif len(h.native) == 1:
+            lines.append(f"    if type({variable}) is not float and _is_schedule({variable}):")
+            lines.append(f"        {variable} = {variable}(t)")
+            entries.append(f"{h.native[0]!r}: {variable}")
+        else:
+            lines.append(f"    if type({variable}) not in (tuple, list) or len({variable}) != {len(h.native)}:")
+            lines.append(f"        raise TypeError(f'{h.name} must be a pair ({', '.join(h.native)}), "
+                         f"got {{{variable}!r}}')")
+            for k, native in enumerate(h.native):
+                item = f"{variable}_{k}"
+                lines.append(f"    {item} = {variable}[{k}]")
+                lines.append(f"    if type({item}) is not float and _is_schedule({item}):")
+                lines.append(f"        {item} = {item}(t)")
+                entries.append(f"{native!r}: {item}")
+    lines.append(f"    return {{{', '.join(entries)}}}")
+    namespace: Dict[str, Any] = {"_is_schedule": _is_schedule}
+    exec("\n".join(lines) + "\n", namespace)  # noqa: S102 - the source is built here from the rule only
+    return namespace["resolve"]
 
 
 def _class_docstring(rule: RuleDescription) -> str:
