@@ -43,7 +43,7 @@ from ._runtime import (
     set_num_threads,
 )
 from . import checkpoint, functional, gradients, reference, schedules
-from .checkpoint import load, save
+from .checkpoint import CheckpointError, load, save
 from .gradients import all_finite, clip_grad_norm, global_norm
 from ._build_info import get_cmake_dir, get_include, get_library, get_library_dir
 from .lr_finder import LRFinderResult, find_lr
@@ -67,6 +67,7 @@ except _PackageNotFoundError:  # pragma: no cover - not installed as a distribut
 __all__ = [
     "SGD",
     "Adagrad",
+    "CheckpointError",
     "LRFinderResult",
     "Adam",
     "AdamW",

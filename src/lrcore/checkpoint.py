@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import zipfile
 from typing import Any, Dict, List, Union
@@ -31,7 +32,7 @@ import numpy as np
 
 from .optim import Optimizer
 
-__all__ = ["FORMAT_VERSION", "load", "save"]
+__all__ = ["FORMAT_VERSION", "CheckpointError", "load", "save"]
 
 FORMAT_NAME = "lrcore.checkpoint"
 #: Version of the file layout; :func:`load` refuses any other.
@@ -177,89 +178,190 @@ def _fsync_directory(directory: str) -> None:
 
 
 # ------------------------------------------------------------------- read --
-def _read(path: PathLike) -> Any:
-    """Metadata and every array, fully read into memory (a damaged file fails here, before any change)."""
-    with open(os.fspath(path), "rb") as file:  # FileNotFoundError propagates as is
+class CheckpointError(ValueError):
+    """A file that is not a valid checkpoint for the optimizer it is loaded into.
+
+    Every failure of :func:`load` other than a missing or unreadable file is one
+    of these (a ValueError), whatever the damage; the message says what is wrong.
+    """
+
+
+#: Largest metadata entry accepted (its JSON text; real ones are a few KiB per group).
+_MAX_METADATA_BYTES = 64 * 1024 * 1024
+#: Room for a .npy header in front of an array's bytes.
+_NPY_HEADER_BYTES = 4096
+_STATE_ENTRY = re.compile(r"state/(0|[1-9][0-9]{0,8})/([a-z_]{1,64})")
+_PARAM_ENTRY = re.compile(r"params/(0|[1-9][0-9]{0,8})")
+
+
+def _entry_limit(name: str, param_list: List[np.ndarray], state_names: Any) -> int:
+    """The largest size the archive entry ``name`` may declare, or -1 when no such entry belongs there."""
+    if name == _METADATA_KEY:
+        return _MAX_METADATA_BYTES
+    match = _STATE_ENTRY.fullmatch(name)
+    if match and match.group(2) in state_names:
+        index = int(match.group(1))
+    else:
+        match = _PARAM_ENTRY.fullmatch(name)
+        if not match:
+            return -1
+        index = int(match.group(1))
+    if index >= len(param_list):
+        return -1
+    return param_list[index].nbytes + _NPY_HEADER_BYTES
+
+
+def _read(path: PathLike, optimizer: Optimizer) -> Any:
+    """Metadata and every array, read into memory after the archive's directory was checked.
+
+    The metadata is read first; then entries that cannot belong to a
+    checkpoint of ``optimizer`` are refused without being decompressed, and
+    each entry may declare at most the size its array legitimately has, so a
+    damaged or hostile file cannot make the read take more memory than the
+    checkpoint itself.
+    """
+    where = os.fspath(path)
+    param_list = _flat_params(optimizer)
+    state_names = {s.name for s in optimizer.rule.states}
+    with open(where, "rb") as file:  # FileNotFoundError propagates as is
         try:
-            with np.load(file, allow_pickle=False) as archive:
-                if _METADATA_KEY not in archive.files:
-                    raise ValueError(f"no {_METADATA_KEY} entry")
-                metadata = json.loads(str(archive[_METADATA_KEY][()]))
-                arrays = {name: archive[name] for name in archive.files if name != _METADATA_KEY}
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-            raise ValueError(f"cannot read checkpoint {os.fspath(path)}: it is not an lrcore checkpoint or is "
-                             f"damaged ({error})") from error
+            with zipfile.ZipFile(file) as archive:
+                entries: Dict[str, zipfile.ZipInfo] = {}
+                for info in archive.infolist():
+                    name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                    if name in entries:
+                        raise CheckpointError(f"entry {info.filename!r} appears twice")
+                    entries[name] = info
+                info = entries.pop(_METADATA_KEY, None)
+                if info is None or info.file_size > _MAX_METADATA_BYTES:
+                    raise CheckpointError(f"no {_METADATA_KEY} entry of at most {_MAX_METADATA_BYTES} bytes")
+                with archive.open(info) as member:
+                    text = _read_npy(member, info.file_size, _METADATA_KEY)
+                metadata = _parse_metadata(text, where)
+                if metadata.get("num_params") != len(param_list):
+                    raise _Mismatch(f"the checkpoint has {metadata.get('num_params')!r} parameters but the "
+                                    f"optimizer has {len(param_list)}")
+                arrays = {}
+                for name, info in entries.items():
+                    limit = _entry_limit(name, param_list, state_names) if info.filename.endswith(".npy") else -1
+                    if limit < 0:
+                        raise CheckpointError(f"unexpected entry {info.filename!r}")
+                    if info.file_size > limit:
+                        raise CheckpointError(f"entry {info.filename!r} declares {info.file_size} bytes, "
+                                              f"more than its array can have ({limit})")
+                    with archive.open(info) as member:
+                        arrays[name] = _read_npy(member, info.file_size, name)
+        except _Mismatch as error:
+            raise CheckpointError(str(error)) from None
+        except CheckpointError as error:
+            raise CheckpointError(f"cannot read checkpoint {where}: it is not an lrcore checkpoint or is "
+                                  f"damaged ({error})") from None
+        except Exception as error:  # any damage: truncation, bad CRC, bad header, deep nesting...
+            raise CheckpointError(f"cannot read checkpoint {where}: it is not an lrcore checkpoint or is "
+                                  f"damaged ({type(error).__name__}: {error})") from error
+    return metadata, arrays
+
+
+class _Mismatch(Exception):
+    """A well-formed checkpoint that does not fit the optimizer (reported as is, not as damage)."""
+
+
+def _parse_metadata(text: np.ndarray, where: str) -> Dict[str, Any]:
+    try:
+        if text.dtype.kind != "U" or text.shape != ():
+            raise ValueError("the metadata is not a string")
+        metadata = json.loads(str(text[()]))
+    except Exception as error:  # deeply nested JSON raises RecursionError
+        raise _Mismatch(f"{where} is not an lrcore checkpoint ({type(error).__name__})") from None
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME:
-        raise ValueError(f"{os.fspath(path)} is not an lrcore checkpoint")
+        raise _Mismatch(f"{where} is not an lrcore checkpoint")
     if metadata.get("version") != FORMAT_VERSION:
-        raise ValueError(
+        raise _Mismatch(
             f"checkpoint format version {metadata.get('version')!r} is not supported (this lrcore reads version "
             f"{FORMAT_VERSION})"
         )
     required = {"optimizer", "step_count", "skipped_steps", "param_groups", "state", "params", "num_params"}
     missing = required - set(metadata)
     if missing:
-        raise ValueError(f"checkpoint {os.fspath(path)} is damaged: metadata lacks {sorted(missing)}")
-    return metadata, arrays
+        raise _Mismatch(f"checkpoint {where} is damaged: metadata lacks {sorted(missing)}")
+    return metadata
 
 
-def load(path: PathLike, optimizer: Optimizer, *, params: bool = True) -> None:
-    """Restores a checkpoint written by :func:`save` into ``optimizer`` (and its parameters).
+def _read_npy(member: Any, declared: int, name: str) -> np.ndarray:
+    """One .npy entry, its header checked against the entry's declared size before any data is read."""
+    version = np.lib.format.read_magic(member)
+    if version == (1, 0):
+        shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(member)
+    elif version == (2, 0):
+        shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(member)
+    else:
+        raise CheckpointError(f"entry {name!r} has .npy version {version}")
+    if dtype.hasobject or fortran_order:
+        raise CheckpointError(f"entry {name!r} holds {'objects' if dtype.hasobject else 'a Fortran-ordered array'}")
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize if shape else dtype.itemsize
+    if nbytes > declared:
+        raise CheckpointError(f"entry {name!r} claims {nbytes} bytes of data in a {declared}-byte entry")
+    data = member.read(nbytes)
+    if len(data) != nbytes:
+        raise CheckpointError(f"entry {name!r} is truncated")
+    return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
 
-    The optimizer must be built the same way as the one saved: same class,
-    same parameter groups with the same shapes and dtypes, and the same
-    schedule objects in the same places (their state is restored into them).
-    Everything is checked before anything changes; on any error the optimizer
-    and the parameters are left exactly as they were.
 
-    Args:
-        path: a file written by :func:`save`.
-        optimizer: the optimizer to restore into.
-        params: copy the stored parameters into the optimizer's parameter
-            arrays (in place), when the checkpoint has them (default).
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise CheckpointError(f"the checkpoint is damaged: {message}")
 
-    Raises:
-        FileNotFoundError: no file at ``path``.
-        ValueError: not an lrcore checkpoint, an unsupported format version, a
-            damaged file, or a mismatch (optimizer class, parameter count,
-            shapes, dtypes, groups, schedules), named in the message.
-    """
-    if not isinstance(optimizer, Optimizer):
-        raise TypeError(f"optimizer must be an lrcore Optimizer, got {type(optimizer).__name__}")
-    metadata, arrays = _read(path)
-    if metadata["optimizer"] != type(optimizer).__name__:
-        raise ValueError(
-            f"the checkpoint is of a {metadata['optimizer']} optimizer, not {type(optimizer).__name__}"
-        )
-    param_list = _flat_params(optimizer)
+
+def _is_count(value: Any) -> bool:
+    return type(value) is int and 0 <= value < 2**63 - 1
+
+
+def _state_dict_from(metadata: Dict[str, Any], arrays: Dict[str, np.ndarray], param_list: List[np.ndarray],
+                     load_params: bool) -> Any:
+    """The state_dict and parameter values a checkpoint describes, every field's type checked."""
+    _require(isinstance(metadata["optimizer"], str), "optimizer is not a name")
+    _require(_is_count(metadata["num_params"]), "num_params is not a count")
     if metadata["num_params"] != len(param_list):
-        raise ValueError(
+        raise CheckpointError(
             f"the checkpoint has {metadata['num_params']} parameters but the optimizer has {len(param_list)}"
         )
-    stored_params = []
-    if params and metadata["params"] is not None:
-        for index, (meta, param) in enumerate(zip(metadata["params"], param_list)):
-            stored = arrays.get(f"params/{index}")
-            if stored is None:
-                raise ValueError(f"the checkpoint is missing params/{index}")
-            if stored.shape != param.shape or stored.dtype != param.dtype:
-                raise ValueError(
-                    f"params[{index}] in the checkpoint is {stored.dtype} {stored.shape}, "
+    _require(_is_count(metadata["step_count"]), f"step_count is {metadata['step_count']!r}")
+    _require(_is_count(metadata["skipped_steps"]), f"skipped_steps is {metadata['skipped_steps']!r}")
+    _require(isinstance(metadata["param_groups"], list) and
+             all(isinstance(g, dict) for g in metadata["param_groups"]), "param_groups is not a list of dicts")
+    stored = metadata["params"]
+    _require(stored is None or (isinstance(stored, list) and len(stored) == len(param_list)),
+             "params must be null or describe every parameter")
+    stored_params: List[np.ndarray] = []
+    if stored is not None:
+        for index, param in enumerate(param_list):
+            array = arrays.get(f"params/{index}")
+            if array is None:
+                raise CheckpointError(f"the checkpoint is missing params/{index}")
+            if array.shape != param.shape or array.dtype != param.dtype:
+                raise CheckpointError(
+                    f"params[{index}] in the checkpoint is {array.dtype} {array.shape}, "
                     f"the optimizer's is {param.dtype} {param.shape}"
                 )
-            stored_params.append(stored)
+            stored_params.append(array)
+    _require(isinstance(metadata["state"], dict), "state is not a dict")
     state: Dict[int, Dict[str, Any]] = {}
     for key, meta in metadata["state"].items():
+        _require(isinstance(key, str) and key.isdigit() and len(key) < 10, f"state key {key!r}")
         index = int(key)
         if not 0 <= index < len(param_list):
-            raise ValueError(f"the checkpoint has state for parameter {index}, out of range")
-        entry: Dict[str, Any] = {"step": int(meta["step"])}
+            raise CheckpointError(f"the checkpoint has state for parameter {index}, out of range")
+        _require(isinstance(meta, dict) and set(meta) == {"step", "arrays", "none"}, f"state[{index}]")
+        _require(_is_count(meta["step"]), f"state[{index}] step is {meta['step']!r}")
+        _require(isinstance(meta["arrays"], list) and isinstance(meta["none"], list) and
+                 all(isinstance(n, str) for n in meta["arrays"] + meta["none"]), f"state[{index}] names")
+        entry: Dict[str, Any] = {"step": meta["step"]}
         for name in meta["none"]:
             entry[name] = None
         for name in meta["arrays"]:
             value = arrays.get(f"state/{index}/{name}")
             if value is None:
-                raise ValueError(f"the checkpoint is missing state/{index}/{name}")
+                raise CheckpointError(f"the checkpoint is missing state/{index}/{name}")
             entry[name] = value
         state[index] = entry
     state_dict = {
@@ -268,12 +370,46 @@ def load(path: PathLike, optimizer: Optimizer, *, params: bool = True) -> None:
         "step_count": metadata["step_count"],
         "skipped_steps": metadata["skipped_steps"],
     }
-    # load_state_dict checks before it applies, but a schedule refusing its
-    # state could fail midway: put the previous state back then.
-    previous = optimizer.snapshot()
-    try:
-        optimizer.load_state_dict(state_dict, params=stored_params if stored_params else None)
-    except BaseException:
-        previous.restore()
-        raise
+    return state_dict, (stored_params if load_params and stored is not None else None)
 
+
+def load(path: PathLike, optimizer: Optimizer, *, params: bool = True) -> None:
+    """Restores a checkpoint written by :func:`save` into ``optimizer`` (and its parameters).
+
+    The optimizer must be built the same way as the one saved: same class,
+    same parameter groups with the same shapes and dtypes, and the same
+    schedule objects in the same places (their state is restored into them).
+    Everything is checked before anything changes (the archive's entries and
+    their sizes before any is decompressed, then every value as the optimizer
+    would check it); on any error the optimizer and the parameters are left
+    exactly as they were.
+
+    Args:
+        path: a file written by :func:`save`.
+        optimizer: the optimizer to restore into.
+        params: copy the stored parameters into the optimizer's parameter
+            arrays (in place), when the checkpoint has them (default).
+
+    Raises:
+        FileNotFoundError: no file at ``path`` (other OSErrors when it cannot be read).
+        CheckpointError: (a ValueError) not an lrcore checkpoint, an unsupported
+            format version, a damaged file, or a mismatch (optimizer class,
+            parameter count, shapes, dtypes, groups, schedules, invalid values),
+            named in the message.
+    """
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"optimizer must be an lrcore Optimizer, got {type(optimizer).__name__}")
+    if not isinstance(params, (bool, np.bool_)):
+        raise TypeError(f"params must be a bool, got {type(params).__name__}")
+    metadata, arrays = _read(path, optimizer)
+    if metadata["optimizer"] != type(optimizer).__name__:
+        raise CheckpointError(
+            f"the checkpoint is of a {metadata['optimizer']} optimizer, not {type(optimizer).__name__}"
+        )
+    state_dict, stored_params = _state_dict_from(metadata, arrays, _flat_params(optimizer), bool(params))
+    try:
+        optimizer.load_state_dict(state_dict, params=stored_params)
+    except CheckpointError:
+        raise
+    except (ValueError, TypeError) as error:
+        raise CheckpointError(str(error)) from None

@@ -402,6 +402,17 @@ class Optimizer:
             for name in saved:
                 if name not in ("params", "param_names") and name not in group:
                     raise ValueError(f"state_dict param_groups[{g}] has unknown hyperparameter {name!r}")
+            # The values this group would step with, checked as a step checks them.
+            candidate = dict(group)
+            for name, value in saved.items():
+                if name not in ("params", "param_names"):
+                    candidate[name] = _imported_value(group[name], value)
+            try:
+                self.rule.native.check_hyperparameters(self._resolve(candidate, step_count),
+                                                       f"state_dict param_groups[{g}]: ")
+                self._check_options(candidate, g)
+            except TypeError as error:
+                raise ValueError(str(error)) from None
         arrays = [p for group in self.param_groups for p in group["params"]]
         if params is not None:
             if len(params) != len(arrays):
@@ -409,12 +420,27 @@ class Optimizer:
             for index, (value, array) in enumerate(zip(params, arrays)):
                 if not isinstance(value, np.ndarray) or value.shape != array.shape or value.dtype != array.dtype:
                     raise ValueError(f"params[{index}] must be a {array.dtype} array of shape {array.shape}")
-        # Everything checked: apply.
-        for group, saved in zip(self.param_groups, saved_groups):
-            for name, value in saved.items():
-                if name in ("params", "param_names"):
-                    continue
-                group[name] = _import_hyperparameter(group[name], value)
+                if not array.flags.writeable:
+                    raise ValueError(f"params[{index}] of the optimizer is read-only; it cannot be restored")
+        # Everything checked: apply. A schedule refusing its state is the one
+        # failure left possible here; then everything is put back.
+        before = self._state_dict()
+        before_groups = [dict(group) for group in self.param_groups]
+        try:
+            for group, saved in zip(self.param_groups, saved_groups):
+                for name, value in saved.items():
+                    if name in ("params", "param_names"):
+                        continue
+                    group[name] = _import_hyperparameter(group[name], value)
+        except BaseException:
+            for group, previous in zip(self.param_groups, before_groups):
+                group.clear()
+                group.update(previous)
+            for group, saved in zip(self.param_groups, before["param_groups"]):
+                for name, value in saved.items():
+                    if name not in ("params", "param_names"):
+                        _import_hyperparameter(group[name], value)
+            raise
         for g, k, entry in plans:
             self._import_param_state(g, k, entry)
         self._counters[:] = (step_count, skipped_steps)
@@ -427,8 +453,8 @@ class Optimizer:
         if not isinstance(entry, dict):
             raise ValueError(f"{where} must be a dict")
         step = entry.get("step", 0)
-        if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
-            raise ValueError(f"{where}['step'] must be an integer >= 0, got {step!r}")
+        if isinstance(step, bool) or not isinstance(step, numbers.Integral) or not 0 <= step < 2**63 - 1:
+            raise ValueError(f"{where}['step'] must be an integer in [0, 2**63 - 1), got {step!r}")
         names = {s.name for s in self.rule.states}
         for name, value in entry.items():
             if name == "step" or value is None:
@@ -530,6 +556,18 @@ def _export_hyperparameter(value: Any) -> Any:
         state = getattr(value, "state_dict", None)
         return {"schedule_state": copy.deepcopy(state()) if callable(state) else None}
     return value
+
+
+def _imported_value(current: Any, saved: Any) -> Any:
+    """What _import_hyperparameter would make of ``saved``, without touching any schedule."""
+    if isinstance(saved, (tuple, list)) and isinstance(current, (tuple, list)) and len(saved) == len(current):
+        return tuple(_imported_value(c, s) for c, s in zip(current, saved))
+    if isinstance(saved, dict) and "schedule_state" in saved:
+        if not _is_schedule(current):
+            raise ValueError("state_dict holds a schedule where the optimizer has a number; "
+                             "construct the optimizer with the same schedules before loading")
+        return current
+    return saved
 
 
 def _import_hyperparameter(current: Any, saved: Any) -> Any:
