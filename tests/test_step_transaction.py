@@ -581,7 +581,7 @@ print("RESULT " + json.dumps(rows))
 # 2**25 float32 elements (128 MiB per array): with the optimizer's four arrays, the
 # gradient, the reference's four and state_dict's copies this stays under 2 GB.
 INTERRUPT_SIZE = 1 << 25
-INTERRUPT_ROUNDS = [(0.0, False), (0.003, False), (0.017, False), (0.041, False), (0.11, False), (0.02, True),
+INTERRUPT_ROUNDS = [(0.0, False), (0.003, False), (0.017, False), (0.041, False), (0.11, False), (0.001, True),
                     (0.07, False)]
 
 
