@@ -298,8 +298,9 @@ class Optimizer:
     def get_last_lr(self) -> List[float]:
         """The learning rate each group used in the last step (as torch schedulers report).
 
-        Before the first step (and right after loading a state), the learning
-        rate each group's next step would use.
+        Before the first step, the learning rate the first step will use; right
+        after loading a state, the learning rate of the last step the saved
+        optimizer took (as torch's schedulers restore their last value).
         """
         attempt = self._attempt
         values = attempt[1] if attempt is not None and attempt[0] == self.step_count else self._last_hyperparameters
