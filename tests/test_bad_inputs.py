@@ -204,7 +204,8 @@ def functional_cases(rule_name):
             cases.append((f"{name}={value}", ("hyper", {name: value}), ValueError, rf"{name} must be"))
     cases.append(("lr-string", ("hyper", {"lr": "fast"}), TypeError, "lr must be a number, got str"))
     cases.append(("lr-none", ("hyper", {"lr": None}), TypeError, "lr must be a number, got NoneType"))
-    cases.append(("lr-huge-int", ("hyper", {"lr": 10**400}), TypeError, "lr must be a number that fits a double"))
+    cases.append(("lr-huge-int", ("hyper", {"lr": 10**400}), ValueError, "lr must be a finite number, got an int too large"))
+    cases.append(("lr-tiny-negative", ("hyper", {"lr": -1e-300}), ValueError, r"lr must be a finite number >= 0, got -1e-300"))
     return cases
 
 

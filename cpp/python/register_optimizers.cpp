@@ -161,7 +161,8 @@ double number_value(py::handle value, const std::string& prefix, const char* nam
     const double result = PyFloat_AsDouble(object);
     if (result == -1.0 && PyErr_Occurred()) {
         PyErr_Clear();
-        throw py::type_error(prefix + name + " must be a number that fits a double, got " + type_name(value));
+        throw py::value_error(prefix + name + " must be a finite number, got an " + type_name(value) +
+                              " too large for a double");
     }
     return result;
 }

@@ -17,6 +17,8 @@
 #include <array>
 #include <cmath>
 #include <cstddef>
+#include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -213,6 +215,17 @@ void for_each_rule(F&& f) {
     f(Rule<AdamConfig>{});
 }
 
+/// The shortest decimal form that reads back as `value` (as Python's repr
+/// prints it), so a message never shows a tiny value as 0.000000.
+inline std::string format_value(double value) {
+    char text[32];
+    for (int precision = 1; precision <= 17; ++precision) {
+        std::snprintf(text, sizeof(text), "%.*g", precision, value);
+        if (std::strtod(text, nullptr) == value) break;
+    }
+    return text;
+}
+
 /// Throws std::invalid_argument naming the first hyperparameter out of its
 /// range, then runs the rule's own checks across hyperparameters.
 template <class Config>
@@ -221,7 +234,7 @@ void validate_config(const Config& config) {
         const double value = config.*number.field;
         if (!within(number.range, value)) {
             throw std::invalid_argument(std::string(number.name) + " must be " + describe(number.range) + ", got " +
-                                        std::to_string(value));
+                                        format_value(value));
         }
     }
     Rule<Config>::check(config);
