@@ -130,7 +130,7 @@ def functional_stub() -> str:
     parts = [
         _HEADER,
         "\n",
-        "from typing import List, Optional, Sequence, Union\n",
+        "from typing import Optional, Sequence\n",
         "\n",
         "import numpy as np\n",
         "\n",
@@ -139,8 +139,8 @@ def functional_stub() -> str:
         "_Grads = Sequence[Optional[np.ndarray]]\n",
         "# One array per tensor.\n",
         "_Arrays = Sequence[np.ndarray]\n",
-        "# One array per tensor, or a list whose None entries the step fills in.\n",
-        "_LazyArrays = Union[Sequence[np.ndarray], List[Optional[np.ndarray]]]\n",
+        "# One array per tensor; None entries (in a list) are created by the step.\n",
+        "_LazyArrays = Sequence[Optional[np.ndarray]]\n",
         "\n",
         "def state_like(param: np.ndarray, fill: float = 0.0) -> np.ndarray: ...\n",
     ]

@@ -2,7 +2,7 @@
 # lrcore/_rules.py. Do not edit by hand: tests/test_stubs.py compares this file
 # with the generator's output.
 
-from typing import List, Optional, Sequence, Union
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -11,8 +11,8 @@ __all__ = ['adagrad', 'adam', 'adamw', 'rmsprop', 'sgd', 'state_like']
 _Grads = Sequence[Optional[np.ndarray]]
 # One array per tensor.
 _Arrays = Sequence[np.ndarray]
-# One array per tensor, or a list whose None entries the step fills in.
-_LazyArrays = Union[Sequence[np.ndarray], List[Optional[np.ndarray]]]
+# One array per tensor; None entries (in a list) are created by the step.
+_LazyArrays = Sequence[Optional[np.ndarray]]
 
 def state_like(param: np.ndarray, fill: float = 0.0) -> np.ndarray: ...
 def sgd(
