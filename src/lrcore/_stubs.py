@@ -9,6 +9,7 @@ sees only ``Optimizer`` and ``Callable[..., None]``. This module writes the
     python -m lrcore._stubs --write    # regenerate the checked-in stubs
     python -m lrcore._stubs --check    # exit 1 when a stub is stale
     python -m lrcore._stubs            # print them
+    python -m lrcore._stubs --write --docs docs/rules.md   # and the rules table of that page
 
 tests/test_stubs.py fails when a checked-in stub differs from what this
 module produces, so a new or changed rule cannot leave stale stubs behind.
@@ -21,9 +22,10 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from ._rules import RULES, Hyperparameter, RuleDescription
+from ._rules import RULES, Hyperparameter, RuleDescription, documentation_table
 
-__all__ = ["PACKAGE_DIRECTORY", "classes_stub", "functional_stub", "main", "stubs"]
+__all__ = ["PACKAGE_DIRECTORY", "TABLE_BEGIN", "TABLE_END", "classes_stub", "functional_stub", "main", "stubs",
+           "with_rules_table"]
 
 #: The directory of the ``lrcore`` package; stub paths are relative to it.
 PACKAGE_DIRECTORY = Path(__file__).resolve().parent
@@ -159,6 +161,20 @@ def stubs() -> Dict[str, str]:
     return {"optim/_classes.pyi": classes_stub(), "functional.pyi": functional_stub()}
 
 
+#: The comments around the generated rules table in docs/rules.md.
+TABLE_BEGIN = "<!-- rules table: generated from lrcore._rules.documentation_table(); refresh with " \
+              "`python -m lrcore._stubs --write --docs docs/rules.md` -->"
+TABLE_END = "<!-- end of the rules table -->"
+
+
+def with_rules_table(text: str) -> str:
+    """``text`` (a Markdown page) with the table between the marker comments replaced by the current one."""
+    begin, end = text.find(TABLE_BEGIN), text.find(TABLE_END)
+    if begin < 0 or end < begin:
+        raise ValueError("the page has no rules table markers (TABLE_BEGIN ... TABLE_END)")
+    return text[:begin + len(TABLE_BEGIN)] + "\n" + documentation_table() + "\n" + text[end:]
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lrcore._stubs", description=__doc__.splitlines()[0])
     action = parser.add_mutually_exclusive_group()
@@ -166,8 +182,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     action.add_argument("--check", action="store_true", help="exit 1 when a checked-in stub is stale")
     parser.add_argument("--directory", type=Path, default=PACKAGE_DIRECTORY,
                         help="the lrcore package directory (default: this module's)")
+    parser.add_argument("--docs", type=Path, metavar="PAGE",
+                        help="a Markdown page whose rules table to refresh (with --write) or check (with --check)")
     options = parser.parse_args(argv)
     stale = []
+    if options.docs is not None:
+        page = options.docs.read_text(encoding="utf-8")
+        current = with_rules_table(page)
+        if page != current:
+            if options.write:
+                options.docs.write_text(current, encoding="utf-8")
+                print(f"wrote {options.docs}")
+            elif options.check:
+                stale.append(str(options.docs))
     for relative, text in stubs().items():
         path = options.directory / relative
         if options.write:
@@ -180,7 +207,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         else:
             sys.stdout.write(f"# ---- {relative}\n{text}")
     if stale:
-        print("stale stubs (run `python -m lrcore._stubs --write`): " + ", ".join(stale), file=sys.stderr)
+        print("stale (run `python -m lrcore._stubs --write`, with --docs for a page): " + ", ".join(stale),
+              file=sys.stderr)
         return 1
     return 0
 
