@@ -1,13 +1,56 @@
 # Type stubs of the compiled module lrcore._core (the pybind11 bindings).
 # The public, documented API is in lrcore.functional, lrcore.optim and
-# lrcore._runtime; these are the raw entry points they call.
-from typing import Any, List, Optional, Sequence
+# lrcore._runtime; these are the raw entry points they call. Written by hand:
+# tests/test_stubs.py checks that the rule names below match the compiled
+# module's lrcore._core.rules.names.
+from types import ModuleType
+from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-ArrayList = Sequence[np.ndarray]
-GradList = Sequence[Optional[np.ndarray]]
+# One parameter group of a step: (native hyperparameters, params, grads,
+# state name -> list of arrays (None entries are created), per-tensor step counters or None).
+_Group = Tuple[
+    Mapping[str, Any],
+    Sequence[np.ndarray],
+    Sequence[Optional[np.ndarray]],
+    Mapping[str, Optional[List[Optional[np.ndarray]]]],
+    Optional[np.ndarray],
+]
 
+class _Rule:
+    # lrcore._core.rules.Rule: one update rule's native description and its step.
+    @property
+    def name(self) -> str: ...
+    # (name, kind "number" | "flag", valid range in words), in the kernel's order.
+    @property
+    def hyperparameters(self) -> List[Tuple[str, str, str]]: ...
+    # (state name, functional list name, needed when ("" = always), kernel-initialized).
+    @property
+    def states(self) -> List[Tuple[str, str, str, bool]]: ...
+    @property
+    def has_step(self) -> bool: ...
+    def step(
+        self,
+        groups: Sequence[_Group],
+        counters: Optional[np.ndarray] = None,
+        skip_nonfinite: bool = False,
+        create: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+        group_labels: bool = False,
+    ) -> bool: ...
+    def check_hyperparameters(self, hyperparameters: Mapping[str, Any], prefix: str = "") -> None: ...
+    def needed_states(self, hyperparameters: Mapping[str, Any]) -> List[str]: ...
+
+class _RulesModule(ModuleType):
+    # lrcore._core.rules: one Rule object per native rule.
+    Rule = _Rule
+    sgd: _Rule
+    adagrad: _Rule
+    rmsprop: _Rule
+    adam: _Rule
+    names: Tuple[str, ...]
+
+rules: _RulesModule
 schedules: Any
 bench: Any
 gradients: Any
@@ -20,20 +63,4 @@ def get_num_threads() -> int: ...
 def set_num_threads(count: int) -> None: ...
 def get_flush_denormals() -> bool: ...
 def set_flush_denormals(enabled: bool) -> None: ...
-def sgd_step(params: ArrayList, grads: GradList, momentum_buffers: Optional[List[Optional[np.ndarray]]],
-             steps: Optional[np.ndarray], lr: float, momentum: float, dampening: float, weight_decay: float,
-             nesterov: bool, maximize: bool) -> None: ...
-def adagrad_step(params: ArrayList, grads: GradList, state_sums: ArrayList, steps: np.ndarray, lr: float,
-                 lr_decay: float, weight_decay: float, eps: float, maximize: bool) -> None: ...
-def rmsprop_step(params: ArrayList, grads: GradList, square_avgs: ArrayList, grad_avgs: Optional[ArrayList],
-                 momentum_buffers: Optional[ArrayList], steps: np.ndarray, lr: float, alpha: float, eps: float,
-                 weight_decay: float, momentum: float, centered: bool, maximize: bool) -> None: ...
-def adam_step(params: ArrayList, grads: GradList, exp_avgs: ArrayList, exp_avg_sqs: ArrayList,
-              max_exp_avg_sqs: Optional[ArrayList], steps: np.ndarray, lr: float, beta1: float, beta2: float,
-              eps: float, weight_decay: float, amsgrad: bool, maximize: bool,
-              decoupled_weight_decay: bool) -> None: ...
-def check_gradients(params: ArrayList, grads: GradList, first_index: int = 0) -> None: ...
-def validate_sgd(lr: float, momentum: float, dampening: float, weight_decay: float, nesterov: bool) -> None: ...
-def validate_adagrad(lr: float, lr_decay: float, weight_decay: float, eps: float) -> None: ...
-def validate_rmsprop(lr: float, alpha: float, eps: float, weight_decay: float, momentum: float) -> None: ...
-def validate_adam(lr: float, beta1: float, beta2: float, eps: float, weight_decay: float) -> None: ...
+def check_parameters(params: Sequence[np.ndarray], first_index: int = 0) -> None: ...

@@ -1,0 +1,214 @@
+"""The Python halves of the rule descriptions agree with the native halves, with torch.optim and with the docs."""
+
+from __future__ import annotations
+
+import inspect
+from collections import Counter
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+import lrcore
+from lrcore import _core, _rules
+from lrcore._rules import RULES
+from rules import RULES as TEST_RULES
+
+DESCRIPTIONS = list(RULES.values())
+IDS = [rule.name for rule in DESCRIPTIONS]
+# torch.optim arguments that choose an implementation, not the update: lrcore has one implementation.
+TORCH_IMPLEMENTATION_FLAGS = {"foreach", "capturable", "differentiable", "fused"}
+
+
+def _native_names(rule):
+    return [name for name, _, _ in rule.native.hyperparameters]
+
+
+# ------------------------------------------------------- the native half --
+def test_every_native_rule_is_described():
+    assert sorted({rule.native.name for rule in DESCRIPTIONS}) == sorted(_core.rules.names)
+    for rule in DESCRIPTIONS:
+        assert rule.native is getattr(_core.rules, rule.native.name)
+
+
+@pytest.mark.parametrize("rule", DESCRIPTIONS, ids=IDS)
+def test_each_native_hyperparameter_is_set_exactly_once(rule):
+    set_by = [native for h in rule.hyperparameters for native in h.native] + list(rule.fixed)
+    assert Counter(set_by) == Counter(_native_names(rule))
+    kinds = {name: kind for name, kind, _ in rule.native.hyperparameters}
+    for h in rule.hyperparameters:
+        if h.kind == "option":
+            assert h.native == (), f"{h.name} only sets initial state and must not reach the kernel"
+        else:
+            assert {kinds[n] for n in h.native} == {h.kind}, h.name
+    for native, value in rule.fixed.items():
+        assert isinstance(value, bool) if kinds[native] == "flag" else isinstance(value, float), native
+
+
+@pytest.mark.parametrize("rule", DESCRIPTIONS, ids=IDS)
+def test_valid_ranges_come_from_the_native_rule(rule):
+    ranges = {name: valid for name, _, valid in rule.native.hyperparameters}
+    for h in rule.hyperparameters:
+        if h.native:
+            assert h.valid == ranges[h.native[0]], h.name
+
+
+@pytest.mark.parametrize("rule", DESCRIPTIONS, ids=IDS)
+def test_defaults_pass_the_native_checks(rule):
+    values = dict(rule.fixed)
+    for h in rule.hyperparameters:
+        values.update(zip(h.native, h.default if len(h.native) > 1 else (h.default,)))
+    rule.native.check_hyperparameters(values)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda r: replace(r, hyperparameters=r.hyperparameters[:-1]), "have no argument"),
+    (lambda r: replace(r, fixed={**r.fixed, "amsgrad": True}), "also an argument"),
+    (lambda r: replace(r, hyperparameters=r.hyperparameters + (_rules._number("beta3", 0.5, "none"),)),
+     "has no hyperparameter 'beta3'"),
+    (lambda r: replace(r, hyperparameters=r.hyperparameters + (_rules._flag("lr", False, "again"),)),
+     "set by both"),
+    (lambda r: replace(r, functional_arguments=r.functional_arguments[:-1]), "do not match the native states"),
+])
+def test_a_description_that_disagrees_with_the_native_half_is_refused(change, message):
+    with pytest.raises(RuntimeError, match=message):
+        _rules._complete(change(RULES["adam"]))
+
+
+# -------------------------------------------------------------- torch --
+@pytest.mark.torch
+@pytest.mark.parametrize("rule", DESCRIPTIONS, ids=IDS)
+def test_class_signature_is_torchs(rule):
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+    ours = list(inspect.signature(getattr(lrcore, rule.class_name)).parameters.values())
+    theirs = list(inspect.signature(getattr(torch.optim, rule.class_name)).parameters.values())
+    assert ours[0].name == theirs[0].name == "params"
+    names = [p.name for p in ours[1:] if p.name != "skip_nonfinite"]
+    assert names == [h.name for h in rule.hyperparameters]
+    torch_names = [p.name for p in theirs[1:]]
+    # Every argument of torch's that changes the update is one of ours (or one this rule fixes) ...
+    assert set(torch_names) - TORCH_IMPLEMENTATION_FLAGS - set(rule.fixed) == set(names)
+    # ... in torch's order, with torch's defaults,
+    assert [n for n in torch_names if n in names] == names
+    torch_defaults = {p.name: p.default for p in theirs}
+    for h in rule.hyperparameters:
+        assert h.default == torch_defaults[h.name], h.name
+        assert isinstance(h.default, bool) == isinstance(torch_defaults[h.name], bool), h.name
+    # ... and a positional call means the same: torch's leading positional arguments are ours, in place.
+    positional = [p.name for p in theirs[1:] if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+    leading = []
+    for name in positional:
+        if name not in names:
+            break
+        leading.append(name)
+    assert leading and names[:len(leading)] == leading
+    # A hyperparameter the variant fixes, where torch's class has it too, is fixed at torch's default.
+    for name, value in rule.fixed.items():
+        if name in torch_defaults:
+            assert value == torch_defaults[name], name
+
+
+# ------------------------------------------------------ the functional layer --
+@pytest.mark.parametrize("rule", DESCRIPTIONS, ids=IDS)
+def test_functional_arguments_are_the_native_states(rule):
+    native_states = [(name, list_name) for name, list_name, _, _ in rule.native.states]
+    assert [(s.name, s.list_name) for s in rule.states] == native_states
+    lists = {list_name for _, list_name in native_states}
+    assert set(rule.functional_arguments) - lists <= {"steps"}
+    assert lists <= set(rule.functional_arguments)
+    assert len(set(rule.functional_arguments)) == len(rule.functional_arguments)
+    if rule.native.has_step:
+        assert "steps" in rule.functional_arguments
+
+
+@pytest.mark.parametrize("rule", DESCRIPTIONS, ids=IDS)
+def test_functional_signature_follows_the_description(rule):
+    parameters = inspect.signature(getattr(lrcore.functional, rule.name)).parameters.values()
+    positional = [p.name for p in parameters if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+    keywords = [p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    assert positional == ["params", "grads", *rule.functional_arguments]
+    assert keywords == [n for n in _native_names(rule) if n not in rule.fixed]
+    optional = {p.name for p in parameters if p.default is None}
+    for s in rule.states:
+        assert (s.list_name in optional) == (not s.always), s.list_name
+    assert ("steps" in optional) == ("steps" in rule.functional_arguments and not rule.has_step)
+
+
+# ---------------------------------------------------------------- docs --
+@pytest.mark.parametrize("rule", DESCRIPTIONS, ids=IDS)
+def test_docstrings_mention_every_hyperparameter_and_state(rule):
+    class_doc = getattr(lrcore, rule.class_name).__doc__
+    for h in rule.hyperparameters:
+        assert f"    {h.name}: {h.doc}" in class_doc, h.name
+        assert repr(h.default) in class_doc
+    assert "skip_nonfinite:" in class_doc
+    for s in rule.states:
+        assert f"``{s.name}``" in class_doc
+    function_doc = getattr(lrcore.functional, rule.name).__doc__
+    for name in _native_names(rule):
+        if name not in rule.fixed:
+            assert f"    {name}: " in function_doc, name
+    for name in rule.functional_arguments:
+        assert f"    {name}: " in function_doc, name
+
+
+def test_documentation_table_has_a_row_per_rule():
+    table = _rules.documentation_table().splitlines()
+    assert len(table) == 2 + len(RULES)
+    for rule, row in zip(DESCRIPTIONS, table[2:]):
+        assert row.startswith(f"| `lrcore.{rule.class_name}` |")
+        for h in rule.hyperparameters:
+            assert f"`{h.name}={h.default!r}`" in row
+
+
+# -------------------------------------------------------- needed states --
+NEEDED = [
+    ("sgd", {}, []),
+    ("sgd", {"momentum": 0.9}, ["momentum_buffer"]),
+    ("sgd", {"momentum": 0.9, "nesterov": True}, ["momentum_buffer"]),
+    ("adagrad", {}, ["sum"]),
+    ("rmsprop", {}, ["square_avg"]),
+    ("rmsprop", {"centered": True}, ["square_avg", "grad_avg"]),
+    ("rmsprop", {"momentum": 0.5}, ["square_avg", "momentum_buffer"]),
+    ("rmsprop", {"centered": True, "momentum": 0.5}, ["square_avg", "grad_avg", "momentum_buffer"]),
+    ("adam", {}, ["exp_avg", "exp_avg_sq"]),
+    ("adam", {"amsgrad": True}, ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]),
+    ("adamw", {}, ["exp_avg", "exp_avg_sq"]),
+    ("adamw", {"amsgrad": True}, ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]),
+]
+TEST_RULE = {rule.name: rule for rule in TEST_RULES}
+
+
+@pytest.mark.parametrize("name, config, expected", NEEDED, ids=[f"{n}-{c}" for n, c, _ in NEEDED])
+def test_needed_states(name, config, expected):
+    rule = TEST_RULE[name]
+    assert rule.description.native.needed_states(rule.native_values(config)) == expected
+
+
+def test_needed_states_cases_cover_every_conditional_state():
+    for rule in DESCRIPTIONS:
+        for s in rule.states:
+            cases = [expected for name, _, expected in NEEDED if name == rule.name]
+            assert any(s.name in e for e in cases) and (s.always or any(s.name not in e for e in cases)), s.name
+
+
+@pytest.mark.parametrize("name", sorted(TEST_RULE))
+def test_needed_when_text_states_the_condition(name):
+    """``needed_when`` is shown in the docs; read as an expression over the hyperparameters, it is the rule."""
+    rule = TEST_RULE[name]
+    for config in rule.configs + [{}] + [case for n, case, _ in NEEDED if n == name]:
+        values = rule.native_values(config)
+        needed = rule.description.native.needed_states(values)
+        for s in rule.description.states:
+            expected = s.always or bool(eval(s.needed_when, {"__builtins__": {}}, dict(values)))  # noqa: S307
+            assert (s.name in needed) == expected, (s.name, config)
+
+
+@pytest.mark.parametrize("amsgrad", [False, True])
+def test_optimizer_keeps_exactly_the_needed_states(amsgrad):
+    w = np.zeros(3, dtype=np.float32)
+    opt = lrcore.Adam([w], lr=0.1, amsgrad=amsgrad)
+    opt.step([np.ones(3, dtype=np.float32)])
+    saved = set(opt.state_dict()["state"][0]) - {"step"}
+    assert ("max_exp_avg_sq" in saved) == amsgrad
+    assert saved == set(opt.rule.native.needed_states(opt.last_hyperparameters[0]))
