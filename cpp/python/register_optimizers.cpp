@@ -516,7 +516,7 @@ void register_optimizers(py::module_& m) {
             "One step over every group (hyperparameters, params, grads, state, steps): everything is checked, "
             "then missing state is created with create(param), then every group is updated in place. Returns "
             "False when skip_nonfinite found a non-finite gradient (nothing written).")
-.def(
+        .def(
             "check_hyperparameters",
             [](const RuleEntry& rule, py::handle hyperparameters, const std::string& prefix) {
                 rule.check_hyperparameters(hyperparameters, prefix);

@@ -289,7 +289,7 @@ class _BareAdamRunner(FunctionalRunner):
                            "decoupled_weight_decay": False}
         group = (hyperparameters, self._params, self._grads,
                  {"exp_avg": s["exp_avgs"], "exp_avg_sq": s["exp_avg_sqs"]}, s["steps"])
-        self.step = functools.partial(_core.rules.adam.step, [group])  # type: ignore[method-assign]
+        self.step = functools.partial(_core.rules.adam.step, [group])  # type: ignore[method-assign, assignment]
 
 
 def run_opt_step(workload: Workload, threads: int, options: Options) -> OptStepResult:
