@@ -27,7 +27,14 @@ _commands: Dict[str, Command] = {
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lrcore", description="lrcore command line tools.")
+    """Runs one command (``lrcore COMMAND`` or ``python -m lrcore COMMAND``); returns its exit status."""
+    import lrcore
+
+    prog = "lrcore" if sys.argv and sys.argv[0].endswith("lrcore") and argv is None else "python -m lrcore"
+    parser = argparse.ArgumentParser(prog=prog, description="lrcore command line tools.")
+    parser.add_argument("--version", action="version",
+                        version=f"lrcore {lrcore.__version__} (kernels: {lrcore.isa()}, "
+                                f"available: {', '.join(lrcore.available_isas())})")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     modules = {}

@@ -164,7 +164,7 @@ class LRFinderResult:
     def plot(self, ax: Any = None, path: Any = None, *, show_raw: bool = True, skip_end: Optional[int] = None) -> Any:
         """Draws loss against learning rate (log axis) with the suggestion marked.
 
-        Needs matplotlib (``pip install lrcore[plot]``).
+        Needs matplotlib (``pip install matplotlib``).
 
         Args:
             ax: A matplotlib Axes to draw into; a new figure when ``None``.

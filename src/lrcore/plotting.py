@@ -21,7 +21,7 @@ from ._arguments import integer
 
 __all__ = ["plot_schedule", "plot_lr_finder"]
 
-_INSTALL_HINT = "pip install 'lrcore[plot]' (or pip install matplotlib)"
+_INSTALL_HINT = "pip install matplotlib (the 'plot' extra: pip install '.[plot]' from a source checkout)"
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -77,7 +77,7 @@ def plot_schedule(schedule: ScheduleArgument, steps: int, *, labels: Optional[Se
     """Draws one schedule, or several for comparison, over ``t = 0 .. steps - 1``.
 
     Also available as ``lrcore.plot_schedule`` (and, for older code, as
-    ``lrcore.schedules.plot``). Needs matplotlib (``pip install lrcore[plot]``).
+    ``lrcore.schedules.plot``). Needs matplotlib (``pip install matplotlib``).
 
     Args:
         schedule: A schedule (any callable of the step), a list of them, or a

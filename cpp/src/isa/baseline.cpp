@@ -1,6 +1,8 @@
 // The portable variant: SSE2 on x86-64 (part of the architecture), plain
-// scalar code elsewhere. Compiled with the project's default flags only.
-#if defined(__SSE2__) || defined(_M_X64)
+// scalar code elsewhere, or anywhere when the build asks for the portable
+// scalar kernels alone (LRCORE_PORTABLE, so that path is built and tested on
+// x86-64 too). Compiled with the project's default flags only.
+#if (defined(__SSE2__) || defined(_M_X64)) && !defined(LRCORE_SCALAR_BASELINE)
 #include "kernels/simd_sse2.hpp"
 #define LRCORE_BASELINE_LANE Sse2Lane
 #else
