@@ -536,6 +536,82 @@ void check_batched_call() {
 
 }  // namespace
 
+/// A quiet NaN of type T with `payload` in its low mantissa bits, so that
+/// which operand a result came from can be read off its bits.
+template <class T>
+T nan_with_payload(std::uint32_t payload) {
+    if constexpr (sizeof(T) == 4) {
+        const std::uint32_t bits = 0x7fc00000u | payload;
+        T x;
+        std::memcpy(&x, &bits, sizeof(x));
+        return x;
+    } else {
+        const std::uint64_t bits = 0x7ff8000000000000ull | payload;
+        T x;
+        std::memcpy(&x, &bits, sizeof(x));
+        return x;
+    }
+}
+
+template <class T>
+bool same_bits(T a, T b) {
+    return std::memcmp(&a, &b, sizeof(T)) == 0;
+}
+
+/// AMSGrad's running maximum must propagate NaN the way np.maximum does
+/// (NaN if either operand is; the stored maximum's NaN if both are) in every
+/// lane: scalar prologue and tail as well as the vector body, on every
+/// variant. The x86 max instructions alone would return the new second
+/// moment instead, silently dropping a NaN already stored in the maximum.
+template <class T>
+void check_amsgrad_max_propagates_nan(const std::vector<std::string>& isas) {
+    AdamConfig c;
+    c.amsgrad = true;
+    const T beta2 = static_cast<T>(c.beta2);
+    const T old_max_nan = nan_with_payload<T>(1);
+    const T second_moment_nan = nan_with_payload<T>(2);
+    constexpr std::size_t total = 80;
+    for (const auto& isa : isas) {
+        lrcore::set_isa(isa);
+        for (std::size_t offset : {0, 1, 3}) {
+            const std::size_t size = total - offset;
+            std::vector<T> param(total, T(1)), grad(total, T(0)), exp_avg(total, T(0)), exp_avg_sq(total, T(1)),
+                max_exp_avg_sq(total, T(2));
+            for (std::size_t i = offset; i < total; ++i) {
+                const std::size_t k = i - offset;
+                if (k % 3 == 0) max_exp_avg_sq[i] = old_max_nan;
+                if (k % 4 == 1 || k % 5 == 0) exp_avg_sq[i] = second_moment_nan;
+                if (k % 7 == 2) max_exp_avg_sq[i] = T(0.5);  // the new second moment wins here
+            }
+            const std::vector<T> old_max = max_exp_avg_sq, old_sq = exp_avg_sq;
+            lrcore::AdamTensor<T> t;
+            t.param = param.data() + offset;
+            t.grad = grad.data() + offset;
+            t.exp_avg = exp_avg.data() + offset;
+            t.exp_avg_sq = exp_avg_sq.data() + offset;
+            t.max_exp_avg_sq = max_exp_avg_sq.data() + offset;
+            t.size = size;
+            t.step = 1;
+            lrcore::adam_step(c, t);
+            for (std::size_t i = offset; i < total; ++i) {
+                T expected;
+                if (std::isnan(old_max[i])) {
+                    expected = old_max[i];
+                } else if (std::isnan(old_sq[i])) {
+                    expected = old_sq[i];  // beta2 * NaN keeps the NaN's bits
+                } else {
+                    expected = std::max(old_max[i], beta2 * old_sq[i]);
+                }
+                std::ostringstream where;
+                where << "[" << isa << "] " << type_name<T>() << " amsgrad max, offset " << offset << ", element "
+                      << i - offset;
+                LRCORE_CHECK_MESSAGE(same_bits(max_exp_avg_sq[i], expected), where.str());
+                LRCORE_CHECK_MESSAGE(std::isnan(param[i]) == std::isnan(expected), where.str() + " (param)");
+            }
+        }
+    }
+}
+
 int main() {
     const std::vector<std::string> isas = lrcore::available_isas();
     const std::string initial_isa = lrcore::active_isa();
@@ -557,6 +633,8 @@ int main() {
     check_rule<Rmsprop, double>(isas);
     check_rule<Adam, float>(isas);
     check_rule<Adam, double>(isas);
+    check_amsgrad_max_propagates_nan<float>(isas);
+    check_amsgrad_max_propagates_nan<double>(isas);
 
     lrcore::set_isa(isas.front());
     const int initial_threads = lrcore::get_num_threads();

@@ -25,7 +25,13 @@ struct Avx2Lane<float> {
     static reg mul(reg a, reg b) { return _mm256_mul_ps(a, b); }
     static reg div(reg a, reg b) { return _mm256_div_ps(a, b); }
     static reg sqrt(reg a) { return _mm256_sqrt_ps(a); }
-    static reg max(reg a, reg b) { return _mm256_max_ps(a, b); }
+    // vmaxps returns b when either operand is NaN; blend a back where a is
+    // NaN, which gives np.maximum's result (the ScalarLane comment has the rule).
+    static reg max(reg a, reg b) {
+        return _mm256_blendv_ps(_mm256_max_ps(a, b), a, _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
+    }
+    // Only the sign bit of `sign` is used (callers pass +0 or -0).
+    static reg flip_sign(reg a, reg sign) { return _mm256_xor_ps(a, _mm256_and_ps(sign, _mm256_set1_ps(-0.0f))); }
 };
 
 template <>
@@ -41,7 +47,10 @@ struct Avx2Lane<double> {
     static reg mul(reg a, reg b) { return _mm256_mul_pd(a, b); }
     static reg div(reg a, reg b) { return _mm256_div_pd(a, b); }
     static reg sqrt(reg a) { return _mm256_sqrt_pd(a); }
-    static reg max(reg a, reg b) { return _mm256_max_pd(a, b); }
+    static reg max(reg a, reg b) {
+        return _mm256_blendv_pd(_mm256_max_pd(a, b), a, _mm256_cmp_pd(a, a, _CMP_UNORD_Q));
+    }
+    static reg flip_sign(reg a, reg sign) { return _mm256_xor_pd(a, _mm256_and_pd(sign, _mm256_set1_pd(-0.0))); }
 };
 
 }  // namespace

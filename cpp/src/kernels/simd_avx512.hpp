@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include <cstddef>
+#include <cstdint>
 
 namespace lrcore::kernels {
 namespace {
@@ -25,7 +26,17 @@ struct Avx512Lane<float> {
     static reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
     static reg div(reg a, reg b) { return _mm512_div_ps(a, b); }
     static reg sqrt(reg a) { return _mm512_sqrt_ps(a); }
-    static reg max(reg a, reg b) { return _mm512_max_ps(a, b); }
+    // vmaxps returns b when either operand is NaN; take a back where a is
+    // NaN, which gives np.maximum's result (the ScalarLane comment has the rule).
+    static reg max(reg a, reg b) {
+        return _mm512_mask_mov_ps(_mm512_max_ps(a, b), _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), a);
+    }
+    // Only the sign bit of `sign` is used (callers pass +0 or -0). The float
+    // xor/and forms need AVX-512DQ, so this goes through the integer ones (F).
+    static reg flip_sign(reg a, reg sign) {
+        const __m512i bit = _mm512_and_si512(_mm512_castps_si512(sign), _mm512_set1_epi32(INT32_MIN));
+        return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(a), bit));
+    }
 };
 
 template <>
@@ -41,7 +52,13 @@ struct Avx512Lane<double> {
     static reg mul(reg a, reg b) { return _mm512_mul_pd(a, b); }
     static reg div(reg a, reg b) { return _mm512_div_pd(a, b); }
     static reg sqrt(reg a) { return _mm512_sqrt_pd(a); }
-    static reg max(reg a, reg b) { return _mm512_max_pd(a, b); }
+    static reg max(reg a, reg b) {
+        return _mm512_mask_mov_pd(_mm512_max_pd(a, b), _mm512_cmp_pd_mask(a, a, _CMP_UNORD_Q), a);
+    }
+    static reg flip_sign(reg a, reg sign) {
+        const __m512i bit = _mm512_and_si512(_mm512_castpd_si512(sign), _mm512_set1_epi64(INT64_MIN));
+        return _mm512_castsi512_pd(_mm512_xor_si512(_mm512_castpd_si512(a), bit));
+    }
 };
 
 }  // namespace

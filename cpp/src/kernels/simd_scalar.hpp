@@ -9,6 +9,9 @@
 
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
 
 namespace lrcore::kernels {
 namespace {
@@ -27,8 +30,24 @@ struct ScalarLane {
     static reg mul(reg a, reg b) { return a * b; }
     static reg div(reg a, reg b) { return a / b; }
     static reg sqrt(reg a) { return std::sqrt(a); }
-    // Same NaN rule as the x86 max instructions: if either is NaN, b is returned.
-    static reg max(reg a, reg b) { return a > b ? a : b; }
+    // np.maximum's rule: a NaN in either operand gives NaN, a's if both are
+    // NaN (so the payload is the first NaN operand's); otherwise like the x86
+    // max instructions, which return b for equal values such as max(+0, -0).
+    // The vector lanes implement exactly this, so lanes never disagree.
+    static reg max(reg a, reg b) { return a != a ? a : (a > b ? a : b); }
+    // a with its sign bit flipped where `sign` has it set: IEEE negation, which
+    // (unlike multiplying by -1) also flips the sign of a NaN, as numpy's and
+    // torch's unary minus do.
+    static reg flip_sign(reg a, reg sign) {
+        using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+        Bits x;
+        Bits m;
+        std::memcpy(&x, &a, sizeof(T));
+        std::memcpy(&m, &sign, sizeof(T));
+        x ^= m & (Bits{1} << (8 * sizeof(T) - 1));
+        std::memcpy(&a, &x, sizeof(T));
+        return a;
+    }
 };
 
 }  // namespace

@@ -24,7 +24,14 @@ struct Sse2Lane<float> {
     static reg mul(reg a, reg b) { return _mm_mul_ps(a, b); }
     static reg div(reg a, reg b) { return _mm_div_ps(a, b); }
     static reg sqrt(reg a) { return _mm_sqrt_ps(a); }
-    static reg max(reg a, reg b) { return _mm_max_ps(a, b); }
+    // maxps returns b when either operand is NaN; put a back where a is NaN,
+    // which gives np.maximum's result (the ScalarLane comment has the rule).
+    static reg max(reg a, reg b) {
+        const reg a_is_nan = _mm_cmpunord_ps(a, a);
+        return _mm_or_ps(_mm_and_ps(a_is_nan, a), _mm_andnot_ps(a_is_nan, _mm_max_ps(a, b)));
+    }
+    // Only the sign bit of `sign` is used (callers pass +0 or -0).
+    static reg flip_sign(reg a, reg sign) { return _mm_xor_ps(a, _mm_and_ps(sign, _mm_set1_ps(-0.0f))); }
 };
 
 template <>
@@ -40,7 +47,11 @@ struct Sse2Lane<double> {
     static reg mul(reg a, reg b) { return _mm_mul_pd(a, b); }
     static reg div(reg a, reg b) { return _mm_div_pd(a, b); }
     static reg sqrt(reg a) { return _mm_sqrt_pd(a); }
-    static reg max(reg a, reg b) { return _mm_max_pd(a, b); }
+    static reg max(reg a, reg b) {
+        const reg a_is_nan = _mm_cmpunord_pd(a, a);
+        return _mm_or_pd(_mm_and_pd(a_is_nan, a), _mm_andnot_pd(a_is_nan, _mm_max_pd(a, b)));
+    }
+    static reg flip_sign(reg a, reg sign) { return _mm_xor_pd(a, _mm_and_pd(sign, _mm_set1_pd(-0.0))); }
 };
 
 }  // namespace

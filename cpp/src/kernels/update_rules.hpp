@@ -11,6 +11,12 @@
 //
 // The formulas are stated once, with the public entry points in
 // lrcore/optimizers.hpp; the code below is their element-wise form.
+//
+// NaN and infinities follow numpy and torch: every operation is IEEE, the
+// maximizing sign is applied by flipping the sign bit (a negation, which also
+// flips a NaN's sign, where multiplying by -1 would not), and V::max
+// propagates NaN like np.maximum. There are no other data-dependent
+// comparisons or selections; the only branches are on hyperparameters.
 #pragma once
 
 #include <algorithm>
@@ -87,7 +93,7 @@ void sgd_chunk(const SgdConstants<T>& c, const SgdTensor<T>& t, std::size_t begi
             const auto grad_loaded = V::load(grad + i);
             typename V::reg b{};
             if constexpr (has_momentum && !first_momentum_step) b = V::load(buffer + i);
-            auto g = V::mul(grad_loaded, V::broadcast(c.grad_sign));
+            auto g = V::flip_sign(grad_loaded, V::broadcast(c.grad_sign));
             if constexpr (has_weight_decay) g = V::add(g, V::mul(V::broadcast(c.weight_decay), p));
             if constexpr (has_momentum) {
                 if constexpr (first_momentum_step) {
@@ -120,7 +126,7 @@ void adagrad_chunk(const AdagradConstants<T>& c, const AdagradTensor<T>& t, std:
             const auto p = V::load(param + i);
             const auto grad_loaded = V::load(grad + i);
             const auto sum_loaded = V::load(sum + i);
-            auto g = V::mul(grad_loaded, V::broadcast(c.grad_sign));
+            auto g = V::flip_sign(grad_loaded, V::broadcast(c.grad_sign));
             if constexpr (has_weight_decay) g = V::add(g, V::mul(V::broadcast(c.weight_decay), p));
             const auto s = V::add(sum_loaded, V::mul(g, g));
             V::store(sum + i, s);
@@ -151,7 +157,7 @@ void rmsprop_chunk(const RmspropConstants<T>& c, const RmspropTensor<T>& t, std:
             if constexpr (centered) a = V::load(grad_avg + i);
             typename V::reg b{};
             if constexpr (has_momentum) b = V::load(buffer + i);
-            auto g = V::mul(grad_loaded, V::broadcast(c.grad_sign));
+            auto g = V::flip_sign(grad_loaded, V::broadcast(c.grad_sign));
             if constexpr (has_weight_decay) g = V::add(g, V::mul(V::broadcast(c.weight_decay), p));
             const auto v = V::add(V::mul(square_avg_loaded, V::broadcast(c.alpha)),
                                   V::mul(V::mul(V::broadcast(c.one_minus_alpha), g), g));
@@ -195,7 +201,7 @@ void adam_chunk(const AdamConstants<T>& c, const AdamTensor<T>& t, std::size_t b
             const auto exp_avg_sq_loaded = V::load(exp_avg_sq + i);
             typename V::reg v_max{};
             if constexpr (amsgrad) v_max = V::load(max_exp_avg_sq + i);
-            auto g = V::mul(grad_loaded, V::broadcast(c.grad_sign));
+            auto g = V::flip_sign(grad_loaded, V::broadcast(c.grad_sign));
             if constexpr (decoupled) p = V::mul(p, V::broadcast(c.decay_factor));
             if constexpr (l2) g = V::add(g, V::mul(V::broadcast(c.weight_decay), p));
             const auto m = lerp<V>(exp_avg_loaded, g, c.exp_avg_lerp);
