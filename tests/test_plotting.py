@@ -111,7 +111,7 @@ def test_missing_matplotlib_says_what_to_install(monkeypatch, tmp_path):
     for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
-    with pytest.raises(ImportError, match=r"pip install 'lrcore\[plot\]'"):
+    with pytest.raises(ImportError, match=r"pip install matplotlib \(the 'plot' extra: pip install '\.\[plot\]' from a source checkout\)"):
         lrcore.plot_schedule(schedules.Constant(0.1), 10, path=tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
     assert plot_main(["Constant(0.1)", "-o", str(tmp_path / "y.png")]) == 1
