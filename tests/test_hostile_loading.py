@@ -12,6 +12,7 @@ decompressed, so memory stays bounded by the checkpoint's legitimate size.
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import os
@@ -248,10 +249,19 @@ METADATA_EDITS += [
 ]
 
 
+# Every case runs twice: with plain-number hyperparameters, and with a stateful lr schedule
+# (whose state a failed load must not touch either).
+SCHEDULE = pytest.mark.parametrize("schedule", [False, True], ids=["number_lr", "schedule_lr"])
+
+
+@SCHEDULE
 @pytest.mark.parametrize("change", [c[1] for c in METADATA_EDITS], ids=[c[0] for c in METADATA_EDITS])
-def test_load_refuses_invalid_metadata_and_changes_nothing(checkpoint_path, change):
-    edit_metadata(checkpoint_path, change)
-    expect_refused(checkpoint_path, schedule=True)
+def test_load_refuses_invalid_metadata_and_changes_nothing(tmp_path, change, schedule):
+    source, _ = trained_source(schedule=schedule)
+    path = tmp_path / "ckpt.npz"
+    lrcore.save(path, source)
+    edit_metadata(path, change)
+    expect_refused(path, schedule=schedule)
 
 
 def test_unedited_checkpoint_loads_into_the_same_target(checkpoint_path):
@@ -338,15 +348,16 @@ STATE_DICT_EDITS += [
 ]
 
 
+@SCHEDULE
 @pytest.mark.parametrize("change", [c[1] for c in STATE_DICT_EDITS], ids=[c[0] for c in STATE_DICT_EDITS])
-def test_load_state_dict_refuses_invalid_values_and_changes_nothing(change):
-    source, _ = trained_source(groups=True, schedule=True)
+def test_load_state_dict_refuses_invalid_values_and_changes_nothing(change, schedule):
+    source, _ = trained_source(groups=True, schedule=schedule)
     state_dict = source.state_dict()
     if change is None:
         state_dict = [state_dict]
     else:
         change(state_dict)
-    target, params = trained_target(groups=True, schedule=True)
+    target, params = trained_target(groups=True, schedule=schedule)
     before = fingerprint(target, params)
     with pytest.raises(Exception) as caught:
         target.load_state_dict(state_dict)
@@ -362,18 +373,18 @@ def test_load_state_dict_accepts_the_unedited_state_dict():
     assert fingerprint(target, params)["params"] == fingerprint(source, source_params)["params"]
 
 
-def _readonly_second_target():
+def _readonly_second_target(schedule):
     params = make_params(seed=1)
-    target = build(params, schedule=True)
+    target = build(params, schedule=schedule)
     target.step(ones_like_all(params))
     params[1].setflags(write=False)
     return target, params, [p.copy() + 1 for p in params]
 
 
 def _bad_values(kind):
-    def make():
+    def make(schedule):
         params = make_params(seed=1)
-        target = build(params, schedule=True)
+        target = build(params, schedule=schedule)
         target.step(ones_like_all(params))
         values = [p.copy() + 1 for p in params]
         if kind == "dtype":
@@ -400,10 +411,11 @@ PARAM_TARGETS = {
 }
 
 
+@SCHEDULE
 @pytest.mark.parametrize("make", list(PARAM_TARGETS.values()), ids=list(PARAM_TARGETS))
-def test_load_state_dict_with_unusable_params_changes_nothing(make):
-    source, _ = trained_source(schedule=True)
-    target, params, values = make()
+def test_load_state_dict_with_unusable_params_changes_nothing(make, schedule):
+    source, _ = trained_source(schedule=schedule)
+    target, params, values = make(schedule)
     before = fingerprint(target, params)
     with pytest.raises(ValueError):
         target.load_state_dict(source.state_dict(), params=values)
@@ -794,3 +806,19 @@ def test_a_state_reached_by_stepping_can_be_saved_and_loaded(tmp_path):
     other = lrcore.Adam([np.zeros(3, np.float32)], lr=0.1)
     other.load_state_dict(source.state_dict())
     assert other.step_count == source.step_count
+
+
+def test_a_refused_load_state_dict_leaves_the_schedule_state_alone():
+    # Focused form of the schedule_lr cases: the check of a state_dict that is then refused
+    # (here for an invalid beta1) must not evaluate the schedule in a way that changes its state.
+    params = [np.zeros(3, np.float32)]
+    lr = ReduceOnPlateau(OneCycle(0.1, total_steps=50), factor=0.5, patience=0)
+    opt = lrcore.Adam(params, lr=lr)
+    opt.step([np.ones(3, np.float32)])
+    state_dict = opt.state_dict()
+    state_dict["step_count"] = 3
+    state_dict["param_groups"][0]["betas"] = (2.0, 0.999)
+    before = copy.deepcopy(lr.state_dict())
+    with pytest.raises(ValueError, match="beta1"):
+        opt.load_state_dict(state_dict)
+    assert lr.state_dict() == before
