@@ -385,6 +385,10 @@ bool step(py::handle groups_object, py::handle counters_object, bool skip_nonfin
             }
         }
     }
+    constexpr std::int64_t max_count = std::numeric_limits<std::int64_t>::max();
+    if (counters != nullptr && (counters[0] == max_count || counters[1] == max_count)) {
+        throw py::value_error("the optimizer's step counters are at their maximum (2**63 - 1)");
+    }
     if (skip_nonfinite && !gradients_finite(batch)) {
         if (counters != nullptr) ++counters[1];
         return false;

@@ -136,6 +136,7 @@ def save(path: PathLike, optimizer: Optimizer, *, params: bool = True) -> None:
         "optimizer": type(optimizer).__name__,
         "step_count": int(state_dict["step_count"]),
         "skipped_steps": int(state_dict["skipped_steps"]),
+        "last_hyperparameters": _encode(state_dict["last_hyperparameters"], "last_hyperparameters"),
         "param_groups": [_encode(group, f"param_groups[{g}]") for g, group in enumerate(state_dict["param_groups"])],
         "state": state_meta,
         "params": [{"shape": list(p.shape), "dtype": p.dtype.str} for p in param_list] if params else None,
@@ -313,7 +314,7 @@ def _require(condition: bool, message: str) -> None:
 
 
 def _is_count(value: Any) -> bool:
-    return type(value) is int and 0 <= value < 2**63 - 1
+    return type(value) is int and 0 <= value <= 2**63 - 1
 
 
 def _state_dict_from(metadata: Dict[str, Any], arrays: Dict[str, np.ndarray], param_list: List[np.ndarray],
@@ -334,7 +335,7 @@ def _state_dict_from(metadata: Dict[str, Any], arrays: Dict[str, np.ndarray], pa
              "params must be null or describe every parameter")
     stored_params: List[np.ndarray] = []
     if stored is not None:
-        for index, param in enumerate(param_list):
+        for index, (meta, param) in enumerate(zip(stored, param_list)):
             array = arrays.get(f"params/{index}")
             if array is None:
                 raise CheckpointError(f"the checkpoint is missing params/{index}")
@@ -343,11 +344,14 @@ def _state_dict_from(metadata: Dict[str, Any], arrays: Dict[str, np.ndarray], pa
                     f"params[{index}] in the checkpoint is {array.dtype} {array.shape}, "
                     f"the optimizer's is {param.dtype} {param.shape}"
                 )
+            _require(isinstance(meta, dict) and meta.get("shape") == list(array.shape) and
+                     meta.get("dtype") == array.dtype.str,
+                     f"params[{index}] is described as {meta!r} but stored as {array.dtype.str} {list(array.shape)}")
             stored_params.append(array)
     _require(isinstance(metadata["state"], dict), "state is not a dict")
     state: Dict[int, Dict[str, Any]] = {}
     for key, meta in metadata["state"].items():
-        _require(isinstance(key, str) and key.isdigit() and len(key) < 10, f"state key {key!r}")
+        _require(isinstance(key, str) and key.isdecimal() and key.isascii() and len(key) < 10, f"state key {key!r}")
         index = int(key)
         if not 0 <= index < len(param_list):
             raise CheckpointError(f"the checkpoint has state for parameter {index}, out of range")
@@ -369,6 +373,7 @@ def _state_dict_from(metadata: Dict[str, Any], arrays: Dict[str, np.ndarray], pa
         "param_groups": [_decode(group) for group in metadata["param_groups"]],
         "step_count": metadata["step_count"],
         "skipped_steps": metadata["skipped_steps"],
+        "last_hyperparameters": _decode(metadata.get("last_hyperparameters", [])),
     }
     return state_dict, (stored_params if load_params and stored is not None else None)
 
@@ -406,10 +411,12 @@ def load(path: PathLike, optimizer: Optimizer, *, params: bool = True) -> None:
         raise CheckpointError(
             f"the checkpoint is of a {metadata['optimizer']} optimizer, not {type(optimizer).__name__}"
         )
-    state_dict, stored_params = _state_dict_from(metadata, arrays, _flat_params(optimizer), bool(params))
     try:
+        state_dict, stored_params = _state_dict_from(metadata, arrays, _flat_params(optimizer), bool(params))
         optimizer.load_state_dict(state_dict, params=stored_params)
     except CheckpointError:
         raise
-    except (ValueError, TypeError) as error:
-        raise CheckpointError(str(error)) from None
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as error:
+        # Content that is well-formed JSON but not what a checkpoint holds.
+        raise CheckpointError(f"the checkpoint is damaged or does not fit this optimizer "
+                              f"({type(error).__name__}: {error})") from None

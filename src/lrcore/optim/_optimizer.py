@@ -23,6 +23,8 @@ from ..functional import state_like
 __all__ = ["Optimizer", "OptimizerSnapshot"]
 
 _STEP_COUNT, _SKIPPED_STEPS = 0, 1
+#: Counters are int64; the native step refuses to go past this.
+_MAX_COUNT = 2**63 - 1
 
 
 def _is_schedule(value: Any) -> bool:
@@ -327,7 +329,8 @@ class Optimizer:
 
         Layout (torch-like): ``{"state": {index: {"step": int, <array name>: array}},
         "param_groups": [{hyperparameters..., "params": [indices]}], "step_count": int,
-        "skipped_steps": int}``. Hyperparameters that are schedules are stored
+        "skipped_steps": int, "last_hyperparameters": [{name: value}]}`` (the last one: the
+        values the last step used, so that ``get_last_lr()`` is the same after loading). Hyperparameters that are schedules are stored
         by their state (``{"schedule_state": ...}``) when they have one, else as
         ``None``. Parameters never stepped have no entry, as in torch.
         """
@@ -356,7 +359,7 @@ class Optimizer:
             saved["params"] = indices
             groups.append(saved)
         return {"state": state, "param_groups": groups, "step_count": self.step_count,
-                "skipped_steps": self.skipped_steps}
+                "skipped_steps": self.skipped_steps, "last_hyperparameters": self.last_hyperparameters}
 
     def load_state_dict(self, state_dict: Dict[str, Any], *,
                         params: Optional[Sequence[np.ndarray]] = None) -> None:
@@ -377,25 +380,40 @@ class Optimizer:
             self._load_state_dict(state_dict, params)
 
     def _load_state_dict(self, state_dict: Dict[str, Any], params: Optional[Sequence[np.ndarray]] = None) -> None:
+        # Every check first, with no side effect (schedules are not evaluated:
+        # evaluating one may change its state); then apply.
         if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= set(state_dict):
             raise ValueError('state_dict must be a dict with "state" and "param_groups"')
         saved_groups = state_dict["param_groups"]
+        if not isinstance(saved_groups, (list, tuple)) or not all(isinstance(g, dict) for g in saved_groups):
+            raise ValueError("state_dict param_groups must be a list of dicts")
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(
                 f"state_dict has {len(saved_groups)} parameter groups but the optimizer has {len(self.param_groups)}"
             )
         step_count = _count("step_count", state_dict.get("step_count", 0))
         skipped_steps = _count("skipped_steps", state_dict.get("skipped_steps", 0))
+        last = self._check_last_hyperparameters(state_dict.get("last_hyperparameters", []))
         saved_state = state_dict["state"]
+        if not isinstance(saved_state, dict):
+            raise ValueError("state_dict state must be a dict from parameter index to its state")
         plans = []
+        listed = set()
         for g, (group, saved) in enumerate(zip(self.param_groups, saved_groups)):
-            if len(saved["params"]) != len(group["params"]):
+            keys = saved.get("params")
+            if not isinstance(keys, (list, tuple)) or not all(
+                    type(key) is int or (isinstance(key, str) and key.isdecimal()) for key in keys):
+                raise ValueError(f"state_dict param_groups[{g}]['params'] must be a list of parameter indices")
+            if len(keys) != len(group["params"]):
                 raise ValueError(
-                    f"state_dict param_groups[{g}] has {len(saved['params'])} parameters, "
+                    f"state_dict param_groups[{g}] has {len(keys)} parameters, "
                     f"the optimizer's has {len(group['params'])}"
                 )
             for k, param in enumerate(group["params"]):
-                key = saved["params"][k]
+                key = keys[k]
+                if str(key) in listed:
+                    raise ValueError(f"state_dict lists parameter {key} twice")
+                listed.add(str(key))
                 entry = saved_state.get(key, saved_state.get(str(key)))
                 if entry is not None:
                     self._check_param_state(entry, param, f"state[{key}]")
@@ -409,11 +427,14 @@ class Optimizer:
                 if name not in ("params", "param_names"):
                     candidate[name] = _imported_value(group[name], value)
             try:
-                self.rule.native.check_hyperparameters(self._resolve(candidate, step_count),
+                self.rule.native.check_hyperparameters(self._values_to_check(candidate),
                                                        f"state_dict param_groups[{g}]: ")
                 self._check_options(candidate, g)
             except TypeError as error:
                 raise ValueError(str(error)) from None
+        unlisted = sorted(str(key) for key in saved_state if str(key) not in listed)
+        if unlisted:
+            raise ValueError(f"state_dict has state for parameter(s) {unlisted} that no group lists")
         arrays = [p for group in self.param_groups for p in group["params"]]
         if params is not None:
             if len(params) != len(arrays):
@@ -445,23 +466,51 @@ class Optimizer:
         for g, k, entry in plans:
             self._import_param_state(g, k, entry)
         self._counters[:] = (step_count, skipped_steps)
-        self.last_hyperparameters = []
+        self.last_hyperparameters = last
         if params is not None:
             for value, array in zip(params, arrays):
                 np.copyto(array, value)
+
+    def _values_to_check(self, group: Dict[str, Any]) -> Dict[str, Any]:
+        """The group's native hyperparameters with every schedule replaced by its rule's default
+        (a valid value): what a load can check without evaluating, and so changing, a schedule."""
+        checked = dict(group)
+        for h in self.rule.hyperparameters:
+            value = group[h.name]
+            if h.kind == "option":
+                continue
+            if len(h.native) == 1:
+                checked[h.name] = h.default if _is_schedule(value) else value
+            elif isinstance(value, (tuple, list)) and len(value) == len(h.native):
+                checked[h.name] = tuple(d if _is_schedule(v) else v for v, d in zip(value, h.default))
+        return self._resolve(checked, 0)
+
+    def _check_last_hyperparameters(self, values: Any) -> List[Dict[str, Any]]:
+        """The saved per-group values of the last step: empty, or one dict per group with a numeric lr."""
+        if not isinstance(values, (list, tuple)):
+            raise ValueError("state_dict last_hyperparameters must be a list")
+        if not values:
+            return []
+        if len(values) != len(self.param_groups) or not all(
+                isinstance(v, dict) and isinstance(v.get("lr"), numbers.Real) and not isinstance(v.get("lr"), bool)
+                for v in values):
+            raise ValueError("state_dict last_hyperparameters must hold one dict with a numeric lr per group")
+        return [dict(v) for v in values]
 
     def _check_param_state(self, entry: Dict[str, Any], param: np.ndarray, where: str) -> None:
         if not isinstance(entry, dict):
             raise ValueError(f"{where} must be a dict")
         step = entry.get("step", 0)
-        if isinstance(step, bool) or not isinstance(step, numbers.Integral) or not 0 <= step < 2**63 - 1:
-            raise ValueError(f"{where}['step'] must be an integer in [0, 2**63 - 1), got {step!r}")
+        if isinstance(step, bool) or not isinstance(step, numbers.Integral) or not 0 <= step <= _MAX_COUNT:
+            raise ValueError(f"{where}['step'] must be an integer in [0, 2**63 - 1], got {step!r}")
         names = {s.name for s in self.rule.states}
         for name, value in entry.items():
-            if name == "step" or value is None:
+            if name == "step":
                 continue
             if name not in names:
                 raise ValueError(f"{where} has unknown entry {name!r}")
+            if value is None:
+                continue
             if not isinstance(value, np.ndarray) or value.shape != param.shape or value.dtype != param.dtype:
                 got = f"{value.dtype} {value.shape}" if isinstance(value, np.ndarray) else type(value).__name__
                 raise ValueError(f"{where}[{name!r}] must be a {param.dtype} array of shape {param.shape}, got {got}")
@@ -545,8 +594,8 @@ class OptimizerSnapshot:
 
 
 def _count(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value < 2**63 - 1:
-        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value <= _MAX_COUNT:
+        raise ValueError(f"{name} must be an integer in [0, 2**63 - 1], got {value!r}")
     return int(value)
 
 
