@@ -1,5 +1,5 @@
 // Bindings of the whole-gradient passes: lrcore._core.gradients.{all_finite,
-// global_norm, clip_grad_norm}.
+// global_norm, clip_grad_norm, clip_grad_value}.
 //
 // Each call takes a list of gradient arrays (None entries are skipped; float32
 // and float64 may be mixed), checks them all, then runs without the GIL.
@@ -119,9 +119,21 @@ double clip_grad_norm_binding(py::handle grads, double max_norm, double norm_typ
     return norm;
 }
 
+void clip_grad_value_binding(py::handle grads, double clip_value) {
+    if (!(clip_value >= 0.0)) {
+        throw py::value_error("clip_value must be a number >= 0, got " + py::repr(py::float_(clip_value)).cast<std::string>());
+    }
+    const Gradients g = gather(grads, true);
+    py::gil_scoped_release release;
+    clamp(g.float32.data(), g.float32_sizes.data(), g.float32.size(), clip_value);
+    clamp(g.float64.data(), g.float64_sizes.data(), g.float64.size(), clip_value);
+}
+
 }  // namespace
 
 void register_gradients(py::module_ m) {
+    m.def("clip_grad_value", &clip_grad_value_binding, "grads"_a, "clip_value"_a,
+          "Clamps every element of every array to [-clip_value, clip_value], in place.");
     m.def("all_finite", &all_finite_binding, "grads"_a,
           "True when no element of any array in the list is NaN or Inf (None entries are skipped).");
     m.def("global_norm", &global_norm_binding, "grads"_a, "norm_type"_a = 2.0,

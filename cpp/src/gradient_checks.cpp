@@ -220,7 +220,31 @@ void scale_impl(T* const* arrays, const std::size_t* sizes, std::size_t count, d
     for_each_chunk<T>(chunks.size(), total, task);
 }
 
+template <class T>
+void clamp_impl(T* const* arrays, const std::size_t* sizes, std::size_t count, double limit) {
+    check_arrays(arrays, sizes, count);
+    if (!(limit >= 0.0)) throw std::invalid_argument("clamp: limit must be >= 0, got " + std::to_string(limit));
+    std::size_t total = 0;
+    const std::vector<Chunk>& chunks = chunks_of<T>(sizes, count, total);
+    const T high = static_cast<T>(limit);
+    const T low = -high;
+    const Chunk* chunk_data = chunks.data();
+    auto task = [&](std::size_t c) {
+        const Chunk& chunk = chunk_data[c];
+        T* x = arrays[chunk.tensor];
+        // Written so that a NaN fails both comparisons and stays NaN, as torch.clamp keeps it.
+        for (std::size_t i = chunk.begin; i < chunk.end; ++i) {
+            const T v = x[i];
+            x[i] = v < low ? low : (v > high ? high : v);
+        }
+    };
+    for_each_chunk<T>(chunks.size(), total, task);
+}
+
 }  // namespace
+
+void clamp(float* const* a, const std::size_t* s, std::size_t n, double limit) { clamp_impl(a, s, n, limit); }
+void clamp(double* const* a, const std::size_t* s, std::size_t n, double limit) { clamp_impl(a, s, n, limit); }
 
 bool all_finite(const float* const* a, const std::size_t* s, std::size_t n) { return all_finite_impl(a, s, n); }
 bool all_finite(const double* const* a, const std::size_t* s, std::size_t n) { return all_finite_impl(a, s, n); }

@@ -44,7 +44,8 @@ from ._runtime import (
 )
 from . import checkpoint, functional, gradients, reference, schedules
 from .checkpoint import CheckpointError, load, save
-from .gradients import all_finite, clip_grad_norm, global_norm
+from .gradients import all_finite, clip_grad_norm, clip_grad_value, global_norm
+from ._factory import available_optimizers, create_optimizer
 from ._build_info import get_cmake_dir, get_include, get_library, get_library_dir
 from .lr_finder import LRFinderResult, find_lr
 from . import plotting
@@ -74,10 +75,13 @@ __all__ = [
     "Optimizer",
     "RMSprop",
     "all_finite",
+    "available_optimizers",
     "available_isas",
     "checkpoint",
     "clip_grad_norm",
+    "clip_grad_value",
     "compiled_isas",
+    "create_optimizer",
     "find_lr",
     "functional",
     "get_cmake_dir",

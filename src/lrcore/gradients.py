@@ -1,6 +1,6 @@
-"""Whole-gradient operations before a step: a non-finite check and global-norm clipping.
+"""Whole-gradient operations before a step: a non-finite check, global-norm and value clipping.
 
-Both run natively over a list of arrays (float32 and float64 may be mixed;
+All run natively over a list of arrays (float32 and float64 may be mixed;
 ``None`` entries are skipped), chunked over lrcore's thread pool without the
 GIL. Norms are reduced in a fixed order (per-chunk partial sums in double at
 fixed chunk boundaries, added in chunk order), so they do not depend on the
@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _core
 
-__all__ = ["all_finite", "clip_grad_norm", "global_norm"]
+__all__ = ["all_finite", "clip_grad_norm", "clip_grad_value", "global_norm"]
 
 GradList = Union[np.ndarray, Sequence[Optional[np.ndarray]]]
 
@@ -99,3 +99,27 @@ def clip_grad_norm(
         raise TypeError(f"error_if_nonfinite must be a bool, got {type(error_if_nonfinite).__name__}")
     return float(_core.gradients.clip_grad_norm(_as_list(grads), float(max_norm), _norm_type(norm_type),
                                                 bool(error_if_nonfinite)))
+
+
+def clip_grad_value(grads: GradList, clip_value: float) -> None:
+    """Clamps every gradient element to ``[-clip_value, clip_value]``, in place
+    (torch.nn.utils.clip_grad_value_ semantics).
+
+    ``clip_value`` is rounded once to each array's dtype; NaN elements stay NaN
+    (so a later non-finite check still sees them).
+
+    Args:
+        grads: an array or a list of arrays (``None`` entries are skipped);
+            C-contiguous float32/float64, writeable, not overlapping each other.
+        clip_value: the largest allowed magnitude (>= 0; ``inf`` changes nothing finite).
+
+    Examples:
+        >>> import numpy as np, lrcore
+        >>> g = np.array([-3.0, 0.5, 2.0])
+        >>> lrcore.clip_grad_value(g, 1.0)
+        >>> g
+        array([-1. ,  0.5,  1. ])
+    """
+    if isinstance(clip_value, bool) or not isinstance(clip_value, numbers.Real):
+        raise TypeError(f"clip_value must be a number, got {type(clip_value).__name__}")
+    _core.gradients.clip_grad_value(_as_list(grads), float(clip_value))

@@ -47,6 +47,12 @@ double norm_from_sum_of_powers(double sum, double norm_type);
 void scale(float* const* arrays, const std::size_t* sizes, std::size_t count, double factor);
 void scale(double* const* arrays, const std::size_t* sizes, std::size_t count, double factor);
 
+/// x <- min(max(x, -limit), limit) for every element, in place (torch's
+/// clip_grad_value_): limit is rounded to T once; NaN stays NaN. limit must be
+/// >= 0 (infinity leaves every finite value as it is). The arrays must not overlap.
+void clamp(float* const* arrays, const std::size_t* sizes, std::size_t count, double limit);
+void clamp(double* const* arrays, const std::size_t* sizes, std::size_t count, double limit);
+
 /// The factor clip_grad_norm_ scales by: max_norm / (total_norm + 1e-6) when
 /// that is < 1, else 1 (also 1 when total_norm is not finite: clipping leaves
 /// non-finite gradients for a non-finite check to reject).
