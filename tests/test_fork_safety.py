@@ -228,3 +228,31 @@ def test_failed_resize_keeps_the_old_pool(tmp_path):
     """)
     if "NOT PROVOKED" in output:
         pytest.skip("thread creation did not fail under the address-space limit here")
+
+
+def test_fork_while_another_thread_switches_the_kernel_variant(tmp_path):
+    # The variant choice has a lock of its own; a fork while another thread holds
+    # it (set_isa in a loop) must not leave the child unable to step.
+    run_scenario(tmp_path, """
+        names = lrcore.available_isas()
+        stop = threading.Event()
+        def switch():
+            k = 0
+            while not stop.is_set():
+                lrcore.set_isa(names[k % len(names)])
+                k += 1
+        switcher = threading.Thread(target=switch)
+        switcher.start()
+        try:
+            for _ in range(8):
+                pid = os.fork()
+                if pid == 0:
+                    ok = lrcore.isa() in names and workload() == EXPECTED
+                    lrcore.set_isa(names[-1])
+                    os._exit(0 if ok and lrcore.isa() == names[-1] else 3)
+                check(wait_for(pid) == 0, "child after a fork during set_isa failed or hung")
+        finally:
+            stop.set()
+            switcher.join()
+        check(workload() == EXPECTED, "parent after the forks")
+    """)

@@ -9,6 +9,11 @@
 
 #include "lrcore/runtime.hpp"
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#define LRCORE_HAVE_ATFORK 1
+#endif
+
 namespace lrcore::kernels {
 namespace {
 
@@ -77,6 +82,15 @@ const KernelTable& initial_choice() {
 
 std::atomic<const KernelTable*> active{nullptr};
 std::mutex choice_mutex;
+
+#if LRCORE_HAVE_ATFORK
+// A fork while another thread chooses or sets the variant would leave the
+// child with choice_mutex locked by a thread it does not have. The forking
+// thread takes the lock before the fork and releases it on both sides, so the
+// child always starts with it free.
+[[maybe_unused]] const bool fork_handlers_registered = pthread_atfork(
+    [] { choice_mutex.lock(); }, [] { choice_mutex.unlock(); }, [] { choice_mutex.unlock(); }) == 0;
+#endif
 
 }  // namespace
 
