@@ -183,13 +183,15 @@ class Chained(Schedule):
 
 def _common_base(schedules: List[Schedule]) -> float:
     """The base shared by chained schedules; ValueError naming the schedule that breaks the rule."""
-    bases = [schedule.base for schedule in schedules]
-    for index, base in enumerate(bases):
+    bases: List[float] = []
+    for index, schedule in enumerate(schedules):
+        base = schedule.base
         if base is None:
             raise ValueError(
-                f"schedules[{index}] ({type(schedules[index]).__name__}) has no base learning rate to take a "
+                f"schedules[{index}] ({type(schedule).__name__}) has no base learning rate to take a "
                 "factor from (see Schedule.base); Chained needs learning-rate schedules"
             )
+        bases.append(base)
     first = bases[0]
     for index, base in enumerate(bases[1:], start=1):
         # A relative tolerance lets bases that went through arithmetic (0.5 * Constant(0.2)) still match.
