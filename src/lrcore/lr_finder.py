@@ -132,10 +132,10 @@ class LRFinderResult:
     def __init__(self, lrs: FloatSequence, losses: FloatSequence, initial_loss: float, *, num_steps: int,
                  mode: str, smoothing: float, diverge_threshold: Optional[float], diverged: bool,
                  skip_start: int, skip_end: int) -> None:
-        self.lrs = np.asarray(lrs, dtype=np.float64)
-        self.losses = np.asarray(losses, dtype=np.float64)
-        self.smoothed_losses = smooth_losses(self.losses, smoothing)
-        self.initial_loss = float(initial_loss)
+        self.lrs: np.ndarray = np.asarray(lrs, dtype=np.float64)
+        self.losses: np.ndarray = np.asarray(losses, dtype=np.float64)
+        self.smoothed_losses: np.ndarray = smooth_losses(self.losses, smoothing)
+        self.initial_loss: float = float(initial_loss)
         self.num_steps = num_steps
         self.mode = mode
         self.smoothing = smoothing
@@ -143,9 +143,10 @@ class LRFinderResult:
         self.diverged = diverged
         self.skip_start = skip_start
         self.skip_end = skip_end
-        self.suggested_index = steepest_descent_index(self.lrs, self.smoothed_losses, skip_start=skip_start,
-                                                      skip_end=skip_end)
-        self.suggested_lr = None if self.suggested_index is None else float(self.lrs[self.suggested_index])
+        self.suggested_index: Optional[int] = steepest_descent_index(
+            self.lrs, self.smoothed_losses, skip_start=skip_start, skip_end=skip_end)
+        self.suggested_lr: Optional[float] = (
+            None if self.suggested_index is None else float(self.lrs[self.suggested_index]))
 
     def suggestion(self, *, skip_start: Optional[int] = None, skip_end: Optional[int] = None) -> Optional[float]:
         """The steepest-descent learning rate with other skips (default: those of the test)."""

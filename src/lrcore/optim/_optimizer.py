@@ -72,9 +72,9 @@ class Optimizer:
     def __init__(self, params: Iterable[Any], defaults: Dict[str, Any], skip_nonfinite: bool = False) -> None:
         if not isinstance(skip_nonfinite, (bool, np.bool_)):
             raise TypeError(f"skip_nonfinite must be a bool, got {type(skip_nonfinite).__name__}")
-        self.skip_nonfinite = bool(skip_nonfinite)
+        self.skip_nonfinite: bool = bool(skip_nonfinite)
         self._step_lock = threading.Lock()
-        self.defaults = dict(defaults)
+        self.defaults: Dict[str, Any] = dict(defaults)
         self.param_groups: List[Dict[str, Any]] = []
         # Per group: state name -> list of arrays (None until created), and the per-tensor step counts.
         self._states: List[Dict[str, List[Optional[np.ndarray]]]] = []
@@ -522,7 +522,7 @@ class OptimizerSnapshot:
 
     def __init__(self, optimizer: Optimizer, params: bool) -> None:
         self._optimizer = optimizer
-        self.state_dict = optimizer._state_dict()
+        self.state_dict: Dict[str, Any] = optimizer._state_dict()
         # The hyperparameter objects themselves (numbers, schedules, tuples):
         # load_state_dict restores their values and schedule state, these their identity.
         self._groups = [{k: v for k, v in g.items() if k not in ("params", "param_names")}

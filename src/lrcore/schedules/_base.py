@@ -171,8 +171,8 @@ class Scaled(Schedule):
     _fields = ("schedule", "factor")
 
     def __init__(self, schedule: Schedule, factor: float) -> None:
-        self.schedule = check_schedule("schedule", schedule)
-        self.factor = non_negative("factor", factor)
+        self.schedule: Schedule = check_schedule("schedule", schedule)
+        self.factor: float = non_negative("factor", factor)
 
     def _value(self, t: int) -> float:
         return self.factor * self.schedule(t)
