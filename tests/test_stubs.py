@@ -127,6 +127,34 @@ def test_core_stub_describes_the_rules_submodule():
         _core.check_parameters)
 
 
+def _class_body(node: ast.ClassDef, kind):
+    return {n.name: n for n in node.body if isinstance(n, kind)}
+
+
+def test_core_stub_describes_the_schedules_submodule():
+    _, classes, _ = _core_stub()
+    aliases = {node.targets[0].id: node.value.id for node in classes["_SchedulesModule"].body
+               if isinstance(node, ast.Assign)}
+    assert set(aliases) == {name for name in dir(_core.schedules) if not name.startswith("_")}
+    for name, stub_name in aliases.items():
+        native = getattr(_core.schedules, name)
+        methods = _class_body(classes[stub_name], ast.FunctionDef)
+        properties = [n for n, f in methods.items() if any(ast.unparse(d) == "property" for d in f.decorator_list)]
+        extra = [n for n in dir(native) if not n.startswith("_") and n not in native._fields]
+        assert properties == list(native._fields) + extra, name
+        assert [a.arg for a in methods["__init__"].args.kwonlyargs] == list(native._fields), name
+
+
+@pytest.mark.parametrize("submodule, stub_class", [("gradients", "_GradientsModule"), ("bench", "_BenchModule")])
+def test_core_stub_describes_the_function_submodules(submodule, stub_class):
+    _, classes, _ = _core_stub()
+    functions = _class_body(classes[stub_class], ast.FunctionDef)
+    native = getattr(_core, submodule)
+    assert set(functions) == {name for name in dir(native) if not name.startswith("_")}
+    for name, stub in functions.items():
+        assert [a.arg for a in stub.args.args] == _native_parameter_names(getattr(native, name)), name
+
+
 def test_package_ships_py_typed():
     assert (PACKAGE / "py.typed").is_file()
 
@@ -142,6 +170,9 @@ b = np.zeros(2, dtype=np.float32)
 lr = Warmup(CosineAnnealing(0.1, T_max=100), warmup_steps=10)
 opt = lrcore.Adam([w, b], lr=lr, betas=(0.9, lambda t: 0.999), weight_decay=1e-4, skip_nonfinite=True)
 applied: bool = opt.step([np.ones(4, dtype=np.float32), None])
+cycle = lrcore.schedules.Cyclic(0.1, 1.0, step_size_up=10, mode="triangular2")
+period: int = cycle.step_size_up + cycle.step_size_down
+value: float = cycle(3) + lr(5)
 named = lrcore.SGD([("w", w), ("b", b)], 0.01, momentum=0.9, nesterov=True)
 named.step({"w": np.ones(4, dtype=np.float32), "b": None})
 groups = lrcore.AdamW([{"params": [w]}, {"params": [b], "lr": 1e-4}], amsgrad=True)
@@ -159,6 +190,8 @@ REJECTED = {
     "lrcore.SGD([w], nesterov=0.9)": "arg-type",
     'lrcore.functional.sgd([w], [w], lr=lambda t: 0.1)': "arg-type",
     "lrcore.functional.adam([w], [w], [w], [w])": "call-arg",
+    'lrcore.schedules.Cyclic(0.1, 1.0, mode="sawtooth")': "arg-type",
+    "lrcore.schedules.CosineAnnealing(0.1, 10).lr.upper()": "attr-defined",
 }
 
 

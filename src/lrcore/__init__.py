@@ -54,7 +54,7 @@ from .plotting import plot_schedule
 # Older code calls lrcore.schedules.plot. The alias is set here, by the package
 # that imports both, because the schedules package must not import plotting
 # (plotting is a consumer of schedules, never a dependency of them).
-schedules.plot = plot_schedule
+setattr(schedules, "plot", plot_schedule)  # an alias the schedules package does not declare
 from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError

@@ -44,7 +44,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                           epilog=getattr(module, "EPILOG", None))
         module.add_arguments(subparser)
     args = parser.parse_args(argv)
-    return modules[args.command].run(args)
+    status: int = modules[args.command].run(args)
+    return status
 
 
 if __name__ == "__main__":

@@ -58,6 +58,6 @@ def integer(name: str, value: Any, minimum: int) -> int:
 
 def choice(name: str, value: Any, options: Iterable[str]) -> str:
     options = tuple(options)
-    if value not in options:
+    if not isinstance(value, str) or value not in options:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; got {value!r}")
     return value

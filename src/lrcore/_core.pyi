@@ -1,10 +1,16 @@
 # Type stubs of the compiled module lrcore._core (the pybind11 bindings).
-# The public, documented API is in lrcore.functional, lrcore.optim and
-# lrcore._runtime; these are the raw entry points they call. Written by hand:
-# tests/test_stubs.py checks that the rule names below match the compiled
-# module's lrcore._core.rules.names.
+# The public, documented API is in lrcore.functional, lrcore.optim,
+# lrcore.schedules, lrcore.gradients and lrcore._runtime; these are the raw
+# entry points they call. Written by hand: tests/test_stubs.py checks that the
+# names below (submodules, classes, fields, parameters) match the compiled module.
+#
+# The submodules are modelled as ModuleType subclasses, one attribute per name
+# the C++ registers (cpp/python/register_*.cpp), since a compiled module cannot
+# carry stub files of its own submodules.
 from types import ModuleType
-from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
+from typing import (
+    Any, Callable, ClassVar, Iterable, List, Literal, Mapping, Optional, Sequence, SupportsIndex, Tuple,
+)
 
 import numpy as np
 
@@ -50,10 +56,278 @@ class _RulesModule(ModuleType):
     adam: _Rule
     names: Tuple[str, ...]
 
+# --------------------------------------------------------------- schedules --
+# cpp/python/register_schedules.cpp: one class per closed form, generated from
+# the field list in lrcore/schedules.hpp. The constructor is keyword-only and
+# wants every field; real fields accept any real number, integer fields any
+# integer-like value (operator.index), and the properties are read-only.
+
+_CyclicMode = Literal["triangular", "triangular2", "exp_range"]
+_AnnealStrategy = Literal["cos", "linear"]
+
+class _NativeSchedule:
+    # What every compiled schedule class has.
+    _fields: ClassVar[Tuple[str, ...]]
+    def __init__(self, **fields: Any) -> None: ...
+    def __call__(self, t: SupportsIndex) -> float: ...
+
+class _Constant(_NativeSchedule):
+    def __init__(self, *, lr: float) -> None: ...
+    @property
+    def lr(self) -> float: ...
+
+class _CosineAnnealing(_NativeSchedule):
+    def __init__(self, *, lr: float, T_max: SupportsIndex, eta_min: float) -> None: ...
+    @property
+    def lr(self) -> float: ...
+    @property
+    def T_max(self) -> int: ...
+    @property
+    def eta_min(self) -> float: ...
+
+class _CosineAnnealingWarmRestarts(_NativeSchedule):
+    def __init__(self, *, lr: float, T_0: SupportsIndex, T_mult: SupportsIndex, eta_min: float) -> None: ...
+    @property
+    def lr(self) -> float: ...
+    @property
+    def T_0(self) -> int: ...
+    @property
+    def T_mult(self) -> int: ...
+    @property
+    def eta_min(self) -> float: ...
+
+class _Cyclic(_NativeSchedule):
+    def __init__(
+        self,
+        *,
+        base_lr: float,
+        max_lr: float,
+        step_size_up: SupportsIndex,
+        step_size_down: SupportsIndex,
+        mode: _CyclicMode,
+        gamma: float,
+    ) -> None: ...
+    @property
+    def base_lr(self) -> float: ...
+    @property
+    def max_lr(self) -> float: ...
+    @property
+    def step_size_up(self) -> int: ...
+    @property
+    def step_size_down(self) -> int: ...
+    @property
+    def mode(self) -> _CyclicMode: ...
+    @property
+    def gamma(self) -> float: ...
+
+class _CyclicMomentum(_NativeSchedule):
+    def __init__(
+        self,
+        *,
+        base_momentum: float,
+        max_momentum: float,
+        step_size_up: SupportsIndex,
+        step_size_down: SupportsIndex,
+        mode: _CyclicMode,
+        gamma: float,
+    ) -> None: ...
+    @property
+    def base_momentum(self) -> float: ...
+    @property
+    def max_momentum(self) -> float: ...
+    @property
+    def step_size_up(self) -> int: ...
+    @property
+    def step_size_down(self) -> int: ...
+    @property
+    def mode(self) -> _CyclicMode: ...
+    @property
+    def gamma(self) -> float: ...
+
+class _ExponentialDecay(_NativeSchedule):
+    def __init__(self, *, lr: float, gamma: float, decay_steps: SupportsIndex, staircase: bool) -> None: ...
+    @property
+    def lr(self) -> float: ...
+    @property
+    def gamma(self) -> float: ...
+    @property
+    def decay_steps(self) -> int: ...
+    @property
+    def staircase(self) -> bool: ...
+
+class _InverseSqrt(_NativeSchedule):
+    def __init__(self, *, lr: float, warmup_steps: SupportsIndex) -> None: ...
+    @property
+    def lr(self) -> float: ...
+    @property
+    def warmup_steps(self) -> int: ...
+
+class _InverseTimeDecay(_NativeSchedule):
+    def __init__(
+        self,
+        *,
+        lr: float,
+        decay_rate: float,
+        decay_steps: SupportsIndex,
+        staircase: bool,
+    ) -> None: ...
+    @property
+    def lr(self) -> float: ...
+    @property
+    def decay_rate(self) -> float: ...
+    @property
+    def decay_steps(self) -> int: ...
+    @property
+    def staircase(self) -> bool: ...
+
+class _Linear(_NativeSchedule):
+    def __init__(
+        self,
+        *,
+        lr: float,
+        start_factor: float,
+        end_factor: float,
+        total_steps: SupportsIndex,
+    ) -> None: ...
+    @property
+    def lr(self) -> float: ...
+    @property
+    def start_factor(self) -> float: ...
+    @property
+    def end_factor(self) -> float: ...
+    @property
+    def total_steps(self) -> int: ...
+
+class _MultiStepDecay(_NativeSchedule):
+    def __init__(self, *, lr: float, milestones: Iterable[SupportsIndex], gamma: float) -> None: ...
+    @property
+    def lr(self) -> float: ...
+    @property
+    def milestones(self) -> Tuple[int, ...]: ...
+    @property
+    def gamma(self) -> float: ...
+
+class _OneCycle(_NativeSchedule):
+    def __init__(
+        self,
+        *,
+        max_lr: float,
+        total_steps: SupportsIndex,
+        pct_start: float,
+        anneal_strategy: _AnnealStrategy,
+        div_factor: float,
+        final_div_factor: float,
+        three_phase: bool,
+    ) -> None: ...
+    @property
+    def max_lr(self) -> float: ...
+    @property
+    def total_steps(self) -> int: ...
+    @property
+    def pct_start(self) -> float: ...
+    @property
+    def anneal_strategy(self) -> _AnnealStrategy: ...
+    @property
+    def div_factor(self) -> float: ...
+    @property
+    def final_div_factor(self) -> float: ...
+    @property
+    def three_phase(self) -> bool: ...
+    @property
+    def initial_lr(self) -> float: ...
+    @property
+    def min_lr(self) -> float: ...
+
+class _OneCycleMomentum(_NativeSchedule):
+    def __init__(
+        self,
+        *,
+        total_steps: SupportsIndex,
+        pct_start: float,
+        anneal_strategy: _AnnealStrategy,
+        three_phase: bool,
+        base_momentum: float,
+        max_momentum: float,
+    ) -> None: ...
+    @property
+    def total_steps(self) -> int: ...
+    @property
+    def pct_start(self) -> float: ...
+    @property
+    def anneal_strategy(self) -> _AnnealStrategy: ...
+    @property
+    def three_phase(self) -> bool: ...
+    @property
+    def base_momentum(self) -> float: ...
+    @property
+    def max_momentum(self) -> float: ...
+
+class _PolynomialDecay(_NativeSchedule):
+    def __init__(self, *, lr: float, total_steps: SupportsIndex, power: float, end_lr: float) -> None: ...
+    @property
+    def lr(self) -> float: ...
+    @property
+    def total_steps(self) -> int: ...
+    @property
+    def power(self) -> float: ...
+    @property
+    def end_lr(self) -> float: ...
+
+class _StepDecay(_NativeSchedule):
+    def __init__(self, *, lr: float, step_size: SupportsIndex, gamma: float) -> None: ...
+    @property
+    def lr(self) -> float: ...
+    @property
+    def step_size(self) -> int: ...
+    @property
+    def gamma(self) -> float: ...
+
+class _SchedulesModule(ModuleType):
+    # lrcore._core.schedules: one compiled class per closed-form schedule.
+    Constant = _Constant
+    CosineAnnealing = _CosineAnnealing
+    CosineAnnealingWarmRestarts = _CosineAnnealingWarmRestarts
+    Cyclic = _Cyclic
+    CyclicMomentum = _CyclicMomentum
+    ExponentialDecay = _ExponentialDecay
+    InverseSqrt = _InverseSqrt
+    InverseTimeDecay = _InverseTimeDecay
+    Linear = _Linear
+    MultiStepDecay = _MultiStepDecay
+    OneCycle = _OneCycle
+    OneCycleMomentum = _OneCycleMomentum
+    PolynomialDecay = _PolynomialDecay
+    StepDecay = _StepDecay
+
+# --------------------------------------------------------------- gradients --
+# cpp/python/register_gradients.cpp: whole-gradient passes over a list of
+# float32/float64 arrays (None entries skipped).
+
+class _GradientsModule(ModuleType):
+    @staticmethod
+    def all_finite(grads: Sequence[Optional[np.ndarray]]) -> bool: ...
+    @staticmethod
+    def global_norm(grads: Sequence[Optional[np.ndarray]], norm_type: float = 2.0) -> float: ...
+    @staticmethod
+    def clip_grad_norm(
+        grads: Sequence[Optional[np.ndarray]],
+        max_norm: float,
+        norm_type: float = 2.0,
+        error_if_nonfinite: bool = False,
+    ) -> float: ...
+
+# ------------------------------------------------------------------- bench --
+# cpp/python/register_bench.cpp: the benchmark's memory roof. For tensor i,
+# inputs[i] holds 1-2 arrays only read, updates[i] 1-4 arrays read and written.
+
+class _BenchModule(ModuleType):
+    @staticmethod
+    def roof_stream(inputs: Sequence[Sequence[np.ndarray]], updates: Sequence[Sequence[np.ndarray]]) -> None: ...
+
 rules: _RulesModule
-schedules: Any
-bench: Any
-gradients: Any
+schedules: _SchedulesModule
+gradients: _GradientsModule
+bench: _BenchModule
 
 def isa() -> str: ...
 def available_isas() -> List[str]: ...

@@ -90,7 +90,7 @@ class RuleDescription:
 
     name: str
     class_name: str
-    native: Any
+    native: _core._Rule  # a name of the compiled module's stub only (lrcore/_core.pyi)
     summary: str
     formula: str
     hyperparameters: Tuple[Hyperparameter, ...]

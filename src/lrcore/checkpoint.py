@@ -151,7 +151,10 @@ def _atomic_savez(path: str, arrays: Dict[str, np.ndarray], metadata: str) -> No
     handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
-            np.savez(file, **{_METADATA_KEY: np.array(metadata)}, **arrays)
+            # One mapping (array names never collide with the metadata key): numpy's stub types
+            # **kwds as arrays and allow_pickle as bool, and a dict of arrays could name either.
+            contents: Dict[str, Any] = {_METADATA_KEY: np.array(metadata), **arrays}
+            np.savez(file, **contents)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
@@ -233,11 +236,11 @@ def _read(path: PathLike, optimizer: Optimizer) -> Any:
                     if name in entries:
                         raise CheckpointError(f"entry {info.filename!r} appears twice")
                     entries[name] = info
-                info = entries.pop(_METADATA_KEY, None)
-                if info is None or info.file_size > _MAX_METADATA_BYTES:
+                metadata_info = entries.pop(_METADATA_KEY, None)
+                if metadata_info is None or metadata_info.file_size > _MAX_METADATA_BYTES:
                     raise CheckpointError(f"no {_METADATA_KEY} entry of at most {_MAX_METADATA_BYTES} bytes")
-                with archive.open(info) as member:
-                    text = _read_npy(member, info.file_size, _METADATA_KEY)
+                with archive.open(metadata_info) as member:
+                    text = _read_npy(member, metadata_info.file_size, _METADATA_KEY)
                 metadata = _parse_metadata(text, where)
                 if metadata.get("num_params") != len(param_list):
                     raise _Mismatch(f"the checkpoint has {metadata.get('num_params')!r} parameters but the "

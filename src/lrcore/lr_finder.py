@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -20,10 +20,13 @@ from .plotting import plot_lr_finder
 
 __all__ = ["LRFinderResult", "find_lr", "smooth_losses", "steepest_descent_index"]
 
+# A sequence of numbers: a list, or a 1-d array as the range test records them.
+FloatSequence = Union[Sequence[float], np.ndarray]
+
 LossAndGrads = Callable[[], Tuple[float, Sequence[Optional[np.ndarray]]]]
 
 
-def smooth_losses(losses: Sequence[float], smoothing: float) -> np.ndarray:
+def smooth_losses(losses: FloatSequence, smoothing: float) -> np.ndarray:
     """Exponential moving average of ``losses`` with bias correction.
 
     .. math:: a_i = \\beta a_{i-1} + (1 - \\beta) \\ell_i,\\quad a_{-1} = 0,\\qquad
@@ -52,7 +55,7 @@ def smooth_losses(losses: Sequence[float], smoothing: float) -> np.ndarray:
     return smoothed
 
 
-def steepest_descent_index(lrs: Sequence[float], smoothed_losses: Sequence[float], *, skip_start: int = 10,
+def steepest_descent_index(lrs: FloatSequence, smoothed_losses: FloatSequence, *, skip_start: int = 10,
                            skip_end: int = 5) -> Optional[int]:
     """Index of the learning rate where the smoothed loss falls fastest against ``log(lr)``.
 
@@ -126,13 +129,13 @@ class LRFinderResult:
         smoothing, diverge_threshold, skip_start, skip_end, mode: The settings used.
     """
 
-    def __init__(self, lrs: Sequence[float], losses: Sequence[float], initial_loss: float, *, num_steps: int,
+    def __init__(self, lrs: FloatSequence, losses: FloatSequence, initial_loss: float, *, num_steps: int,
                  mode: str, smoothing: float, diverge_threshold: Optional[float], diverged: bool,
                  skip_start: int, skip_end: int) -> None:
-        self.lrs = np.asarray(lrs, dtype=np.float64)
-        self.losses = np.asarray(losses, dtype=np.float64)
-        self.smoothed_losses = smooth_losses(self.losses, smoothing)
-        self.initial_loss = float(initial_loss)
+        self.lrs: np.ndarray = np.asarray(lrs, dtype=np.float64)
+        self.losses: np.ndarray = np.asarray(losses, dtype=np.float64)
+        self.smoothed_losses: np.ndarray = smooth_losses(self.losses, smoothing)
+        self.initial_loss: float = float(initial_loss)
         self.num_steps = num_steps
         self.mode = mode
         self.smoothing = smoothing
@@ -140,9 +143,10 @@ class LRFinderResult:
         self.diverged = diverged
         self.skip_start = skip_start
         self.skip_end = skip_end
-        self.suggested_index = steepest_descent_index(self.lrs, self.smoothed_losses, skip_start=skip_start,
-                                                      skip_end=skip_end)
-        self.suggested_lr = None if self.suggested_index is None else float(self.lrs[self.suggested_index])
+        self.suggested_index: Optional[int] = steepest_descent_index(
+            self.lrs, self.smoothed_losses, skip_start=skip_start, skip_end=skip_end)
+        self.suggested_lr: Optional[float] = (
+            None if self.suggested_index is None else float(self.lrs[self.suggested_index]))
 
     def suggestion(self, *, skip_start: Optional[int] = None, skip_end: Optional[int] = None) -> Optional[float]:
         """The steepest-descent learning rate with other skips (default: those of the test)."""

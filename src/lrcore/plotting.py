@@ -24,6 +24,8 @@ __all__ = ["plot_schedule", "plot_lr_finder"]
 _INSTALL_HINT = "pip install matplotlib (the 'plot' extra: pip install '.[plot]' from a source checkout)"
 
 PathLike = Union[str, "os.PathLike[str]"]
+# A sequence of numbers: a list, or a 1-d array.
+FloatSequence = Union[Sequence[float], np.ndarray]
 
 
 def _matplotlib() -> Any:
@@ -136,7 +138,7 @@ def plot_schedule(schedule: ScheduleArgument, steps: int, *, labels: Optional[Se
     return ax
 
 
-def plot_lr_finder(lrs: Sequence[float], losses: Sequence[float], smoothed_losses: Optional[Sequence[float]] = None,
+def plot_lr_finder(lrs: FloatSequence, losses: FloatSequence, smoothed_losses: Optional[FloatSequence] = None,
                    *, suggested_index: Optional[int] = None, initial_loss: Optional[float] = None,
                    smoothing: Optional[float] = None, diverged: bool = False, skip_end: int = 0,
                    show_raw: bool = True, ax: Any = None, path: Optional[PathLike] = None) -> Any:

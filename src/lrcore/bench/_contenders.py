@@ -30,7 +30,7 @@ class Runner:
     def use_grads(self, grads: Sequence[np.ndarray]) -> None:
         raise NotImplementedError
 
-    def step(self) -> None:
+    def step(self) -> object:  # what a step returns is ignored
         raise NotImplementedError
 
     def params(self) -> List[np.ndarray]:

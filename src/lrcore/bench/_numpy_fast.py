@@ -9,7 +9,7 @@ the benchmark verifies it against the reference like every contender.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Sequence
+from typing import Callable, Dict, Sequence, Tuple
 
 import numpy as np
 
@@ -34,18 +34,18 @@ class FastNumpyStep:
     def __call__(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], state: State) -> None:
         self._step(params, grads, state)
 
-    def _scratch_like(self, p: np.ndarray):
+    def _scratch_like(self, p: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         a, b = self._scratch
         return a[:p.size].reshape(p.shape), b[:p.size].reshape(p.shape)
 
-    def _sgd(self, params, grads, state) -> None:
+    def _sgd(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], state: State) -> None:
         lr = self._rule.hyperparameters["lr"]
         for p, g in zip(params, grads):
             t, _ = self._scratch_like(p)
             np.multiply(g, p.dtype.type(-lr), out=t)
             p += t
 
-    def _momentum(self, params, grads, state) -> None:
+    def _momentum(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], state: State) -> None:
         hp = self._rule.hyperparameters
         buffers = state["momentum_buffers"]
         for i, (p, g) in enumerate(zip(params, grads)):
@@ -59,8 +59,8 @@ class FastNumpyStep:
             np.multiply(buffers[i], dt(-hp["lr"]), out=t)
             p += t
 
-    def _adagrad(self, params, grads, state) -> None:
-        hp: Dict[str, float] = self._rule.hyperparameters
+    def _adagrad(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], state: State) -> None:
+        hp = self._rule.hyperparameters
         lr, lr_decay, eps = hp["lr"], hp.get("lr_decay", 0.0), hp.get("eps", 1e-10)
         steps, sums = state["steps"], state["state_sums"]
         for i, (p, g) in enumerate(zip(params, grads)):
@@ -76,7 +76,7 @@ class FastNumpyStep:
             b /= a
             p += b
 
-    def _rmsprop(self, params, grads, state) -> None:
+    def _rmsprop(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], state: State) -> None:
         hp = self._rule.hyperparameters
         lr, alpha, eps = hp["lr"], hp["alpha"], hp.get("eps", 1e-8)
         steps, square_avgs = state["steps"], state["square_avgs"]
@@ -95,7 +95,7 @@ class FastNumpyStep:
             b /= a
             p += b
 
-    def _adam(self, params, grads, state) -> None:
+    def _adam(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], state: State) -> None:
         hp = self._rule.hyperparameters
         lr, beta1, beta2, eps = hp["lr"], hp["beta1"], hp["beta2"], hp["eps"]
         weight_decay = hp.get("weight_decay", 0.0)

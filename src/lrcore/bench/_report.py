@@ -36,7 +36,7 @@ def cpu_model() -> str:
 
 def _usable_cpus() -> int:
     try:
-        return len(os.sched_getaffinity(0))  # type: ignore[attr-defined]
+        return len(os.sched_getaffinity(0))  # type: ignore[attr-defined,unused-ignore]  # Linux only
     except AttributeError:
         return os.cpu_count() or 1
 
@@ -191,7 +191,7 @@ def _finite(value: Any) -> Any:
 def to_json(system: Dict[str, Any], options: Dict[str, Any], cases: Sequence[CaseResult],
             opt_steps: Sequence[OptStepResult], failed: bool) -> Dict[str, Any]:
     """The whole run as plain data (see docs/benchmarks.md for the layout)."""
-    return _finite({
+    data: Dict[str, Any] = _finite({
         "format": "lrcore-bench/1",
         "system": system,
         "options": options,
@@ -199,3 +199,4 @@ def to_json(system: Dict[str, Any], options: Dict[str, Any], cases: Sequence[Cas
         "cases": [_case_json(c) for c in cases],
         "opt_step": [_opt_step_json(r) for r in opt_steps],
     })
+    return data

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .. import _core, _runtime, reference
 from ..optim import Adam
 from ._contenders import CONTENDERS, TORCH_VARIANTS, FunctionalRunner, RoofRunner, Runner, torch_module
-from ._rules import RULES, Rule
+from ._rules import RULES, Rule, State
 from ._timing import Timed, TimingBudget, measure_interleaved, median
 from ._verify import TOLERANCE, deviation, state_deviation
 from ._workloads import OPT_STEP, Workload
@@ -124,11 +124,12 @@ def _lrcore_threads(count: int) -> Callable[[], None]:
     return before
 
 
-def _starting_arrays(workload: Workload, dtype: np.dtype, seed: int):
+def _starting_arrays(workload: Workload, dtype: np.dtype, seed: int) -> Tuple[List[np.ndarray], List[np.ndarray],
+                                                                         List[np.ndarray]]:
     """Parameters ~ N(0, 1) and two gradients ~ N(0, 1), deterministic in the seed."""
     rng = np.random.default_rng(seed)
 
-    def normal(shape):
+    def normal(shape: Tuple[int, ...]) -> np.ndarray:
         if dtype in (np.float32, np.float64):
             return rng.standard_normal(shape, dtype=dtype)
         return rng.standard_normal(shape).astype(dtype)
@@ -146,7 +147,7 @@ def _two_steps(runner: Runner, first: Sequence[np.ndarray], second: Sequence[np.
     runner.step()
 
 
-def _snapshot(runner: Runner, rule: Rule):
+def _snapshot(runner: Runner, rule: Rule) -> Tuple[List[np.ndarray], State]:
     params = [p.copy() for p in runner.params()]
     state = runner.state()
     assert state is not None
@@ -204,7 +205,8 @@ def run_case(rule: Rule, workload: Workload, threads: int, options: Options) -> 
     return result
 
 
-def _run_contender(name: str, rule: Rule, params, first, second, expected_params, expected_state,
+def _run_contender(name: str, rule: Rule, params: Sequence[np.ndarray], first: Sequence[np.ndarray],
+                   second: Sequence[np.ndarray], expected_params: Sequence[np.ndarray], expected_state: State,
                    lrcore_timed: Timed, options: Options, prepared: Optional[Runner]) -> ContenderResult:
     contender = CONTENDERS[name]
     reason = contender.unavailable() or contender.unsupported(rule)
@@ -225,8 +227,8 @@ def _run_contender(name: str, rule: Rule, params, first, second, expected_params
             return ContenderResult(name, "mismatch", f"deviates from lrcore.reference by {error:.3g} of the update "
                                    f"(tolerance {tolerance:g}); not timed", deviation=error)
         samples = measure_interleaved([lrcore_timed, Timed(name, runner.step)], options.budget)
-    except Exception as error:  # a contender that cannot run this case is reported, not fatal
-        return ContenderResult(name, "error", f"{type(error).__name__}: {error}")
+    except Exception as failure:  # a contender that cannot run this case is reported, not fatal
+        return ContenderResult(name, "error", f"{type(failure).__name__}: {failure}")
     return ContenderResult(name, "ok", deviation=error, seconds=median(samples[name].times),
                            lrcore_seconds=median(samples["lrcore"].times), samples=len(samples[name].times))
 
@@ -289,7 +291,7 @@ class _BareAdamRunner(FunctionalRunner):
                            "decoupled_weight_decay": False}
         group = (hyperparameters, self._params, self._grads,
                  {"exp_avg": s["exp_avgs"], "exp_avg_sq": s["exp_avg_sqs"]}, s["steps"])
-        self.step = functools.partial(_core.rules.adam.step, [group])  # type: ignore[method-assign, assignment]
+        self.step = functools.partial(_core.rules.adam.step, [group])  # type: ignore[method-assign]
 
 
 def run_opt_step(workload: Workload, threads: int, options: Options) -> OptStepResult:
@@ -355,7 +357,7 @@ class VerificationError(AssertionError):
 
 
 def verified_step(contender: str, rule_name: str, workload: Workload, dtype: Any = np.float32,
-                  seed: int = 0) -> Callable[[], None]:
+                  seed: int = 0) -> Callable[[], object]:
     """A contender's step function, set up on the workload and verified first (for bench/ suites).
 
     ``contender`` is a key of CONTENDERS, ``"roof"`` or ``"lrcore-Adam.step"``

@@ -23,7 +23,7 @@ class Timed:
     """A function to time, and an optional untimed setup run before each of its samples."""
 
     name: str
-    function: Callable[[], None]
+    function: Callable[[], object]  # its result is ignored
     before: Optional[Callable[[], None]] = None
 
 
@@ -56,7 +56,7 @@ def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
 
-def _time_calls(function: Callable[[], None], calls: int) -> float:
+def _time_calls(function: Callable[[], object], calls: int) -> float:
     start = time.perf_counter()
     for _ in range(calls):
         function()

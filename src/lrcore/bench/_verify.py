@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -42,9 +42,12 @@ def deviation(actual: Sequence[np.ndarray], expected: Sequence[np.ndarray],
     return error / change if change > 0 else error
 
 
-def state_deviation(actual: Dict[str, object], expected: Dict[str, object], names: Sequence[str]) -> float:
+def state_deviation(actual: Optional[Mapping[str, Sequence[np.ndarray]]], expected: Mapping[str, Sequence[np.ndarray]],
+                    names: Sequence[str]) -> float:
     """The worst :func:`deviation` over the named state lists (state starts at zero)."""
+    if actual is None:
+        raise TypeError("the runner has no state to compare")
     worst = 0.0
     for name in names:
-        worst = max(worst, deviation(actual[name], expected[name]))  # type: ignore[arg-type]
+        worst = max(worst, deviation(actual[name], expected[name]))
     return worst

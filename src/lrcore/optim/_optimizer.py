@@ -74,9 +74,9 @@ class Optimizer:
     def __init__(self, params: Iterable[Any], defaults: Dict[str, Any], skip_nonfinite: bool = False) -> None:
         if not isinstance(skip_nonfinite, (bool, np.bool_)):
             raise TypeError(f"skip_nonfinite must be a bool, got {type(skip_nonfinite).__name__}")
-        self.skip_nonfinite = bool(skip_nonfinite)
+        self.skip_nonfinite: bool = bool(skip_nonfinite)
         self._step_lock = threading.Lock()
-        self.defaults = dict(defaults)
+        self.defaults: Dict[str, Any] = dict(defaults)
         self.param_groups: List[Dict[str, Any]] = []
         # Per group: state name -> list of arrays (None until created), and the per-tensor step counts.
         self._states: List[Dict[str, List[Optional[np.ndarray]]]] = []
@@ -84,7 +84,7 @@ class Optimizer:
         # [step_count, skipped_steps], incremented by the native step together with the
         # per-tensor counts, so no interruption can make them disagree.
         self._counters = np.zeros(2, dtype=np.int64)
-        self._counter_view = memoryview(self._counters)  # the fastest way to read a counter
+        self._counter_view = self._counters.data  # the fastest way to read a counter
         self._last_hyperparameters: List[Dict[str, Any]] = []
         self._attempt: Optional[Tuple[int, List[Dict[str, Any]]]] = None
         self._named: Optional[bool] = None
@@ -136,14 +136,15 @@ class Optimizer:
         self.param_groups.append(new_group)
         self._num_params += len(arrays)
 
-    def _split_names(self, arrays: List[Any], names: Any, index: int) -> Optional[List[str]]:
+    def _split_names(self, arrays: List[Any], given: Any, index: int) -> Optional[List[str]]:
         """The group's parameter names (from pairs or "param_names"), or None; checks they are new and unique."""
+        names: Optional[List[str]] = None
         if _named_pairs(arrays):
             if not all(isinstance(a, tuple) and len(a) == 2 and isinstance(a[0], str) for a in arrays):
                 raise TypeError(f'param_groups[{index}]["params"] mixes (name, array) pairs with other entries')
             names = [name for name, _ in arrays]
-        elif names is not None:
-            names = list(names)
+        elif given is not None:
+            names = list(given)
             if len(names) != len(arrays) or not all(isinstance(n, str) for n in names):
                 raise TypeError(f'param_groups[{index}]["param_names"] must be one string per parameter')
         named = names is not None
@@ -163,7 +164,8 @@ class Optimizer:
         for h in self.rule.hyperparameters:
             if h.kind != "option":
                 continue
-            value = group[h.name]
+            # Typed float for the comparison below; any other type is refused by the isinstance tests first.
+            value: float = group[h.name]
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < float("inf"):
                 raise ValueError(f"param_groups[{index}]: {h.name} must be a finite number >= 0, got {value!r}")
 
@@ -262,12 +264,13 @@ class Optimizer:
             raise ValueError(f"grads has {len(grads)} entries but the optimizer has {self._num_params} parameters")
         if len(groups) == 1:
             return [grads]
-        split, offset = [], 0
+        sliced: List[Any] = []
+        offset = 0
         for group in groups:
             count = len(group["params"])
-            split.append(grads[offset:offset + count])
+            sliced.append(grads[offset:offset + count])
             offset += count
-        return split
+        return sliced
 
     # ------------------------------------------------------------- counters
     @property
@@ -321,7 +324,7 @@ class Optimizer:
     def __setstate__(self, state: Dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._step_lock = threading.Lock()
-        self._counter_view = memoryview(self._counters)
+        self._counter_view = self._counters.data
 
     # ------------------------------------------------------------ checkpoint
     def state_dict(self) -> Dict[str, Any]:
@@ -347,8 +350,9 @@ class Optimizer:
                 if steps[k] != 0:
                     entry: Dict[str, Any] = {"step": int(steps[k])}
                     for name, arrays in group_state.items():
-                        if arrays[k] is not None:
-                            entry[name] = arrays[k].copy()
+                        array = arrays[k]
+                        if array is not None:
+                            entry[name] = array.copy()
                     state[index] = entry
                 indices.append(index)
                 index += 1
@@ -501,7 +505,7 @@ class Optimizer:
         if not isinstance(entry, dict):
             raise ValueError(f"{where} must be a dict")
         step = entry.get("step", 0)
-        if isinstance(step, bool) or not isinstance(step, numbers.Integral) or not 0 <= step <= _MAX_COUNT:
+        if isinstance(step, bool) or not isinstance(step, numbers.Integral) or not 0 <= int(step) <= _MAX_COUNT:
             raise ValueError(f"{where}['step'] must be an integer in [0, 2**63 - 1], got {step!r}")
         names = {s.name for s in self.rule.states}
         for name, value in entry.items():
@@ -529,11 +533,11 @@ class Optimizer:
                     arrays[k] = state_like(param, fill)
                 else:
                     arrays[k] = None
-            elif arrays[k] is None:
-                arrays[k] = state_like(param)
-                np.copyto(arrays[k], value)
             else:
-                np.copyto(arrays[k], value)
+                target = arrays[k]
+                if target is None:
+                    target = arrays[k] = state_like(param)
+                np.copyto(target, value)
 
     # -------------------------------------------------------------- snapshot
     def snapshot(self, *, params: bool = False) -> "OptimizerSnapshot":
@@ -567,7 +571,7 @@ class OptimizerSnapshot:
 
     def __init__(self, optimizer: Optimizer, params: bool) -> None:
         self._optimizer = optimizer
-        self.state_dict = optimizer._state_dict()
+        self.state_dict: Dict[str, Any] = optimizer._state_dict()
         # The hyperparameter objects themselves (numbers, schedules, tuples):
         # load_state_dict restores their values and schedule state, these their identity.
         self._groups = [{k: v for k, v in g.items() if k not in ("params", "param_names")}
@@ -594,7 +598,7 @@ class OptimizerSnapshot:
 
 
 def _count(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value <= _MAX_COUNT:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= int(value) <= _MAX_COUNT:
         raise ValueError(f"{name} must be an integer in [0, 2**63 - 1], got {value!r}")
     return int(value)
 
@@ -645,7 +649,7 @@ def _make_constructor(rule: RuleDescription) -> Callable[..., None]:
     )
     namespace: Dict[str, Any] = {"_defaults": rule.defaults, "_Optimizer": Optimizer}
     exec(source, namespace)  # noqa: S102 - the source is built above from the rule description only
-    constructor = namespace["__init__"]
+    constructor: Callable[..., None] = namespace["__init__"]
     constructor.__qualname__ = f"{rule.class_name}.__init__"
     return constructor
 
@@ -679,7 +683,8 @@ def _make_resolver(rule: RuleDescription) -> Callable[[Dict[str, Any], int], Dic
     lines.append(f"    return {{{', '.join(entries)}}}")
     namespace: Dict[str, Any] = {"_is_schedule": _is_schedule}
     exec("\n".join(lines) + "\n", namespace)  # noqa: S102 - the source is built here from the rule only
-    return namespace["resolve"]
+    resolve: Callable[[Dict[str, Any], int], Dict[str, Any]] = namespace["resolve"]
+    return resolve
 
 
 def _class_docstring(rule: RuleDescription) -> str:

@@ -171,8 +171,8 @@ class Scaled(Schedule):
     _fields = ("schedule", "factor")
 
     def __init__(self, schedule: Schedule, factor: float) -> None:
-        self.schedule = check_schedule("schedule", schedule)
-        self.factor = non_negative("factor", factor)
+        self.schedule: Schedule = check_schedule("schedule", schedule)
+        self.factor: float = non_negative("factor", factor)
 
     def _value(self, t: int) -> float:
         return self.factor * self.schedule(t)
@@ -227,15 +227,20 @@ class Product(Schedule):
             flat.extend(schedule.schedules if type(schedule) is Product else [schedule])
         if len(flat) < 2:
             raise ValueError(f"schedules must hold at least two schedules, got {len(flat)}")
-        self.schedules = flat
+        self.schedules: List[Schedule] = flat
 
     def _value(self, t: int) -> float:
         return math.prod(schedule(t) for schedule in self.schedules)
 
     @property
     def base(self) -> Optional[float]:
-        bases = [schedule.base for schedule in self.schedules]
-        return None if any(b is None for b in bases) else math.prod(bases)
+        product: float = 1  # as math.prod starts
+        for schedule in self.schedules:
+            base = schedule.base
+            if base is None:
+                return None
+            product *= base
+        return product
 
     def state_dict(self) -> Dict[str, Any]:
         """``{"schedules": [state of each schedule]}``."""

@@ -12,10 +12,17 @@ compiled constructor unchanged, so every check happens once, in C++.
 from __future__ import annotations
 
 import operator
-from typing import Any, Iterable, Mapping, Optional
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Literal, Mapping, Optional, SupportsIndex, Tuple, Type
 
 from .._core import schedules as _native
 from ._base import Schedule
+
+if TYPE_CHECKING:
+    from .._core import _NativeSchedule, _OneCycle
+
+# The string options of the cycle and 1cycle schedules (the C++ refuses any other name).
+CyclicMode = Literal["triangular", "triangular2", "exp_range"]
+AnnealStrategy = Literal["cos", "linear"]
 
 __all__ = [
     "Constant",
@@ -40,9 +47,13 @@ class _ClosedForm(Schedule):
 
     A subclass gets, from the compiled type: ``_fields`` and one read-only
     property per field. Its ``__init__`` calls ``self._build(locals())``.
+    The field annotations in each subclass's body are for type checkers only
+    (an annotation without a value sets no class attribute); tests/test_stubs.py
+    checks they name exactly the compiled type's fields.
     """
 
-    _native_type: Any
+    _native_type: ClassVar[Type[_NativeSchedule]]
+    _native: _NativeSchedule
     #: The field that is this schedule's :attr:`base` (None: the schedule has no base).
     _base_field: Optional[str] = "lr"
 
@@ -58,7 +69,7 @@ class _ClosedForm(Schedule):
         self._native = self._native_type(**{name: arguments[name] for name in self._fields})
 
     # The compiled __call__ checks t itself (TypeError, ValueError), so no Python check here.
-    def __call__(self, t: int) -> float:
+    def __call__(self, t: SupportsIndex) -> float:
         return self._native(t)
 
     def _value(self, t: int) -> float:
@@ -66,7 +77,10 @@ class _ClosedForm(Schedule):
 
     @property
     def base(self) -> Optional[float]:
-        return None if self._base_field is None else getattr(self, self._base_field)
+        if self._base_field is None:
+            return None
+        value: float = getattr(self, self._base_field)
+        return value
 
 
 class Constant(_ClosedForm):
@@ -84,6 +98,8 @@ class Constant(_ClosedForm):
         >>> Constant(0.1)(1000)
         0.1
     """
+
+    lr: float
 
     def __init__(self, lr: float) -> None:
         self._build(locals())
@@ -107,6 +123,10 @@ class StepDecay(_ClosedForm):
         >>> s(9), s(10), s(25)
         (1.0, 0.5, 0.25)
     """
+
+    lr: float
+    step_size: int
+    gamma: float
 
     def __init__(self, lr: float, step_size: int, gamma: float = 0.1) -> None:
         self._build(locals())
@@ -132,6 +152,10 @@ class MultiStepDecay(_ClosedForm):
         >>> [s(t) for t in (0, 2, 4, 5)]
         [1.0, 0.5, 0.5, 0.125]
     """
+
+    lr: float
+    milestones: Tuple[int, ...]
+    gamma: float
 
     def __init__(self, lr: float, milestones: Iterable[int], gamma: float = 0.1) -> None:
         self._build(locals())
@@ -160,6 +184,11 @@ class ExponentialDecay(_ClosedForm):
         0.5
     """
 
+    lr: float
+    gamma: float
+    decay_steps: int
+    staircase: bool
+
     def __init__(self, lr: float, gamma: float, decay_steps: int = 1, staircase: bool = False) -> None:
         self._build(locals())
 
@@ -183,6 +212,11 @@ class InverseTimeDecay(_ClosedForm):
         >>> InverseTimeDecay(1.0, decay_rate=0.5, decay_steps=10)(20)
         0.5
     """
+
+    lr: float
+    decay_rate: float
+    decay_steps: int
+    staircase: bool
 
     def __init__(self, lr: float, decay_rate: float, decay_steps: int = 1, staircase: bool = False) -> None:
         self._build(locals())
@@ -212,6 +246,11 @@ class PolynomialDecay(_ClosedForm):
         [1.0, 0.25, 0.0, 0.0]
     """
 
+    lr: float
+    total_steps: int
+    power: float
+    end_lr: float
+
     def __init__(self, lr: float, total_steps: int, power: float = 1.0, end_lr: float = 0.0) -> None:
         self._build(locals())
 
@@ -236,6 +275,11 @@ class Linear(_ClosedForm):
         >>> [s(t) for t in (0, 2, 4, 9)]
         [0.5, 0.75, 1.0, 1.0]
     """
+
+    lr: float
+    start_factor: float
+    end_factor: float
+    total_steps: int
 
     def __init__(
         self, lr: float, start_factor: float = 1.0 / 3, end_factor: float = 1.0, total_steps: int = 5
@@ -272,6 +316,10 @@ class CosineAnnealing(_ClosedForm):
         (1.0, 0.5, 0.0)
     """
 
+    lr: float
+    T_max: int
+    eta_min: float
+
     def __init__(self, lr: float, T_max: int, eta_min: float = 0.0) -> None:
         self._build(locals())
 
@@ -299,6 +347,11 @@ class CosineAnnealingWarmRestarts(_ClosedForm):
         >>> [round(s(t), 3) for t in (0, 2, 4, 8, 12)]
         [1.0, 0.5, 1.0, 0.5, 1.0]
     """
+
+    lr: float
+    T_0: int
+    T_mult: int
+    eta_min: float
 
     def __init__(self, lr: float, T_0: int, T_mult: int = 1, eta_min: float = 0.0) -> None:
         self._build(locals())
@@ -336,13 +389,20 @@ class Cyclic(_ClosedForm):
         [0.1, 0.55, 1.0, 0.55, 0.1]
     """
 
+    base_lr: float
+    max_lr: float
+    step_size_up: int
+    step_size_down: int
+    mode: CyclicMode
+    gamma: float
+
     def __init__(
         self,
         base_lr: float,
         max_lr: float,
         step_size_up: int = 2000,
         step_size_down: Optional[int] = None,
-        mode: str = "triangular",
+        mode: CyclicMode = "triangular",
         gamma: float = 1.0,
     ) -> None:
         if step_size_down is None:  # torch: a symmetric cycle
@@ -398,13 +458,20 @@ class CyclicMomentum(_ClosedForm):
         0.8
     """
 
+    base_momentum: float
+    max_momentum: float
+    step_size_up: int
+    step_size_down: int
+    mode: CyclicMode
+    gamma: float
+
     def __init__(
         self,
         base_momentum: float = 0.8,
         max_momentum: float = 0.9,
         step_size_up: int = 2000,
         step_size_down: Optional[int] = None,
-        mode: str = "triangular",
+        mode: CyclicMode = "triangular",
         gamma: float = 1.0,
     ) -> None:
         if step_size_down is None:  # torch: a symmetric cycle
@@ -457,12 +524,21 @@ class OneCycle(_ClosedForm):
         [0.1, 0.7, 0.26, 0.1, 0.1]
     """
 
+    max_lr: float
+    total_steps: int
+    pct_start: float
+    anneal_strategy: AnnealStrategy
+    div_factor: float
+    final_div_factor: float
+    three_phase: bool
+    _native: _OneCycle
+
     def __init__(
         self,
         max_lr: float,
         total_steps: int,
         pct_start: float = 0.3,
-        anneal_strategy: str = "cos",
+        anneal_strategy: AnnealStrategy = "cos",
         div_factor: float = 25.0,
         final_div_factor: float = 1e4,
         three_phase: bool = False,
@@ -527,11 +603,18 @@ class OneCycleMomentum(_ClosedForm):
         0.95
     """
 
+    total_steps: int
+    pct_start: float
+    anneal_strategy: AnnealStrategy
+    three_phase: bool
+    base_momentum: float
+    max_momentum: float
+
     def __init__(
         self,
         total_steps: int,
         pct_start: float = 0.3,
-        anneal_strategy: str = "cos",
+        anneal_strategy: AnnealStrategy = "cos",
         three_phase: bool = False,
         base_momentum: float = 0.85,
         max_momentum: float = 0.95,
@@ -559,6 +642,9 @@ class InverseSqrt(_ClosedForm):
         >>> [s(t) for t in (0, 2, 4, 16)]
         [0.0, 0.5, 1.0, 0.5]
     """
+
+    lr: float
+    warmup_steps: int
 
     def __init__(self, lr: float, warmup_steps: int) -> None:
         self._build(locals())

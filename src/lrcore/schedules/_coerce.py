@@ -20,7 +20,7 @@ def as_schedule(name: str, value: Any) -> Schedule:
     if isinstance(value, Schedule):
         return value
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        return Constant(value)
+        return Constant(float(value))  # the compiled constructor converts the same way
     raise TypeError(f"{name} must be a Schedule or a real number, got {type(value).__name__}")
 
 

@@ -41,7 +41,7 @@ class Lambda(Schedule):
     _fields = ("lr", "fn")
 
     def __init__(self, lr: float, fn: Callable[[int], float]) -> None:
-        self.lr = non_negative("lr", lr)
+        self.lr: float = non_negative("lr", lr)
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {type(fn).__name__}")
         self.fn = fn
@@ -82,10 +82,10 @@ class Sequential(Schedule):
     _fields = ("schedules", "milestones")
 
     def __init__(self, schedules: Iterable[ScheduleLike], milestones: Iterable[int]) -> None:
-        self.schedules = as_schedule_list("schedules", schedules)
+        self.schedules: List[Schedule] = as_schedule_list("schedules", schedules)
         if isinstance(milestones, (str, bytes)) or not isinstance(milestones, Iterable):
             raise TypeError(f"milestones must be a sequence of integers, got {type(milestones).__name__}")
-        self.milestones = [integer(f"milestones[{i}]", m, 1) for i, m in enumerate(milestones)]
+        self.milestones: List[int] = [integer(f"milestones[{i}]", m, 1) for i, m in enumerate(milestones)]
         if len(self.milestones) != len(self.schedules) - 1:
             raise ValueError(
                 f"milestones must have one entry fewer than schedules: got {len(self.milestones)} "
@@ -157,7 +157,7 @@ class Chained(Schedule):
     _fields = ("schedules",)
 
     def __init__(self, schedules: Iterable[ScheduleLike]) -> None:
-        self.schedules = as_schedule_list("schedules", schedules)
+        self.schedules: List[Schedule] = as_schedule_list("schedules", schedules)
         self._base = _common_base(self.schedules)
 
     def _value(self, t: int) -> float:
@@ -183,13 +183,15 @@ class Chained(Schedule):
 
 def _common_base(schedules: List[Schedule]) -> float:
     """The base shared by chained schedules; ValueError naming the schedule that breaks the rule."""
-    bases = [schedule.base for schedule in schedules]
-    for index, base in enumerate(bases):
+    bases: List[float] = []
+    for index, schedule in enumerate(schedules):
+        base = schedule.base
         if base is None:
             raise ValueError(
-                f"schedules[{index}] ({type(schedules[index]).__name__}) has no base learning rate to take a "
+                f"schedules[{index}] ({type(schedule).__name__}) has no base learning rate to take a "
                 "factor from (see Schedule.base); Chained needs learning-rate schedules"
             )
+        bases.append(base)
     first = bases[0]
     for index, base in enumerate(bases[1:], start=1):
         # A relative tolerance lets bases that went through arithmetic (0.5 * Constant(0.2)) still match.
@@ -234,9 +236,9 @@ class Warmup(Schedule):
     _fields = ("schedule", "warmup_steps", "start_factor")
 
     def __init__(self, schedule: ScheduleLike, warmup_steps: int, start_factor: float = 0.0) -> None:
-        self.schedule = as_schedule("schedule", schedule)
-        self.warmup_steps = integer("warmup_steps", warmup_steps, 0)
-        self.start_factor = in_range("start_factor", start_factor, 0.0, 1.0)
+        self.schedule: Schedule = as_schedule("schedule", schedule)
+        self.warmup_steps: int = integer("warmup_steps", warmup_steps, 0)
+        self.start_factor: float = in_range("start_factor", start_factor, 0.0, 1.0)
 
     def _value(self, t: int) -> float:
         if t >= self.warmup_steps:

@@ -88,23 +88,23 @@ class ReduceOnPlateau(Schedule):
         min_lr: float = 0.0,
         eps: float = 1e-8,
     ) -> None:
-        self.schedule = as_schedule("schedule_or_lr", schedule_or_lr)
-        self.mode = choice("mode", mode, ("min", "max"))
-        self.factor = non_negative("factor", factor)
+        self.schedule: Schedule = as_schedule("schedule_or_lr", schedule_or_lr)
+        self.mode: str = choice("mode", mode, ("min", "max"))
+        self.factor: float = non_negative("factor", factor)
         if self.factor >= 1.0:
             raise ValueError(f"factor must be < 1.0, got {self.factor}")
-        self.patience = integer("patience", patience, 0)
-        self.threshold = non_negative("threshold", threshold)
-        self.threshold_mode = choice("threshold_mode", threshold_mode, ("rel", "abs"))
-        self.cooldown = integer("cooldown", cooldown, 0)
-        self.min_lr = non_negative("min_lr", min_lr)
-        self.eps = non_negative("eps", eps)
-        self.best = math.inf if self.mode == "min" else -math.inf
-        self.num_bad_epochs = 0
-        self.cooldown_counter = 0
-        self.scale = 1.0
-        self.num_observations = 0
-        self.last_step = 0
+        self.patience: int = integer("patience", patience, 0)
+        self.threshold: float = non_negative("threshold", threshold)
+        self.threshold_mode: str = choice("threshold_mode", threshold_mode, ("rel", "abs"))
+        self.cooldown: int = integer("cooldown", cooldown, 0)
+        self.min_lr: float = non_negative("min_lr", min_lr)
+        self.eps: float = non_negative("eps", eps)
+        self.best: float = math.inf if self.mode == "min" else -math.inf
+        self.num_bad_epochs: int = 0
+        self.cooldown_counter: int = 0
+        self.scale: float = 1.0
+        self.num_observations: int = 0
+        self.last_step: int = 0
 
     def _scaled(self, base: float, scale: float) -> float:
         return max(scale * base, min(self.min_lr, base))
