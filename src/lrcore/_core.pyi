@@ -315,6 +315,8 @@ class _GradientsModule(ModuleType):
         norm_type: float = 2.0,
         error_if_nonfinite: bool = False,
     ) -> float: ...
+    @staticmethod
+    def clip_grad_value(grads: Sequence[Optional[np.ndarray]], clip_value: float) -> None: ...
 
 # ------------------------------------------------------------------- bench --
 # cpp/python/register_bench.cpp: the benchmark's memory roof. For tensor i,

@@ -7,7 +7,7 @@ here as soon as it is described.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List
+from typing import Any, Dict, Iterable, List, Type
 
 from .optim import _classes
 from .optim._optimizer import Optimizer
@@ -15,7 +15,7 @@ from .optim._optimizer import Optimizer
 __all__ = ["available_optimizers", "create_optimizer"]
 
 
-def _classes_by_name() -> Dict[str, type]:
+def _classes_by_name() -> Dict[str, Type[Optimizer]]:
     return {name.lower(): getattr(_classes, name) for name in _classes.__all__}
 
 

@@ -19,6 +19,8 @@ from ._base import Schedule
 
 if TYPE_CHECKING:
     from .._core import _NativeSchedule, _OneCycle
+else:  # names the stubs define for type checkers only; at run time an annotation just needs a name
+    _NativeSchedule = _OneCycle = object
 
 # The string options of the cycle and 1cycle schedules (the C++ refuses any other name).
 CyclicMode = Literal["triangular", "triangular2", "exp_range"]
