@@ -19,12 +19,12 @@ from __future__ import annotations
 
 try:
     from . import _core
-except ImportError as error:  # pragma: no cover - depends on the installation
+except ImportError as _error:  # pragma: no cover - depends on the installation
     raise ImportError(
         "lrcore's compiled module (lrcore._core) could not be imported. lrcore must be installed "
         "with its C++ extension built, e.g. `pip install .` from a source checkout; running from "
-        f"the source tree without building does not work. Original error: {error}"
-    ) from error
+        f"the source tree without building does not work. Original error: {_error}"
+    ) from _error
 
 import os as _os
 
