@@ -13,6 +13,8 @@ import copy
 import numpy as np
 import pytest
 
+import lrcore
+
 from rules import RULE_CASES, RULE_IDS, RULES, make_gradients
 
 RULE_BY_NAME = {rule.name: rule for rule in RULES}
@@ -280,3 +282,17 @@ def test_state_dict_round_trip_keeps_names_and_state():
     for name in MODEL_ORDER:
         assert params[name].tobytes() == copy_params[name].tobytes(), name
     assert_same(opt.state_dict(), fresh.state_dict())
+
+
+def test_load_state_dict_refuses_other_parameter_names_and_changes_nothing():
+    a, b = np.zeros(3), np.zeros(2)
+    source = lrcore.Adam([("weight", np.zeros(3)), ("bias", np.zeros(2))], lr=0.1)
+    source.step({"weight": np.ones(3), "bias": np.ones(2)})
+    target = lrcore.Adam([("bias", a), ("weight", b)], lr=0.1)
+    before = target.state_dict()
+    with pytest.raises(ValueError, match=r"names its parameters \['weight', 'bias'\], the optimizer's are \['bias', 'weight'\]"):
+        target.load_state_dict(source.state_dict())
+    assert target.state_dict()["param_groups"] == before["param_groups"] and target.step_count == 0
+    same = lrcore.Adam([("weight", np.zeros(3)), ("bias", np.zeros(2))], lr=0.1)
+    same.load_state_dict(source.state_dict())
+    assert same.step_count == 1

@@ -425,6 +425,10 @@ class Optimizer:
             for name in saved:
                 if name not in ("params", "param_names") and name not in group:
                     raise ValueError(f"state_dict param_groups[{g}] has unknown hyperparameter {name!r}")
+            saved_names = saved.get("param_names")
+            if saved_names is not None and "param_names" in group and list(saved_names) != group["param_names"]:
+                raise ValueError(f"state_dict param_groups[{g}] names its parameters {list(saved_names)!r}, "
+                                 f"the optimizer's are {group['param_names']!r}")
             # The values this group would step with, checked as a step checks them.
             candidate = dict(group)
             for name, value in saved.items():
