@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import typing
 from pathlib import Path
 
@@ -15,12 +16,16 @@ PACKAGE = _stubs.PACKAGE_DIRECTORY
 
 def test_mypy_strict_passes_on_the_package(tmp_path: Path) -> None:
     api = pytest.importorskip("mypy.api", reason="mypy is not installed")
-    # The package's parent as mypy_path: mypy then reads the package from its sources and
-    # _core.pyi for the compiled module (it refuses a site-packages directory as a path).
+    # mypy checks the package's sources, with _core.pyi for the compiled module. An installed
+    # package sits in site-packages, which mypy refuses as a search path, so the sources (and
+    # stubs) are copied to a directory of their own first.
+    sources = tmp_path / "src"
+    shutil.copytree(PACKAGE, sources / "lrcore", ignore=shutil.ignore_patterns("*.so", "*.pyd", "__pycache__",
+                                                                              "include", "lib"))
     config = tmp_path / "mypy.ini"
     config.write_text(
         "[mypy]\nstrict = True\n"
-        f"mypy_path = {PACKAGE.parent}\n"
+        f"mypy_path = {sources}\n"
         "[mypy-matplotlib,matplotlib.*]\nignore_missing_imports = True\n",
         encoding="utf-8",
     )
