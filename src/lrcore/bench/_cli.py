@@ -187,7 +187,8 @@ def run(args: argparse.Namespace, out: Optional[TextIO] = None, progress_stream:
         opt_step = next((w for w in options.workloads if w.name == OPT_STEP), None)
         if opt_step is not None:
             for threads in plan.opt_step_threads:
-                progress.phase(f"opt-step, {threads} thread{'s' if threads > 1 else ''}")
+                progress.start_other(f"opt-step, {threads} thread{'s' if threads > 1 else ''}")
+                progress.phase("timing")
                 result = run_opt_step(opt_step, threads, options)
                 progress.clear()
                 opt_steps.append(result)

@@ -211,6 +211,10 @@ class Progress:
     def start_cell(self, index: int, cell: Cell) -> None:
         self._cell = f"[{index + 1}/{self.total}] {cell.rule.name} {cell.workload.label} {cell.threads} thr"
 
+    def start_other(self, label: str) -> None:
+        """A step outside the table (the opt-step case)."""
+        self._cell = label
+
     def finish_cell(self, cell: Cell) -> None:
         self.done += 1
         self._estimated_done += cell.estimate
