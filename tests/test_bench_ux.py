@@ -253,3 +253,21 @@ def test_omp_wait_policy(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delitem(sys.modules, "torch")
     assert "set by the bench" in _cli.omp_wait_policy() and os.environ["OMP_WAIT_POLICY"] == "passive"
     assert "set by the bench" in _cli.omp_wait_policy()  # a second run in the same process says the same
+
+
+def test_eta_counts_down_and_learns_from_finished_cells(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [0.0]
+    monkeypatch.setattr(_plan.time, "perf_counter", lambda: clock[0])
+    workload = parse_workloads(["1000"])[0]
+    first, second = (_plan.Cell(RULES["adam"], workload, 1, [], estimate=10.0) for _ in range(2))
+    progress = _plan.Progress(_plan.Plan([first, second], [], 0.0, {}), FakeTerminal())
+    progress.start_cell(0, first)
+    clock[0] = 5.0
+    assert progress.remaining() == pytest.approx(15.0)
+    clock[0] = 20.0  # the first cell took twice its estimate
+    progress.finish_cell(first)
+    progress.start_cell(1, second)
+    clock[0] = 25.0
+    assert progress.remaining() == pytest.approx(15.0)  # 10 s estimated x 2, less 5 s already spent
+    progress.phase("vs numpy")
+    assert "ETA 15 s" in progress.stream.getvalue()  # type: ignore[attr-defined]

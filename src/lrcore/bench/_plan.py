@@ -207,23 +207,28 @@ class Progress:
         self._estimated_done = 0.0
         self._shown = False
         self._cell = ""
+        self._cell_started = self.started
 
     def start_cell(self, index: int, cell: Cell) -> None:
         self._cell = f"[{index + 1}/{self.total}] {cell.rule.name} {cell.workload.label} {cell.threads} thr"
+        self._cell_started = time.perf_counter()
 
     def start_other(self, label: str) -> None:
         """A step outside the table (the opt-step case)."""
         self._cell = label
+        self._cell_started = time.perf_counter()
 
     def finish_cell(self, cell: Cell) -> None:
         self.done += 1
         self._estimated_done += cell.estimate
 
     def remaining(self) -> float:
-        elapsed = time.perf_counter() - self.started
+        """Seconds left: the estimate of the cells not finished, scaled by how the finished ones compared,
+        less the time already spent on the current one."""
+        now = time.perf_counter()
         left = self.plan.estimate - self._estimated_done
-        scale = elapsed / self._estimated_done if self._estimated_done > 0 else 1.0
-        return left * scale
+        scale = (self._cell_started - self.started) / self._estimated_done if self._estimated_done > 0 else 1.0
+        return max(left * scale - (now - self._cell_started), 0.0)
 
     def phase(self, text: str) -> None:
         if not self.enabled:

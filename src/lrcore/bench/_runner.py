@@ -254,7 +254,8 @@ def run_case(rule: Rule, workload: Workload, threads: int, options: Options,
     order = [n for n in options.against if n != "numpy-ref"] + [n for n in options.against if n == "numpy-ref"]
     finished: Dict[str, ContenderResult] = {}
     for name in order:
-        phase(f"vs {name}")
+        if CONTENDERS[name].unavailable() is None:
+            phase(f"vs {name}")
         finished[name] = _run_contender(name, rule, params, first, second, expected_params,
                                         expected_state, lrcore_timed, options,
                                         reference_runner if name == "numpy-ref" else None)
