@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence, TextIO
@@ -12,6 +13,7 @@ import numpy as np
 
 from .. import _runtime
 from ._contenders import CONTENDERS, torch_module
+from ._plan import Progress, format_bytes, format_duration, make_plan, print_plan
 from ._report import CaseTable, print_opt_step, print_system, system_info, to_json
 from ._rules import RULES, parse_rules
 from ._runner import CaseResult, OptStepResult, Options, run_case, run_opt_step
@@ -26,7 +28,50 @@ fused) and DeepSpeed's CPU Adam when installed, and against a memory roof
 kernel that moves the same bytes. Every contender's result is first checked
 against lrcore.reference; a mismatch is reported as FAILED / MISMATCH and the
 exit status is 1.
+
+Before it starts the run prints its plan (cells, contenders, estimated time
+and memory); on a terminal it shows progress with an ETA on stderr. Ctrl-C
+prints what finished and exits with status 130. Unless OMP_WAIT_POLICY is
+already set, the bench sets it to passive before importing torch, so torch's
+idle OpenMP workers do not spin on the cores lrcore is timed on.
 """
+
+#: Exit status after Ctrl-C (128 + SIGINT), as a shell reports it.
+INTERRUPTED = 130
+
+_policy_set_by_bench = False
+
+
+def omp_wait_policy() -> str:
+    """Sets OMP_WAIT_POLICY=passive unless the user set it or torch is already loaded; says which, for the header.
+
+    OpenMP (torch's libgomp) reads the variable once, when it loads: after a
+    torch step its workers otherwise spin for a while (GOMP_SPINCOUNT) and hold
+    the cores the next lrcore timing needs.
+    """
+    global _policy_set_by_bench
+    value = os.environ.get("OMP_WAIT_POLICY")
+    if value is not None and not _policy_set_by_bench:
+        return f"OMP_WAIT_POLICY={value} (set by you; the bench leaves it alone)"
+    if value is None and "torch" in sys.modules:
+        return ("OMP_WAIT_POLICY not set, and torch was imported before the bench started: torch's idle OpenMP "
+                "workers may spin and slow lrcore's multi-threaded cells")
+    if value is None:
+        os.environ["OMP_WAIT_POLICY"] = "passive"
+        _policy_set_by_bench = True
+    return ("OMP_WAIT_POLICY=passive (set by the bench before importing torch, so torch's idle OpenMP workers "
+            "sleep instead of\n         spinning on the cores lrcore is timed on; set OMP_WAIT_POLICY yourself to "
+            "override)")
+
+
+def _peak_rss() -> Optional[int]:
+    """This process's peak resident set size in bytes, where the platform reports it."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak) * (1 if sys.platform == "darwin" else 1024)
 
 BUDGETS = {
     "full": TimingBudget(seconds=0.6, min_samples=5, max_samples=200, min_sample_seconds=1e-3),
@@ -60,6 +105,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=None, metavar="S",
                         help="timing budget per interleaved group (default 0.6, with --quick 0.08)")
     parser.add_argument("--json", metavar="FILE", default=None, help="also write the results as JSON to FILE")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress line on stderr (it is shown only when stderr is a terminal anyway)")
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
 
 
@@ -89,8 +136,13 @@ def _options(args: argparse.Namespace) -> Options:
     return Options(rules, workloads, threads, against, np.dtype(args.dtype), budget, args.seed)
 
 
-def run(args: argparse.Namespace, out: Optional[TextIO] = None) -> int:
-    """Runs the benchmark the parsed arguments describe; returns the exit status (1 when anything failed)."""
+def run(args: argparse.Namespace, out: Optional[TextIO] = None, progress_stream: Optional[TextIO] = None) -> int:
+    """Runs the benchmark the parsed arguments describe; returns the exit status.
+
+    0: everything verified; 1: something did not match the reference; 2: bad
+    arguments; 130: interrupted (Ctrl-C), after printing what finished.
+    Progress goes to ``progress_stream`` (default stderr) only when it is a terminal.
+    """
     out = out or sys.stdout
     try:
         options = _options(args)
@@ -98,54 +150,79 @@ def run(args: argparse.Namespace, out: Optional[TextIO] = None) -> int:
         print(f"lrcore bench: {error}", file=sys.stderr)
         return 2
     started = time.perf_counter()
+    omp_note = omp_wait_policy()  # before anything imports torch
     initial_threads = _runtime.get_num_threads()
     torch = torch_module() if any(n.startswith("torch") or n == "deepspeed" for n in options.against) else None
     initial_torch_threads = torch.get_num_threads() if torch is not None else None
     system = system_info()
-    print_system(system, options.against, out)
+    system["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY")
+    print_system(system, options.against, out, omp_note)
+    plan = make_plan(options.rules, options.workloads, options.threads, options.against, options.dtype.itemsize,
+                     options.budget)
+    print_plan(plan, options.rules, options.workloads, options.threads, options.against, options.dtype.itemsize,
+               options.dtype.name, options.budget, out)
+    progress = Progress(plan, progress_stream, enabled=False if args.no_progress else None)
     cases: List[CaseResult] = []
     opt_steps: List[OptStepResult] = []
+    table = CaseTable(options.against, out)
+    interrupted = False
     try:
-        sized = [w for w in options.workloads if w.name != OPT_STEP]
-        if sized:
-            table = CaseTable(options.against, out)
+        if plan.cells:
             table.header()
-            for rule in options.rules:
-                for workload in sized:
-                    for threads in options.threads:
-                        try:
-                            case = run_case(rule, workload, threads, options)
-                        except Exception as error:  # lrcore raised: the case failed, the run goes on
-                            case = CaseResult(rule.name, workload.name, workload.label, workload.arrays,
-                                              workload.elements, options.dtype.name, threads, 0, "FAILED",
-                                              f"{type(error).__name__}: {error}")
-                        cases.append(case)
-                        table.row(case)
-        if any(w.name == OPT_STEP for w in options.workloads):
-            workload = next(w for w in options.workloads if w.name == OPT_STEP)
-            for threads in options.threads:
-                result = run_opt_step(workload, threads, options)
+        for index, cell in enumerate(plan.cells):
+            progress.start_cell(index, cell)
+            progress.phase("starting")
+            try:
+                case = run_case(cell.rule, cell.workload, cell.threads, options, progress.phase)
+            except Exception as error:  # lrcore raised: the case failed, the run goes on
+                workload = cell.workload
+                case = CaseResult(cell.rule.name, workload.name, workload.label, workload.arrays,
+                                  workload.elements, options.dtype.name, cell.threads, 0, "FAILED",
+                                  f"{type(error).__name__}: {error}")
+            progress.finish_cell(cell)
+            progress.clear()
+            cases.append(case)
+            table.row(case)
+        table.legend()
+        opt_step = next((w for w in options.workloads if w.name == OPT_STEP), None)
+        if opt_step is not None:
+            for threads in plan.opt_step_threads:
+                progress.start_other(f"opt-step, {threads} thread{'s' if threads > 1 else ''}")
+                progress.phase("timing")
+                result = run_opt_step(opt_step, threads, options)
+                progress.clear()
                 opt_steps.append(result)
                 print_opt_step(result, out)
+    except KeyboardInterrupt:
+        interrupted = True
+        progress.clear()
+        table.reprint(f"Interrupted (Ctrl-C) after {len(cases)} of {len(plan.cells)} table rows"
+                      f"{' and ' + str(len(opt_steps)) + ' opt-step runs' if opt_steps else ''}; what finished:")
     finally:
+        progress.clear()
         _runtime.set_num_threads(initial_threads)
         if torch is not None:
             torch.set_num_threads(initial_torch_threads)
     failed = (any(c.status != "ok" or any(e.status == "mismatch" for e in c.contenders.values()) for c in cases)
               or any(r.status != "ok" or any(e.status == "mismatch" for e in r.entries.values()) for r in opt_steps))
     elapsed = time.perf_counter() - started
-    print(f"\n{'FAILED: some results did not match the reference (see above)' if failed else 'All results verified'}"
-          f"; {elapsed:.0f} s.", file=out)
+    peak = _peak_rss()
+    verdict = ("FAILED: some results did not match the reference (see above)" if failed
+               else "Interrupted; the results shown were verified" if interrupted else "All results verified")
+    print(f"\n{verdict}; {format_duration(elapsed)} (estimated {format_duration(plan.estimate)})"
+          f"{', peak memory ' + format_bytes(peak) if peak else ''}.", file=out)
     if args.json:
         settings: Dict[str, Any] = {
             "rules": [r.name for r in options.rules], "sizes": [w.name for w in options.workloads],
             "threads": options.threads, "against": options.against, "dtype": options.dtype.name,
             "quick": bool(args.quick), "budget_seconds": options.budget.seconds, "seed": options.seed,
-            "elapsed_seconds": elapsed,
+            "elapsed_seconds": elapsed, "estimated_seconds": plan.estimate, "peak_rss_bytes": peak,
         }
         with open(args.json, "w", encoding="utf-8") as file:
-            json.dump(to_json(system, settings, cases, opt_steps, failed), file, indent=1)
+            json.dump(to_json(system, settings, cases, opt_steps, failed, interrupted), file, indent=1)
         print(f"Wrote {args.json}", file=out)
+    if interrupted:
+        return INTERRUPTED
     return 1 if failed else 0
 
 

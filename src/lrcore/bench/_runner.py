@@ -11,11 +11,23 @@ A case is one rule on one workload at one thread count. Its order:
 4. Time lrcore interleaved with the roof (and with itself on one thread when
    the case uses more), then with each other contender in turn, each verified
    first. Ratios always come from one interleaved group.
+
+Memory: the reference's own arrays serve as the expected result (no copy),
+so numpy-ref (which is that runner) is timed last; the roof is checked
+against the starting arrays without copying its own, and each contender's
+arrays are freed (and the garbage collector run) before the next is made.
+At most the starting arrays (params and two gradients), the reference, lrcore
+and one more contender (or the roof) are alive at once.
+
+Every cell keeps its spread: the interquartile range of the rounds over the
+median. A ratio whose two cells' spreads add up to more than
+:data:`NOISY_SPREAD` is flagged ``noisy``.
 """
 
 from __future__ import annotations
 
 import functools
+import gc
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -25,12 +37,29 @@ from .. import _core, _runtime, reference
 from ..optim import Adam
 from ._contenders import CONTENDERS, TORCH_VARIANTS, FunctionalRunner, RoofRunner, Runner, torch_module
 from ._rules import RULES, Rule, State
-from ._timing import Timed, TimingBudget, measure_interleaved, median
+from ._timing import Samples, Timed, TimingBudget, measure_interleaved
 from ._verify import TOLERANCE, deviation, state_deviation
 from ._workloads import OPT_STEP, Workload
 
-__all__ = ["CaseResult", "ContenderResult", "OptStepResult", "Options", "VerificationError", "run_case", "run_opt_step",
-           "verified_step"]
+__all__ = ["CaseResult", "ContenderResult", "NOISY_SPREAD", "OptStepResult", "Options", "VerificationError",
+           "run_case", "run_opt_step", "verified_step"]
+
+#: A ratio is flagged noisy when the relative interquartile ranges of its two cells add up to more than this
+#: (to first order, the relative width of the ratio's own interquartile interval).
+NOISY_SPREAD = 0.25
+
+#: Workloads at least this large (elements) run the garbage collector after each contender, so no freed
+#: contender's arrays linger in a reference cycle while the next one allocates.
+_COLLECT_ABOVE = 1 << 20
+
+
+def noisy(*spreads: Optional[float]) -> bool:
+    """True when the spreads (relative IQRs) of the cells a ratio comes from add up to more than NOISY_SPREAD."""
+    return sum(s for s in spreads if s is not None) > NOISY_SPREAD
+
+
+def _ignore(phase: str) -> None:
+    pass
 
 
 @dataclass
@@ -62,6 +91,8 @@ class ContenderResult:
     seconds: Optional[float] = None
     lrcore_seconds: Optional[float] = None
     samples: int = 0
+    spread: Optional[float] = None         # IQR / median of this contender's rounds
+    lrcore_spread: Optional[float] = None  # the same for lrcore's rounds in this group
 
     @property
     def speedup(self) -> Optional[float]:
@@ -69,6 +100,11 @@ class ContenderResult:
         if self.seconds is None or not self.lrcore_seconds:
             return None
         return self.seconds / self.lrcore_seconds
+
+    @property
+    def noisy(self) -> bool:
+        """The speedup is not meaningful: the two cells' spreads add up to more than NOISY_SPREAD."""
+        return self.status == "ok" and noisy(self.spread, self.lrcore_spread)
 
 
 @dataclass
@@ -88,6 +124,9 @@ class CaseResult:
     roof_seconds: Optional[float] = None
     one_thread_seconds: Optional[float] = None  # lrcore on 1 thread, interleaved with the above
     samples: int = 0
+    lrcore_spread: Optional[float] = None       # IQR / median of the rounds, for each time above
+    roof_spread: Optional[float] = None
+    one_thread_spread: Optional[float] = None
     contenders: Dict[str, ContenderResult] = field(default_factory=dict)
 
     @property
@@ -154,21 +193,29 @@ def _snapshot(runner: Runner, rule: Rule) -> Tuple[List[np.ndarray], State]:
     return params, {name: [a.copy() for a in state[name]] for name in rule.state_names}
 
 
-def run_case(rule: Rule, workload: Workload, threads: int, options: Options) -> CaseResult:
-    """One rule on one workload at one thread count: verify, then time (see the module docstring)."""
+def run_case(rule: Rule, workload: Workload, threads: int, options: Options,
+             phase: Callable[[str], None] = _ignore) -> CaseResult:
+    """One rule on one workload at one thread count: verify, then time (see the module docstring).
+
+    ``phase`` is called with a short description as each step starts (for progress output).
+    """
     dtype = options.dtype
     result = CaseResult(rule.name, workload.name, workload.label, workload.arrays, workload.elements, dtype.name,
                         threads, workload.elements * rule.bytes_per_element(dtype.itemsize))
     tolerance = TOLERANCE[dtype]
     _set_threads(threads)
+    phase("setup and reference")
     params, first, second = _starting_arrays(workload, dtype, options.seed)
 
     reference_runner = FunctionalRunner(rule, params, getattr(reference, rule.function))
     _two_steps(reference_runner, first, second)
-    expected_params, expected_state = _snapshot(reference_runner, rule)
-    if "numpy-ref" not in options.against:
-        del reference_runner
+    # The reference's own arrays are the expected result: nothing steps it again until numpy-ref, timed last.
+    expected_params = reference_runner.params()
+    reference_state = reference_runner.state()
+    assert reference_state is not None
+    expected_state: State = {name: reference_state[name] for name in rule.state_names}
 
+    phase("verify lrcore")
     lrcore_runner = CONTENDERS["lrcore"].make(rule, params)
     _two_steps(lrcore_runner, first, second)
     result.deviation = max(deviation(lrcore_runner.params(), expected_params, params),
@@ -189,19 +236,32 @@ def run_case(rule: Rule, workload: Workload, threads: int, options: Options) -> 
     group = [lrcore_timed, Timed("roof", roof.step, _lrcore_threads(threads))]
     if threads > 1:
         group.append(Timed("lrcore-1-thread", lrcore_runner.step, _lrcore_threads(1)))
+    phase("time lrcore and the roof")
     samples = measure_interleaved(group, options.budget)
     _set_threads(threads)
-    result.lrcore_seconds = median(samples["lrcore"].times)
-    result.roof_seconds = median(samples["roof"].times)
+    result.lrcore_seconds, result.lrcore_spread = samples["lrcore"].median, samples["lrcore"].spread
+    result.roof_seconds, result.roof_spread = samples["roof"].median, samples["roof"].spread
     result.samples = len(samples["lrcore"].times)
     if threads > 1:
-        result.one_thread_seconds = median(samples["lrcore-1-thread"].times)
-    del roof
+        one = samples["lrcore-1-thread"]
+        result.one_thread_seconds, result.one_thread_spread = one.median, one.spread
+    del roof, group, samples
+    big = workload.elements >= _COLLECT_ABOVE
+    if big:
+        gc.collect()
 
-    for name in options.against:
-        result.contenders[name] = _run_contender(name, rule, params, first, second, expected_params,
-                                                 expected_state, lrcore_timed, options,
-                                                 reference_runner if name == "numpy-ref" else None)
+    # numpy-ref is the reference runner itself: stepping it spoils the expected arrays, so it goes last.
+    order = [n for n in options.against if n != "numpy-ref"] + [n for n in options.against if n == "numpy-ref"]
+    finished: Dict[str, ContenderResult] = {}
+    for name in order:
+        if CONTENDERS[name].unavailable() is None:
+            phase(f"vs {name}")
+        finished[name] = _run_contender(name, rule, params, first, second, expected_params,
+                                        expected_state, lrcore_timed, options,
+                                        reference_runner if name == "numpy-ref" else None)
+        if big:
+            gc.collect()
+    result.contenders = {name: finished[name] for name in options.against}
     return result
 
 
@@ -229,8 +289,9 @@ def _run_contender(name: str, rule: Rule, params: Sequence[np.ndarray], first: S
         samples = measure_interleaved([lrcore_timed, Timed(name, runner.step)], options.budget)
     except Exception as failure:  # a contender that cannot run this case is reported, not fatal
         return ContenderResult(name, "error", f"{type(failure).__name__}: {failure}")
-    return ContenderResult(name, "ok", deviation=error, seconds=median(samples[name].times),
-                           lrcore_seconds=median(samples["lrcore"].times), samples=len(samples[name].times))
+    mine: Samples = samples[name]
+    return ContenderResult(name, "ok", deviation=error, seconds=mine.median, lrcore_seconds=samples["lrcore"].median,
+                           samples=len(mine.times), spread=mine.spread, lrcore_spread=samples["lrcore"].spread)
 
 
 # ------------------------------------------------------------------ opt.step --
@@ -242,6 +303,7 @@ class OptStepEntry:
     reason: Optional[str] = None
     deviation: Optional[float] = None
     seconds: Optional[float] = None
+    spread: Optional[float] = None  # IQR / median of the rounds
 
 
 @dataclass
@@ -260,6 +322,10 @@ class OptStepResult:
         if a is None or b is None or a.seconds is None or b.seconds is None:
             return None
         return a.seconds / b.seconds
+
+    def noisy(self, name: str, over: str = "lrcore-Adam.step") -> bool:
+        a, b = self.entries.get(name), self.entries.get(over)
+        return a is not None and b is not None and noisy(a.spread, b.spread)
 
 
 class _AdamClassRunner(Runner):
@@ -343,7 +409,7 @@ def run_opt_step(workload: Workload, threads: int, options: Options) -> OptStepR
         return result
     samples = measure_interleaved(group, options.budget)
     for name, timed in samples.items():
-        result.entries[name].seconds = median(timed.times)
+        result.entries[name].seconds, result.entries[name].spread = timed.median, timed.spread
     return result
 
 

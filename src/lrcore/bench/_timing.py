@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
-__all__ = ["Timed", "TimingBudget", "measure_interleaved", "median"]
+__all__ = ["Timed", "TimingBudget", "measure_interleaved", "median", "relative_iqr"]
 
 
 @dataclass
@@ -51,9 +51,31 @@ class Samples:
     times: List[float] = field(default_factory=list)
     calls_per_sample: int = 1
 
+    @property
+    def median(self) -> float:
+        return median(self.times)
+
+    @property
+    def spread(self) -> Optional[float]:
+        """Interquartile range over median of the rounds (see :func:`relative_iqr`)."""
+        return relative_iqr(self.times)
+
 
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
+
+
+def relative_iqr(values: Sequence[float]) -> Optional[float]:
+    """The interquartile range of the rounds over their median (0.03 = 3%); None with fewer than 2 rounds.
+
+    Quartiles are the inclusive method (as numpy's default percentile), so 3
+    rounds still give a defined, conservative spread.
+    """
+    if len(values) < 2:
+        return None
+    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    middle = median(values)
+    return float((q3 - q1) / middle) if middle > 0 else None
 
 
 def _time_calls(function: Callable[[], object], calls: int) -> float:
