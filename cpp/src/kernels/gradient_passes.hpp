@@ -6,14 +6,16 @@
 //
 // Bitwise agreement across instruction sets. A vector reduction usually
 // keeps one partial sum per lane, so its result depends on the vector width.
-// Here every chunk is summed into a fixed set of `accumulators` (16) doubles,
+// Here every chunk is summed into a fixed set of `accumulators` (32) doubles,
 // whatever the width: element i of the chunk always goes to accumulator
-// i % 16, each accumulator adds its elements in increasing order starting from
-// +0.0, and the 16 are then added in one fixed tree. SSE2 holds them in 8
-// registers of 2 lanes, AVX2 in 4 of 4 and AVX-512 in 2 of 8, so all three
-// (and the scalar reference below) perform exactly the same additions. 16 is
-// the smallest count that keeps AVX-512 busy with two independent add chains
-// per iteration while still fitting SSE2's 16 registers without spilling.
+// i % 32, each accumulator adds its elements in increasing order starting from
+// +0.0, and the 32 are then added in one fixed tree. SSE2 holds them in 16
+// registers of 2 lanes, AVX2 in 8 of 4 and AVX-512 in 4 of 8, so all three
+// (and the scalar reference below) perform exactly the same additions. Why
+// 32: with 16, AVX-512 has only two add chains per 16 floats and the add
+// latency, not memory, limits one core (measured ~1.4x the read roof on
+// float32); four chains keep up with memory. SSE2 spills a little, but it is
+// only the fallback for CPUs without AVX2.
 //
 // The vector body starts at an aligned address (so no load straddles two
 // cache lines); the elements before it are added one by one into their own
@@ -73,15 +75,20 @@ const GradientPassTable& avx512_gradient_passes();
 namespace {
 namespace gradient_passes {
 
-constexpr std::size_t accumulators = 16;
+constexpr std::size_t accumulators = 32;
 
-/// The fixed tree the 16 accumulators are added in.
+/// The fixed tree the accumulators are added in: neighbours pairwise, level by
+/// level, ((a0 + a1) + (a2 + a3)) + ...
 inline double add_accumulators(const double* a) {
-    return ((((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))) +
-            (((a[8] + a[9]) + (a[10] + a[11])) + ((a[12] + a[13]) + (a[14] + a[15]))));
+    double level[accumulators];
+    for (std::size_t k = 0; k < accumulators; ++k) level[k] = a[k];
+    for (std::size_t width = accumulators / 2; width >= 1; width /= 2) {
+        for (std::size_t k = 0; k < width; ++k) level[k] = level[2 * k] + level[2 * k + 1];
+    }
+    return level[0];
 }
 
-/// The definition every variant reproduces: element i into accumulator i % 16.
+/// The definition every variant reproduces: element i into accumulator i % 32.
 template <class T, class Term>
 double reference_sum(const T* x, std::size_t n, Term term) {
     double acc[accumulators] = {};
@@ -148,6 +155,9 @@ template <class T>
 double reference_sum_abs(const T* x, std::size_t n) { return reference_sum(x, n, magnitude); }
 
 #if defined(__GNUC__)
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 // Vector versions in GCC/Clang vector types of `Bytes` bytes: the translation
 // unit's flags decide which instructions they become (SSE2, AVX2, AVX-512).
 // Loads and stores go through memcpy, so any alignment is valid.
@@ -170,12 +180,26 @@ std::size_t prologue_length(const T* x, std::size_t n) {
     return peel < n ? peel : n;
 }
 
-/// Loads accumulators' worth of elements (16) of x as `registers` double vectors.
+/// Loads accumulators' worth of elements (32) of x as `registers` double vectors.
 template <std::size_t Bytes, class T>
 inline void load_widened(const T* x, typename Vectors<Bytes>::D* out) {
     using V = Vectors<Bytes>;
     for (std::size_t r = 0; r < V::registers; ++r) {
         if constexpr (sizeof(T) == sizeof(float)) {
+            // GCC 12 splits a generic 8-float widening into two halves and a
+            // lane insert; the conversion instruction itself is one step.
+#if defined(__AVX512F__)
+            if constexpr (Bytes == 64) {
+                out[r] = (typename V::D)_mm512_cvtps_pd(_mm256_loadu_ps(x + r * V::lanes));
+                continue;
+            }
+#endif
+#if defined(__AVX__)
+            if constexpr (Bytes == 32) {
+                out[r] = (typename V::D)_mm256_cvtps_pd(_mm_loadu_ps(x + r * V::lanes));
+                continue;
+            }
+#endif
             typename V::HalfF half;
             std::memcpy(&half, x + r * V::lanes, sizeof half);
             out[r] = __builtin_convertvector(half, typename V::D);
@@ -195,7 +219,7 @@ double vector_sum(const T* x, std::size_t n, VectorTerm vector_term, ScalarTerm 
     const std::size_t peel = prologue_length<T, Bytes>(x, n);
     std::size_t i = 0;
     for (; i < peel; ++i) acc[i] += scalar_term(static_cast<double>(x[i]));
-    // Lane k of the body is element peel + k (mod 16): start each lane from
+    // Lane k of the body is element peel + k (mod 32): start each lane from
     // the accumulator it continues, so the additions stay those of reference_sum.
     typename V::D vacc[V::registers];
     double start[accumulators];
@@ -268,7 +292,7 @@ double vector_max_abs(const T* x, std::size_t n) {
     using I = std::conditional_t<sizeof(T) == 4, typename Vectors<Bytes>::I32, typename Vectors<Bytes>::I64>;
     using S = std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t>;
     constexpr std::size_t width = Bytes / sizeof(T);
-    constexpr std::size_t unroll = 2;
+    constexpr std::size_t unroll = 4;
     const std::size_t peel = prologue_length<T, Bytes>(x, n);
     const double head = reference_max_abs(x, peel);
     if (head != head) return head;
