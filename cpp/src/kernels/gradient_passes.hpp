@@ -285,40 +285,43 @@ bool vector_all_finite(const T* x, std::size_t n) {
     return reference_all_finite(x + i, n - i);
 }
 
-/// max |x| in T (exact, so lanes may be compared in any order); NaN tracked apart.
+/// max |x| as an integer maximum: with the sign bit cleared, the bits of a
+/// float read as a signed integer are ordered as the values are, and every
+/// NaN lies above +Inf. So one AND and one integer max per vector give the
+/// exact maximum (no rounding, so any comparison order gives the same bits)
+/// and a result above Inf's bits means some element was NaN.
 template <std::size_t Bytes, class T>
 double vector_max_abs(const T* x, std::size_t n) {
-    using VT = std::conditional_t<sizeof(T) == 4, typename Vectors<Bytes>::F, typename Vectors<Bytes>::D>;
-    using I = std::conditional_t<sizeof(T) == 4, typename Vectors<Bytes>::I32, typename Vectors<Bytes>::I64>;
     using S = std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t>;
+    typedef S I __attribute__((vector_size(Bytes)));
     constexpr std::size_t width = Bytes / sizeof(T);
     constexpr std::size_t unroll = 4;
+    constexpr S magnitude_mask = std::numeric_limits<S>::max();
+    constexpr S infinity_bits = static_cast<S>(Bits<T>::exponent);
     const std::size_t peel = prologue_length<T, Bytes>(x, n);
     const double head = reference_max_abs(x, peel);
     if (head != head) return head;
-    VT best[unroll] = {};
-    I nan[unroll] = {};
+    I best[unroll] = {};
     std::size_t i = peel;
     for (; i + unroll * width <= n; i += unroll * width) {
         for (std::size_t u = 0; u < unroll; ++u) {
-            VT v;
+            I v;
             std::memcpy(&v, x + i + u * width, sizeof v);
-            v = (VT)((I)v & std::numeric_limits<S>::max());
-            nan[u] |= (I)(v != v);
+            v &= magnitude_mask;
             best[u] = v > best[u] ? v : best[u];
         }
     }
-    T result = static_cast<T>(head);
-    bool any_nan = false;
-    for (std::size_t u = 0; u < unroll; ++u) {
-        for (std::size_t k = 0; k < width; ++k) {
-            any_nan |= nan[u][k] != 0;
-            result = best[u][k] > result ? best[u][k] : result;
-        }
-    }
+    const I both = (best[0] > best[1] ? best[0] : best[1]);
+    const I other = (best[2] > best[3] ? best[2] : best[3]);
+    const I all = both > other ? both : other;
+    S top = 0;
+    for (std::size_t k = 0; k < width; ++k) top = all[k] > top ? all[k] : top;
     const double tail = reference_max_abs(x + i, n - i);
-    if (any_nan || tail != tail) return std::numeric_limits<double>::quiet_NaN();
-    return tail > result ? tail : static_cast<double>(result);
+    if (top > infinity_bits || tail != tail) return std::numeric_limits<double>::quiet_NaN();
+    T body;
+    std::memcpy(&body, &top, sizeof body);
+    const double result = head > static_cast<double>(body) ? head : static_cast<double>(body);
+    return tail > result ? tail : result;
 }
 
 template <std::size_t Bytes, class T>
