@@ -120,3 +120,22 @@ def test_clip_scaling_identical_across_isas(dtype):
     factor = dtype(1.0 / (_oracle(grads, 2.0) + 1e-6))
     clipped = np.frombuffer(outputs.pop(), dtype)
     np.testing.assert_allclose(clipped, np.concatenate(grads) * factor, rtol=2e-7 if dtype == np.float32 else 1e-15)
+
+
+def test_gradient_pass_roofs_touch_every_element():
+    from lrcore import _core
+
+    a = np.zeros(100003, np.float32)
+    b = np.ones(70001, np.float64)
+    _core.bench.roof_read([a, b])
+    _core.bench.roof_update([a[1:], b], 2.0)
+    assert a[0] == 0 and np.all(a[1:] == 2) and np.all(b == 3)
+    read_only = np.zeros(10)
+    read_only.flags.writeable = False
+    _core.bench.roof_read([read_only])
+    with pytest.raises(ValueError):
+        _core.bench.roof_update([read_only])
+    with pytest.raises(ValueError):
+        _core.bench.roof_update([b, b[5:]])
+    with pytest.raises(TypeError):
+        _core.bench.roof_read([np.zeros(3, np.int32)])
