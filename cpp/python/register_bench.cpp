@@ -154,6 +154,52 @@ void roof_binding(py::handle inputs_object, py::handle updates_object) {
     if (!float64.empty()) bench::roof_stream(float64.data(), float64.size());
 }
 
+/// roof_read / roof_update: one list of arrays, split by dtype.
+template <bool Writeable>
+void one_array_roof_binding(py::handle arrays_object, double addend) {
+    const py::sequence list = check_sequence(arrays_object, "arrays", 0, false);
+    const std::size_t count = py::len(list);
+    std::vector<float*> float32;
+    std::vector<std::size_t> float32_sizes;
+    std::vector<double*> float64;
+    std::vector<std::size_t> float64_sizes;
+    std::vector<ArrayView> views;
+    std::vector<py::object> alive;
+    for (std::size_t i = 0; i < count; ++i) {
+        py::object object = list[i];
+        const ArrayView view = check_roof_array(object, "arrays", i, 0, Writeable);
+        if (Writeable) {
+            for (std::size_t j = 0; j < views.size(); ++j) {
+                if (overlap(views[j], view)) {
+                    throw py::value_error("arrays[" + std::to_string(j) + "] and arrays[" + std::to_string(i) +
+                                          "] share memory; each must be a separate array");
+                }
+            }
+        }
+        views.push_back(view);
+        if (view.type == ElementType::float32) {
+            float32.push_back(static_cast<float*>(view.data));
+            float32_sizes.push_back(view.size);
+        } else {
+            float64.push_back(static_cast<double*>(view.data));
+            float64_sizes.push_back(view.size);
+        }
+        alive.push_back(std::move(object));
+    }
+    py::gil_scoped_release release;
+    if constexpr (Writeable) {
+        bench::roof_update(float32.data(), float32_sizes.data(), float32.size(), addend);
+        bench::roof_update(float64.data(), float64_sizes.data(), float64.size(), addend);
+    } else {
+        (void)addend;
+        bench::roof_read(float32.data(), float32_sizes.data(), float32.size());
+        bench::roof_read(float64.data(), float64_sizes.data(), float64.size());
+    }
+}
+
+void roof_read_binding(py::handle arrays) { one_array_roof_binding<false>(arrays, 0.0); }
+void roof_update_binding(py::handle arrays, double addend) { one_array_roof_binding<true>(arrays, addend); }
+
 }  // namespace
 
 void register_bench(py::module_ m) {
@@ -163,6 +209,12 @@ void register_bench(py::module_ m) {
           "that are read and written, so a rule's traffic is matched by e.g. inputs=[[grad]], "
           "updates=[[param, exp_avg, exp_avg_sq]] for Adam. Same chunking, thread pool and instruction "
           "set as the update rules.");
+    m.def("roof_read", &roof_read_binding, "arrays"_a,
+          "The memory roof of a read-only pass (all_finite, a norm): reads every element of every array "
+          "once, doing trivial arithmetic, chunked and threaded like the gradient passes.");
+    m.def("roof_update", &roof_update_binding, "arrays"_a, "addend"_a = 0.0,
+          "The memory roof of an in-place pass (the clip scaling): every element x of every array "
+          "becomes x + addend, chunked and threaded like the gradient passes.");
 }
 
 }  // namespace lrcore::python

@@ -4,10 +4,12 @@
 // The arrays are cut into the same fixed 64 KiB chunks as the update rules
 // (cpp/src/optimizers.cpp) and the chunks shared by the thread pool. Norms are
 // reduced in a fixed order: each chunk accumulates its own partial sum in
-// double in a fixed lane order, and the partials are added in chunk order
-// afterwards, so a result depends on neither the thread count nor which
-// thread ran which chunk. Everything is compiled once, for the baseline ISA:
-// the passes are memory-bound and simple enough for the compiler to vectorize.
+// double into 16 accumulators in a fixed lane assignment (see
+// kernels/gradient_passes.hpp), and the partials are added in chunk order
+// afterwards, so a result depends on neither the thread count, nor which
+// thread ran which chunk, nor the instruction set. The per-chunk loops are
+// built once per instruction set (cpp/src/isa/*.cpp): compiled for the
+// baseline alone, they could not keep up with memory on one core.
 
 #include "lrcore/gradients.hpp"
 
@@ -22,6 +24,8 @@
 #include <vector>
 
 #include "chunking.hpp"
+#include "dispatch.hpp"
+#include "kernels/gradient_passes.hpp"
 
 namespace lrcore {
 namespace {
@@ -66,40 +70,19 @@ void for_each_chunk(std::size_t chunk_count, std::size_t total, Task& task) {
     }
 }
 
-// ------------------------------------------------------------ all_finite --
-// An IEEE value is NaN or Inf exactly when its exponent bits are all ones.
-// Adding the exponent's lowest bit to the masked exponent carries into the
-// sign bit only then, so OR-ing those sums over a chunk and testing the sign
-// bit once is a branch-free test of and, add and or, which vectorizes at SSE2.
-template <class T>
-struct ExponentBits;
-template <>
-struct ExponentBits<float> {
-    using Bits = std::uint32_t;
-    static constexpr Bits exponent = 0x7f800000u;
-    static constexpr Bits lowest = 0x00800000u;
-    static constexpr Bits sign = 0x80000000u;
-};
-template <>
-struct ExponentBits<double> {
-    using Bits = std::uint64_t;
-    static constexpr Bits exponent = 0x7ff0000000000000ull;
-    static constexpr Bits lowest = 0x0010000000000000ull;
-    static constexpr Bits sign = 0x8000000000000000ull;
-};
-
-template <class T>
-bool chunk_all_finite(const T* x, std::size_t n) {
-    using E = ExponentBits<T>;
-    typename E::Bits any = 0;
-    for (std::size_t i = 0; i < n; ++i) {
-        typename E::Bits bits;
-        std::memcpy(&bits, x + i, sizeof(bits));
-        any |= (bits & E::exponent) + E::lowest;
-    }
-    return (any & E::sign) == 0;
+/// The passes built for the instruction set the update rules use right now
+/// (lrcore::set_isa), so a forced ISA covers the gradient passes too.
+const kernels::GradientPassTable& active_passes() {
+    const char* isa = kernels::active_kernels().name;
+#if defined(LRCORE_HAVE_X86_VARIANTS)
+    if (std::strcmp(isa, "avx512") == 0) return kernels::avx512_gradient_passes();
+    if (std::strcmp(isa, "avx2") == 0) return kernels::avx2_gradient_passes();
+#endif
+    (void)isa;
+    return kernels::baseline_gradient_passes();
 }
 
+// ------------------------------------------------------------ all_finite --
 template <class T>
 bool all_finite_impl(const T* const* arrays, const std::size_t* sizes, std::size_t count) {
     check_arrays(arrays, sizes, count);
@@ -108,6 +91,7 @@ bool all_finite_impl(const T* const* arrays, const std::size_t* sizes, std::size
     if (total == 0) return true;
     std::atomic<bool> found{false};
     const Chunk* chunk_data = chunks.data();
+    const auto chunk_all_finite = active_passes().of<T>().all_finite;
     auto task = [&](std::size_t c) {
         if (found.load(std::memory_order_relaxed)) return;
         const Chunk& chunk = chunk_data[c];
@@ -120,31 +104,9 @@ bool all_finite_impl(const T* const* arrays, const std::size_t* sizes, std::size
 }
 
 // ------------------------------------------------------------------ norms --
-/// sum of term(x) over one chunk in double: eight lanes in a fixed order, then the tail.
-template <class T, class Term>
-double chunk_sum(const T* x, std::size_t n, Term term) {
-    constexpr std::size_t lanes = 8;
-    double lane[lanes] = {};
-    std::size_t i = 0;
-    for (; i + lanes <= n; i += lanes) {
-        for (std::size_t j = 0; j < lanes; ++j) lane[j] += term(static_cast<double>(x[i + j]));
-    }
-    double tail = 0.0;
-    for (; i < n; ++i) tail += term(static_cast<double>(x[i]));
-    return (((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]))) + tail;
-}
-
-template <class T>
-double chunk_max_abs(const T* x, std::size_t n) {
-    double result = 0.0;
-    for (std::size_t i = 0; i < n; ++i) {
-        const double a = std::fabs(static_cast<double>(x[i]));
-        if (a > result || a != a) result = a;  // NaN sticks: nothing compares greater than it
-        if (result != result) break;
-    }
-    return result;
-}
-
+// Chunk sums come from the per-ISA passes (kernels/gradient_passes.hpp),
+// which all add in the same fixed order; the general power is the scalar
+// reference with std::pow, one libm function for every ISA, compiled here once.
 /// Per-chunk results of chunk_result(pointer, n), then combine(acc, partial) in chunk order.
 template <class T, class ChunkResult, class Combine>
 double reduce(const T* const* arrays, const std::size_t* sizes, std::size_t count, ChunkResult chunk_result,
@@ -177,25 +139,19 @@ template <class T>
 double sum_of_powers_impl(const T* const* arrays, const std::size_t* sizes, std::size_t count, double p) {
     check_norm_type(p);
     if (!std::isfinite(p)) throw std::invalid_argument("sum_of_powers: norm_type must be finite");
-    if (p == 2.0) {
-        return reduce(arrays, sizes, count,
-                      [](const T* x, std::size_t n) { return chunk_sum(x, n, [](double v) { return v * v; }); }, add);
-    }
-    if (p == 1.0) {
-        return reduce(arrays, sizes, count,
-                      [](const T* x, std::size_t n) { return chunk_sum(x, n, [](double v) { return std::fabs(v); }); },
-                      add);
-    }
+    if (p == 2.0) return reduce(arrays, sizes, count, active_passes().of<T>().sum_squares, add);
+    if (p == 1.0) return reduce(arrays, sizes, count, active_passes().of<T>().sum_abs, add);
     return reduce(arrays, sizes, count,
                   [p](const T* x, std::size_t n) {
-                      return chunk_sum(x, n, [p](double v) { return std::pow(std::fabs(v), p); });
+                      return kernels::gradient_passes::reference_sum(
+                          x, n, [p](double v) { return std::pow(std::fabs(v), p); });
                   },
                   add);
 }
 
 template <class T>
 double max_abs_impl(const T* const* arrays, const std::size_t* sizes, std::size_t count) {
-    return reduce(arrays, sizes, count, [](const T* x, std::size_t n) { return chunk_max_abs(x, n); }, max_nan);
+    return reduce(arrays, sizes, count, active_passes().of<T>().max_abs, max_nan);
 }
 
 template <class T>
@@ -212,10 +168,10 @@ void scale_impl(T* const* arrays, const std::size_t* sizes, std::size_t count, d
     const std::vector<Chunk>& chunks = chunks_of<T>(sizes, count, total);
     const T f = static_cast<T>(factor);
     const Chunk* chunk_data = chunks.data();
+    const auto chunk_scale = active_passes().of<T>().scale;
     auto task = [&](std::size_t c) {
         const Chunk& chunk = chunk_data[c];
-        T* x = arrays[chunk.tensor];
-        for (std::size_t i = chunk.begin; i < chunk.end; ++i) x[i] = x[i] * f;
+        chunk_scale(arrays[chunk.tensor] + chunk.begin, chunk.end - chunk.begin, f);
     };
     for_each_chunk<T>(chunks.size(), total, task);
 }

@@ -1,6 +1,7 @@
 #include "roof.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
@@ -87,6 +88,123 @@ void stream_baseline(std::size_t n, const T* in0, const T* in1, T* up0, T* up1, 
 #endif
 #undef LRCORE_ROOF_STREAM
 
+#if defined(__GNUC__)
+// The one-array loops of roof_read and roof_update, peeled to a vector
+// boundary like the stream above. The read loop keeps four independent sums
+// so the adds never limit it; the result goes nowhere but must be computed.
+#define LRCORE_ROOF_ONE_ARRAY(read_name, update_name, attributes, vector_bytes)                     \
+    template <class T>                                                                              \
+    attributes T read_name(std::size_t n, const T* x) {                                             \
+        using V = typename VectorOf<T, vector_bytes>::type;                                         \
+        constexpr std::size_t width = vector_bytes / sizeof(T);                                     \
+        const std::size_t misaligned = (reinterpret_cast<std::uintptr_t>(x) / sizeof(T)) % width;   \
+        const std::size_t peel = misaligned == 0 ? 0 : std::min(n, width - misaligned);             \
+        T s = 0;                                                                                    \
+        std::size_t i = 0;                                                                          \
+        for (; i < peel; ++i) s += x[i];                                                            \
+        V v[4] = {};                                                                                \
+        for (; i + 4 * width <= n; i += 4 * width) {                                                \
+            for (int k = 0; k < 4; ++k) {                                                           \
+                V t;                                                                                \
+                __builtin_memcpy(&t, x + i + k * width, sizeof t);                                  \
+                v[k] += t;                                                                          \
+            }                                                                                       \
+        }                                                                                           \
+        const V all = (v[0] + v[1]) + (v[2] + v[3]);                                                \
+        for (std::size_t k = 0; k < width; ++k) s += all[k];                                        \
+        for (; i < n; ++i) s += x[i];                                                               \
+        return s;                                                                                   \
+    }                                                                                               \
+    template <class T>                                                                              \
+    attributes void update_name(std::size_t n, T* x, T addend) {                                    \
+        using V = typename VectorOf<T, vector_bytes>::type;                                         \
+        constexpr std::size_t width = vector_bytes / sizeof(T);                                     \
+        const std::size_t misaligned = (reinterpret_cast<std::uintptr_t>(x) / sizeof(T)) % width;   \
+        const std::size_t peel = misaligned == 0 ? 0 : std::min(n, width - misaligned);             \
+        std::size_t i = 0;                                                                          \
+        for (; i < peel; ++i) x[i] += addend;                                                       \
+        for (; i + width <= n; i += width) {                                                        \
+            V t;                                                                                    \
+            __builtin_memcpy(&t, x + i, sizeof t);                                                  \
+            t += addend;                                                                            \
+            __builtin_memcpy(x + i, &t, sizeof t);                                                  \
+        }                                                                                           \
+        for (; i < n; ++i) x[i] += addend;                                                          \
+    }
+
+LRCORE_ROOF_ONE_ARRAY(read_baseline, update_baseline, , 16)
+#if defined(LRCORE_HAVE_X86_VARIANTS)
+LRCORE_ROOF_ONE_ARRAY(read_avx2, update_avx2, __attribute__((target("avx2"))), 32)
+LRCORE_ROOF_ONE_ARRAY(read_avx512, update_avx512, __attribute__((target("avx512f"))), 64)
+#endif
+#undef LRCORE_ROOF_ONE_ARRAY
+#else
+template <class T>
+T read_baseline(std::size_t n, const T* x) {
+    T s = 0;
+    for (std::size_t i = 0; i < n; ++i) s += x[i];
+    return s;
+}
+template <class T>
+void update_baseline(std::size_t n, T* x, T addend) {
+    for (std::size_t i = 0; i < n; ++i) x[i] += addend;
+}
+#endif
+
+template <class T>
+struct OneArrayLoops {
+    T (*read)(std::size_t, const T*);
+    void (*update)(std::size_t, T*, T);
+};
+
+template <class T>
+OneArrayLoops<T> active_one_array_loops() {
+#if defined(LRCORE_HAVE_X86_VARIANTS)
+    const char* isa = kernels::active_kernels().name;
+    if (std::strcmp(isa, "avx512") == 0) return {&read_avx512<T>, &update_avx512<T>};
+    if (std::strcmp(isa, "avx2") == 0) return {&read_avx2<T>, &update_avx2<T>};
+#endif
+    return {&read_baseline<T>, &update_baseline<T>};
+}
+
+template <class Pointer>
+void check_one_array_inputs(const Pointer* arrays, const std::size_t* sizes, std::size_t count) {
+    if (count == 0) return;
+    if (arrays == nullptr || sizes == nullptr) throw std::invalid_argument("roof: arrays and sizes must not be null");
+    for (std::size_t i = 0; i < count; ++i) {
+        if (sizes[i] != 0 && arrays[i] == nullptr) {
+            throw std::invalid_argument("roof: array " + std::to_string(i) + " is null but not empty");
+        }
+    }
+}
+
+// Where the read sums go, so the compiler cannot drop the loads.
+std::atomic<std::uint64_t> read_sink{0};
+
+template <class T>
+void roof_read_impl(const T* const* arrays, const std::size_t* sizes, std::size_t count) {
+    check_one_array_inputs(arrays, sizes, count);
+    const auto read = active_one_array_loops<T>().read;
+    detail::for_each_range<T>(
+        count, [&](std::size_t i) { return sizes[i]; },
+        [&](std::size_t i, std::size_t begin, std::size_t end) {
+            const T s = read(end - begin, arrays[i] + begin);
+            std::uint64_t bits = 0;
+            std::memcpy(&bits, &s, sizeof s);
+            read_sink.fetch_xor(bits, std::memory_order_relaxed);
+        });
+}
+
+template <class T>
+void roof_update_impl(T* const* arrays, const std::size_t* sizes, std::size_t count, double addend) {
+    check_one_array_inputs(arrays, sizes, count);
+    const auto update = active_one_array_loops<T>().update;
+    const T a = static_cast<T>(addend);
+    detail::for_each_range<T>(
+        count, [&](std::size_t i) { return sizes[i]; },
+        [&](std::size_t i, std::size_t begin, std::size_t end) { update(end - begin, arrays[i] + begin, a); });
+}
+
 /// The stream loops of one instruction set, indexed [inputs - 1][updates - 1].
 template <class T>
 struct StreamTable {
@@ -161,5 +279,14 @@ void roof_impl(const RoofTensor<T>* tensors, std::size_t count) {
 
 void roof_stream(const RoofTensor<float>* tensors, std::size_t count) { roof_impl(tensors, count); }
 void roof_stream(const RoofTensor<double>* tensors, std::size_t count) { roof_impl(tensors, count); }
+
+void roof_read(const float* const* a, const std::size_t* s, std::size_t n) { roof_read_impl(a, s, n); }
+void roof_read(const double* const* a, const std::size_t* s, std::size_t n) { roof_read_impl(a, s, n); }
+void roof_update(float* const* a, const std::size_t* s, std::size_t n, double addend) {
+    roof_update_impl(a, s, n, addend);
+}
+void roof_update(double* const* a, const std::size_t* s, std::size_t n, double addend) {
+    roof_update_impl(a, s, n, addend);
+}
 
 }  // namespace lrcore::bench

@@ -35,4 +35,14 @@ struct RoofTensor {
 void roof_stream(const RoofTensor<float>* tensors, std::size_t count);
 void roof_stream(const RoofTensor<double>* tensors, std::size_t count);
 
+/// The roof of the whole-gradient passes (lrcore/gradients.hpp), chunked and
+/// vectorized as roof_stream is. roof_read only reads every element (a sum
+/// nobody looks at: 1x the bytes, like all_finite or a norm); roof_update
+/// reads and writes every element in place (x <- x + addend, 2x the bytes,
+/// like the clip scaling; pass 0 to leave finite values as they are).
+void roof_read(const float* const* arrays, const std::size_t* sizes, std::size_t count);
+void roof_read(const double* const* arrays, const std::size_t* sizes, std::size_t count);
+void roof_update(float* const* arrays, const std::size_t* sizes, std::size_t count, double addend);
+void roof_update(double* const* arrays, const std::size_t* sizes, std::size_t count, double addend);
+
 }  // namespace lrcore::bench

@@ -321,10 +321,15 @@ class _GradientsModule(ModuleType):
 # ------------------------------------------------------------------- bench --
 # cpp/python/register_bench.cpp: the benchmark's memory roof. For tensor i,
 # inputs[i] holds 1-2 arrays only read, updates[i] 1-4 arrays read and written.
+# roof_read / roof_update: the roofs of the read-only and in-place gradient passes.
 
 class _BenchModule(ModuleType):
     @staticmethod
     def roof_stream(inputs: Sequence[Sequence[np.ndarray]], updates: Sequence[Sequence[np.ndarray]]) -> None: ...
+    @staticmethod
+    def roof_read(arrays: Sequence[np.ndarray]) -> None: ...
+    @staticmethod
+    def roof_update(arrays: Sequence[np.ndarray], addend: float = 0.0) -> None: ...
 
 rules: _RulesModule
 schedules: _SchedulesModule

@@ -6,3 +6,10 @@
 namespace lrcore::kernels {
 LRCORE_DEFINE_KERNEL_TABLE(avx2_kernels, "avx2", Avx2Lane)
 }  // namespace lrcore::kernels
+
+// The whole-gradient passes (kernels/gradient_passes.hpp) at the same width.
+#include "kernels/gradient_passes.hpp"
+
+namespace lrcore::kernels {
+LRCORE_DEFINE_GRADIENT_PASS_TABLE(avx2_gradient_passes, "avx2", 32)
+}  // namespace lrcore::kernels

@@ -7,3 +7,10 @@
 namespace lrcore::kernels {
 LRCORE_DEFINE_KERNEL_TABLE(avx512_kernels, "avx512", Avx512Lane)
 }  // namespace lrcore::kernels
+
+// The whole-gradient passes (kernels/gradient_passes.hpp) at the same width.
+#include "kernels/gradient_passes.hpp"
+
+namespace lrcore::kernels {
+LRCORE_DEFINE_GRADIENT_PASS_TABLE(avx512_gradient_passes, "avx512", 64)
+}  // namespace lrcore::kernels

@@ -15,3 +15,14 @@
 namespace lrcore::kernels {
 LRCORE_DEFINE_KERNEL_TABLE(baseline_kernels, "baseline", LRCORE_BASELINE_LANE)
 }  // namespace lrcore::kernels
+
+// The whole-gradient passes (kernels/gradient_passes.hpp) at the same width.
+#include "kernels/gradient_passes.hpp"
+
+namespace lrcore::kernels {
+#if (defined(__SSE2__) || defined(_M_X64)) && !defined(LRCORE_SCALAR_BASELINE)
+LRCORE_DEFINE_GRADIENT_PASS_TABLE(baseline_gradient_passes, "baseline", 16)
+#else
+LRCORE_DEFINE_REFERENCE_GRADIENT_PASS_TABLE(baseline_gradient_passes, "baseline")
+#endif
+}  // namespace lrcore::kernels

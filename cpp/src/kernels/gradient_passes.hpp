@@ -1,0 +1,382 @@
+// The whole-gradient passes (cpp/src/gradient_checks.cpp) for one chunk of
+// one array, built once per instruction set like the update rules: each
+// cpp/src/isa/<name>.cpp instantiates a GradientPassTable with the vector
+// width it is compiled for, and gradient_checks.cpp picks the table that
+// matches the active kernel table.
+//
+// Bitwise agreement across instruction sets. A vector reduction usually
+// keeps one partial sum per lane, so its result depends on the vector width.
+// Here every chunk is summed into a fixed set of `accumulators` (32) doubles,
+// whatever the width: element i of the chunk always goes to accumulator
+// i % 32, each accumulator adds its elements in increasing order starting from
+// +0.0, and the 32 are then added in one fixed tree. SSE2 holds them in 16
+// registers of 2 lanes, AVX2 in 8 of 4 and AVX-512 in 4 of 8, so all three
+// (and the scalar reference below) perform exactly the same additions. Why
+// 32: with 16, AVX-512 has only two add chains per 16 floats and the add
+// latency, not memory, limits one core (measured ~1.4x the read roof on
+// float32); four chains keep up with memory. SSE2 spills a little, but it is
+// only the fallback for CPUs without AVX2.
+//
+// The vector body starts at an aligned address (so no load straddles two
+// cache lines); the elements before it are added one by one into their own
+// accumulators first, and the vector lanes are mapped back to accumulators by
+// the offset afterwards, so alignment changes nothing in the result.
+//
+// Included only by the per-ISA translation units (and by the tests, for the
+// scalar reference), inside an anonymous namespace like the lane headers, so
+// each unit gets its own copy compiled with its own flags.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+
+namespace lrcore::kernels {
+
+template <class T>
+struct TypedGradientPasses {
+    /// False when some element is NaN or +-Inf (the exponent bits are all ones).
+    bool (*all_finite)(const T* x, std::size_t n);
+    /// sum of x^2 (in double, the fixed order above).
+    double (*sum_squares)(const T* x, std::size_t n);
+    /// sum of |x| (in double, the fixed order above).
+    double (*sum_abs)(const T* x, std::size_t n);
+    /// max |x|, 0 for no elements, a quiet NaN when any element is NaN.
+    double (*max_abs)(const T* x, std::size_t n);
+    /// x <- x * factor.
+    void (*scale)(T* x, std::size_t n, T factor);
+};
+
+struct GradientPassTable {
+    const char* name;
+    TypedGradientPasses<float> f32;
+    TypedGradientPasses<double> f64;
+
+    template <class T>
+    const TypedGradientPasses<T>& of() const {
+        if constexpr (sizeof(T) == sizeof(float)) {
+            return f32;
+        } else {
+            return f64;
+        }
+    }
+};
+
+// One accessor per instruction set, defined next to the kernel tables in cpp/src/isa/<name>.cpp.
+const GradientPassTable& baseline_gradient_passes();
+#if defined(LRCORE_HAVE_X86_VARIANTS)
+const GradientPassTable& avx2_gradient_passes();
+const GradientPassTable& avx512_gradient_passes();
+#endif
+
+namespace {
+namespace gradient_passes {
+
+constexpr std::size_t accumulators = 32;
+
+/// The fixed tree the accumulators are added in: neighbours pairwise, level by
+/// level, ((a0 + a1) + (a2 + a3)) + ...
+inline double add_accumulators(const double* a) {
+    double level[accumulators];
+    for (std::size_t k = 0; k < accumulators; ++k) level[k] = a[k];
+    for (std::size_t width = accumulators / 2; width >= 1; width /= 2) {
+        for (std::size_t k = 0; k < width; ++k) level[k] = level[2 * k] + level[2 * k + 1];
+    }
+    return level[0];
+}
+
+/// The definition every variant reproduces: element i into accumulator i % 32.
+template <class T, class Term>
+double reference_sum(const T* x, std::size_t n, Term term) {
+    double acc[accumulators] = {};
+    for (std::size_t i = 0; i < n; ++i) acc[i % accumulators] += term(static_cast<double>(x[i]));
+    return add_accumulators(acc);
+}
+
+template <class T>
+struct Bits;
+template <>
+struct Bits<float> {
+    using type = std::uint32_t;
+    static constexpr type exponent = 0x7f800000u;
+    static constexpr type lowest = 0x00800000u;  // the exponent's lowest bit
+    static constexpr type sign = 0x80000000u;
+};
+template <>
+struct Bits<double> {
+    using type = std::uint64_t;
+    static constexpr type exponent = 0x7ff0000000000000ull;
+    static constexpr type lowest = 0x0010000000000000ull;
+    static constexpr type sign = 0x8000000000000000ull;
+};
+
+// Adding the exponent's lowest bit to the masked exponent carries into the
+// sign bit exactly when the exponent is all ones (NaN or Inf), so OR-ing
+// those sums and testing the sign bit once is an exact, branch-free test
+// (integer operations only, unaffected by any floating-point mode).
+template <class T>
+bool reference_all_finite(const T* x, std::size_t n) {
+    using B = Bits<T>;
+    typename B::type any = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        typename B::type bits;
+        std::memcpy(&bits, x + i, sizeof bits);
+        any |= (bits & B::exponent) + B::lowest;
+    }
+    return (any & B::sign) == 0;
+}
+
+template <class T>
+double reference_max_abs(const T* x, std::size_t n) {
+    T result = 0;
+    bool nan = false;
+    for (std::size_t i = 0; i < n; ++i) {
+        const T a = std::fabs(x[i]);
+        nan |= a != a;
+        result = a > result ? a : result;  // exact, so the order of comparisons does not matter
+    }
+    return nan ? std::numeric_limits<double>::quiet_NaN() : static_cast<double>(result);
+}
+
+template <class T>
+void reference_scale(T* x, std::size_t n, T factor) {
+    for (std::size_t i = 0; i < n; ++i) x[i] = x[i] * factor;
+}
+
+inline double square(double v) { return v * v; }
+inline double magnitude(double v) { return std::fabs(v); }
+
+template <class T>
+double reference_sum_squares(const T* x, std::size_t n) { return reference_sum(x, n, square); }
+template <class T>
+double reference_sum_abs(const T* x, std::size_t n) { return reference_sum(x, n, magnitude); }
+
+#if defined(__GNUC__)
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
+// Vector versions in GCC/Clang vector types of `Bytes` bytes: the translation
+// unit's flags decide which instructions they become (SSE2, AVX2, AVX-512).
+// Loads and stores go through memcpy, so any alignment is valid.
+template <std::size_t Bytes>
+struct Vectors {
+    typedef double D __attribute__((vector_size(Bytes)));
+    typedef float HalfF __attribute__((vector_size(Bytes / 2)));  // as many floats as D has doubles
+    typedef float F __attribute__((vector_size(Bytes)));
+    typedef std::int64_t I64 __attribute__((vector_size(Bytes)));
+    typedef std::int32_t I32 __attribute__((vector_size(Bytes)));
+    static constexpr std::size_t lanes = Bytes / sizeof(double);
+    static constexpr std::size_t registers = accumulators / lanes;
+};
+
+/// Elements before the first `Bytes`-aligned one (at most n).
+template <class T, std::size_t Bytes>
+std::size_t prologue_length(const T* x, std::size_t n) {
+    const std::size_t misaligned = (reinterpret_cast<std::uintptr_t>(x) % Bytes) / sizeof(T);
+    const std::size_t peel = misaligned == 0 ? 0 : Bytes / sizeof(T) - misaligned;
+    return peel < n ? peel : n;
+}
+
+/// Loads accumulators' worth of elements (32) of x as `registers` double vectors.
+template <std::size_t Bytes, class T>
+inline void load_widened(const T* x, typename Vectors<Bytes>::D* out) {
+    using V = Vectors<Bytes>;
+    for (std::size_t r = 0; r < V::registers; ++r) {
+        if constexpr (sizeof(T) == sizeof(float)) {
+            // GCC 12 splits a generic 8-float widening into two halves and a
+            // lane insert; the conversion instruction itself is one step.
+#if defined(__AVX512F__)
+            if constexpr (Bytes == 64) {
+                out[r] = (typename V::D)_mm512_cvtps_pd(_mm256_loadu_ps(x + r * V::lanes));
+                continue;
+            }
+#endif
+#if defined(__AVX__)
+            if constexpr (Bytes == 32) {
+                out[r] = (typename V::D)_mm256_cvtps_pd(_mm_loadu_ps(x + r * V::lanes));
+                continue;
+            }
+#endif
+            typename V::HalfF half;
+            std::memcpy(&half, x + r * V::lanes, sizeof half);
+            out[r] = __builtin_convertvector(half, typename V::D);
+        } else {
+            std::memcpy(&out[r], x + r * V::lanes, sizeof out[r]);
+        }
+    }
+}
+
+/// The fixed-order sum of term(x[i]) (term: double vector -> double vector,
+/// the same operation as the scalar term on every lane).
+template <std::size_t Bytes, class T, class VectorTerm, class ScalarTerm>
+double vector_sum(const T* x, std::size_t n, VectorTerm vector_term, ScalarTerm scalar_term) {
+    using V = Vectors<Bytes>;
+    double acc[accumulators] = {};
+    // Aligned to the widest load used (a vector of T) so it never splits a cache line.
+    const std::size_t peel = prologue_length<T, Bytes>(x, n);
+    std::size_t i = 0;
+    for (; i < peel; ++i) acc[i] += scalar_term(static_cast<double>(x[i]));
+    // Lane k of the body is element peel + k (mod 32): start each lane from
+    // the accumulator it continues, so the additions stay those of reference_sum.
+    typename V::D vacc[V::registers];
+    double start[accumulators];
+    for (std::size_t k = 0; k < accumulators; ++k) start[k] = acc[(peel + k) % accumulators];
+    std::memcpy(vacc, start, sizeof vacc);
+    for (; i + accumulators <= n; i += accumulators) {
+        typename V::D v[V::registers];
+        load_widened<Bytes>(x + i, v);
+        for (std::size_t r = 0; r < V::registers; ++r) vacc[r] += vector_term(v[r]);
+    }
+    std::memcpy(start, vacc, sizeof vacc);
+    for (std::size_t k = 0; k < accumulators; ++k) acc[(peel + k) % accumulators] = start[k];
+    for (; i < n; ++i) acc[i % accumulators] += scalar_term(static_cast<double>(x[i]));
+    return add_accumulators(acc);
+}
+
+template <std::size_t Bytes>
+struct VectorSquare {
+    typename Vectors<Bytes>::D operator()(typename Vectors<Bytes>::D v) const { return v * v; }
+};
+// |v| by clearing the sign bit, as std::fabs does for every value including NaN.
+template <std::size_t Bytes>
+struct VectorMagnitude {
+    typename Vectors<Bytes>::D operator()(typename Vectors<Bytes>::D v) const {
+        using V = Vectors<Bytes>;
+        return (typename V::D)((typename V::I64)v & std::numeric_limits<std::int64_t>::max());
+    }
+};
+
+template <std::size_t Bytes, class T>
+double vector_sum_squares(const T* x, std::size_t n) {
+    return vector_sum<Bytes>(x, n, VectorSquare<Bytes>{}, square);
+}
+template <std::size_t Bytes, class T>
+double vector_sum_abs(const T* x, std::size_t n) {
+    return vector_sum<Bytes>(x, n, VectorMagnitude<Bytes>{}, magnitude);
+}
+
+/// The exponent test of reference_all_finite on whole vectors; four vectors
+/// per step so the OR chains do not limit the loop.
+template <std::size_t Bytes, class T>
+bool vector_all_finite(const T* x, std::size_t n) {
+    using B = Bits<T>;
+    using U = typename B::type;
+    typedef U I __attribute__((vector_size(Bytes)));
+    constexpr std::size_t width = Bytes / sizeof(T);
+    constexpr std::size_t unroll = 4;
+    const std::size_t peel = prologue_length<T, Bytes>(x, n);
+    if (!reference_all_finite(x, peel)) return false;
+    I any[unroll] = {};
+    std::size_t i = peel;
+    for (; i + unroll * width <= n; i += unroll * width) {
+        for (std::size_t u = 0; u < unroll; ++u) {
+            I bits;
+            std::memcpy(&bits, x + i + u * width, sizeof bits);
+            any[u] |= (bits & B::exponent) + B::lowest;
+        }
+    }
+    const I all = (any[0] | any[1]) | (any[2] | any[3]);
+    U folded = 0;
+    for (std::size_t k = 0; k < width; ++k) folded |= all[k];
+    if ((folded & B::sign) != 0) return false;
+    return reference_all_finite(x + i, n - i);
+}
+
+/// max |x| as an integer maximum: with the sign bit cleared, the bits of a
+/// float read as a signed integer are ordered as the values are, and every
+/// NaN lies above +Inf. So one AND and one integer max per vector give the
+/// exact maximum (no rounding, so any comparison order gives the same bits)
+/// and a result above Inf's bits means some element was NaN.
+template <std::size_t Bytes, class T>
+double vector_max_abs(const T* x, std::size_t n) {
+    using S = std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t>;
+    typedef S I __attribute__((vector_size(Bytes)));
+    constexpr std::size_t width = Bytes / sizeof(T);
+    constexpr std::size_t unroll = 4;
+    constexpr S magnitude_mask = std::numeric_limits<S>::max();
+    constexpr S infinity_bits = static_cast<S>(Bits<T>::exponent);
+    const std::size_t peel = prologue_length<T, Bytes>(x, n);
+    const double head = reference_max_abs(x, peel);
+    if (head != head) return head;
+    I best[unroll] = {};
+    std::size_t i = peel;
+    for (; i + unroll * width <= n; i += unroll * width) {
+        for (std::size_t u = 0; u < unroll; ++u) {
+            I v;
+            std::memcpy(&v, x + i + u * width, sizeof v);
+            v &= magnitude_mask;
+            best[u] = v > best[u] ? v : best[u];
+        }
+    }
+    const I both = (best[0] > best[1] ? best[0] : best[1]);
+    const I other = (best[2] > best[3] ? best[2] : best[3]);
+    const I all = both > other ? both : other;
+    S top = 0;
+    for (std::size_t k = 0; k < width; ++k) top = all[k] > top ? all[k] : top;
+    const double tail = reference_max_abs(x + i, n - i);
+    if (top > infinity_bits || tail != tail) return std::numeric_limits<double>::quiet_NaN();
+    T body;
+    std::memcpy(&body, &top, sizeof body);
+    const double result = head > static_cast<double>(body) ? head : static_cast<double>(body);
+    return tail > result ? tail : result;
+}
+
+template <std::size_t Bytes, class T>
+void vector_scale(T* x, std::size_t n, T factor) {
+    using VT = std::conditional_t<sizeof(T) == 4, typename Vectors<Bytes>::F, typename Vectors<Bytes>::D>;
+    constexpr std::size_t width = Bytes / sizeof(T);
+    const std::size_t peel = prologue_length<T, Bytes>(x, n);
+    reference_scale(x, peel, factor);
+    std::size_t i = peel;
+    for (; i + width <= n; i += width) {
+        VT v;
+        std::memcpy(&v, x + i, sizeof v);
+        v *= factor;
+        std::memcpy(x + i, &v, sizeof v);
+    }
+    reference_scale(x + i, n - i, factor);
+}
+
+#define LRCORE_GRADIENT_PASSES_OF(T, Bytes)                                                            \
+    {&::lrcore::kernels::gradient_passes::vector_all_finite<Bytes, T>,                                 \
+     &::lrcore::kernels::gradient_passes::vector_sum_squares<Bytes, T>,                                \
+     &::lrcore::kernels::gradient_passes::vector_sum_abs<Bytes, T>,                                    \
+     &::lrcore::kernels::gradient_passes::vector_max_abs<Bytes, T>,                                    \
+     &::lrcore::kernels::gradient_passes::vector_scale<Bytes, T>}
+#else
+// Other compilers: the scalar reference (same results, whatever they vectorize).
+#define LRCORE_GRADIENT_PASSES_OF(T, Bytes) LRCORE_GRADIENT_PASSES_REFERENCE_OF(T)
+#endif
+
+#define LRCORE_GRADIENT_PASSES_REFERENCE_OF(T)                                                          \
+    {&::lrcore::kernels::gradient_passes::reference_all_finite<T>,                                     \
+     &::lrcore::kernels::gradient_passes::reference_sum_squares<T>,                                    \
+     &::lrcore::kernels::gradient_passes::reference_sum_abs<T>,                                        \
+     &::lrcore::kernels::gradient_passes::reference_max_abs<T>,                                        \
+     &::lrcore::kernels::gradient_passes::reference_scale<T>}
+
+}  // namespace gradient_passes
+}  // namespace
+}  // namespace lrcore::kernels
+
+/// Defines function_name() returning the table of vector_bytes-wide passes.
+/// Used once in each cpp/src/isa/<name>.cpp.
+#define LRCORE_DEFINE_GRADIENT_PASS_TABLE(function_name, isa_name, vector_bytes)                   \
+    const ::lrcore::kernels::GradientPassTable& function_name() {                                  \
+        static const ::lrcore::kernels::GradientPassTable table{                                   \
+            isa_name, LRCORE_GRADIENT_PASSES_OF(float, vector_bytes),                               \
+            LRCORE_GRADIENT_PASSES_OF(double, vector_bytes)};                                       \
+        return table;                                                                               \
+    }
+
+/// The same with the scalar reference (the portable scalar build).
+#define LRCORE_DEFINE_REFERENCE_GRADIENT_PASS_TABLE(function_name, isa_name)                       \
+    const ::lrcore::kernels::GradientPassTable& function_name() {                                  \
+        static const ::lrcore::kernels::GradientPassTable table{                                   \
+            isa_name, LRCORE_GRADIENT_PASSES_REFERENCE_OF(float),                                   \
+            LRCORE_GRADIENT_PASSES_REFERENCE_OF(double)};                                           \
+        return table;                                                                               \
+    }
