@@ -355,6 +355,11 @@ def plot_bench(cases: Sequence[Any], path: Optional[PathLike] = None, *, title: 
         speed_ax.bar(xs, values, bar, yerr=errors, capsize=2, label=name)
     speed_ax.axhline(1.0, color="gray", linewidth=0.8, linestyle="--")
     speed_ax.set_yscale("log")
+    from matplotlib.ticker import FuncFormatter
+
+    times = FuncFormatter(lambda value, _: f"{value:g}x")
+    speed_ax.yaxis.set_major_formatter(times)
+    speed_ax.yaxis.set_minor_formatter(times)
     speed_ax.set_ylabel("speedup of lrcore\n(their time / lrcore's)")
     speed_ax.set_title("lrcore's speedup over each contender (higher is better)")
     speed_ax.set_xticks(x, labels, fontsize=8)
