@@ -24,7 +24,7 @@ __all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
 
 DESCRIPTION = """\
 Time lrcore's update rules against numpy, torch.optim (for-loop, foreach,
-fused) and DeepSpeed's CPU Adam when installed, and against a memory roof
+fused), DeepSpeed's CPU Adam/Adagrad and bitsandbytes' CPU Adam (32- and 8-bit) when installed, and against a memory roof
 kernel that moves the same bytes. Every contender's result is first checked
 against lrcore.reference; a mismatch is reported as FAILED / MISMATCH and the
 exit status is 1.
@@ -175,7 +175,7 @@ def run(args: argparse.Namespace, out: Optional[TextIO] = None, progress_stream:
     started = time.perf_counter()
     omp_note = omp_wait_policy()  # before anything imports torch
     initial_threads = _runtime.get_num_threads()
-    torch = torch_module() if any(n.startswith("torch") or n == "deepspeed" for n in options.against) else None
+    torch = torch_module() if any(n.startswith(("torch", "deepspeed", "bnb")) for n in options.against) else None
     initial_torch_threads = torch.get_num_threads() if torch is not None else None
     system = system_info()
     system["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY")
