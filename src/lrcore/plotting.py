@@ -13,13 +13,14 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import tempfile
 from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from ._arguments import integer
 
-__all__ = ["plot_schedule", "plot_lr_finder"]
+__all__ = ["plot_schedule", "plot_lr_finder", "plot_bench"]
 
 _INSTALL_HINT = "pip install matplotlib (the 'plot' extra: pip install '.[plot]' from a source checkout)"
 
@@ -275,3 +276,112 @@ def _evaluate(schedule: Callable[[int], float], steps: int, name: str) -> np.nda
 
 def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+#: File formats :func:`plot_bench` writes, by the path's extension.
+BENCH_PLOT_FORMATS = {".png": "png", ".svg": "svg"}
+
+
+def bench_plot_format(path: PathLike) -> str:
+    """The format ("png" or "svg") of a ``--plot`` path, by its extension; ValueError for any other."""
+    extension = os.path.splitext(os.fspath(path))[1].lower()
+    if extension not in BENCH_PLOT_FORMATS:
+        raise ValueError(f"the plot file must end in .png or .svg, got {os.fspath(path)!r}")
+    return BENCH_PLOT_FORMATS[extension]
+
+
+def _ratio_error(value: float, *spreads: Optional[float]) -> float:
+    """Half the interquartile width of a ratio whose cells have these relative IQRs (to first order)."""
+    return value * sum(s for s in spreads if s is not None) / 2
+
+
+def plot_bench(cases: Sequence[Any], path: Optional[PathLike] = None, *, title: Optional[str] = None) -> Any:
+    """Draws a benchmark run's results: lrcore's time over the roof, and its speedup over each contender.
+
+    Args:
+        cases: the cases the bench runner produced (``lrcore.bench._runner.CaseResult``:
+            rule, label, threads, status, lrcore_seconds, roof_seconds, the spreads and
+            ``contenders``, each with status, seconds, lrcore_seconds and spreads).
+            Failed cases and contenders that were not timed are left out.
+        path: where to write the figure, PNG or SVG by its extension, atomically
+            (a temporary file in the same directory, then renamed). None: only returns it.
+        title: the figure's title.
+
+    Returns:
+        The ``matplotlib.figure.Figure``: the top panel has one bar per case
+        (lrcore time / roof time; 1 = as fast as moving the bytes allows), the bottom
+        one bar per case and timed contender (their time / lrcore's, log scale).
+        Error bars: half the interquartile range of the ratio, from the two cells'
+        relative IQRs added.
+    """
+    file_path = _check_path(path)
+    file_format = bench_plot_format(file_path) if file_path is not None else None
+    _matplotlib()
+    from matplotlib.figure import Figure
+
+    ok = [c for c in cases if c.status == "ok" and c.lrcore_seconds and c.roof_seconds]
+    labels = [f"{c.rule}\n{c.label}" + (f"\n{c.threads} thr" if c.threads != 1 else "") for c in ok]
+    contenders: List[str] = []
+    for case in ok:
+        for name, entry in case.contenders.items():
+            if entry.status == "ok" and entry.seconds and entry.lrcore_seconds and name not in contenders:
+                contenders.append(name)
+    width = max(6.4, 0.9 * len(ok) * max(1, len(contenders)) ** 0.5 + 2.0)
+    figure = Figure(figsize=(width, 7.0), layout="constrained")
+    roof_ax, speed_ax = figure.subplots(2, 1)
+    x = np.arange(len(ok), dtype=float)
+
+    roof = [c.lrcore_seconds / c.roof_seconds for c in ok]
+    roof_error = [_ratio_error(r, c.lrcore_spread, c.roof_spread) for r, c in zip(roof, ok)]
+    roof_ax.bar(x, roof, 0.6, yerr=roof_error, capsize=3, color="tab:blue", label="lrcore / roof")
+    roof_ax.axhline(1.0, color="gray", linewidth=0.8, linestyle="--")
+    roof_ax.set_ylabel("lrcore time / roof time\n(1 = memory bound)")
+    roof_ax.set_title("lrcore over the memory roof (lower is better)")
+    roof_ax.set_xticks(x, labels, fontsize=8)
+
+    bar = 0.8 / max(1, len(contenders))
+    for k, name in enumerate(contenders):
+        xs: List[float] = []
+        values: List[float] = []
+        errors: List[float] = []
+        for i, case in enumerate(ok):
+            entry = case.contenders.get(name)
+            if entry is None or entry.status != "ok" or not entry.seconds or not entry.lrcore_seconds:
+                continue
+            value = entry.seconds / entry.lrcore_seconds
+            xs.append(x[i] - 0.4 + bar * (k + 0.5))
+            values.append(value)
+            errors.append(min(_ratio_error(value, entry.spread, entry.lrcore_spread), 0.9 * value))
+        speed_ax.bar(xs, values, bar, yerr=errors, capsize=2, label=name)
+    speed_ax.axhline(1.0, color="gray", linewidth=0.8, linestyle="--")
+    speed_ax.set_yscale("log")
+    from matplotlib.ticker import FuncFormatter
+
+    times = FuncFormatter(lambda value, _: f"{value:g}x")
+    speed_ax.yaxis.set_major_formatter(times)
+    speed_ax.yaxis.set_minor_formatter(times)
+    speed_ax.set_ylabel("speedup of lrcore\n(their time / lrcore's)")
+    speed_ax.set_title("lrcore's speedup over each contender (higher is better)")
+    speed_ax.set_xticks(x, labels, fontsize=8)
+    if contenders:
+        speed_ax.legend(fontsize=8, ncol=min(len(contenders), 4))
+    else:
+        speed_ax.text(0.5, 0.5, "no contender was timed", transform=speed_ax.transAxes, ha="center", va="center")
+    if title:
+        figure.suptitle(title)
+    if file_path is not None:
+        directory = os.path.dirname(os.path.abspath(file_path))
+        descriptor, temporary = tempfile.mkstemp(prefix=".lrcore-plot-", suffix=os.path.splitext(file_path)[1],
+                                                 dir=directory)
+        try:
+            with os.fdopen(descriptor, "wb") as file:
+                figure.savefig(file, format=file_format, dpi=100)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it private; a plot is an ordinary file
+            os.replace(temporary, file_path)
+        except BaseException:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+            raise
+    return figure

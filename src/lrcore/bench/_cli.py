@@ -24,7 +24,7 @@ __all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
 
 DESCRIPTION = """\
 Time lrcore's update rules against numpy, torch.optim (for-loop, foreach,
-fused) and DeepSpeed's CPU Adam when installed, and against a memory roof
+fused), DeepSpeed's CPU Adam/Adagrad and bitsandbytes' CPU Adam (32- and 8-bit) when installed, and against a memory roof
 kernel that moves the same bytes. Every contender's result is first checked
 against lrcore.reference; a mismatch is reported as FAILED / MISMATCH and the
 exit status is 1.
@@ -105,9 +105,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=None, metavar="S",
                         help="timing budget per interleaved group (default 0.6, with --quick 0.08)")
     parser.add_argument("--json", metavar="FILE", default=None, help="also write the results as JSON to FILE")
+    parser.add_argument("--plot", metavar="FILE", default=None,
+                        help="also draw the results (time over the roof, speedup over each contender, with error "
+                             "bars from the spreads) to FILE, PNG or SVG by its extension; needs matplotlib")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress line on stderr (it is shown only when stderr is a terminal anyway)")
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+
+
+def _plot_problem(path: str) -> Optional[str]:
+    """Why ``--plot path`` cannot work (a wrong extension, no matplotlib), or None."""
+    from ..plotting import bench_plot_format
+
+    try:
+        bench_plot_format(path)
+    except ValueError as error:
+        return str(error)
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return "drawing the plot needs matplotlib, which is not installed: pip install matplotlib"
+    return None
 
 
 def _options(args: argparse.Namespace) -> Options:
@@ -149,10 +167,15 @@ def run(args: argparse.Namespace, out: Optional[TextIO] = None, progress_stream:
     except ValueError as error:
         print(f"lrcore bench: {error}", file=sys.stderr)
         return 2
+    if args.plot:
+        problem = _plot_problem(args.plot)
+        if problem:  # before anything is timed
+            print(f"lrcore bench: --plot: {problem}", file=sys.stderr)
+            return 2
     started = time.perf_counter()
     omp_note = omp_wait_policy()  # before anything imports torch
     initial_threads = _runtime.get_num_threads()
-    torch = torch_module() if any(n.startswith("torch") or n == "deepspeed" for n in options.against) else None
+    torch = torch_module() if any(n.startswith(("torch", "deepspeed", "bnb")) for n in options.against) else None
     initial_torch_threads = torch.get_num_threads() if torch is not None else None
     system = system_info()
     system["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY")
@@ -221,6 +244,12 @@ def run(args: argparse.Namespace, out: Optional[TextIO] = None, progress_stream:
         with open(args.json, "w", encoding="utf-8") as file:
             json.dump(to_json(system, settings, cases, opt_steps, failed, interrupted), file, indent=1)
         print(f"Wrote {args.json}", file=out)
+    if args.plot:
+        from ..plotting import plot_bench
+
+        plot_bench(cases, args.plot, title=f"lrcore {system['lrcore']} ({system['isa']}) on {system['cpu']}, "
+                                           f"{options.dtype.name}")
+        print(f"Wrote {args.plot}", file=out)
     if interrupted:
         return INTERRUPTED
     return 1 if failed else 0

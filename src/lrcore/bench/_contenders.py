@@ -21,7 +21,7 @@ from .. import _core, functional, reference
 from ._numpy_fast import FastNumpyStep
 from ._rules import Rule, State
 
-__all__ = ["CONTENDERS", "Contender", "Runner", "RoofRunner", "TORCH_VARIANTS"]
+__all__ = ["BNB_8BIT_TOLERANCE", "CONTENDERS", "Contender", "Runner", "RoofRunner", "TORCH_VARIANTS", "clear_caches"]
 
 
 class Runner:
@@ -141,6 +141,30 @@ class DeepSpeedRunner(TorchRunner):
         self.step = self.optimizer.step  # type: ignore[method-assign]
 
 
+class DeepSpeedAdagradRunner(TorchRunner):
+    """DeepSpeed's CPU Adagrad on torch tensors."""
+
+    def __init__(self, rule: Rule, params: Sequence[np.ndarray], optimizer_class: Any, torch: Any) -> None:
+        self._torch = torch
+        self._params = [p.copy() for p in params]
+        self._tensors = [torch.from_numpy(p).requires_grad_() for p in self._params]
+        hp = rule.hyperparameters
+        self.optimizer = optimizer_class(self._tensors, lr=hp["lr"], eps=hp.get("eps", 1e-10),
+                                         weight_decay=hp.get("weight_decay", 0.0))
+        self.step = self.optimizer.step  # type: ignore[method-assign]
+
+
+class BitsAndBytesRunner(TorchRunner):
+    """A bitsandbytes optimizer (``bnb.optim.Adam32bit``, ``AdamW8bit``, ...) on CPU torch tensors."""
+
+    def __init__(self, rule: Rule, params: Sequence[np.ndarray], optimizer_class: Any, torch: Any) -> None:
+        self._torch = torch
+        self._params = [p.copy() for p in params]
+        self._tensors = [torch.from_numpy(p).requires_grad_() for p in self._params]
+        self.optimizer = optimizer_class(self._tensors, **rule.torch_arguments)
+        self.step = self.optimizer.step  # type: ignore[method-assign]
+
+
 #: torch.optim keyword arguments of each torch contender.
 TORCH_VARIANTS: Dict[str, Dict[str, bool]] = {
     "torch-loop": {"foreach": False},
@@ -166,6 +190,9 @@ class Contender:
     unavailable: Callable[[], Optional[str]]
     unsupported: Callable[[Rule], Optional[str]]
     make: Callable[[Rule, Sequence[np.ndarray]], Runner]
+    #: Largest accepted deviation from the reference (relative to the update), when looser than
+    #: the dtype's ``_verify.TOLERANCE`` (e.g. 8-bit optimizer state); None: the default.
+    tolerance: Optional[float] = None
 
 
 def _import(module: str) -> Any:
@@ -186,6 +213,29 @@ def deepspeed_adam() -> Any:
         return None
     module = _import("deepspeed.ops.adam")
     return getattr(module, "DeepSpeedCPUAdam", None) if module is not None else None
+
+
+@functools.lru_cache(maxsize=None)
+def deepspeed_adagrad() -> Any:
+    if torch_module() is None:
+        return None
+    module = _import("deepspeed.ops.adagrad")
+    return getattr(module, "DeepSpeedCPUAdagrad", None) if module is not None else None
+
+
+@functools.lru_cache(maxsize=None)
+def bitsandbytes_optim() -> Any:
+    """``bitsandbytes.optim``, or None (not installed, no torch, or it failed to import)."""
+    if torch_module() is None:
+        return None
+    module = _import("bitsandbytes")
+    return getattr(module, "optim", None) if module is not None else None
+
+
+def clear_caches() -> None:
+    """Forgets which optional libraries were found (for tests that inject or hide a module)."""
+    for cached in (torch_module, deepspeed_adam, deepspeed_adagrad, bitsandbytes_optim):
+        cached.cache_clear()
 
 
 def _needs_torch() -> Optional[str]:
@@ -211,11 +261,56 @@ def _no_rule_limit(rule: Rule) -> Optional[str]:
 
 
 def _deepspeed_unavailable() -> Optional[str]:
-    return None if deepspeed_adam() is not None else "deepspeed is not installed"
+    return None if deepspeed_adam() is not None or deepspeed_adagrad() is not None else "deepspeed is not installed"
 
 
+# DeepSpeedCPULion will join here when lrcore has a Lion rule (deepspeed.ops.lion.DeepSpeedCPULion).
 def _deepspeed_unsupported(rule: Rule) -> Optional[str]:
-    return None if rule.deepspeed_adamw_mode is not None else "DeepSpeedCPUAdam implements Adam and AdamW only"
+    if rule.deepspeed_adamw_mode is not None:
+        return None if deepspeed_adam() is not None else "this deepspeed has no DeepSpeedCPUAdam"
+    if rule.name == "adagrad":
+        return None if deepspeed_adagrad() is not None else "this deepspeed has no DeepSpeedCPUAdagrad"
+    return "DeepSpeed's CPU optimizers implement Adam, AdamW and Adagrad only"
+
+
+def _deepspeed_make(rule: Rule, params: Sequence[np.ndarray]) -> Runner:
+    if rule.name == "adagrad":
+        return DeepSpeedAdagradRunner(rule, params, deepspeed_adagrad(), torch_module())
+    return DeepSpeedRunner(rule, params, deepspeed_adam(), torch_module())
+
+
+#: bitsandbytes classes per rule and contender (CPU tensors; the 8-bit ones quantize the state).
+BNB_CLASSES: Dict[str, Dict[str, str]] = {
+    "bnb": {"adam": "Adam32bit", "adamw": "AdamW32bit"},
+    "bnb-8bit": {"adam": "Adam8bit", "adamw": "AdamW8bit"},
+}
+
+#: 8-bit state (blockwise-quantized moments) moves the update by about a percent; a wrong formula
+#: (no bias correction, Adam for AdamW) moves it by far more than this.
+BNB_8BIT_TOLERANCE = 0.05
+
+
+def _bnb_unavailable() -> Optional[str]:
+    return None if bitsandbytes_optim() is not None else "bitsandbytes is not installed"
+
+
+def _bnb_unsupported(variant: str) -> Callable[[Rule], Optional[str]]:
+    def check(rule: Rule) -> Optional[str]:
+        name = BNB_CLASSES[variant].get(rule.name)
+        if name is None:
+            return "bitsandbytes is compared for Adam and AdamW only"
+        optim = bitsandbytes_optim()
+        if optim is None or not hasattr(optim, name):
+            return f"bitsandbytes.optim has no {name}"
+        return None
+    return check
+
+
+def _bnb_contender(variant: str, title: str, tolerance: Optional[float] = None) -> Contender:
+    def make(rule: Rule, params: Sequence[np.ndarray]) -> Runner:
+        optimizer_class = getattr(bitsandbytes_optim(), BNB_CLASSES[variant][rule.name])
+        return BitsAndBytesRunner(rule, params, optimizer_class, torch_module())
+    return Contender(variant, title, _bnb_unavailable, _bnb_unsupported(variant), make, tolerance)
 
 
 def _torch_contender(variant: str, title: str) -> Contender:
@@ -237,7 +332,10 @@ CONTENDERS: Dict[str, Contender] = {
         _torch_contender("torch-loop", "torch.optim, foreach=False (per-tensor loop)"),
         _torch_contender("torch-foreach", "torch.optim, foreach=True (multi-tensor)"),
         _torch_contender("torch-fused", "torch.optim, fused=True (fused kernels)"),
-        Contender("deepspeed", "deepspeed.ops.adam.DeepSpeedCPUAdam", _deepspeed_unavailable, _deepspeed_unsupported,
-                  lambda rule, params: DeepSpeedRunner(rule, params, deepspeed_adam(), torch_module())),
+        Contender("deepspeed", "DeepSpeed's CPU optimizers: DeepSpeedCPUAdam (adam, adamw), DeepSpeedCPUAdagrad",
+                  _deepspeed_unavailable, _deepspeed_unsupported, _deepspeed_make),
+        _bnb_contender("bnb", "bitsandbytes.optim Adam32bit / AdamW32bit (CPU)"),
+        _bnb_contender("bnb-8bit", "bitsandbytes.optim Adam8bit / AdamW8bit (CPU, 8-bit state: verified loosely, "
+                                   f"within {BNB_8BIT_TOLERANCE:.0%} of the update)", BNB_8BIT_TOLERANCE),
     )
 }

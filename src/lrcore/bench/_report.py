@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional, Sequence, TextIO
 import numpy as np
 
 from .. import __version__, _runtime
-from ._contenders import CONTENDERS, deepspeed_adam, torch_module
+from ._contenders import CONTENDERS, bitsandbytes_optim, deepspeed_adagrad, deepspeed_adam, torch_module
 from ._runner import NOISY_SPREAD, CaseResult, OptStepResult, noisy
 
 __all__ = ["CaseTable", "format_seconds", "format_spread", "print_opt_step", "print_system", "system_info", "to_json"]
@@ -19,7 +19,7 @@ __all__ = ["CaseTable", "format_seconds", "format_spread", "print_opt_step", "pr
 #: Column headings of the contenders in the table.
 SHORT_NAMES = {
     "numpy": "numpy", "numpy-ref": "np-ref", "torch-loop": "t-loop", "torch-foreach": "t-foreach",
-    "torch-fused": "t-fused", "deepspeed": "dspeed",
+    "torch-fused": "t-fused", "deepspeed": "dspeed", "bnb": "bnb", "bnb-8bit": "bnb-8bit",
 }
 
 
@@ -44,7 +44,9 @@ def _usable_cpus() -> int:
 def system_info() -> Dict[str, Any]:
     """The machine and software a run measured, for the report header and the JSON file."""
     torch = torch_module()
-    deepspeed = sys.modules.get("deepspeed") if deepspeed_adam() is not None else None
+    found = deepspeed_adam() is not None or deepspeed_adagrad() is not None
+    deepspeed = sys.modules.get("deepspeed") if found else None
+    bitsandbytes = sys.modules.get("bitsandbytes") if bitsandbytes_optim() is not None else None
     return {
         "cpu": cpu_model(),
         "machine": platform.machine(),
@@ -59,6 +61,7 @@ def system_info() -> Dict[str, Any]:
         "torch": getattr(torch, "__version__", None),
         "torch_threads_default": torch.get_num_threads() if torch is not None else None,
         "deepspeed": getattr(deepspeed, "__version__", None),
+        "bitsandbytes": getattr(bitsandbytes, "__version__", None),
     }
 
 
@@ -71,6 +74,7 @@ def print_system(info: Dict[str, Any], against: Sequence[str], out: TextIO, omp_
     print(f"torch    {torch + ', ' + str(info['torch_threads_default']) + ' threads by default' if torch else 'not installed'}",
           file=out)
     print(f"deepspeed {info['deepspeed'] or 'not installed'}", file=out)
+    print(f"bitsandbytes {info.get('bitsandbytes') or 'not installed'}", file=out)
     print(f"python   {info['python']} on {info['platform']}", file=out)
     if omp_note:
         print(f"OpenMP   {omp_note}", file=out)

@@ -272,7 +272,8 @@ def _run_contender(name: str, rule: Rule, params: Sequence[np.ndarray], first: S
     reason = contender.unavailable() or contender.unsupported(rule)
     if reason is not None:
         return ContenderResult(name, "n/a", reason)
-    tolerance = TOLERANCE[options.dtype]
+    tolerance = TOLERANCE[options.dtype] if contender.tolerance is None else max(contender.tolerance,
+                                                                                 TOLERANCE[options.dtype])
     try:
         if prepared is not None:  # the reference itself: already stepped, exact by definition
             runner, error = prepared, 0.0

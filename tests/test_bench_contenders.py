@@ -1,0 +1,99 @@
+"""The optional contenders (DeepSpeed's CPU Adagrad, bitsandbytes): skipped with a reason, or verified and timed."""
+
+from __future__ import annotations
+
+import os
+import sys
+import types
+
+import numpy as np
+import pytest
+
+import lrcore
+from lrcore.__main__ import main as lrcore_main
+from lrcore.bench import _contenders
+from lrcore.bench._rules import RULES
+from lrcore.bench._runner import Options, run_case
+from lrcore.bench._timing import TimingBudget
+from lrcore.bench._workloads import parse_workloads
+
+TINY = ["--quick", "--seconds", "0.002", "--threads", "1", "--sizes", "1000", "--no-progress"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_lookups(monkeypatch):
+    before = lrcore.get_num_threads()
+    if "OMP_WAIT_POLICY" in os.environ:
+        monkeypatch.setenv("OMP_WAIT_POLICY", os.environ["OMP_WAIT_POLICY"])
+    else:
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    _contenders.clear_caches()
+    yield
+    _contenders.clear_caches()
+    lrcore.set_num_threads(before)
+
+
+def test_absent_libraries_are_skipped_with_a_reason(capsys, monkeypatch):
+    for name in ("deepspeed", "deepspeed.ops", "deepspeed.ops.adam", "deepspeed.ops.adagrad", "bitsandbytes"):
+        monkeypatch.setitem(sys.modules, name, None)  # import raises ImportError, installed or not
+    status = lrcore_main(["bench", *TINY, "--rules", "adam,adagrad", "--against", "numpy,deepspeed,bnb,bnb-8bit"])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "skipped   deepspeed: deepspeed is not installed" in out
+    assert "skipped   bnb: bitsandbytes is not installed" in out
+    assert "skipped   bnb-8bit: bitsandbytes is not installed" in out
+    assert "[bitsandbytes is not installed]" in out and "bitsandbytes not installed" in out
+
+
+def test_rules_a_library_lacks_are_unsupported_with_a_reason():
+    assert "Adam and AdamW only" in _contenders.CONTENDERS["bnb"].unsupported(RULES["sgd"])
+    assert "Adagrad only" in _contenders.CONTENDERS["deepspeed"].unsupported(RULES["rmsprop"])
+    assert _contenders.CONTENDERS["bnb-8bit"].tolerance == _contenders.BNB_8BIT_TOLERANCE
+    assert _contenders.CONTENDERS["bnb"].tolerance is None
+
+
+def _options(against):
+    return Options([RULES["adam"]], parse_workloads(["1000"]), [1], against, np.dtype(np.float32),
+                   TimingBudget(0.002, 3, 10, 1e-4))
+
+
+def _fake_bitsandbytes(monkeypatch, torch, optimizer=None):
+    optim = types.ModuleType("bitsandbytes.optim")
+    base = optimizer or torch.optim.Adam
+
+    class Adam32bit(base):  # type: ignore[misc,valid-type]
+        pass
+
+    optim.Adam32bit = Adam32bit
+    optim.Adam8bit = Adam32bit
+    module = types.ModuleType("bitsandbytes")
+    module.optim = optim
+    module.__version__ = "0.0-fake"
+    monkeypatch.setitem(sys.modules, "bitsandbytes", module)
+    monkeypatch.setitem(sys.modules, "bitsandbytes.optim", optim)
+    _contenders.clear_caches()
+
+
+def test_an_injected_bitsandbytes_runs_and_verifies(monkeypatch):
+    torch = pytest.importorskip("torch")
+    _fake_bitsandbytes(monkeypatch, torch)
+    case = run_case(RULES["adam"], parse_workloads(["1000"])[0], 1, _options(["bnb", "bnb-8bit"]))
+    assert case.status == "ok", case.reason
+    for name in ("bnb", "bnb-8bit"):
+        entry = case.contenders[name]
+        assert entry.status == "ok", entry.reason
+        assert entry.seconds > 0 and entry.deviation <= 1e-3
+
+
+def test_an_injected_wrong_bitsandbytes_is_a_mismatch_not_timed(monkeypatch):
+    torch = pytest.importorskip("torch")
+
+    class NoBiasCorrection(torch.optim.SGD):  # a wrong "Adam": plain SGD with Adam's arguments
+        def __init__(self, params, lr, betas, eps, **kwargs):
+            super().__init__(params, lr=lr)
+
+    _fake_bitsandbytes(monkeypatch, torch, NoBiasCorrection)
+    case = run_case(RULES["adam"], parse_workloads(["1000"])[0], 1, _options(["bnb", "bnb-8bit"]))
+    for name in ("bnb", "bnb-8bit"):
+        assert case.contenders[name].status == "mismatch"
+        assert case.contenders[name].seconds is None
