@@ -421,7 +421,10 @@ double* check_grad_norm_out(py::handle object) {
         throw py::type_error(std::string("grad_norm must be a float64 array of shape (2,), got ") + type_name(object));
     }
     auto array = py::reinterpret_borrow<py::array>(object);
-    if (!array.dtype().is(py::dtype::of<double>()) || array.ndim() != 1 || array.shape(0) != 2 ||
+    // Equivalence, not identity: an unpickled array has a dtype object of its own.
+    const bool float64 = py::detail::npy_api::get().PyArray_EquivTypes_(py::dtype::of<double>().ptr(),
+                                                                        array.dtype().ptr());
+    if (!float64 || array.ndim() != 1 || array.shape(0) != 2 ||
         !(array.flags() & py::array::c_style) || !array.writeable()) {
         throw py::type_error("grad_norm must be a writeable, contiguous float64 array of shape (2,)");
     }
