@@ -83,7 +83,9 @@ def test_class_signature_is_torchs(rule):
     ours = list(inspect.signature(getattr(lrcore, rule.class_name)).parameters.values())
     theirs = list(inspect.signature(getattr(torch.optim, rule.class_name)).parameters.values())
     assert ours[0].name == theirs[0].name == "params"
-    names = [p.name for p in ours[1:] if p.name != "skip_nonfinite"]
+    own = ("skip_nonfinite", "max_grad_norm", "norm_type")  # lrcore's keyword-only additions
+    assert [p.name for p in ours if p.kind is inspect.Parameter.KEYWORD_ONLY] == list(own)
+    names = [p.name for p in ours[1:] if p.name not in own]
     assert names == [h.name for h in rule.hyperparameters]
     torch_names = [p.name for p in theirs[1:]]
     # Every argument of torch's that changes the update is one of ours (or one this rule fixes) ...

@@ -103,7 +103,8 @@ def _native_parameter_names(method) -> list:
     """Parameter names from a pybind11 signature line, e.g. ``step(self: Rule, groups: object, ...) -> bool``."""
     first_line = method.__doc__.splitlines()[0]
     inside = first_line[first_line.index("(") + 1:first_line.rindex(")")]
-    return [re.match(r"\s*(\w+)", part).group(1) for part in inside.split(",")]
+    # A bare "*" (keyword-only arguments follow) is not a parameter.
+    return [re.match(r"\s*(\w+)", part).group(1) for part in inside.split(",") if part.strip() != "*"]
 
 
 def test_core_stub_describes_the_rules_submodule():
@@ -122,7 +123,8 @@ def test_core_stub_describes_the_rules_submodule():
         if any(ast.unparse(d) == "property" for d in stub.decorator_list):
             assert isinstance(getattr(native, name), property), name
         else:
-            assert [a.arg for a in stub.args.args] == _native_parameter_names(getattr(native, name)), name
+            stub_names = [a.arg for a in stub.args.args + stub.args.kwonlyargs]
+            assert stub_names == _native_parameter_names(getattr(native, name)), name
     assert [a.arg for a in functions["check_parameters"].args.args] == _native_parameter_names(
         _core.check_parameters)
 

@@ -13,7 +13,10 @@
 // the runtime settings, each hyperparameter, each array (dtype, shape,
 // contiguity, writeability), that no array written overlaps any other array
 // of the call in any group, and with skip_nonfinite that every gradient is
-// finite. Then missing state arrays are created (with `create`, the state
+// finite. With max_grad_norm (global-norm clipping) one read pass computes the
+// norm of all gradients instead; it doubles as the non-finite check, and its
+// clipping coefficient becomes each group's config.grad_scale, which the
+// kernels apply to the gradient as they read it. Then missing state arrays are created (with `create`, the state
 // allocator; they enter the state lists only after every one exists). Then
 // the kernels run without the GIL, and finally the per-tensor counters and
 // `counters` (the optimizer's [step_count, skipped_steps]) are incremented.
@@ -22,6 +25,8 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -334,34 +339,109 @@ std::int64_t* check_counters(py::handle object) {
     return counters;
 }
 
-template <class Batch>
-bool gradients_finite(const Batch& batch) {
+/// The gradient pointers of a batch, by element type, for the whole-gradient passes.
+struct GradientLists {
     std::vector<const float*> float32;
     std::vector<std::size_t> float32_sizes;
     std::vector<const double*> float64;
     std::vector<std::size_t> float64_sizes;
-    for (const auto& t : batch.float32) {
-        float32.push_back(t.grad);
-        float32_sizes.push_back(t.size);
+
+    template <class Batch>
+    explicit GradientLists(const Batch& batch) {
+        float32.reserve(batch.float32.size());
+        float32_sizes.reserve(batch.float32.size());
+        float64.reserve(batch.float64.size());
+        float64_sizes.reserve(batch.float64.size());
+        for (const auto& t : batch.float32) {
+            float32.push_back(t.grad);
+            float32_sizes.push_back(t.size);
+        }
+        for (const auto& t : batch.float64) {
+            float64.push_back(t.grad);
+            float64_sizes.push_back(t.size);
+        }
     }
-    for (const auto& t : batch.float64) {
-        float64.push_back(t.grad);
-        float64_sizes.push_back(t.size);
-    }
+};
+
+template <class Batch>
+bool gradients_finite(const Batch& batch) {
+    const GradientLists g(batch);
     py::gil_scoped_release release;
-    return all_finite(float32.data(), float32_sizes.data(), float32.size()) &&
-           all_finite(float64.data(), float64_sizes.data(), float64.size());
+    return all_finite(g.float32.data(), g.float32_sizes.data(), g.float32.size()) &&
+           all_finite(g.float64.data(), g.float64_sizes.data(), g.float64.size());
+}
+
+/// The global norm of every gradient of the batch, as lrcore.gradients.global_norm
+/// computes it: the float32 and float64 sums of |x|^p (each a fixed-order
+/// reduction in double) added, then the root; for p = inf the larger of the two
+/// maxima, NaN if either is NaN. One read pass over the gradients.
+template <class Batch>
+double gradients_norm(const Batch& batch, double norm_type) {
+    const GradientLists g(batch);
+    py::gil_scoped_release release;
+    if (std::isinf(norm_type)) {
+        const double a = max_abs(g.float32.data(), g.float32_sizes.data(), g.float32.size());
+        const double b = max_abs(g.float64.data(), g.float64_sizes.data(), g.float64.size());
+        return (a != a || b != b) ? std::numeric_limits<double>::quiet_NaN() : std::max(a, b);
+    }
+    const double sum = sum_of_powers(g.float32.data(), g.float32_sizes.data(), g.float32.size(), norm_type) +
+                       sum_of_powers(g.float64.data(), g.float64_sizes.data(), g.float64.size(), norm_type);
+    return norm_from_sum_of_powers(sum, norm_type);
+}
+
+/// Global-norm clipping of one step call: off when max_grad_norm is None.
+struct Clipping {
+    bool on = false;
+    double max_norm = 0.0;
+    double norm_type = 2.0;
+};
+
+Clipping parse_clipping(py::handle max_grad_norm, py::handle norm_type) {
+    Clipping clipping;
+    clipping.norm_type = number_value(norm_type, "", "norm_type");
+    if (!(clipping.norm_type > 0.0)) {  // NaN fails too
+        throw py::value_error("norm_type must be a number > 0 or inf, got " + rules::format_value(clipping.norm_type));
+    }
+    if (!max_grad_norm.is_none()) {
+        clipping.on = true;
+        clipping.max_norm = number_value(max_grad_norm, "", "max_grad_norm");
+        if (!(clipping.max_norm >= 0.0)) {
+            throw py::value_error("max_grad_norm must be a number >= 0 (inf disables clipping) or None, got " +
+                                  rules::format_value(clipping.max_norm));
+        }
+    }
+    return clipping;
+}
+
+/// Where the optimizer keeps the last step's norm: a writeable float64 array
+/// [total_norm, clipped] (clipped 1.0 when the step computed a norm, else 0.0).
+double* check_grad_norm_out(py::handle object) {
+    if (object.is_none()) return nullptr;
+    if (!py::isinstance<py::array>(object)) {
+        throw py::type_error(std::string("grad_norm must be a float64 array of shape (2,), got ") + type_name(object));
+    }
+    auto array = py::reinterpret_borrow<py::array>(object);
+    // Equivalence, not identity: an unpickled array has a dtype object of its own.
+    const bool float64 = py::detail::npy_api::get().PyArray_EquivTypes_(py::dtype::of<double>().ptr(),
+                                                                        array.dtype().ptr());
+    if (!float64 || array.ndim() != 1 || array.shape(0) != 2 ||
+        !(array.flags() & py::array::c_style) || !array.writeable()) {
+        throw py::type_error("grad_norm must be a writeable, contiguous float64 array of shape (2,)");
+    }
+    return static_cast<double*>(array.mutable_data());
 }
 
 template <class Config>
 bool step(py::handle groups_object, py::handle counters_object, bool skip_nonfinite, py::handle create,
-          bool labels) {
+          bool labels, py::handle max_grad_norm, py::handle norm_type, py::handle grad_norm_object) {
     using Rule = rules::Rule<Config>;
     try {
         detail::prepare_runtime();
     } catch (const std::invalid_argument& error) {
         throw py::value_error(error.what());
     }
+    const Clipping clipping = parse_clipping(max_grad_norm, norm_type);
+    double* grad_norm = check_grad_norm_out(grad_norm_object);
     if (!PyList_Check(groups_object.ptr()) && !PyTuple_Check(groups_object.ptr())) {
         throw py::type_error(std::string("groups must be a list of group tuples, got ") + type_name(groups_object));
     }
@@ -389,9 +469,33 @@ bool step(py::handle groups_object, py::handle counters_object, bool skip_nonfin
     if (counters != nullptr && (counters[0] == max_count || counters[1] == max_count)) {
         throw py::value_error("the optimizer's step counters are at their maximum (2**63 - 1)");
     }
-    if (skip_nonfinite && !gradients_finite(batch)) {
+    // The one read pass before anything is written: with clipping the global
+    // norm, which is non-finite exactly when some gradient is (or when a sum
+    // of finite powers overflows), so it also serves as the non-finite check;
+    // without clipping, the non-finite check alone when asked for.
+    double norm = std::numeric_limits<double>::quiet_NaN();
+    double coefficient = 1.0;
+    bool finite = true;
+    if (clipping.on) {
+        norm = gradients_norm(batch, clipping.norm_type);
+        finite = std::isfinite(norm);
+        // A non-finite norm leaves the gradients unscaled, as clip_grad_norm does.
+        if (finite) coefficient = clip_coefficient(norm, clipping.max_norm);
+    } else if (skip_nonfinite) {
+        finite = gradients_finite(batch);
+    }
+    auto record_norm = [&] {
+        if (grad_norm == nullptr) return;
+        grad_norm[0] = clipping.on ? norm : 0.0;
+        grad_norm[1] = clipping.on ? 1.0 : 0.0;
+    };
+    if (skip_nonfinite && !finite) {
+        record_norm();
         if (counters != nullptr) ++counters[1];
         return false;
+    }
+    if (coefficient < 1.0) {
+        for (GroupPlan<Config>& plan : batch.groups) plan.config.grad_scale = coefficient;
     }
 
     // Every check has passed. Create the missing state arrays (Python code
@@ -443,6 +547,7 @@ bool step(py::handle groups_object, py::handle counters_object, bool skip_nonfin
         if (plan.steps == nullptr) continue;
         for (std::size_t u = plan.updated_begin; u < plan.updated_end; ++u) ++plan.steps[batch.updated[u]];
     }
+    record_norm();
     if (counters != nullptr) ++counters[0];
     return true;
 }
@@ -454,7 +559,7 @@ struct RuleEntry {
     py::list hyperparameters;  // (name, kind "number" | "flag", range text)
     py::list states;           // (name, list name, needed when ("" = always), created by the kernel)
     bool has_step = false;
-    bool (*step)(py::handle, py::handle, bool, py::handle, bool) = nullptr;
+    bool (*step)(py::handle, py::handle, bool, py::handle, bool, py::handle, py::handle, py::handle) = nullptr;
     void (*check_hyperparameters)(py::handle, const std::string&) = nullptr;
     py::list (*needed_states)(py::handle) = nullptr;
 };
@@ -514,12 +619,20 @@ void register_optimizers(py::module_& m) {
         .def(
             "step",
             [](const RuleEntry& rule, py::handle groups, py::handle counters, bool skip_nonfinite, py::handle create,
-               bool group_labels) { return rule.step(groups, counters, skip_nonfinite, create, group_labels); },
+               bool group_labels, py::handle max_grad_norm, py::handle norm_type, py::handle grad_norm) {
+                return rule.step(groups, counters, skip_nonfinite, create, group_labels, max_grad_norm, norm_type,
+                                 grad_norm);
+            },
             "groups"_a, "counters"_a = py::none(), "skip_nonfinite"_a = false, "create"_a = py::none(),
-            "group_labels"_a = false,
+            "group_labels"_a = false, py::kw_only(), "max_grad_norm"_a = py::none(), "norm_type"_a = 2.0,
+            "grad_norm"_a = py::none(),
             "One step over every group (hyperparameters, params, grads, state, steps): everything is checked, "
             "then missing state is created with create(param), then every group is updated in place. Returns "
-            "False when skip_nonfinite found a non-finite gradient (nothing written).")
+            "False when skip_nonfinite found a non-finite gradient (nothing written). With max_grad_norm, the "
+            "global norm of all gradients (norm_type) is computed after the checks and every gradient is scaled "
+            "by clip_grad_norm's coefficient inside the kernels (the gradients are not written); a non-finite "
+            "norm skips the step with skip_nonfinite, else leaves the gradients unscaled. grad_norm, a float64 "
+            "array of shape (2,), receives [total_norm, 1.0] (or [0.0, 0.0] without clipping) with the counters.")
         .def(
             "check_hyperparameters",
             [](const RuleEntry& rule, py::handle hyperparameters, const std::string& prefix) {

@@ -237,6 +237,10 @@ void validate_config(const Config& config) {
                                         format_value(value));
         }
     }
+    // Not a hyperparameter of the description: set by the caller (clipping, loss scaling).
+    if (!std::isfinite(config.grad_scale)) {
+        throw std::invalid_argument("grad_scale must be a finite number, got " + format_value(config.grad_scale));
+    }
     Rule<Config>::check(config);
 }
 

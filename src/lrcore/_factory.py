@@ -47,9 +47,9 @@ def create_optimizer(name: str, params: Iterable[Any], **hyperparameters: Any) -
     cls = _classes_by_name().get(name.strip().lower())
     if cls is None:
         raise ValueError(f"unknown optimizer {name!r}; available: {', '.join(available_optimizers())}")
-    known = set(cls.rule.defaults) | {"skip_nonfinite"}
+    known = set(cls.rule.defaults) | {"skip_nonfinite", "max_grad_norm", "norm_type"}
     unknown = sorted(set(hyperparameters) - known)
     if unknown:
         raise TypeError(f"{cls.__name__} takes no argument(s) {', '.join(unknown)}; it takes "
-                        f"{', '.join(cls.rule.defaults)} and skip_nonfinite")
+                        f"{', '.join(cls.rule.defaults)}, skip_nonfinite, max_grad_norm and norm_type")
     return cls(params, **hyperparameters)

@@ -71,7 +71,7 @@ def classes_stub() -> str:
     parts = [
         _HEADER,
         "\n",
-        "from typing import Any, Callable, Dict, Iterable, Tuple, Union\n",
+        "from typing import Any, Callable, Dict, Iterable, Optional, Tuple, Union\n",
         "\n",
         "import numpy as np\n",
         "\n",
@@ -87,7 +87,8 @@ def classes_stub() -> str:
     ]
     for rule in RULES.values():
         arguments = ["self", "params: _Params"] + [_class_parameter(h) for h in rule.hyperparameters]
-        arguments += ["*", "skip_nonfinite: bool = False"]
+        arguments += ["*", "skip_nonfinite: bool = False", "max_grad_norm: Optional[_Value] = None",
+                      "norm_type: Union[float, str] = 2.0"]
         parts += [
             "\n",
             f"class {rule.class_name}(Optimizer):\n",

@@ -138,6 +138,9 @@ def save(path: PathLike, optimizer: Optimizer, *, params: bool = True) -> None:
         "skipped_steps": int(state_dict["skipped_steps"]),
         "last_hyperparameters": _encode(state_dict["last_hyperparameters"], "last_hyperparameters"),
         "param_groups": [_encode(group, f"param_groups[{g}]") for g, group in enumerate(state_dict["param_groups"])],
+        # Global-norm clipping (absent from older checkpoints, which load keeping the optimizer's settings).
+        "clipping": {"max_grad_norm": _encode(state_dict["max_grad_norm"], "max_grad_norm"),
+                     "norm_type": state_dict["norm_type"], "last_grad_norm": state_dict["last_grad_norm"]},
         "state": state_meta,
         "params": [{"shape": list(p.shape), "dtype": p.dtype.str} for p in param_list] if params else None,
         "num_params": len(param_list),
@@ -378,6 +381,13 @@ def _state_dict_from(metadata: Dict[str, Any], arrays: Dict[str, np.ndarray], pa
         "skipped_steps": metadata["skipped_steps"],
         "last_hyperparameters": _decode(metadata.get("last_hyperparameters", [])),
     }
+    clipping = metadata.get("clipping")
+    if clipping is not None:
+        _require(isinstance(clipping, dict) and set(clipping) == {"max_grad_norm", "norm_type", "last_grad_norm"},
+                 "clipping is not a dict of max_grad_norm, norm_type and last_grad_norm")
+        state_dict["max_grad_norm"] = _decode(clipping["max_grad_norm"])
+        state_dict["norm_type"] = clipping["norm_type"]
+        state_dict["last_grad_norm"] = clipping["last_grad_norm"]
     return state_dict, (stored_params if load_params and stored is not None else None)
 
 

@@ -45,6 +45,7 @@ cdef extern from "lrcore/lrcore.hpp" namespace "lrcore" nogil:
         double weight_decay
         bool nesterov
         bool maximize
+        double grad_scale   # gradient factor applied first (1 = off)
 
     cdef cppclass AdagradConfig:
         double lr
@@ -52,6 +53,7 @@ cdef extern from "lrcore/lrcore.hpp" namespace "lrcore" nogil:
         double weight_decay
         double eps
         bool maximize
+        double grad_scale
 
     cdef cppclass RmspropConfig:
         double lr
@@ -61,6 +63,7 @@ cdef extern from "lrcore/lrcore.hpp" namespace "lrcore" nogil:
         double momentum
         bool centered
         bool maximize
+        double grad_scale
 
     cdef cppclass AdamConfig:
         double lr
@@ -71,6 +74,7 @@ cdef extern from "lrcore/lrcore.hpp" namespace "lrcore" nogil:
         bool amsgrad
         bool maximize
         bool decoupled_weight_decay
+        double grad_scale
 
     void validate(const SgdConfig& config) except +
     void validate(const AdagradConfig& config) except +

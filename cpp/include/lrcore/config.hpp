@@ -9,6 +9,14 @@
 //
 // The step functions validate the config on every call; validate() runs the
 // same checks on its own, e.g. once before a training loop.
+//
+// Every config also has `grad_scale` (default 1, must be finite): a factor the
+// kernel multiplies each gradient element by, rounded once to the element
+// type, before anything else it does with the gradient (before the maximize
+// sign flip and before weight decay). The gradient arrays are only read. The
+// Python optimizers set it to the global-norm clipping coefficient
+// (max_grad_norm); a C++ caller may use it for loss scaling, e.g. 1 / scale.
+// When it is 1 the multiplication is not compiled into the kernel at all.
 #pragma once
 
 namespace lrcore {
@@ -21,6 +29,7 @@ struct SgdConfig {
     double weight_decay = 0.0;   // >= 0; L2 penalty added to the gradient
     bool nesterov = false;       // needs momentum > 0 and dampening == 0
     bool maximize = false;       // ascend instead of descend
+    double grad_scale = 1.0;     // each gradient element is multiplied by T(grad_scale) first
 };
 
 /// AdaGrad: per-element learning rate scaled by the root of the summed squared gradients.
@@ -30,6 +39,7 @@ struct AdagradConfig {
     double weight_decay = 0.0;   // >= 0; L2 penalty added to the gradient
     double eps = 1e-10;          // >= 0; added to the root for stability
     bool maximize = false;
+    double grad_scale = 1.0;     // each gradient element is multiplied by T(grad_scale) first
 };
 
 /// RMSprop: learning rate scaled by a running root-mean-square of the gradient.
@@ -41,6 +51,7 @@ struct RmspropConfig {
     double momentum = 0.0;       // >= 0; > 0 uses RmspropTensor::momentum_buffer
     bool centered = false;       // normalize by the variance estimate; uses RmspropTensor::grad_avg
     bool maximize = false;
+    double grad_scale = 1.0;     // each gradient element is multiplied by T(grad_scale) first
 };
 
 /// Adam and AdamW. With decoupled_weight_decay the parameter is shrunk by
@@ -56,6 +67,7 @@ struct AdamConfig {
     bool amsgrad = false;        // uses AdamTensor::max_exp_avg_sq
     bool maximize = false;
     bool decoupled_weight_decay = false;  // AdamW
+    double grad_scale = 1.0;     // each gradient element is multiplied by T(grad_scale) first
 };
 
 /// Checks a configuration; throws std::invalid_argument naming the first bad

@@ -28,8 +28,24 @@ struct LerpConstants {
     }
 };
 
+/// The factor applied to every gradient element before anything else
+/// (Config::grad_scale), rounded to T once; `active` is false when the kernel
+/// can leave the multiplication out (the factor rounds to exactly 1, and
+/// x * 1 == x for every x).
+template <class T>
+struct GradScale {
+    T factor;
+    bool active;
+
+    static GradScale from(double grad_scale) {
+        const T factor = static_cast<T>(grad_scale);
+        return {factor, factor != T(1)};
+    }
+};
+
 template <class T>
 struct SgdConstants {
+    GradScale<T> grad_scale;
     T grad_sign;              // -1 when maximizing
     T weight_decay;
     T momentum;
@@ -40,14 +56,15 @@ struct SgdConstants {
     bool nesterov;
 
     static SgdConstants make(const SgdConfig& c) {
-        return {static_cast<T>(c.maximize ? -1.0 : 1.0), static_cast<T>(c.weight_decay),
-                static_cast<T>(c.momentum), static_cast<T>(1.0 - c.dampening),
+        return {GradScale<T>::from(c.grad_scale), static_cast<T>(c.maximize ? -1.0 : 1.0),
+                static_cast<T>(c.weight_decay), static_cast<T>(c.momentum), static_cast<T>(1.0 - c.dampening),
                 static_cast<T>(-c.lr), c.weight_decay != 0.0, c.momentum != 0.0, c.nesterov};
     }
 };
 
 template <class T>
 struct AdagradConstants {
+    GradScale<T> grad_scale;
     T grad_sign;
     T weight_decay;
     T eps;
@@ -56,13 +73,15 @@ struct AdagradConstants {
 
     static AdagradConstants make(const AdagradConfig& c, std::int64_t step) {
         const double clr = c.lr / (1.0 + static_cast<double>(step - 1) * c.lr_decay);
-        return {static_cast<T>(c.maximize ? -1.0 : 1.0), static_cast<T>(c.weight_decay),
-                static_cast<T>(c.eps), static_cast<T>(-clr), c.weight_decay != 0.0};
+        return {GradScale<T>::from(c.grad_scale), static_cast<T>(c.maximize ? -1.0 : 1.0),
+                static_cast<T>(c.weight_decay), static_cast<T>(c.eps), static_cast<T>(-clr),
+                c.weight_decay != 0.0};
     }
 };
 
 template <class T>
 struct RmspropConstants {
+    GradScale<T> grad_scale;
     T grad_sign;
     T weight_decay;
     T alpha;
@@ -76,8 +95,8 @@ struct RmspropConstants {
     bool has_momentum;
 
     static RmspropConstants make(const RmspropConfig& c) {
-        return {static_cast<T>(c.maximize ? -1.0 : 1.0), static_cast<T>(c.weight_decay),
-                static_cast<T>(c.alpha), static_cast<T>(1.0 - c.alpha),
+        return {GradScale<T>::from(c.grad_scale), static_cast<T>(c.maximize ? -1.0 : 1.0),
+                static_cast<T>(c.weight_decay), static_cast<T>(c.alpha), static_cast<T>(1.0 - c.alpha),
                 LerpConstants<T>::from_weight(1.0 - c.alpha), static_cast<T>(c.eps),
                 static_cast<T>(c.momentum), static_cast<T>(-c.lr), c.weight_decay != 0.0,
                 c.centered, c.momentum > 0.0};
@@ -88,6 +107,7 @@ enum class WeightDecayMode { none, l2, decoupled };
 
 template <class T>
 struct AdamConstants {
+    GradScale<T> grad_scale;
     T grad_sign;
     T weight_decay;           // L2 mode: added to the gradient as weight_decay * param
     T decay_factor;           // decoupled mode: param *= 1 - lr * weight_decay
@@ -108,7 +128,8 @@ struct AdamConstants {
         if (c.weight_decay != 0.0) {
             mode = c.decoupled_weight_decay ? WeightDecayMode::decoupled : WeightDecayMode::l2;
         }
-        return {static_cast<T>(c.maximize ? -1.0 : 1.0),
+        return {GradScale<T>::from(c.grad_scale),
+                static_cast<T>(c.maximize ? -1.0 : 1.0),
                 static_cast<T>(c.weight_decay),
                 static_cast<T>(1.0 - c.lr * c.weight_decay),
                 LerpConstants<T>::from_weight(1.0 - c.beta1),

@@ -69,6 +69,16 @@ inline void select(bool flag, F&& f) {
     }
 }
 
+/// The gradient as every rule starts from it: scaled by grad_scale when that
+/// is active (a compile-time branch), then its sign flipped when maximizing.
+/// Scaling first is what clip_grad_norm followed by a plain step computes.
+template <class V, class Scales>
+inline typename V::reg signed_gradient(typename V::reg grad, const GradScale<typename V::value_type>& scale,
+                                       typename V::value_type grad_sign, Scales) {
+    if constexpr (Scales::value) grad = V::mul(grad, V::broadcast(scale.factor));
+    return V::flip_sign(grad, V::broadcast(grad_sign));
+}
+
 template <class V>
 inline typename V::reg lerp(typename V::reg start, typename V::reg end,
                             const LerpConstants<typename V::value_type>& w) {
@@ -83,6 +93,7 @@ void sgd_chunk(const SgdConstants<T>& c, const SgdTensor<T>& t, std::size_t begi
     const T* __restrict grad = t.grad + begin;
     T* __restrict buffer = t.momentum_buffer ? t.momentum_buffer + begin : nullptr;
     const bool initialize = t.initialize_momentum_buffer;
+    select(c.grad_scale.active, [&](auto scales) {
     select(c.has_weight_decay, [&](auto has_weight_decay) {
     select(c.has_momentum, [&](auto has_momentum) {
     select(c.has_momentum && c.nesterov, [&](auto nesterov) {
@@ -93,7 +104,7 @@ void sgd_chunk(const SgdConstants<T>& c, const SgdTensor<T>& t, std::size_t begi
             const auto grad_loaded = V::load(grad + i);
             typename V::reg b{};
             if constexpr (has_momentum && !first_momentum_step) b = V::load(buffer + i);
-            auto g = V::flip_sign(grad_loaded, V::broadcast(c.grad_sign));
+            auto g = signed_gradient<V>(grad_loaded, c.grad_scale, c.grad_sign, scales);
             if constexpr (has_weight_decay) g = V::add(g, V::mul(V::broadcast(c.weight_decay), p));
             if constexpr (has_momentum) {
                 if constexpr (first_momentum_step) {
@@ -110,7 +121,7 @@ void sgd_chunk(const SgdConstants<T>& c, const SgdTensor<T>& t, std::size_t begi
             }
             V::store(param + i, V::add(p, V::mul(V::broadcast(c.neg_lr), g)));
         });
-    }); }); }); });
+    }); }); }); }); });
 }
 
 // ------------------------------------------------------------------ AdaGrad --
@@ -120,20 +131,21 @@ void adagrad_chunk(const AdagradConstants<T>& c, const AdagradTensor<T>& t, std:
     T* __restrict param = t.param + begin;
     const T* __restrict grad = t.grad + begin;
     T* __restrict sum = t.sum + begin;
+    select(c.grad_scale.active, [&](auto scales) {
     select(c.has_weight_decay, [&](auto has_weight_decay) {
         for_each_lane<Lane, T>(end - begin, param, [&](auto lane, std::size_t i) {
             using V = decltype(lane);
             const auto p = V::load(param + i);
             const auto grad_loaded = V::load(grad + i);
             const auto sum_loaded = V::load(sum + i);
-            auto g = V::flip_sign(grad_loaded, V::broadcast(c.grad_sign));
+            auto g = signed_gradient<V>(grad_loaded, c.grad_scale, c.grad_sign, scales);
             if constexpr (has_weight_decay) g = V::add(g, V::mul(V::broadcast(c.weight_decay), p));
             const auto s = V::add(sum_loaded, V::mul(g, g));
             V::store(sum + i, s);
             const auto std_dev = V::add(V::sqrt(s), V::broadcast(c.eps));
             V::store(param + i, V::add(p, V::div(V::mul(V::broadcast(c.neg_clr), g), std_dev)));
         });
-    });
+    }); });
 }
 
 // ------------------------------------------------------------------ RMSprop --
@@ -145,6 +157,7 @@ void rmsprop_chunk(const RmspropConstants<T>& c, const RmspropTensor<T>& t, std:
     T* __restrict square_avg = t.square_avg + begin;
     T* __restrict grad_avg = t.grad_avg ? t.grad_avg + begin : nullptr;
     T* __restrict buffer = t.momentum_buffer ? t.momentum_buffer + begin : nullptr;
+    select(c.grad_scale.active, [&](auto scales) {
     select(c.has_weight_decay, [&](auto has_weight_decay) {
     select(c.centered, [&](auto centered) {
     select(c.has_momentum, [&](auto has_momentum) {
@@ -157,7 +170,7 @@ void rmsprop_chunk(const RmspropConstants<T>& c, const RmspropTensor<T>& t, std:
             if constexpr (centered) a = V::load(grad_avg + i);
             typename V::reg b{};
             if constexpr (has_momentum) b = V::load(buffer + i);
-            auto g = V::flip_sign(grad_loaded, V::broadcast(c.grad_sign));
+            auto g = signed_gradient<V>(grad_loaded, c.grad_scale, c.grad_sign, scales);
             if constexpr (has_weight_decay) g = V::add(g, V::mul(V::broadcast(c.weight_decay), p));
             const auto v = V::add(V::mul(square_avg_loaded, V::broadcast(c.alpha)),
                                   V::mul(V::mul(V::broadcast(c.one_minus_alpha), g), g));
@@ -179,7 +192,7 @@ void rmsprop_chunk(const RmspropConstants<T>& c, const RmspropTensor<T>& t, std:
                 V::store(param + i, V::add(p, V::div(V::mul(V::broadcast(c.neg_lr), g), root)));
             }
         });
-    }); }); });
+    }); }); }); });
 }
 
 // ------------------------------------------------------------- Adam / AdamW --
@@ -190,6 +203,7 @@ void adam_chunk(const AdamConstants<T>& c, const AdamTensor<T>& t, std::size_t b
     T* __restrict exp_avg = t.exp_avg + begin;
     T* __restrict exp_avg_sq = t.exp_avg_sq + begin;
     T* __restrict max_exp_avg_sq = t.max_exp_avg_sq ? t.max_exp_avg_sq + begin : nullptr;
+    select(c.grad_scale.active, [&](auto scales) {
     select(c.weight_decay_mode == WeightDecayMode::l2, [&](auto l2) {
     select(c.weight_decay_mode == WeightDecayMode::decoupled, [&](auto decoupled) {
     select(c.amsgrad, [&](auto amsgrad) {
@@ -201,7 +215,7 @@ void adam_chunk(const AdamConstants<T>& c, const AdamTensor<T>& t, std::size_t b
             const auto exp_avg_sq_loaded = V::load(exp_avg_sq + i);
             typename V::reg v_max{};
             if constexpr (amsgrad) v_max = V::load(max_exp_avg_sq + i);
-            auto g = V::flip_sign(grad_loaded, V::broadcast(c.grad_sign));
+            auto g = signed_gradient<V>(grad_loaded, c.grad_scale, c.grad_sign, scales);
             if constexpr (decoupled) p = V::mul(p, V::broadcast(c.decay_factor));
             if constexpr (l2) g = V::add(g, V::mul(V::broadcast(c.weight_decay), p));
             const auto m = lerp<V>(exp_avg_loaded, g, c.exp_avg_lerp);
@@ -217,7 +231,7 @@ void adam_chunk(const AdamConstants<T>& c, const AdamTensor<T>& t, std::size_t b
                                       V::broadcast(c.eps));
             V::store(param + i, V::add(p, V::div(V::mul(V::broadcast(c.neg_step_size), m), denom)));
         });
-    }); }); });
+    }); }); }); });
 }
 
 }  // namespace

@@ -2,7 +2,7 @@
 # lrcore/_rules.py. Do not edit by hand: tests/test_stubs.py compares this file
 # with the generator's output.
 
-from typing import Any, Callable, Dict, Iterable, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple, Union
 
 import numpy as np
 
@@ -28,6 +28,8 @@ class SGD(Optimizer):
         maximize: bool = False,
         *,
         skip_nonfinite: bool = False,
+        max_grad_norm: Optional[_Value] = None,
+        norm_type: Union[float, str] = 2.0,
     ) -> None: ...
 
 class Adagrad(Optimizer):
@@ -42,6 +44,8 @@ class Adagrad(Optimizer):
         maximize: bool = False,
         *,
         skip_nonfinite: bool = False,
+        max_grad_norm: Optional[_Value] = None,
+        norm_type: Union[float, str] = 2.0,
     ) -> None: ...
 
 class RMSprop(Optimizer):
@@ -57,6 +61,8 @@ class RMSprop(Optimizer):
         maximize: bool = False,
         *,
         skip_nonfinite: bool = False,
+        max_grad_norm: Optional[_Value] = None,
+        norm_type: Union[float, str] = 2.0,
     ) -> None: ...
 
 class Adam(Optimizer):
@@ -71,6 +77,8 @@ class Adam(Optimizer):
         maximize: bool = False,
         *,
         skip_nonfinite: bool = False,
+        max_grad_norm: Optional[_Value] = None,
+        norm_type: Union[float, str] = 2.0,
     ) -> None: ...
 
 class AdamW(Optimizer):
@@ -85,4 +93,6 @@ class AdamW(Optimizer):
         maximize: bool = False,
         *,
         skip_nonfinite: bool = False,
+        max_grad_norm: Optional[_Value] = None,
+        norm_type: Union[float, str] = 2.0,
     ) -> None: ...

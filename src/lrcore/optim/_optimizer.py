@@ -48,6 +48,14 @@ class Optimizer:
         defaults: the hyperparameters of every group that does not override them.
         skip_nonfinite: check every gradient before each step; when any
             element is NaN or Inf the whole step is skipped (see :meth:`step`).
+        max_grad_norm: global-norm clipping fused into the step (a number >= 0
+            or a schedule; ``None``, the default, is off). Each step computes the
+            norm of all gradients of all groups and scales every gradient by
+            ``max_norm / (total + 1e-6)`` when that is < 1, inside the update
+            (the gradient arrays are not written): bitwise the same as
+            :func:`lrcore.clip_grad_norm` followed by a step. See :meth:`step`.
+        norm_type: p of the norm for ``max_grad_norm`` (a number > 0, or ``inf``
+            / ``"inf"``; default 2).
 
     Attributes:
         param_groups: list of dicts, one per group; hyperparameters may be
@@ -58,6 +66,9 @@ class Optimizer:
             last step used (schedules resolved).
         skip_nonfinite: whether steps with a non-finite gradient are skipped.
         skipped_steps: how many steps were skipped for non-finite gradients.
+        max_grad_norm, norm_type: the clipping settings (may be changed between steps).
+        last_grad_norm: the total gradient norm the last step computed (before
+            clipping), or None before any step and when that step did not clip.
     """
 
     #: The update rule; set by ``class X(Optimizer, rule=...)``.
@@ -71,10 +82,18 @@ class Optimizer:
             cls._resolve_group = staticmethod(_make_resolver(rule))
             cls.__doc__ = _class_docstring(rule)
 
-    def __init__(self, params: Iterable[Any], defaults: Dict[str, Any], skip_nonfinite: bool = False) -> None:
+    def __init__(self, params: Iterable[Any], defaults: Dict[str, Any], skip_nonfinite: bool = False,
+                 max_grad_norm: Any = None, norm_type: Any = 2.0) -> None:
         if not isinstance(skip_nonfinite, (bool, np.bool_)):
             raise TypeError(f"skip_nonfinite must be a bool, got {type(skip_nonfinite).__name__}")
         self.skip_nonfinite: bool = bool(skip_nonfinite)
+        #: Global-norm clipping: None (off), a number >= 0 or a schedule of the step count.
+        self.max_grad_norm: Any = _check_max_grad_norm(max_grad_norm)
+        #: p of the clipping norm (> 0, or inf).
+        self.norm_type: float = _check_norm_type(norm_type)
+        # [total norm of the last step, 1.0 when it clipped], written by the native
+        # step together with the counters.
+        self._grad_norm = np.zeros(2, dtype=np.float64)
         self._step_lock = threading.Lock()
         self.defaults: Dict[str, Any] = dict(defaults)
         self.param_groups: List[Dict[str, Any]] = []
@@ -199,6 +218,18 @@ class Optimizer:
         ``step_count`` stays (so schedules do not advance) and
         ``skipped_steps`` is incremented.
 
+        With ``max_grad_norm`` set (its schedule evaluated at ``step_count``),
+        after the checks one read pass computes the ``norm_type`` norm of all
+        gradients of all groups (as :func:`lrcore.global_norm`), stored in
+        ``last_grad_norm``; the kernels then multiply each gradient element by
+        the coefficient of :func:`lrcore.clip_grad_norm` as their first
+        operation. That pass replaces the separate non-finite check: with
+        ``skip_nonfinite=True`` a non-finite norm skips the step, which also
+        happens when every gradient is finite but the sum of their powers
+        overflows a double (e.g. float64 gradients around 1e200 with p = 2).
+        With ``skip_nonfinite=False`` a non-finite norm leaves the gradients
+        unscaled (coefficient 1), as :func:`lrcore.clip_grad_norm` does.
+
         Thread safety: steps of one optimizer are serialised by a lock, so two
         threads calling ``step`` on the same optimizer apply their updates one
         after the other (in an unspecified order). Different optimizers step
@@ -238,7 +269,15 @@ class Optimizer:
                 self._attempt = (t + 1, [g[0] for g in groups])
             # The attempt is recorded before the native step: last_hyperparameters reads it
             # once step_count has moved, which the native step does as its very last write.
-            return self.rule.native.step(groups, self._counters, self.skip_nonfinite, state_like, True)
+            max_grad_norm = self.max_grad_norm
+            if max_grad_norm is None:
+                return self.rule.native.step(groups, self._counters, self.skip_nonfinite, state_like, True,
+                                             grad_norm=self._grad_norm)
+            if type(max_grad_norm) is not float and _is_schedule(max_grad_norm):
+                max_grad_norm = max_grad_norm(t)
+            return self.rule.native.step(groups, self._counters, self.skip_nonfinite, state_like, True,
+                                         max_grad_norm=max_grad_norm, norm_type=self.norm_type,
+                                         grad_norm=self._grad_norm)
 
     def _split_gradients(self, grads: Any) -> List[Any]:
         """One gradient list per group, from a flat list or (for named parameters) a mapping."""
@@ -290,6 +329,13 @@ class Optimizer:
         self._counters[_SKIPPED_STEPS] = _count("skipped_steps", value)
 
     @property
+    def last_grad_norm(self) -> Optional[float]:
+        """The total gradient norm of the last step (before clipping), also of a skipped one;
+        None before any step and when the last step had clipping off."""
+        norm, clipped = self._grad_norm
+        return float(norm) if clipped else None
+
+    @property
     def last_hyperparameters(self) -> List[Dict[str, Any]]:
         attempt = self._attempt
         values = attempt[1] if attempt is not None and attempt[0] == self.step_count else self._last_hyperparameters
@@ -332,8 +378,10 @@ class Optimizer:
 
         Layout (torch-like): ``{"state": {index: {"step": int, <array name>: array}},
         "param_groups": [{hyperparameters..., "params": [indices]}], "step_count": int,
-        "skipped_steps": int, "last_hyperparameters": [{name: value}]}`` (the last one: the
-        values the last step used, so that ``get_last_lr()`` is the same after loading). Hyperparameters that are schedules are stored
+        "skipped_steps": int, "last_hyperparameters": [{name: value}], "max_grad_norm": ...,
+        "norm_type": float, "last_grad_norm": float or None}`` (last_hyperparameters: the
+        values the last step used, so that ``get_last_lr()`` is the same after loading). Hyperparameters
+        (and ``max_grad_norm``) that are schedules are stored
         by their state (``{"schedule_state": ...}``) when they have one, else as
         ``None``. Parameters never stepped have no entry, as in torch.
         """
@@ -363,7 +411,9 @@ class Optimizer:
             saved["params"] = indices
             groups.append(saved)
         return {"state": state, "param_groups": groups, "step_count": self.step_count,
-                "skipped_steps": self.skipped_steps, "last_hyperparameters": self.last_hyperparameters}
+                "skipped_steps": self.skipped_steps, "last_hyperparameters": self.last_hyperparameters,
+                "max_grad_norm": _export_hyperparameter(self.max_grad_norm), "norm_type": self.norm_type,
+                "last_grad_norm": self.last_grad_norm}
 
     def load_state_dict(self, state_dict: Dict[str, Any], *,
                         params: Optional[Sequence[np.ndarray]] = None) -> None:
@@ -398,6 +448,23 @@ class Optimizer:
         step_count = _count("step_count", state_dict.get("step_count", 0))
         skipped_steps = _count("skipped_steps", state_dict.get("skipped_steps", 0))
         last = self._check_last_hyperparameters(state_dict.get("last_hyperparameters", []))
+        # Clipping settings (absent from state_dicts older than them: then kept as they are).
+        has_clipping = "max_grad_norm" in state_dict
+        saved_max_grad_norm = state_dict.get("max_grad_norm")
+        if has_clipping:
+            try:
+                _check_max_grad_norm(_imported_value(self.max_grad_norm, saved_max_grad_norm))
+            except TypeError as error:
+                raise ValueError(f"state_dict {error}") from None
+        try:
+            norm_type = _check_norm_type(state_dict.get("norm_type", self.norm_type))
+        except TypeError as error:
+            raise ValueError(f"state_dict {error}") from None
+        saved_norm = state_dict.get("last_grad_norm")
+        if saved_norm is not None and (isinstance(saved_norm, bool) or not isinstance(saved_norm, numbers.Real)):
+            raise ValueError(f"state_dict last_grad_norm must be a number or None, got {saved_norm!r}")
+        grad_norm = (self._grad_norm.copy() if "last_grad_norm" not in state_dict
+                     else np.array([0.0, 0.0] if saved_norm is None else [float(saved_norm), 1.0]))
         saved_state = state_dict["state"]
         if not isinstance(saved_state, dict):
             raise ValueError("state_dict state must be a dict from parameter index to its state")
@@ -456,13 +523,19 @@ class Optimizer:
         # failure left possible here; then everything is put back.
         before = self._state_dict()
         before_groups = [dict(group) for group in self.param_groups]
+        before_max_grad_norm = self.max_grad_norm
         try:
             for group, saved in zip(self.param_groups, saved_groups):
                 for name, value in saved.items():
                     if name in ("params", "param_names"):
                         continue
                     group[name] = _import_hyperparameter(group[name], value)
+            if has_clipping:
+                self.max_grad_norm = _import_hyperparameter(self.max_grad_norm, saved_max_grad_norm)
         except BaseException:
+            self.max_grad_norm = before_max_grad_norm
+            if "max_grad_norm" in before and _is_schedule(before_max_grad_norm):
+                _import_hyperparameter(before_max_grad_norm, before["max_grad_norm"])
             for group, previous in zip(self.param_groups, before_groups):
                 group.clear()
                 group.update(previous)
@@ -474,6 +547,8 @@ class Optimizer:
         for g, k, entry in plans:
             self._import_param_state(g, k, entry)
         self._counters[:] = (step_count, skipped_steps)
+        self.norm_type = norm_type
+        self._grad_norm[:] = grad_norm
         self.last_hyperparameters = last
         if params is not None:
             for value, array in zip(params, arrays):
@@ -601,6 +676,28 @@ class OptimizerSnapshot:
             group.update(saved)
 
 
+def _check_max_grad_norm(value: Any) -> Any:
+    """max_grad_norm as given, after its checks: None, a schedule, or a number >= 0 (inf allowed)."""
+    if value is None or _is_schedule(value):
+        return value
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"max_grad_norm must be a number >= 0, a schedule or None, got {type(value).__name__}")
+    if not float(value) >= 0.0:
+        raise ValueError(f"max_grad_norm must be a number >= 0 (inf disables clipping) or None, got {value!r}")
+    return value
+
+
+def _check_norm_type(value: Any) -> float:
+    """norm_type as a float: a number > 0 or inf ("inf" accepted)."""
+    if isinstance(value, str) and value.lower() == "inf":
+        return float("inf")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"norm_type must be a number > 0 or inf, got {type(value).__name__}")
+    if not float(value) > 0.0:
+        raise ValueError(f"norm_type must be a number > 0 or inf, got {value!r}")
+    return float(value)
+
+
 def _count(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= int(value) <= _MAX_COUNT:
         raise ValueError(f"{name} must be an integer in [0, 2**63 - 1], got {value!r}")
@@ -647,9 +744,10 @@ def _make_constructor(rule: RuleDescription) -> Callable[..., None]:
     names = [h.name for h in rule.hyperparameters]
     arguments = ", ".join(f"{name}=_defaults[{name!r}]" for name in names)
     source = (
-        f"def __init__(self, params, {arguments}, *, skip_nonfinite=False):\n"
+        f"def __init__(self, params, {arguments}, *, skip_nonfinite=False, max_grad_norm=None, norm_type=2.0):\n"
         f"    _Optimizer.__init__(self, params, {{{', '.join(f'{n!r}: {n}' for n in names)}}},\n"
-        f"                        skip_nonfinite=skip_nonfinite)\n"
+        f"                        skip_nonfinite=skip_nonfinite, max_grad_norm=max_grad_norm,\n"
+        f"                        norm_type=norm_type)\n"
     )
     namespace: Dict[str, Any] = {"_defaults": rule.defaults, "_Optimizer": Optimizer}
     exec(source, namespace)  # noqa: S102 - the source is built above from the rule description only
@@ -699,6 +797,10 @@ def _class_docstring(rule: RuleDescription) -> str:
         lines.append(f"    {h.name}: {h.doc} ({kind}; {h.valid}; default {h.default!r}).")
     lines.append("    skip_nonfinite: skip the whole step when a gradient has a NaN or Inf "
                  "(see :meth:`Optimizer.step`).")
+    lines.append("    max_grad_norm: clip the global norm of all gradients to this, fused into the step "
+                 "(number >= 0 or schedule; default None, off); ``opt.last_grad_norm`` is the norm "
+                 "(see :meth:`Optimizer.step`).")
+    lines.append("    norm_type: p of that norm (number > 0 or inf; default 2.0).")
     states = ", ".join(f"``{s.name}``" + (f" (when {s.needed_when})" if s.needed_when else "") for s in rule.states)
     lines += ["", f"State per parameter: {states or 'none'}."]
     return "\n".join(lines) + "\n"
