@@ -266,7 +266,10 @@ def test_native_step_arguments():
         native.step([], max_grad_norm=1.0, norm_type=-1.0)
     out = np.zeros(2)
     assert native.step([], max_grad_norm=1.0, grad_norm=out) is True
-    assert list(out) == [0.0, 1.0]
+    assert list(out) == [0.0, -1.0]  # the norm of no gradients; no counters to mark it with
+    counters = np.array([4, 2], np.int64)
+    assert native.step([], counters, False, None, False, 1.0, 2.0, out) is True
+    assert list(counters) == [5, 2] and list(out) == [0.0, 7.0]  # marked with the counters' sum after the step
 
 
 def test_state_dict_and_checkpoint_round_trip(tmp_path):

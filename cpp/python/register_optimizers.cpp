@@ -417,18 +417,11 @@ Clipping parse_clipping(py::handle max_grad_norm, py::handle norm_type) {
 /// [total_norm, clipped] (clipped 1.0 when the step computed a norm, else 0.0).
 double* check_grad_norm_out(py::handle object) {
     if (object.is_none()) return nullptr;
-    if (!py::isinstance<py::array>(object)) {
-        throw py::type_error(std::string("grad_norm must be a float64 array of shape (2,), got ") + type_name(object));
-    }
-    auto array = py::reinterpret_borrow<py::array>(object);
-    // Equivalence, not identity: an unpickled array has a dtype object of its own.
-    const bool float64 = py::detail::npy_api::get().PyArray_EquivTypes_(py::dtype::of<double>().ptr(),
-                                                                        array.dtype().ptr());
-    if (!float64 || array.ndim() != 1 || array.shape(0) != 2 ||
-        !(array.flags() & py::array::c_style) || !array.writeable()) {
+    const ArrayView view = check_float_array(object, "grad_norm", 0, true);
+    if (view.type != ElementType::float64 || view.size != 2 || py::detail::array_proxy(object.ptr())->nd != 1) {
         throw py::type_error("grad_norm must be a writeable, contiguous float64 array of shape (2,)");
     }
-    return static_cast<double*>(array.mutable_data());
+    return static_cast<double*>(view.data);
 }
 
 template <class Config>
@@ -484,14 +477,18 @@ bool step(py::handle groups_object, py::handle counters_object, bool skip_nonfin
     } else if (skip_nonfinite) {
         finite = gradients_finite(batch);
     }
+    // grad_norm = [norm, the counters' sum after this step]: the optimizer reports the
+    // norm only while the sum still matches, i.e. until the next step without clipping.
     auto record_norm = [&] {
         if (grad_norm == nullptr) return;
         grad_norm[0] = clipping.on ? norm : 0.0;
-        grad_norm[1] = clipping.on ? 1.0 : 0.0;
+        grad_norm[1] = clipping.on && counters != nullptr
+                           ? static_cast<double>(counters[0]) + static_cast<double>(counters[1])
+                           : -1.0;
     };
     if (skip_nonfinite && !finite) {
-        record_norm();
         if (counters != nullptr) ++counters[1];
+        record_norm();
         return false;
     }
     if (coefficient < 1.0) {
@@ -547,8 +544,8 @@ bool step(py::handle groups_object, py::handle counters_object, bool skip_nonfin
         if (plan.steps == nullptr) continue;
         for (std::size_t u = plan.updated_begin; u < plan.updated_end; ++u) ++plan.steps[batch.updated[u]];
     }
-    record_norm();
     if (counters != nullptr) ++counters[0];
+    record_norm();
     return true;
 }
 
@@ -624,7 +621,7 @@ void register_optimizers(py::module_& m) {
                                  grad_norm);
             },
             "groups"_a, "counters"_a = py::none(), "skip_nonfinite"_a = false, "create"_a = py::none(),
-            "group_labels"_a = false, py::kw_only(), "max_grad_norm"_a = py::none(), "norm_type"_a = 2.0,
+            "group_labels"_a = false, "max_grad_norm"_a = py::none(), "norm_type"_a = 2.0,
             "grad_norm"_a = py::none(),
             "One step over every group (hyperparameters, params, grads, state, steps): everything is checked, "
             "then missing state is created with create(param), then every group is updated in place. Returns "

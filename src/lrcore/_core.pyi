@@ -43,7 +43,6 @@ class _Rule:
         skip_nonfinite: bool = False,
         create: Optional[Callable[[np.ndarray], np.ndarray]] = None,
         group_labels: bool = False,
-        *,
         max_grad_norm: Optional[float] = None,
         norm_type: float = 2.0,
         grad_norm: Optional[np.ndarray] = None,

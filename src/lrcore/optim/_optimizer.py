@@ -93,7 +93,7 @@ class Optimizer:
         self.norm_type: float = _check_norm_type(norm_type)
         # [total norm of the last step, 1.0 when it clipped], written by the native
         # step together with the counters.
-        self._grad_norm = np.zeros(2, dtype=np.float64)
+        self._grad_norm = np.array([0.0, -1.0])  # [norm, marker]: see last_grad_norm
         self._step_lock = threading.Lock()
         self.defaults: Dict[str, Any] = dict(defaults)
         self.param_groups: List[Dict[str, Any]] = []
@@ -271,13 +271,11 @@ class Optimizer:
             # once step_count has moved, which the native step does as its very last write.
             max_grad_norm = self.max_grad_norm
             if max_grad_norm is None:
-                return self.rule.native.step(groups, self._counters, self.skip_nonfinite, state_like, True,
-                                             grad_norm=self._grad_norm)
+                return self.rule.native.step(groups, self._counters, self.skip_nonfinite, state_like, True)
             if type(max_grad_norm) is not float and _is_schedule(max_grad_norm):
                 max_grad_norm = max_grad_norm(t)
             return self.rule.native.step(groups, self._counters, self.skip_nonfinite, state_like, True,
-                                         max_grad_norm=max_grad_norm, norm_type=self.norm_type,
-                                         grad_norm=self._grad_norm)
+                                         max_grad_norm, self.norm_type, self._grad_norm)
 
     def _split_gradients(self, grads: Any) -> List[Any]:
         """One gradient list per group, from a flat list or (for named parameters) a mapping."""
@@ -332,8 +330,11 @@ class Optimizer:
     def last_grad_norm(self) -> Optional[float]:
         """The total gradient norm of the last step (before clipping), also of a skipped one;
         None before any step and when the last step had clipping off."""
-        norm, clipped = self._grad_norm
-        return float(norm) if clipped else None
+        # The native step writes [norm, step_count + skipped_steps] when it clips: the norm is the
+        # last step's while no step without clipping has come since.
+        norm, marker = self._grad_norm
+        view = self._counter_view
+        return float(norm) if marker == float(view[_STEP_COUNT]) + float(view[_SKIPPED_STEPS]) else None
 
     @property
     def last_hyperparameters(self) -> List[Dict[str, Any]]:
@@ -463,8 +464,8 @@ class Optimizer:
         saved_norm = state_dict.get("last_grad_norm")
         if saved_norm is not None and (isinstance(saved_norm, bool) or not isinstance(saved_norm, numbers.Real)):
             raise ValueError(f"state_dict last_grad_norm must be a number or None, got {saved_norm!r}")
-        grad_norm = (self._grad_norm.copy() if "last_grad_norm" not in state_dict
-                     else np.array([0.0, 0.0] if saved_norm is None else [float(saved_norm), 1.0]))
+        grad_norm = (np.array([0.0, -1.0]) if saved_norm is None
+                     else np.array([float(saved_norm), float(step_count) + float(skipped_steps)]))
         saved_state = state_dict["state"]
         if not isinstance(saved_state, dict):
             raise ValueError("state_dict state must be a dict from parameter index to its state")
