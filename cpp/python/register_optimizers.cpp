@@ -273,6 +273,10 @@ void gather_group(Batch<Config>& batch, py::handle group_object, std::size_t gro
         py::object grad = grads[i];
         if (grad.is_none()) continue;
         const std::size_t index = first + i;
+        // A counter at its maximum cannot take another step (and must not be incremented).
+        if (plan.steps != nullptr && plan.steps[i] == std::numeric_limits<std::int64_t>::max()) {
+            throw py::value_error("steps[" + std::to_string(i) + "] is at its maximum (2**63 - 1)");
+        }
         py::object param = params[i];
         const ArrayView param_view = check_parameter(param, "params", index);
         const ArrayView grad_view = check_like(grad, "grads", index, param_view, "params", false);
@@ -450,14 +454,6 @@ bool step(py::handle groups_object, py::handle counters_object, bool skip_nonfin
         batch.alive.push_back(std::move(group));
     }
     check_no_overlap(batch.regions);
-    for (const GroupPlan<Config>& plan : batch.groups) {
-        if (plan.steps == nullptr) continue;
-        for (std::size_t u = plan.updated_begin; u < plan.updated_end; ++u) {
-            if (plan.steps[batch.updated[u]] == std::numeric_limits<std::int64_t>::max()) {
-                throw py::value_error("steps[" + std::to_string(batch.updated[u]) + "] is at its maximum");
-            }
-        }
-    }
     constexpr std::int64_t max_count = std::numeric_limits<std::int64_t>::max();
     if (counters != nullptr && (counters[0] == max_count || counters[1] == max_count)) {
         throw py::value_error("the optimizer's step counters are at their maximum (2**63 - 1)");
