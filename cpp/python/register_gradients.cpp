@@ -69,14 +69,8 @@ double norm_type_value(double norm_type) {
 
 /// The norm of all arrays as one vector; call without the GIL.
 double total_norm(const Gradients& g, double norm_type) {
-    if (std::isinf(norm_type)) {
-        const double a = max_abs(g.float32.data(), g.float32_sizes.data(), g.float32.size());
-        const double b = max_abs(g.float64.data(), g.float64_sizes.data(), g.float64.size());
-        return (a != a || b != b) ? std::numeric_limits<double>::quiet_NaN() : std::max(a, b);
-    }
-    const double sum = sum_of_powers(g.float32.data(), g.float32_sizes.data(), g.float32.size(), norm_type) +
-                       sum_of_powers(g.float64.data(), g.float64_sizes.data(), g.float64.size(), norm_type);
-    return norm_from_sum_of_powers(sum, norm_type);
+    return global_norm(g.float32.data(), g.float32_sizes.data(), g.float32.size(), g.float64.data(),
+                       g.float64_sizes.data(), g.float64.size(), norm_type);
 }
 
 bool all_finite_binding(py::handle grads) {

@@ -376,21 +376,13 @@ bool gradients_finite(const Batch& batch) {
 }
 
 /// The global norm of every gradient of the batch, as lrcore.gradients.global_norm
-/// computes it: the float32 and float64 sums of |x|^p (each a fixed-order
-/// reduction in double) added, then the root; for p = inf the larger of the two
-/// maxima, NaN if either is NaN. One read pass over the gradients.
+/// computes it (lrcore/gradients.hpp). One read pass over the gradients.
 template <class Batch>
 double gradients_norm(const Batch& batch, double norm_type) {
     const GradientLists g(batch);
     py::gil_scoped_release release;
-    if (std::isinf(norm_type)) {
-        const double a = max_abs(g.float32.data(), g.float32_sizes.data(), g.float32.size());
-        const double b = max_abs(g.float64.data(), g.float64_sizes.data(), g.float64.size());
-        return (a != a || b != b) ? std::numeric_limits<double>::quiet_NaN() : std::max(a, b);
-    }
-    const double sum = sum_of_powers(g.float32.data(), g.float32_sizes.data(), g.float32.size(), norm_type) +
-                       sum_of_powers(g.float64.data(), g.float64_sizes.data(), g.float64.size(), norm_type);
-    return norm_from_sum_of_powers(sum, norm_type);
+    return global_norm(g.float32.data(), g.float32_sizes.data(), g.float32.size(), g.float64.data(),
+                       g.float64_sizes.data(), g.float64.size(), norm_type);
 }
 
 /// Global-norm clipping of one step call: off when max_grad_norm is None.

@@ -225,6 +225,20 @@ double global_norm(const double* const* a, const std::size_t* s, std::size_t n, 
 void scale(float* const* a, const std::size_t* s, std::size_t n, double f) { scale_impl(a, s, n, f); }
 void scale(double* const* a, const std::size_t* s, std::size_t n, double f) { scale_impl(a, s, n, f); }
 
+double global_norm(const float* const* f32, const std::size_t* f32_sizes, std::size_t f32_count,
+                   const double* const* f64, const std::size_t* f64_sizes, std::size_t f64_count,
+                   double norm_type) {
+    check_norm_type(norm_type);
+    if (std::isinf(norm_type)) {
+        const double a = max_abs(f32, f32_sizes, f32_count);
+        const double b = max_abs(f64, f64_sizes, f64_count);
+        return (a != a || b != b) ? std::numeric_limits<double>::quiet_NaN() : std::max(a, b);
+    }
+    const double sum = sum_of_powers(f32, f32_sizes, f32_count, norm_type) +
+                       sum_of_powers(f64, f64_sizes, f64_count, norm_type);
+    return norm_from_sum_of_powers(sum, norm_type);
+}
+
 double norm_from_sum_of_powers(double sum, double norm_type) {
     check_norm_type(norm_type);
     if (norm_type == 2.0) return std::sqrt(sum);

@@ -39,6 +39,14 @@ double max_abs(const double* const* arrays, const std::size_t* sizes, std::size_
 double global_norm(const float* const* arrays, const std::size_t* sizes, std::size_t count, double norm_type);
 double global_norm(const double* const* arrays, const std::size_t* sizes, std::size_t count, double norm_type);
 
+/// The norm of float32 and float64 arrays taken together as one vector: the
+/// float32 and float64 sums of |x|^p added, then the root; for norm_type =
+/// +infinity the larger of the two maxima (NaN if either is NaN). This is what
+/// lrcore.global_norm, clip_grad_norm and the fused clipping of a step compute.
+double global_norm(const float* const* float32_arrays, const std::size_t* float32_sizes, std::size_t float32_count,
+                   const double* const* float64_arrays, const std::size_t* float64_sizes, std::size_t float64_count,
+                   double norm_type);
+
 /// The norm from sum_of_powers' result: sum^(1/norm_type) (0 < norm_type < inf).
 /// Lets a caller add the sums of float and double arrays before taking the root.
 double norm_from_sum_of_powers(double sum, double norm_type);
