@@ -1,6 +1,9 @@
-"""Shared fixtures: run a test on every kernel variant this CPU supports."""
+"""Shared fixtures: every kernel variant this CPU supports; the bench tests' process state."""
 
 from __future__ import annotations
+
+import os
+from typing import Iterator
 
 import pytest
 
@@ -16,3 +19,15 @@ def each_isa(request):
         yield request.param
     finally:
         lrcore.set_isa(previous)
+
+
+@pytest.fixture
+def bench_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Thread count and OMP_WAIT_POLICY as they were: the bench sets the variable for its process."""
+    before = lrcore.get_num_threads()
+    if "OMP_WAIT_POLICY" in os.environ:
+        monkeypatch.setenv("OMP_WAIT_POLICY", os.environ["OMP_WAIT_POLICY"])
+    else:
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    yield
+    lrcore.set_num_threads(before)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -19,16 +18,7 @@ from lrcore.bench._workloads import gpt_shapes, parse_workloads
 TINY = ["--quick", "--seconds", "0.002", "--threads", "1"]
 
 
-@pytest.fixture(autouse=True)
-def keep_thread_count(monkeypatch):
-    before = lrcore.get_num_threads()
-    # The bench sets OMP_WAIT_POLICY for its process: put it back as it was.
-    if "OMP_WAIT_POLICY" in os.environ:
-        monkeypatch.setenv("OMP_WAIT_POLICY", os.environ["OMP_WAIT_POLICY"])
-    else:
-        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    yield
-    lrcore.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("bench_environment")
 
 
 def bench(*argv: str) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import xml.etree.ElementTree as ElementTree
 
@@ -17,15 +16,7 @@ TINY = ["--quick", "--seconds", "0.002", "--threads", "1", "--rules", "adam", "-
         "--against", "numpy"]
 
 
-@pytest.fixture(autouse=True)
-def keep_thread_count(monkeypatch):
-    before = lrcore.get_num_threads()
-    if "OMP_WAIT_POLICY" in os.environ:
-        monkeypatch.setenv("OMP_WAIT_POLICY", os.environ["OMP_WAIT_POLICY"])
-    else:
-        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    yield
-    lrcore.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("bench_environment")
 
 
 def _case(rule: str, label: str, contenders: dict) -> CaseResult:

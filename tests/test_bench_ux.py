@@ -13,7 +13,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Iterator, List
+from typing import List
 
 import pytest
 
@@ -30,16 +30,10 @@ TINY = ["--quick", "--seconds", "0.002", "--threads", "1", "--rules", "adam", "-
 
 
 @pytest.fixture(autouse=True)
-def restore_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Thread count and OMP_WAIT_POLICY as they were (the bench sets the variable for its process)."""
-    before = lrcore.get_num_threads()
-    if "OMP_WAIT_POLICY" in os.environ:
-        monkeypatch.setenv("OMP_WAIT_POLICY", os.environ["OMP_WAIT_POLICY"])
-    else:
-        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+def restore_state(bench_environment: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bench's record of whether it set OMP_WAIT_POLICY, as it was (and, via
+    bench_environment, the thread count and the variable itself)."""
     monkeypatch.setattr(_cli, "_policy_set_by_bench", _cli._policy_set_by_bench)
-    yield
-    lrcore.set_num_threads(before)
 
 
 class FakeTerminal(io.StringIO):
