@@ -121,10 +121,11 @@ def test_class_signature_is_torchs(rule):
 # ------------------------------------------------------ the functional layer --
 @pytest.mark.parametrize("rule", DESCRIPTIONS, ids=IDS)
 def test_functional_arguments_are_the_native_states(rule):
-    native_states = [(name, list_name) for name, list_name, _, _ in rule.native.states]
+    native_states = [(name, list_name) for name, list_name, *_ in rule.native.states]
     assert [(s.name, s.list_name) for s in rule.states] == native_states
     lists = {list_name for _, list_name in native_states}
-    assert set(rule.functional_arguments) - lists <= {"steps"}
+    assert set(rule.functional_arguments) - lists <= {"steps", "group_state"}
+    assert ("group_state" in rule.functional_arguments) == bool(rule.native.group_scalars)
     assert lists <= set(rule.functional_arguments)
     assert len(set(rule.functional_arguments)) == len(rule.functional_arguments)
     if rule.native.has_step:
