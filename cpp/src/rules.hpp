@@ -294,8 +294,9 @@ struct ScheduleFreeGroup {
         }
         const auto values = kernels::ScheduleFreeSchedule::make(lr, warmup_steps, r, weight_lr_power, beta2, s);
         if (!values.finite) {
-            throw std::invalid_argument("the average's weight (k + 1)**r * lr_max**weight_lr_power is not finite "
-                                        "at k = " + std::to_string(s.k) + " (r = " + format_value(r) +
+            throw std::invalid_argument("the warmup-scaled lr or the average's weight (k + 1)**r * "
+                                        "lr_max**weight_lr_power is not finite at k = " + std::to_string(s.k) +
+                                        " (lr * warmup = " + format_value(values.lr) + ", r = " + format_value(r) +
                                         ", weight_lr_power = " + format_value(weight_lr_power) + ", lr_max = " +
                                         format_value(values.next.lr_max) + ")");
         }

@@ -156,7 +156,7 @@ struct ScheduleFreeSchedule {
     double ckp1 = 0.0;               // the weight of the new iterate in the average x
     double bias_correction2 = 1.0;   // AdamW only
     ScheduleFreeGroupState next{};
-    bool finite = true;              // false when a weight overflowed (the package raises then)
+    bool finite = true;              // false when lr * warmup or a weight overflowed (the package raises or diverges)
 
     static ScheduleFreeSchedule make(double base_lr, double warmup_steps, double r, double weight_lr_power,
                                      double beta2, const ScheduleFreeGroupState& state) {
@@ -169,7 +169,7 @@ struct ScheduleFreeSchedule {
         const double lr_max = state.lr_max > s.lr ? state.lr_max : s.lr;
         const double weight = std::pow(k1, r) * std::pow(lr_max, weight_lr_power);
         const double weight_sum = state.weight_sum + weight;
-        s.finite = std::isfinite(weight) && std::isfinite(weight_sum);
+        s.finite = std::isfinite(s.lr) && std::isfinite(weight) && std::isfinite(weight_sum);
         s.ckp1 = weight_sum == 0.0 ? 0.0 : weight / weight_sum;
         s.next = state;
         s.next.k = state.k + 1;
