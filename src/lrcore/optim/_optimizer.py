@@ -283,7 +283,8 @@ class Optimizer:
                           for index, group in enumerate(param_groups)]
                 self._attempt = (t + 1, [g[0] for g in groups])
             if self._group_states:
-                groups = [group + (group_state,) for group, group_state in zip(groups, self._group_states)]
+                groups = [group + (group_state,)  # type: ignore[misc]  # 6-tuples: the rule takes group state
+                          for group, group_state in zip(groups, self._group_states)]
             # The attempt is recorded before the native step: last_hyperparameters reads it
             # once step_count has moved, which the native step does as its very last write.
             max_grad_norm = self.max_grad_norm
