@@ -52,6 +52,8 @@ class FunctionalRunner(Runner):
         positional: List[Any] = [self._state[name] for name in rule.state_names]
         if rule.has_steps:
             positional.append(self._state["steps"])
+        if "group_state" in self._state:
+            positional.append(self._state["group_state"])
         # Bound once: the timed call is the implementation's own call and nothing else.
         self.step = functools.partial(step_function, self._params, self._grads, *positional,  # type: ignore[method-assign]
                                       **rule.hyperparameters)
@@ -126,6 +128,30 @@ class TorchRunner(Runner):
 
     def params(self) -> List[np.ndarray]:
         return self._params
+
+
+class ScheduleFreeRunner(TorchRunner):
+    """The schedulefree package's optimizer (its single-tensor loop, foreach=False, as lrcore's order) in
+    train mode on CPU torch tensors.
+
+    The package normalizes ``p.grad`` in place, so each runner gets its own copy of the gradients
+    (made in use_grads, outside the timed step); repeated timed steps then reuse the normalized copy,
+    which changes the values but not the work.
+    """
+
+    def __init__(self, rule: Rule, params: Sequence[np.ndarray], schedulefree: Any, torch: Any) -> None:
+        self._torch = torch
+        self._params = [p.copy() for p in params]
+        self._tensors = [torch.from_numpy(p).requires_grad_() for p in self._params]
+        assert rule.schedulefree_class is not None
+        self.optimizer = getattr(schedulefree, rule.schedulefree_class)(self._tensors, foreach=False,
+                                                                        **rule.torch_arguments)
+        self.optimizer.train()
+        self.step = self.optimizer.step  # type: ignore[method-assign]
+
+    def use_grads(self, grads: Sequence[np.ndarray]) -> None:
+        for tensor, grad in zip(self._tensors, grads):
+            tensor.grad = self._torch.from_numpy(grad.copy())
 
 
 class DeepSpeedRunner(TorchRunner):
@@ -237,9 +263,17 @@ def bitsandbytes_optim() -> Any:
     return getattr(module, "optim", None) if module is not None else None
 
 
+@functools.lru_cache(maxsize=None)
+def schedulefree_module() -> Any:
+    """The ``schedulefree`` package (the schedule-free rules' reference implementation), or None."""
+    if torch_module() is None:
+        return None
+    return _import("schedulefree")
+
+
 def clear_caches() -> None:
     """Forgets which optional libraries were found (for tests that inject or hide a module)."""
-    for cached in (torch_module, deepspeed_adam, deepspeed_adagrad, bitsandbytes_optim):
+    for cached in (torch_module, deepspeed_adam, deepspeed_adagrad, bitsandbytes_optim, schedulefree_module):
         cached.cache_clear()
 
 
@@ -252,6 +286,8 @@ def _torch_unsupported(variant: str) -> Callable[[Rule], Optional[str]]:
         torch = torch_module()
         if torch is None:
             return "torch is not installed"
+        if not hasattr(torch.optim, rule.torch_class):
+            return f"torch.optim has no {rule.torch_class}"
         try:  # torch raises for a flag the class does not have (e.g. RMSprop fused)
             probe = torch.zeros(1, requires_grad=True)
             getattr(torch.optim, rule.torch_class)([probe], **rule.torch_arguments, **TORCH_VARIANTS[variant])
@@ -313,6 +349,19 @@ def _bnb_unsupported(variant: str) -> Callable[[Rule], Optional[str]]:
     return check
 
 
+def _schedulefree_unavailable() -> Optional[str]:
+    if torch_module() is None:
+        return "torch is not installed"
+    return None if schedulefree_module() is not None else "schedulefree is not installed"
+
+
+def _schedulefree_unsupported(rule: Rule) -> Optional[str]:
+    if rule.schedulefree_class is None:
+        return "the schedulefree package implements the schedule-free rules only"
+    return None if hasattr(schedulefree_module(), rule.schedulefree_class) else (
+        f"this schedulefree has no {rule.schedulefree_class}")
+
+
 def _bnb_contender(variant: str, title: str, quantized: bool = False) -> Contender:
     def make(rule: Rule, params: Sequence[np.ndarray]) -> Runner:
         optimizer_class = getattr(bitsandbytes_optim(), BNB_CLASSES[variant][rule.name])
@@ -347,5 +396,8 @@ CONTENDERS: Dict[str, Contender] = {
         _bnb_contender("bnb", "bitsandbytes.optim Adam32bit / AdamW32bit (CPU)"),
         _bnb_contender("bnb-8bit", "bitsandbytes.optim Adam8bit / AdamW8bit (CPU, 8-bit state: verified loosely, "
                                    f"root mean square within {BNB_8BIT_TOLERANCE:.0%} of the update)", quantized=True),
+        Contender("schedulefree", "the schedulefree package (AdamWScheduleFree, SGDScheduleFree; foreach=False, "
+                                  "train mode)", _schedulefree_unavailable, _schedulefree_unsupported,
+                  lambda rule, params: ScheduleFreeRunner(rule, params, schedulefree_module(), torch_module())),
     )
 }

@@ -9,7 +9,7 @@ from __future__ import annotations
 from .._rules import RULES
 from ._optimizer import Optimizer
 
-__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW"]
+__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "ScheduleFreeAdamW", "ScheduleFreeSGD"]
 
 
 class SGD(Optimizer, rule=RULES["sgd"]):
@@ -29,4 +29,12 @@ class Adam(Optimizer, rule=RULES["adam"]):
 
 
 class AdamW(Optimizer, rule=RULES["adamw"]):
+    pass
+
+
+class ScheduleFreeAdamW(Optimizer, rule=RULES["schedule_free_adamw"]):
+    pass
+
+
+class ScheduleFreeSGD(Optimizer, rule=RULES["schedule_free_sgd"]):
     pass
