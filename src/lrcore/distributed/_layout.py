@@ -125,11 +125,59 @@ class _DtypePlan(NamedTuple):
 
 class NormPlan:
     """For each dtype and rank: which owned chunks a rank computes from its shard, which
-    chunk it assembles from its own tail and its successors' heads, and what it sends."""
+    chunk it assembles from its own tail and its successors' heads, and what it sends.
+
+    A rank's part of the norm, given its shard of each dtype's averaged gradient:
+    it sends :meth:`head` to its destination, receives :meth:`receive_counts`
+    elements from each rank, computes ``norm_partials(sources(...))`` and
+    contributes those partials (:meth:`partial_counts` per rank, float32's then
+    float64's); :meth:`split` puts everyone's partials back in chunk order.
+    """
 
     def __init__(self, layout: Layout, active: Sequence[bool]) -> None:
         self.layout = layout
         self.by_dtype: Dict[np.dtype, _DtypePlan] = {d: self._plan(d, active) for d in layout.dtypes_present}
+
+    def head(self, dtype: np.dtype, rank: int, shard: np.ndarray) -> Tuple[int, np.ndarray]:
+        """(destination, the prefix of ``shard`` it needs); (-1, empty) when there is none."""
+        destination, length = self.by_dtype[np.dtype(dtype)].send[rank]
+        return destination, shard[:length]
+
+    def receive_counts(self, dtype: np.dtype, rank: int) -> List[int]:
+        """How many elements ``rank`` receives from each rank (in rank order they extend its tail)."""
+        counts = [0] * self.layout.world_size
+        for source, length in self.by_dtype[np.dtype(dtype)].receive[rank]:
+            counts[source] = length
+        return counts
+
+    def sources(self, dtype: np.dtype, rank: int, shard: np.ndarray, received: np.ndarray) -> List[np.ndarray]:
+        """The arrays whose native chunks are exactly ``rank``'s owned chunks of ``dtype``, in order:
+        slices of ``shard`` and, last, the chunk assembled from its tail and ``received``."""
+        plan = self.by_dtype[np.dtype(dtype)]
+        arrays = [shard[begin:end] for begin, end in plan.runs[rank]]
+        own = plan.own_part[rank]
+        if own:
+            arrays.append(np.concatenate([shard[len(shard) - own:], received]))
+        return arrays
+
+    def partial_counts(self) -> List[int]:
+        """How many partials each rank contributes (all dtypes)."""
+        return [sum(plan.partials[r] for plan in self.by_dtype.values()) for r in range(self.layout.world_size)]
+
+    def split(self, everyone: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Every rank's partials (rank after rank, each float32's then float64's) as the float32 and
+        the float64 partials in chunk order, for ``norm_from_partials``."""
+        parts: Dict[np.dtype, List[np.ndarray]] = {d: [] for d in DTYPES}
+        position = 0
+        for r in range(self.layout.world_size):
+            for dtype, plan in self.by_dtype.items():
+                parts[dtype].append(everyone[position:position + plan.partials[r]])
+                position += plan.partials[r]
+        if position != len(everyone):
+            raise ValueError(f"expected {position} partials, got {len(everyone)}")
+        empty = np.zeros(0, np.float64)
+        f32, f64 = (np.concatenate(parts[d]) if parts[d] else empty for d in DTYPES)
+        return f32, f64
 
     def _plan(self, dtype: np.dtype, active: Sequence[bool]) -> _DtypePlan:
         layout = self.layout

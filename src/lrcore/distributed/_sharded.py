@@ -428,47 +428,24 @@ class ShardedOptimizer:
             plan = self._norm_plans[key] = self.layout.norm_plan(active)
         rank, world = self.rank, self.world_size
         sources: List[np.ndarray] = []
-        counts = [0] * world
-        for dtype, dplan in plan.by_dtype.items():
+        for dtype in plan.by_dtype:
             shard = self._grad_shard[dtype]
-            # The head of this shard that belongs to a chunk of an earlier rank goes to that rank.
-            send_counts = [0] * world
-            destination, length = dplan.send[rank]
-            if length:
-                send_counts[destination] = length
-            receive_counts = [0] * world
-            for source, received in dplan.receive[rank]:
-                receive_counts[source] = received
-            assembled = None
+            receive_counts = plan.receive_counts(dtype, rank)
+            received = np.empty(sum(receive_counts), dtype)
             if world > 1:
-                own = dplan.own_part[rank]
-                assembled = np.empty(own + sum(receive_counts), dtype) if own else np.empty(0, dtype)
-                received_part = assembled[own:] if own else np.empty(sum(receive_counts), dtype)
+                # The head of this shard that belongs to a chunk of an earlier rank goes to that rank.
+                destination, head = plan.head(dtype, rank, shard)
+                send_counts = [0] * world
+                if destination >= 0:
+                    send_counts[destination] = len(head)
                 mpi_type = MPI.FLOAT if dtype == np.float32 else MPI.DOUBLE
-                comm.Alltoallv([shard[:length] if length else shard[:0], send_counts, mpi_type],
-                               [received_part, receive_counts, mpi_type])
-                if own:
-                    assembled[:own] = shard[len(shard) - own:]
-            for begin, end in dplan.runs[rank]:
-                sources.append(shard[begin:end])
-            if assembled is not None and dplan.own_part[rank]:
-                sources.append(assembled)
-            for r in range(world):
-                counts[r] += dplan.partials[r]
+                comm.Alltoallv([head, send_counts, mpi_type], [received, receive_counts, mpi_type])
+            sources += plan.sources(dtype, rank, shard, received)
         float32_partials, float64_partials = _core.gradients.norm_partials(sources, self.norm_type)
-        mine = np.concatenate([float32_partials, float64_partials])
+        counts = plan.partial_counts()
         everyone = np.empty(sum(counts), np.float64)
-        comm.Allgatherv(mine, [everyone, counts, MPI.DOUBLE])
-        # Back to one list per dtype, in rank (= chunk) order.
-        by_dtype: Dict[np.dtype, List[np.ndarray]] = {np.dtype(np.float32): [], np.dtype(np.float64): []}
-        position = 0
-        for r in range(world):
-            for dtype, dplan in plan.by_dtype.items():
-                by_dtype[dtype].append(everyone[position:position + dplan.partials[r]])
-                position += dplan.partials[r]
-        f32 = np.concatenate(by_dtype[np.dtype(np.float32)]) if by_dtype[np.dtype(np.float32)] else np.zeros(0)
-        f64 = np.concatenate(by_dtype[np.dtype(np.float64)]) if by_dtype[np.dtype(np.float64)] else np.zeros(0)
-        return float(_core.gradients.norm_from_partials(f32, f64, self.norm_type))
+        comm.Allgatherv(np.concatenate([float32_partials, float64_partials]), [everyone, counts, MPI.DOUBLE])
+        return float(_core.gradients.norm_from_partials(*plan.split(everyone), self.norm_type))
 
     # ----------------------------------------------------------- state dict
     def state_dict(self) -> Dict[str, Any]:
