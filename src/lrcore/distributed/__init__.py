@@ -9,7 +9,7 @@ size. Needs ``mpi4py`` and an MPI library (``pip install 'lrcore[mpi]'``);
 this module itself imports without them. See ``docs/distributed.md``.
 """
 
-from ._checkpoint import load, save
+from ._checkpoint import MANIFEST, load, save
 from ._sharded import ShardedOptimizer, flat_parameters
 
-__all__ = ["ShardedOptimizer", "flat_parameters", "load", "save"]
+__all__ = ["MANIFEST", "ShardedOptimizer", "flat_parameters", "load", "save"]

@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Type
 import numpy as np
 
 from .. import _core
+from ..checkpoint import CheckpointError
 from ..optim import Optimizer
 from ..optim._optimizer import (_check_max_grad_norm, _check_norm_type, _export_hyperparameter, _import_hyperparameter,
                                 _imported_value, _is_schedule)
@@ -99,10 +100,6 @@ def flat_parameters(arrays: Sequence[np.ndarray]) -> List[np.ndarray]:
     return result
 
 
-class _AgreementError(Exception):
-    pass
-
-
 def _agree(comm: Any, error: Optional[BaseException], what: str) -> None:
     """Raises on every rank when ``error`` is set on any: the same exception type, naming the rank."""
     reports = comm.allgather(None if error is None else (type(error).__name__, str(error)))
@@ -112,8 +109,15 @@ def _agree(comm: Any, error: Optional[BaseException], what: str) -> None:
     if error is not None:
         raise error
     rank, (kind, message) = failed[0]
-    exception = {"TypeError": TypeError, "ValueError": ValueError}.get(kind, RuntimeError)
+    exception = _KINDS.get(kind, RuntimeError)
     raise exception(f"{what} failed on rank {rank} ({kind}: {message}); nothing was changed on any rank")
+
+
+#: The exceptions another rank's failure is raised as, by name (anything else: RuntimeError).
+_KINDS: Dict[str, Type[BaseException]] = {
+    "TypeError": TypeError, "ValueError": ValueError, "CheckpointError": CheckpointError,
+    "FileNotFoundError": FileNotFoundError, "PermissionError": PermissionError, "OSError": OSError,
+}
 
 
 class ShardedOptimizer:
@@ -343,7 +347,7 @@ class ShardedOptimizer:
             if error is not None:
                 raise error
             rank, (kind, message) = failed[0]
-            exception = TypeError if kind == "TypeError" else ValueError
+            exception = _KINDS.get(kind, ValueError)
             raise exception(f"step failed on rank {rank} ({kind}: {message}); nothing was changed on any rank")
         if any(report[1] != active for report in reports):
             raise ValueError("step: the processes passed None for different parameters; nothing was changed")
