@@ -90,7 +90,7 @@ def save(path: PathLike, optimizer: ShardedOptimizer) -> None:
             raise
         layout = optimizer.layout
         if optimizer.rank == 0:
-            manifest = {
+            manifest: Dict[str, Any] = {
                 "format": FORMAT_NAME,
                 "version": FORMAT_VERSION,
                 "optimizer": optimizer.optimizer_class.__name__,
@@ -189,7 +189,9 @@ def _scratch_optimizer(optimizer: ShardedOptimizer, old: Layout, rank: int) -> A
         hyper = copy.deepcopy({k: v for k, v in group.items() if k not in ("params", "param_names")})
         groups.append({"params": arrays[first:first + size], **hyper})
         first += size
-    return optimizer.optimizer_class(groups), arrays
+    # The classes' constructors are written from their rule (params, then the hyperparameters).
+    make: Any = optimizer.optimizer_class
+    return make(groups), arrays
 
 
 def _gather_state(optimizer: ShardedOptimizer, directory: str, manifest: Dict[str, Any],

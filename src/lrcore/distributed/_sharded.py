@@ -10,6 +10,7 @@ process's parameters.
 from __future__ import annotations
 
 import math
+import pickle
 import threading
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Type
 
@@ -185,6 +186,9 @@ class ShardedOptimizer:
         self.max_grad_norm: Any = _check_max_grad_norm(max_grad_norm)
         self.norm_type: float = _check_norm_type(norm_type)
         self._last_grad_norm: Optional[float] = None
+        #: Bytes of data this rank handed to MPI for the other ranks in its last step (gradients,
+        #: parameters, norm partials and chunk heads, and the pickled agreement messages).
+        self.last_step_bytes = 0
         self._lock = threading.Lock()
         if isinstance(params, np.ndarray) or not hasattr(params, "__iter__"):
             raise TypeError("params must be a list of arrays or of parameter groups")
@@ -341,7 +345,10 @@ class ShardedOptimizer:
         except (TypeError, ValueError) as caught:
             error = caught
         active = [g is not None for g in grads] if error is None else []
-        reports = comm.allgather((None if error is None else (type(error).__name__, str(error)), active))
+        report = (None if error is None else (type(error).__name__, str(error)), active)
+        others = self.world_size - 1
+        sent = others * len(pickle.dumps(report, MPI.pickle.PROTOCOL))
+        reports = comm.allgather(report)
         failed = [(rank, report[0]) for rank, report in enumerate(reports) if report[0] is not None]
         if failed:
             if error is not None:
@@ -368,6 +375,7 @@ class ShardedOptimizer:
                         np.copyto(send[offset:offset + layout.sizes[k]], grad.reshape(-1))
             shard = self._grad_shard[dtype]
             comm.Reduce_scatter(send, shard, recvcounts=layout.counts(dtype), op=MPI.SUM)
+            sent += (layout.totals[dtype] - shard.size) * dtype.itemsize
             if self.world_size > 1:
                 np.divide(shard, dtype.type(self.world_size), out=shard)
         shard_grads = [view if on else None for view, on in zip(self._shard_grad_views, active)]
@@ -376,16 +384,19 @@ class ShardedOptimizer:
         finite = True
         norm: Optional[float] = None
         if max_grad_norm is not None:
-            norm = self._global_norm(active)
+            norm, norm_bytes = self._global_norm(active)
+            sent += norm_bytes
             finite = math.isfinite(norm)
             if finite:
                 coefficient = _core.gradients.clip_coefficient(norm, float(max_grad_norm))
         elif self.skip_nonfinite:
             local = bool(_core.gradients.all_finite(shard_grads))
             finite = bool(comm.allreduce(local, op=MPI.LAND))
+            sent += others * len(pickle.dumps(local, MPI.pickle.PROTOCOL))
         self._last_grad_norm = norm
         if self.skip_nonfinite and not finite:
             self.optimizer.skipped_steps = self.optimizer.skipped_steps + 1
+            self.last_step_bytes = sent
             return False
         if coefficient < 1.0:
             # What the fused clipping of a single process does first: each element times T(coefficient).
@@ -403,8 +414,11 @@ class ShardedOptimizer:
         except Exception as caught:  # checked above; reported to every rank rather than left to deadlock
             failure = caught
         _agree(comm, failure, "the shard step")
+        sent += others * len(pickle.dumps(None, MPI.pickle.PROTOCOL))
         # 4. Every rank's updated shard into every rank's parameters.
+        sent += others * sum(self._grad_shard[d].nbytes for d in layout.dtypes_present)
         self._all_gather()
+        self.last_step_bytes = sent
         return True
 
     def _all_gather(self) -> None:
@@ -422,8 +436,9 @@ class ShardedOptimizer:
                         offset = layout.offsets[k]
                         np.copyto(param.reshape(-1), flat[offset:offset + layout.sizes[k]])
 
-    def _global_norm(self, active: List[bool]) -> float:
-        """The norm_type norm of the averaged gradients of all ranks, bitwise as one process computes it."""
+    def _global_norm(self, active: List[bool]) -> Tuple[float, int]:
+        """The norm_type norm of the averaged gradients of all ranks, bitwise as one process computes it,
+        and the bytes this rank sent for it."""
         MPI = self._MPI
         comm = self.comm
         key = bytes(active)
@@ -432,6 +447,7 @@ class ShardedOptimizer:
             plan = self._norm_plans[key] = self.layout.norm_plan(active)
         rank, world = self.rank, self.world_size
         sources: List[np.ndarray] = []
+        sent = 0
         for dtype in plan.by_dtype:
             shard = self._grad_shard[dtype]
             receive_counts = plan.receive_counts(dtype, rank)
@@ -444,12 +460,15 @@ class ShardedOptimizer:
                     send_counts[destination] = len(head)
                 mpi_type = MPI.FLOAT if dtype == np.float32 else MPI.DOUBLE
                 comm.Alltoallv([head, send_counts, mpi_type], [received, receive_counts, mpi_type])
+                sent += head.nbytes
             sources += plan.sources(dtype, rank, shard, received)
         float32_partials, float64_partials = _core.gradients.norm_partials(sources, self.norm_type)
         counts = plan.partial_counts()
         everyone = np.empty(sum(counts), np.float64)
-        comm.Allgatherv(np.concatenate([float32_partials, float64_partials]), [everyone, counts, MPI.DOUBLE])
-        return float(_core.gradients.norm_from_partials(*plan.split(everyone), self.norm_type))
+        mine = np.concatenate([float32_partials, float64_partials])
+        comm.Allgatherv(mine, [everyone, counts, MPI.DOUBLE])
+        sent += (world - 1) * mine.nbytes
+        return float(_core.gradients.norm_from_partials(*plan.split(everyone), self.norm_type)), sent
 
     # ----------------------------------------------------------- state dict
     def state_dict(self) -> Dict[str, Any]:
