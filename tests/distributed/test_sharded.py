@@ -282,3 +282,19 @@ def test_construction_errors_are_raised_on_every_rank(two_ranks):
         except (TypeError, ValueError) as error:
             errors.append(type(error))
     assert errors == [TypeError, ValueError, ValueError]
+
+
+@pytest.mark.parametrize("clipping", [None, 1.0])
+def test_bytes_sent_per_step_are_the_zero1_minimum_plus_small_messages(two_ranks, clipping):
+    comm = two_ranks
+    dtypes = [np.float32, np.float64, np.float32, np.float64]
+    params = initial(SHAPES, dtypes)
+    sharded = ShardedOptimizer(lrcore.Adam, params, comm, lr=0.01, max_grad_norm=clipping)
+    sharded.step(gradients(SHAPES, dtypes, 0, comm.Get_rank()))
+    sent = sharded.last_step_bytes
+    parameter_bytes = sum(p.nbytes for p in params)
+    # 2 ranks: half the gradient bytes out in the reduce-scatter, one shard out in the all-gather
+    # (together exactly the parameter bytes); the rest is agreement messages and,
+    # with clipping, at most one chunk head and the norm partials.
+    extra = sent - parameter_bytes
+    assert 0 <= extra <= (CHUNK_BYTES + 1024 if clipping else 1024)
