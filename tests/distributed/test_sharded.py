@@ -298,3 +298,21 @@ def test_bytes_sent_per_step_are_the_zero1_minimum_plus_small_messages(two_ranks
     # with clipping, at most one chunk head and the norm partials.
     extra = sent - parameter_bytes
     assert 0 <= extra <= (CHUNK_BYTES + 1024 if clipping else 1024)
+
+
+def test_the_benchmark_command_verifies_then_reports(two_ranks, capsys, monkeypatch):
+    from lrcore.__main__ import main
+    from lrcore.distributed import _bench
+
+    status = main(["bench-distributed", "--sizes", "5000", "--steps", "2", "--clip", "1.0", "--threads", "1"])
+    printed = capsys.readouterr().out
+    # A verification failure is reported, and the exit status says so.
+    monkeypatch.setattr(_bench, "_verify", lambda *args: "rank 1: made up")
+    failed = main(["bench-distributed", "--sizes", "5000", "--steps", "1", "--threads", "1"])
+    failure_printed = capsys.readouterr().out
+    assert status == 0 and failed == 1
+    if two_ranks.Get_rank() == 0:
+        assert "2 process(es)" in printed and "5000" in printed and "FAILED" not in printed
+        assert "verification FAILED: rank 1: made up" in failure_printed
+    else:
+        assert printed == "" and failure_printed == ""
