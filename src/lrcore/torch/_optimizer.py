@@ -24,11 +24,14 @@ the layouts agree with torch.optim's. Two details make a step cheap:
 
 from __future__ import annotations
 
+import ctypes
 import re
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+import weakref
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 import torch
+from torch.optim import optimizer as _torch_optimizer
 
 from .. import _core
 from .._rules import RuleDescription
@@ -43,6 +46,12 @@ SUPPORTED_DTYPES: Tuple[torch.dtype, ...] = (torch.float32, torch.float64)
 _STEP_COUNT, _SKIPPED_STEPS = 0, 1
 #: Options of torch.optim's constructors that choose an implementation; lrcore has one.
 _IMPLEMENTATION_OPTIONS = ("foreach", "fused")
+
+
+# torch's registries of the global step hooks (register_optimizer_step_pre_hook / _post_hook).
+_GLOBAL_PRE_HOOKS = _torch_optimizer._global_optimizer_pre_hooks
+_GLOBAL_POST_HOOKS = _torch_optimizer._global_optimizer_post_hooks
+_profiler_enabled = torch._C._autograd._profiler_enabled
 
 
 class _Stale(Exception):
@@ -78,11 +87,17 @@ def _grad_array(grad: torch.Tensor, where: str) -> np.ndarray:
     return _array_of(grad, where)
 
 
+def _dead() -> None:
+    """A weak reference to nothing."""
+    return None
+
+
 class _GroupPlan:
     """One group's arguments of the native step, reused between steps."""
 
     __slots__ = ("group", "params", "count", "names", "views", "pointers", "stepped", "states", "tensors",
-                 "steps", "step_buffer", "step_view", "offset")
+                 "steps", "step_buffer", "step_view", "offset", "grad_refs", "grad_arrays",
+                 "grad_pointers")
 
     def __init__(self, group: Dict[str, Any], offset: int) -> None:
         self.group = group
@@ -99,6 +114,10 @@ class _GroupPlan:
         self.steps: Optional[np.ndarray] = None
         self.step_buffer: Optional[torch.Tensor] = None
         self.step_view: Optional[np.ndarray] = None
+        # The last gradient seen per parameter (weakly) and, once seen twice, a view of its memory.
+        self.grad_refs: List[Callable[[], Optional[torch.Tensor]]] = [_dead] * self.count
+        self.grad_arrays: List[Optional[np.ndarray]] = [None] * self.count
+        self.grad_pointers: List[int] = [0] * self.count
 
 
 class Optimizer(torch.optim.Optimizer):
@@ -128,6 +147,9 @@ class Optimizer(torch.optim.Optimizer):
     rule: RuleDescription
     #: (group) -> the native hyperparameters of a group, written from the rule.
     _resolve_group: Callable[[Dict[str, Any]], Dict[str, Any]]
+    #: (state name, initial) of the state arrays a parameter's first step starts (the rest the
+    #: kernel initializes or a configuration creates on demand).
+    _initial_states: Tuple[Tuple[str, str], ...]
 
     def __init__(self, params: Iterable[Any], defaults: Dict[str, Any], *, skip_nonfinite: bool = False,
                  max_grad_norm: Any = None, norm_type: Any = 2.0) -> None:
@@ -160,7 +182,10 @@ class Optimizer(torch.optim.Optimizer):
                 raise ValueError(f"param_groups[{index}] has no parameters")
             views = [_array_of(p, self._where(index, k, group)) for k, p in enumerate(params)]
             existing = [p.detach().numpy() for g in self.param_groups[:index] for p in g["params"]]
-            self._native_errors(lambda: _core_check_parameters(existing + views))
+            try:
+                _core.check_parameters(existing + views)
+            except (TypeError, ValueError) as error:
+                raise self._named_error(error) from None
             self._check_group(group, f"param_groups[{index}]: ")
         except BaseException:
             del self.param_groups[index]
@@ -197,17 +222,15 @@ class Optimizer(torch.optim.Optimizer):
             index -= len(group["params"])
         return f"parameter {index}"
 
-    def _native_errors(self, call: Callable[[], Any]) -> Any:
-        """Runs a native call; its errors name tensors by flat index (grads[3]): add the parameter."""
-        try:
-            return call()
-        except (TypeError, ValueError) as error:
-            message = str(error)
-            found = dict.fromkeys(int(i) for i in re.findall(r"\w+\[(\d+)\]", message))
-            if not found:
-                raise
-            where = "; ".join(f"[{i}] is {self._flat_where(i)}" for i in found)
-            raise type(error)(f"{message} ({where})") from None
+    def _named_error(self, error: Exception) -> Exception:
+        """A native error names tensors by their index among all parameters (grads[3]); this adds
+        which parameter that is."""
+        message = str(error)
+        found = dict.fromkeys(int(i) for i in re.findall(r"\w+\[(\d+)\]", message))
+        if not found:
+            return error
+        where = "; ".join(f"[{i}] is {self._flat_where(i)}" for i in found)
+        return type(error)(f"{message} ({where})")
 
     # -------------------------------------------------------------- counters
     @property
@@ -224,6 +247,14 @@ class Optimizer(torch.optim.Optimizer):
         return float(norm) if marker == float(self._counters[0]) + float(self._counters[1]) else None
 
     # ------------------------------------------------------------------- step
+    def _plain_step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        self._apply()
+        return loss
+
     def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:  # type: ignore[override]
         """Performs one step: ``closure`` (if given) is called with grad enabled and its loss
         returned; then every parameter with a gradient is updated in place, in one native call.
@@ -233,24 +264,33 @@ class Optimizer(torch.optim.Optimizer):
         group or the parameter) with nothing modified: no tensor, no state,
         no counter. Parameters whose ``grad`` is None are skipped, as torch
         does. Returns the closure's loss (or None).
+
+        Step hooks (``register_step_pre_hook``, ``register_step_post_hook`` and
+        the global ones) and the profiler's record run through torch's own
+        wrapper, entered only when one is registered or the profiler is on: it
+        costs more than a small step.
         """
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        self._apply()
-        return loss
+        if (self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks or _GLOBAL_PRE_HOOKS
+                or _GLOBAL_POST_HOOKS or _profiler_enabled()):
+            return _hooked_step(self, closure)
+        return self._plain_step(closure)
+
+    # torch's Optimizer wraps a subclass's step in its hook-and-profiler wrapper unless it is marked.
+    step.hooked = True  # type: ignore[attr-defined]
 
     def _current_plans(self) -> List[_GroupPlan]:
         """The cached arguments, rebuilt when the groups, their parameter lists or the state changed."""
         groups = self.param_groups
-        key = (groups, len(groups), self.state, *[(g, g["params"], len(g["params"])) for g in groups])
         plans = self._plans
-        if plans is not None and len(key) == len(self._plan_key) and all(
-                a is b if not isinstance(a, int) else a == b for a, b in zip(key, self._plan_key)):
-            return plans
+        if plans is not None and self._plan_key[0] is groups and self._plan_key[1] is self.state and len(plans) == len(
+                groups):
+            for plan, group in zip(plans, groups):
+                if plan.group is not group or group["params"] is not plan.params or len(plan.params) != plan.count:
+                    break
+            else:
+                return plans
         plans = self._build_plans()
-        self._plans, self._plan_key = plans, key
+        self._plans, self._plan_key = plans, (groups, self.state)
         return plans
 
     def _build_plans(self) -> List[_GroupPlan]:
@@ -332,56 +372,47 @@ class Optimizer(torch.optim.Optimizer):
             return self._apply_plans(self._current_plans())
 
     def _apply_plans(self, plans: List[_GroupPlan]) -> bool:
-        rule = self.rule
+        # The per-step path: its cost is most of a small step's, so it does only what changes
+        # between steps (the gradients, the resolved hyperparameters) and reuses the rest.
         resolve = self._resolve_group
-        always = [(s.name, s.initial) for s in rule.states if s.always and s.initial != "gradient"]
         arguments = []
         new: List[Tuple[_GroupPlan, int]] = []
+        alive: List[torch.Tensor] = []  # the gradients stay alive until the step is done
         for plan in plans:
             grads: List[Optional[np.ndarray]] = []
             append = grads.append
             k = 0
+            grad_refs, grad_arrays, grad_pointers = plan.grad_refs, plan.grad_arrays, plan.grad_pointers
             for p, pointer in zip(plan.params, plan.pointers):
                 grad = p.grad
                 if grad is None:
                     append(None)
-                elif p.data_ptr() != pointer:
-                    raise _Stale  # the parameter's storage was replaced (p.data = ...)
                 else:
-                    try:
-                        array = grad.numpy()
-                        if not array.flags.c_contiguous:
-                            raise RuntimeError
-                    except (RuntimeError, TypeError):
-                        array = _grad_array(grad, f"the gradient of {self._plan_where(plan, k)}")
+                    if p.data_ptr() != pointer:
+                        raise _Stale  # the parameter's storage was replaced (p.data = ...)
+                    alive.append(grad)
+                    array = grad_arrays[k]
+                    if grad_refs[k]() is not grad or array is None or grad.data_ptr() != grad_pointers[k] \
+                            or not grad.is_contiguous():
+                        array = self._grad_view(plan, k, grad)
                     append(array)
                     if not plan.stepped[k]:
                         new.append((plan, k))
                 k += 1
-            if plan.steps is not None:
-                assert plan.step_view is not None
-                np.copyto(plan.steps, plan.step_view, casting="unsafe")
             arguments.append((resolve(plan.group), plan.views, grads, plan.states, plan.steps))
-        # A parameter's first step: its state starts as torch's does; it enters self.state only
-        # once the step has been applied.
-        for plan, k in new:
-            like = plan.params[k]
-            for name, initial in always:
-                if plan.tensors[name][k] is None:
-                    fill = 0.0 if initial == "zero" else float(plan.group[initial])
-                    tensor = torch.full_like(like, fill, memory_format=torch.contiguous_format).detach()
-                    plan.tensors[name][k] = tensor
-                    plan.states[name][k] = tensor.numpy()
+        if new:
+            self._start_state(new)
         max_grad_norm = self.max_grad_norm
-        self._created.clear()
         try:
             if max_grad_norm is None:
-                applied = self._native_errors(lambda: rule.native.step(
-                    arguments, self._counters, self.skip_nonfinite, self._create_state, True))
+                applied = self.rule.native.step(arguments, self._counters, self.skip_nonfinite, self._create_state,
+                                                True)
             else:
-                applied = self._native_errors(lambda: rule.native.step(
-                    arguments, self._counters, self.skip_nonfinite, self._create_state, True,
-                    max_grad_norm, self.norm_type, self._grad_norm))
+                applied = self.rule.native.step(arguments, self._counters, self.skip_nonfinite, self._create_state,
+                                                True, max_grad_norm, self.norm_type, self._grad_norm)
+        except (TypeError, ValueError) as error:
+            self._forget(new)
+            raise self._named_error(error) from None
         except BaseException:
             self._forget(new)
             raise
@@ -389,23 +420,56 @@ class Optimizer(torch.optim.Optimizer):
             self._forget(new)
             return False
         for plan in plans:
-            if plan.steps is not None:
-                assert plan.step_view is not None
-                np.copyto(plan.step_view, plan.steps, casting="unsafe")
+            if plan.step_view is not None:
+                plan.step_view[:] = plan.steps
         if self._created:
             self._adopt_created(plans)
+        if new:
+            self._commit_state(new)
+        return True
+
+    def _grad_view(self, plan: _GroupPlan, k: int, grad: torch.Tensor) -> np.ndarray:
+        """The view of a gradient not seen before: ``grad.numpy()``. A gradient seen twice in a
+        row (``zero_grad(set_to_none=False)`` keeps one tensor per parameter) gets a view of its
+        memory that does not hold the tensor, cached, and reused while ``p.grad`` is that
+        tensor with that storage: no reference to a gradient outlives a step, so
+        ``zero_grad()`` still frees them."""
+        where = f"the gradient of {self._plan_where(plan, k)}"
+        if plan.grad_refs[k]() is grad and grad.is_contiguous():
+            array = _array_of(grad, where)
+            pointer = ctypes.cast(array.ctypes.data, ctypes.POINTER(np.ctypeslib.as_ctypes_type(array.dtype)))
+            view = np.ctypeslib.as_array(pointer, shape=array.shape)
+            plan.grad_arrays[k] = view
+            plan.grad_pointers[k] = grad.data_ptr()
+            return view
+        plan.grad_refs[k] = weakref.ref(grad)
+        plan.grad_arrays[k] = None
+        return _grad_array(grad, where)
+
+    def _start_state(self, new: List[Tuple[_GroupPlan, int]]) -> None:
+        """A parameter's first step: its state starts as torch's does (zeros, or an option's value)."""
+        for plan, k in new:
+            like = plan.params[k]
+            for name, initial in self._initial_states:
+                if plan.tensors[name][k] is None:
+                    fill = 0.0 if initial == "zero" else float(plan.group[initial])
+                    tensor = torch.full(like.shape, fill, dtype=like.dtype)
+                    plan.tensors[name][k] = tensor
+                    plan.states[name][k] = tensor.numpy()
+
+    def _commit_state(self, new: List[Tuple[_GroupPlan, int]]) -> None:
+        """After a parameter's first step has been applied: its state enters self.state."""
         state = self.state
         for plan, k in new:
             entry: Dict[str, Any] = {}
             if plan.step_buffer is not None:
                 entry["step"] = plan.step_buffer[k]
-            for s in rule.states:
-                tensor = plan.tensors[s.name][k]
+            for name, tensors in plan.tensors.items():
+                tensor = tensors[k]
                 if tensor is not None:
-                    entry[s.name] = tensor
+                    entry[name] = tensor
             state[plan.params[k]] = entry
             plan.stepped[k] = True
-        return True
 
     def _plan_where(self, plan: _GroupPlan, k: int) -> str:
         g = next((i for i, group in enumerate(self.param_groups) if group is plan.group), 0)
@@ -503,8 +567,8 @@ def _keeps_step(rule: RuleDescription) -> bool:
     return rule.has_step or any(s.always for s in rule.states)
 
 
-def _core_check_parameters(arrays: Sequence[np.ndarray]) -> None:
-    _core.check_parameters(list(arrays))
+#: torch's wrapper of a step: hooks, then the step inside a profiler record, then hooks.
+_hooked_step = torch.optim.Optimizer.profile_hook_step(Optimizer._plain_step)
 
 
 def _step_value(value: Any, where: str) -> int:
@@ -548,6 +612,7 @@ def optimizer_class(rule: RuleDescription) -> type[Optimizer]:
         "__doc__": _class_docstring(rule),
         "rule": rule,
         "_resolve_group": staticmethod(_make_resolver(rule)),
+        "_initial_states": tuple((s.name, s.initial) for s in rule.states if s.always and s.initial != "gradient"),
     }
     return type(rule.class_name, (Optimizer,), attributes)
 
