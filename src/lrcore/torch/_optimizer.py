@@ -468,7 +468,8 @@ class Optimizer(torch.optim.Optimizer):
                 tensor = tensors[k]
                 if tensor is not None:
                     entry[name] = tensor
-            state[plan.params[k]] = entry
+            if entry:  # as torch.optim's SGD without momentum, a rule may keep nothing
+                state[plan.params[k]] = entry
             plan.stepped[k] = True
 
     def _plan_where(self, plan: _GroupPlan, k: int) -> str:
@@ -494,7 +495,7 @@ class Optimizer(torch.optim.Optimizer):
                         tensor = created[id(array)]
                         tensors[k] = tensor
                         if plan.stepped[k]:
-                            self.state[plan.params[k]][name] = tensor
+                            self.state.setdefault(plan.params[k], {})[name] = tensor
         created.clear()
 
     # ------------------------------------------------------------ state_dict
