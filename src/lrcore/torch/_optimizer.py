@@ -255,7 +255,7 @@ class Optimizer(torch.optim.Optimizer):
         self._apply()
         return loss
 
-    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:  # type: ignore[override]
+    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
         """Performs one step: ``closure`` (if given) is called with grad enabled and its loss
         returned; then every parameter with a gradient is updated in place, in one native call.
 
@@ -434,9 +434,8 @@ class Optimizer(torch.optim.Optimizer):
         memory that does not hold the tensor, cached, and reused while ``p.grad`` is that
         tensor with that storage: no reference to a gradient outlives a step, so
         ``zero_grad()`` still frees them."""
-        where = f"the gradient of {self._plan_where(plan, k)}"
         if plan.grad_refs[k]() is grad and grad.is_contiguous():
-            array = _array_of(grad, where)
+            array = _array_of(grad, f"the gradient of {self._plan_where(plan, k)}")
             pointer = ctypes.cast(array.ctypes.data, ctypes.POINTER(np.ctypeslib.as_ctypes_type(array.dtype)))
             view = np.ctypeslib.as_array(pointer, shape=array.shape)
             plan.grad_arrays[k] = view
@@ -444,7 +443,13 @@ class Optimizer(torch.optim.Optimizer):
             return view
         plan.grad_refs[k] = weakref.ref(grad)
         plan.grad_arrays[k] = None
-        return _grad_array(grad, where)
+        try:
+            array = grad.numpy()
+            if array.flags.c_contiguous:
+                return array
+        except (RuntimeError, TypeError):  # e.g. a gradient that requires grad, or a sparse one
+            pass
+        return _grad_array(grad, f"the gradient of {self._plan_where(plan, k)}")
 
     def _start_state(self, new: List[Tuple[_GroupPlan, int]]) -> None:
         """A parameter's first step: its state starts as torch's does (zeros, or an option's value)."""
@@ -533,7 +538,8 @@ class Optimizer(torch.optim.Optimizer):
     def __setstate__(self, state: Dict[str, Any]) -> None:
         # torch's load_state_dict ends here with the new state and groups: check them, and keep
         # the old ones if they fail (nothing is modified then).
-        previous = {name: self.__dict__[name] for name in ("state", "param_groups") if name in self.__dict__}
+        previous: Dict[str, Any] = {name: self.__dict__[name] for name in ("state", "param_groups")
+                                    if name in self.__dict__}
         super().__setstate__(state)
         try:
             for g, group in enumerate(self.param_groups):
