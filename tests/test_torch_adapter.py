@@ -33,12 +33,12 @@ pytestmark = pytest.mark.torch
 
 STEPS = 60
 DTYPES = [torch.float32, torch.float64]
-# After 60 steps of training the trajectories differ only by rounding (torch's
-# vectorized CPU kernels fuse some multiply-adds, lrcore's never do), amplified
-# by the model's feedback from parameters to gradients: in float32 up to ~3e-5
-# (centered RMSprop, whose denominator sqrt(v - a*a) magnifies a difference),
-# in float64 ~1e-13. Bitwise agreement is checked against lrcore's numpy classes.
-TOLERANCE = {torch.float32: dict(rtol=1e-3, atol=1e-4), torch.float64: dict(rtol=1e-10, atol=1e-12)}
+# After 60 steps of mini-batch training the trajectories differ only by rounding
+# (torch's vectorized CPU kernels fuse some multiply-adds, lrcore's never do),
+# amplified by the model's feedback from parameters to gradients: measured up to
+# 4e-6 in float32 (centered RMSprop) and 7e-15 in float64. Bitwise agreement is
+# checked against lrcore's numpy classes.
+TOLERANCE = {torch.float32: dict(rtol=2e-4, atol=2e-5), torch.float64: dict(rtol=1e-10, atol=1e-12)}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -245,8 +245,10 @@ def test_lr_schedulers_drive_the_groups(rule):
     ("RMSprop", dict(lr=0.01, momentum=0.9), "momentum"),
 ])
 def test_one_cycle_lr_cycles_momentum_and_betas(name, config, cycled):
-    data = make_data()
-    model, torch_model = make_model(), make_model()
+    # float64: at OneCycleLR's peak (lr 0.05) RMSprop with momentum amplifies float32 rounding
+    # past a tight tolerance; in float64 the runs agree to ~1e-13.
+    data = make_data(torch.float64)
+    model, torch_model = make_model(torch.float64), make_model(torch.float64)
     optimizer = getattr(lrtorch, name)(model.parameters(), **config)
     torch_optimizer = getattr(torch.optim, name)(torch_model.parameters(), foreach=False, **config)
     mine, theirs = (torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.05, total_steps=STEPS, cycle_momentum=True)
@@ -262,7 +264,7 @@ def test_one_cycle_lr_cycles_momentum_and_betas(name, config, cycled):
         assert group["lr"] == torch_optimizer.param_groups[0]["lr"]
         seen.add(group[cycled][0] if cycled == "betas" else group[cycled])
     assert len(seen) > 10  # the momentum (beta1) really cycled
-    assert_close(list(model.parameters()), list(torch_model.parameters()), torch.float32)
+    assert_close(list(model.parameters()), list(torch_model.parameters()), torch.float64)
 
 
 # ---------------------------------------------------------------- state_dict
@@ -688,3 +690,39 @@ def test_importing_without_torch_says_what_to_install():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "lrcore[torch]" in result.stdout and "PyTorch" in result.stdout
+
+
+def test_no_gradient_outlives_its_step():
+    """The cached views do not hold gradients: zero_grad(set_to_none=True) frees them."""
+    import weakref
+
+    model = make_model()
+    optimizer = lrtorch.Adam(model.parameters(), lr=0.01)
+    data = make_data()
+    for set_to_none in (False, False, True):  # the second step uses the cached memory views
+        train_step(model, optimizer, data, set_to_none=set_to_none)
+    refs = [weakref.ref(p.grad) for p in model.parameters()]
+    optimizer.zero_grad(set_to_none=True)
+    assert all(ref() is None for ref in refs)
+
+
+def test_tensor_hyperparameters_as_torch_allows():
+    data = make_data()
+    model, torch_model = make_model(), make_model()
+    optimizer = lrtorch.AdamW(model.parameters(), lr=torch.tensor(0.01))
+    torch_optimizer = torch.optim.AdamW(torch_model.parameters(), lr=torch.tensor(0.01), foreach=False)
+    for _ in range(10):
+        train_step(model, optimizer, data)
+        train_step(torch_model, torch_optimizer, data)
+    assert_close(list(model.parameters()), list(torch_model.parameters()), torch.float32)
+
+
+def test_a_replaced_parameter_in_a_group_is_followed():
+    first, second = torch.nn.Parameter(torch.ones(4)), torch.nn.Parameter(torch.ones(4))
+    optimizer = lrtorch.SGD([first], lr=0.5)
+    first.grad = torch.ones(4)
+    optimizer.step()
+    optimizer.param_groups[0]["params"][0] = second  # edited in place, as a user may
+    second.grad = torch.ones(4)
+    optimizer.step()
+    assert torch.equal(first, torch.full((4,), 0.5)) and torch.equal(second, torch.full((4,), 0.5))
