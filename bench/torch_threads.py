@@ -21,6 +21,10 @@ iteration by iteration, so that the machine's load hits them alike:
 * ``alone``: the step after a 0.3 s pause with no torch operation, when
   nothing competes: the reference the others are divided by.
 
+It also measures the spinning itself, which the machine's load does not
+blur: the CPU time the process uses during a 0.3 s sleep right after a
+forward/backward (the main thread sleeps, so that is torch's idle workers).
+
 It prints median times and ratios to ``alone`` of the same process. The first
 step of each process is checked against torch.optim.Adam before anything is
 timed.
@@ -33,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -75,7 +80,14 @@ def run(log2_size: int, steps: int, threads: int) -> dict:
         raise SystemExit("the lrcore.torch step does not match torch.optim.Adam")
 
     times: dict = {v: {"step": [], "forward_backward": []} for v in VARIANTS}
+    spin = []
     for _ in range(steps):
+        torch.set_num_threads(threads)
+        forward_backward()
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        time.sleep(0.3)
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        spin.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
         for variant in VARIANTS:
             torch.set_num_threads(1 if variant == "torch 1 thread" else threads)
             lrcore.set_num_threads(1 if variant == "lrcore 1 thread" else threads)
@@ -89,7 +101,9 @@ def run(log2_size: int, steps: int, threads: int) -> dict:
             end = time.perf_counter()
             times[variant]["step"].append(end - middle)
             times[variant]["forward_backward"].append(middle - start)
-    return {v: {k: statistics.median(t) for k, t in d.items()} for v, d in times.items()}
+    results = {v: {k: statistics.median(t) for k, t in d.items()} for v, d in times.items()}
+    results["spin"] = {"cpu": statistics.median(spin)}
+    return results
 
 
 def main() -> None:
@@ -112,10 +126,13 @@ def main() -> None:
                                  "--steps", str(args.steps), "--threads", str(args.threads)],
                                 env=environment, capture_output=True, text=True, check=True).stdout
         results = json.loads(output.splitlines()[-1])
+        spin = results.pop("spin")["cpu"]
         alone = results["alone"]["step"]
         for variant, r in results.items():
             forward = f"{r['forward_backward'] * 1e3:>11.1f}" if variant != "alone" else f"{'-':>11}"
             print(f"{setting:<24} {variant:<16} {r['step'] * 1e3:>8.2f} {r['step'] / alone:>8.2f} {forward}")
+        print(f"{setting:<24} CPU time of torch's idle workers in the 0.3 s after a forward/backward: "
+              f"{spin * 1e3:.1f} ms")
 
 
 if __name__ == "__main__":
