@@ -726,3 +726,12 @@ def test_a_replaced_parameter_in_a_group_is_followed():
     second.grad = torch.ones(4)
     optimizer.step()
     assert torch.equal(first, torch.full((4,), 0.5)) and torch.equal(second, torch.full((4,), 0.5))
+
+
+def test_hyperparameter_errors_name_the_group_only():
+    optimizer = lrtorch.Adam([torch.nn.Parameter(torch.zeros(3))])
+    optimizer.param_groups[0]["params"][0].grad = torch.ones(3)
+    optimizer.param_groups[0]["weight_decay"] = -1.0
+    with pytest.raises(ValueError) as error:
+        optimizer.step()
+    assert str(error.value).startswith("param_groups[0]: weight_decay") and "['params']" not in str(error.value)

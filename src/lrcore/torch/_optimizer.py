@@ -226,7 +226,8 @@ class Optimizer(torch.optim.Optimizer):
         """A native error names tensors by their index among all parameters (grads[3]); this adds
         which parameter that is."""
         message = str(error)
-        found = dict.fromkeys(int(i) for i in re.findall(r"\w+\[(\d+)\]", message))
+        lists = ["params", "grads", *(s.list_name for s in self.rule.states)]
+        found = dict.fromkeys(int(i) for i in re.findall(rf"\b(?:{'|'.join(lists)})\[(\d+)\]", message))
         if not found:
             return error
         where = "; ".join(f"[{i}] is {self._flat_where(i)}" for i in found)
