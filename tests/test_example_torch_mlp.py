@@ -18,13 +18,16 @@ def torch_mlp():
     spec = importlib.util.spec_from_file_location("torch_mlp", EXAMPLE)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
-    threads = torch.get_num_threads()
+    import lrcore
+
+    threads, lrcore_threads = torch.get_num_threads(), lrcore.get_num_threads()
     try:
         spec.loader.exec_module(module)
         yield module
     finally:
         del sys.modules[spec.name]
         torch.set_num_threads(threads)
+        lrcore.set_num_threads(lrcore_threads)
 
 
 def test_quick_run_learns_the_digits_like_torch(torch_mlp, capsys):
