@@ -18,6 +18,9 @@ iteration by iteration, so that the machine's load hits them alike:
 * ``after torch``: forward/backward, then the step (``--threads`` threads each);
 * ``lrcore 1 thread``: the same, the step on the calling thread only;
 * ``torch 1 thread``: the same, ``torch.set_num_threads(1)`` for the forward/backward;
+* ``after a write``: the step right after numpy fills an array the size of the
+  gradient, no torch operation: what the memory traffic of a preceding
+  operation (dirty cache lines to write back) costs without any thread;
 * ``alone``: the step after a 0.3 s pause with no torch operation, when
   nothing competes: the reference the others are divided by.
 
@@ -48,11 +51,12 @@ SETTINGS = {
     "OMP_WAIT_POLICY=passive": {"OMP_WAIT_POLICY": "passive"},
     "GOMP_SPINCOUNT=10000": {"GOMP_SPINCOUNT": "10000"},
 }
-VARIANTS = ("after torch", "lrcore 1 thread", "torch 1 thread", "alone")
+VARIANTS = ("after torch", "lrcore 1 thread", "torch 1 thread", "after a write", "alone")
 
 
 def run(log2_size: int, steps: int, threads: int) -> dict:
     """Every variant, interleaved, in this process (torch imported here, after the environment is set)."""
+    import numpy as np
     import torch
 
     import lrcore
@@ -63,6 +67,7 @@ def run(log2_size: int, steps: int, threads: int) -> dict:
     model = torch.nn.Linear(side, (1 << log2_size) // side, bias=False)
     x = torch.randn(8, side)
     optimizer = lrcore.torch.Adam(model.parameters(), lr=1e-4)
+    scratch = np.zeros(1 << log2_size, dtype=np.float32)
 
     def forward_backward() -> None:
         optimizer.zero_grad(set_to_none=False)
@@ -94,6 +99,10 @@ def run(log2_size: int, steps: int, threads: int) -> dict:
             start = time.perf_counter()
             if variant == "alone":
                 time.sleep(0.3)
+            elif variant == "after a write":
+                time.sleep(0.3)
+                start = time.perf_counter()
+                scratch.fill(float(len(times[variant]["step"])))
             else:
                 forward_backward()
             middle = time.perf_counter()
@@ -129,7 +138,8 @@ def main() -> None:
         spin = results.pop("spin")["cpu"]
         alone = results["alone"]["step"]
         for variant, r in results.items():
-            forward = f"{r['forward_backward'] * 1e3:>11.1f}" if variant != "alone" else f"{'-':>11}"
+            forward = (f"{r['forward_backward'] * 1e3:>11.1f}" if variant not in ("alone", "after a write")
+                       else f"{'-':>11}")
             print(f"{setting:<24} {variant:<16} {r['step'] * 1e3:>8.2f} {r['step'] / alone:>8.2f} {forward}")
         print(f"{setting:<24} CPU time of torch's idle workers in the 0.3 s after a forward/backward: "
               f"{spin * 1e3:.1f} ms")
