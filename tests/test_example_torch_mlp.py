@@ -13,8 +13,8 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "torch_mlp.py"
 
 @pytest.fixture(scope="module")
 def torch_mlp():
-    pytest.importorskip("sklearn")
     torch = pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
     spec = importlib.util.spec_from_file_location("torch_mlp", EXAMPLE)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
