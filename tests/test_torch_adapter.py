@@ -735,3 +735,19 @@ def test_hyperparameter_errors_name_the_group_only():
     with pytest.raises(ValueError) as error:
         optimizer.step()
     assert str(error.value).startswith("param_groups[0]: weight_decay") and "['params']" not in str(error.value)
+
+
+def test_a_loaded_non_contiguous_state_is_made_contiguous():
+    param = torch.nn.Parameter(torch.ones(3, 4))
+    param.grad = torch.ones(3, 4)
+    optimizer = lrtorch.Adam([param], lr=0.1)
+    optimizer.step()
+    state_dict = copy.deepcopy(optimizer.state_dict())
+    state_dict["state"][0]["exp_avg"] = state_dict["state"][0]["exp_avg"].t().contiguous().t()
+    twin_param = torch.nn.Parameter(param.detach().clone())
+    twin_param.grad = torch.ones(3, 4)
+    twin = lrtorch.Adam([twin_param], lr=0.1)
+    twin.load_state_dict(state_dict)
+    optimizer.step()
+    twin.step()
+    assert torch.equal(param, twin_param) and twin.state[twin_param]["exp_avg"].is_contiguous()

@@ -554,6 +554,13 @@ class Optimizer(torch.optim.Optimizer):
         except BaseException:
             self.__dict__.update(previous)
             raise
+        # A saved tensor need not be contiguous (torch.save keeps strides); the step updates
+        # contiguous ones in place.
+        for entry in self.state.values():
+            if isinstance(entry, dict):
+                for name, value in entry.items():
+                    if name != "step" and isinstance(value, torch.Tensor) and not value.is_contiguous():
+                        entry[name] = value.contiguous()
         if "_counters" not in self.__dict__:  # unpickled from torch's __getstate__ only
             self._counters = np.zeros(2, dtype=np.int64)
             self._grad_norm = np.array([0.0, -1.0])
