@@ -15,11 +15,12 @@ the layouts agree with torch.optim's. Two details make a step cheap:
 * the per-group arguments of the native call (the parameters' views, the
   state views, the int64 step counters) are built once and reused while
   ``param_groups``, the parameters' storage and ``self.state`` stay the same
-  objects; anything else rebuilds them (see ``_Plan.current``);
+  objects; anything else rebuilds them (see ``Optimizer._current_plans``);
 * each group's ``step`` tensors are 0-d views into one float32 tensor of the
-  group (torch's step dtype), copied from and back to the int64 counters the
-  native step increments, two numpy calls per group instead of two tensor
-  operations per parameter.
+  group (torch's step dtype), read into the int64 counters the native step
+  increments when the arguments are built, and written from them after each
+  step: one numpy assignment per group instead of a tensor operation per
+  parameter.
 """
 
 from __future__ import annotations
