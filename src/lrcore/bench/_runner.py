@@ -457,8 +457,9 @@ def verified_step(contender: str, rule_name: str, workload: Workload, dtype: Any
         runner = CONTENDERS[contender].make(rule, params)
     measure = deviation if contender == "lrcore-Adam.step" else CONTENDERS[contender].measure
     tolerance = TOLERANCE[dtype]
-    if contender in CONTENDERS and CONTENDERS[contender].tolerance is not None:
-        tolerance = max(tolerance, CONTENDERS[contender].tolerance)
+    looser = CONTENDERS[contender].tolerance if contender in CONTENDERS else None
+    if looser is not None:
+        tolerance = max(tolerance, looser)
     _two_steps(runner, first, second)
     error = measure(runner.params(), expected_params, params)
     state = runner.state()
