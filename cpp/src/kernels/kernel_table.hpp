@@ -16,6 +16,10 @@ struct TypedKernels {
     void (*adagrad)(const AdagradConstants<T>&, const AdagradTensor<T>&, std::size_t, std::size_t);
     void (*rmsprop)(const RmspropConstants<T>&, const RmspropTensor<T>&, std::size_t, std::size_t);
     void (*adam)(const AdamConstants<T>&, const AdamTensor<T>&, std::size_t, std::size_t);
+    void (*nadam)(const NadamConstants<T>&, const NadamTensor<T>&, std::size_t, std::size_t);
+    void (*radam)(const RadamConstants<T>&, const RadamTensor<T>&, std::size_t, std::size_t);
+    void (*adamax)(const AdamaxConstants<T>&, const AdamaxTensor<T>&, std::size_t, std::size_t);
+    void (*lion)(const LionConstants<T>&, const LionTensor<T>&, std::size_t, std::size_t);
 };
 
 struct KernelTable {
@@ -48,8 +52,10 @@ const KernelTable& avx512_kernels();
         static const ::lrcore::kernels::KernelTable table{                                        \
             isa_name,                                                                             \
             {&sgd_chunk<Lane, float>, &adagrad_chunk<Lane, float>, &rmsprop_chunk<Lane, float>,  \
-             &adam_chunk<Lane, float>},                                                           \
+             &adam_chunk<Lane, float>, &nadam_chunk<Lane, float>, &radam_chunk<Lane, float>,      \
+             &adamax_chunk<Lane, float>, &lion_chunk<Lane, float>},                               \
             {&sgd_chunk<Lane, double>, &adagrad_chunk<Lane, double>,                             \
-             &rmsprop_chunk<Lane, double>, &adam_chunk<Lane, double>}};                           \
+             &rmsprop_chunk<Lane, double>, &adam_chunk<Lane, double>, &nadam_chunk<Lane, double>, \
+             &radam_chunk<Lane, double>, &adamax_chunk<Lane, double>, &lion_chunk<Lane, double>}}; \
         return table;                                                                             \
     }

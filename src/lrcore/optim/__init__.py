@@ -1,6 +1,6 @@
 """Optimizer classes with torch.optim's names, arguments and semantics."""
 
-from ._classes import SGD, Adagrad, Adam, AdamW, RMSprop
+from ._classes import SGD, Adagrad, Adam, Adamax, AdamW, Lion, NAdam, RAdam, RMSprop
 from ._optimizer import Optimizer, OptimizerSnapshot
 
-__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "OptimizerSnapshot", "RMSprop"]
+__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "OptimizerSnapshot", "RMSprop", "NAdam", "RAdam", "Adamax", "Lion"]
