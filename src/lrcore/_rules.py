@@ -409,7 +409,9 @@ m = beta2 * m + (1 - beta2) * g""",
 ))
 
 #: Every rule, by name, in the order the documentation lists them.
-RULES: Dict[str, RuleDescription] = {rule.name: rule for rule in (SGD, ADAGRAD, RMSPROP, ADAM, ADAMW, NADAM, RADAM, ADAMAX, LION)}
+RULES: Dict[str, RuleDescription] = {
+    rule.name: rule for rule in (SGD, ADAGRAD, RMSPROP, ADAM, ADAMW, NADAM, RADAM, ADAMAX, LION)
+}
 
 
 def documentation_table() -> str:

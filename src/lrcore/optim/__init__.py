@@ -3,4 +3,5 @@
 from ._classes import SGD, Adagrad, Adam, Adamax, AdamW, Lion, NAdam, RAdam, RMSprop
 from ._optimizer import Optimizer, OptimizerSnapshot
 
-__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "OptimizerSnapshot", "RMSprop", "NAdam", "RAdam", "Adamax", "Lion"]
+__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "OptimizerSnapshot", "RMSprop",
+           "NAdam", "RAdam", "Adamax", "Lion"]
