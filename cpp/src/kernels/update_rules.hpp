@@ -245,7 +245,11 @@ void adam_chunk(const AdamConstants<T>& c, const AdamTensor<T>& t, std::size_t b
 
 // -------------------------------------------------------------------- NAdam --
 template <template <class> class Lane, class T>
-void nadam_chunk(const NadamConstants<T>& c, const NadamTensor<T>& t, std::size_t begin, std::size_t end) {
+void nadam_chunk(const NadamConstants<T>& constants, const NadamTensor<T>& t, std::size_t begin, std::size_t end) {
+    // A local copy of the constants: through the reference the compiler cannot rule out that a
+    // store to the T arrays changes a T field of the constants, and reloads every constant for
+    // every vector (in-cache Adamax 65536 f32: 10.3 -> 9.2 us).
+    const NadamConstants<T> c = constants;
     T* __restrict param = t.param + begin;
     const T* __restrict grad = t.grad + begin;
     T* __restrict exp_avg = t.exp_avg + begin;
@@ -277,7 +281,8 @@ void nadam_chunk(const NadamConstants<T>& c, const NadamTensor<T>& t, std::size_
 
 // -------------------------------------------------------------------- RAdam --
 template <template <class> class Lane, class T>
-void radam_chunk(const RadamConstants<T>& c, const RadamTensor<T>& t, std::size_t begin, std::size_t end) {
+void radam_chunk(const RadamConstants<T>& constants, const RadamTensor<T>& t, std::size_t begin, std::size_t end) {
+    const RadamConstants<T> c = constants;  // a local copy: see nadam_chunk
     T* __restrict param = t.param + begin;
     const T* __restrict grad = t.grad + begin;
     T* __restrict exp_avg = t.exp_avg + begin;
@@ -314,7 +319,8 @@ void radam_chunk(const RadamConstants<T>& c, const RadamTensor<T>& t, std::size_
 
 // ------------------------------------------------------------------- Adamax --
 template <template <class> class Lane, class T>
-void adamax_chunk(const AdamaxConstants<T>& c, const AdamaxTensor<T>& t, std::size_t begin, std::size_t end) {
+void adamax_chunk(const AdamaxConstants<T>& constants, const AdamaxTensor<T>& t, std::size_t begin, std::size_t end) {
+    const AdamaxConstants<T> c = constants;  // a local copy: see nadam_chunk
     T* __restrict param = t.param + begin;
     const T* __restrict grad = t.grad + begin;
     T* __restrict exp_avg = t.exp_avg + begin;
@@ -342,7 +348,8 @@ void adamax_chunk(const AdamaxConstants<T>& c, const AdamaxTensor<T>& t, std::si
 
 // --------------------------------------------------------------------- Lion --
 template <template <class> class Lane, class T>
-void lion_chunk(const LionConstants<T>& c, const LionTensor<T>& t, std::size_t begin, std::size_t end) {
+void lion_chunk(const LionConstants<T>& constants, const LionTensor<T>& t, std::size_t begin, std::size_t end) {
+    const LionConstants<T> c = constants;  // a local copy: see nadam_chunk
     T* __restrict param = t.param + begin;
     const T* __restrict grad = t.grad + begin;
     T* __restrict exp_avg = t.exp_avg + begin;
