@@ -54,7 +54,7 @@ class Rule:
         for s in description.states:
             if s.name not in needed:
                 state[s.list_name] = None
-            elif s.initial == "gradient":
+            elif s.kernel_initialized:
                 state[s.list_name] = [None] * len(params)
             else:
                 fill = 0.0 if s.initial == "zero" else config.get(s.initial, 0.0)
@@ -96,6 +96,17 @@ RULES = [
         dict(lr=0.01, amsgrad=True, weight_decay=0.1),
         dict(lr=0.01, betas=(0.8, 0.99), maximize=True),
     ], "AdamW"),
+    Rule("adadelta", lrcore.Adadelta, [
+        dict(lr=1.0),
+        dict(lr=0.5, rho=0.95, weight_decay=0.1),
+        dict(lr=1.0, rho=0.0, eps=1e-4, maximize=True),
+        dict(lr=0.1, rho=1.0, weight_decay=0.01, maximize=True),  # rho's closed upper end
+    ], "Adadelta"),
+    Rule("rprop", lrcore.Rprop, [
+        dict(lr=0.01),
+        dict(lr=0.01, etas=(0.3, 1.5), step_sizes=(1e-3, 0.02)),  # both ends of the clamp reached
+        dict(lr=0.05, etas=(0.9, 1.05), step_sizes=(0.0, 1.0), maximize=True),
+    ], "Rprop"),
 ]
 
 RULE_CASES = [(rule, config) for rule in RULES for config in rule.configs]

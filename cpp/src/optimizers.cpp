@@ -50,6 +50,21 @@ struct KernelOf<AdamConfig> {
     using Constants = kernels::AdamConstants<T>;
 };
 
+template <>
+struct KernelOf<AdadeltaConfig> {
+    template <class T>
+    static auto of(const kernels::TypedKernels<T>& k) { return k.adadelta; }
+    template <class T>
+    using Constants = kernels::AdadeltaConstants<T>;
+};
+template <>
+struct KernelOf<RpropConfig> {
+    template <class T>
+    static auto of(const kernels::TypedKernels<T>& k) { return k.rprop; }
+    template <class T>
+    using Constants = kernels::RpropConstants<T>;
+};
+
 /// Runs kernel(constants[i], tensors[i], begin, end) over every element of every tensor.
 template <class T, class Tensor, class Constants, class Kernel>
 void run_chunks(const Tensor* tensors, std::size_t count, const std::vector<Constants>& constants,
@@ -139,6 +154,10 @@ template void run_step<RmspropConfig, float>(const RmspropConfig&, const Rmsprop
 template void run_step<RmspropConfig, double>(const RmspropConfig&, const RmspropTensor<double>*, std::size_t);
 template void run_step<AdamConfig, float>(const AdamConfig&, const AdamTensor<float>*, std::size_t);
 template void run_step<AdamConfig, double>(const AdamConfig&, const AdamTensor<double>*, std::size_t);
+template void run_step<AdadeltaConfig, float>(const AdadeltaConfig&, const AdadeltaTensor<float>*, std::size_t);
+template void run_step<AdadeltaConfig, double>(const AdadeltaConfig&, const AdadeltaTensor<double>*, std::size_t);
+template void run_step<RpropConfig, float>(const RpropConfig&, const RpropTensor<float>*, std::size_t);
+template void run_step<RpropConfig, double>(const RpropConfig&, const RpropTensor<double>*, std::size_t);
 
 }  // namespace detail
 
@@ -146,6 +165,8 @@ void validate(const SgdConfig& c) { rules::validate_config(c); }
 void validate(const AdagradConfig& c) { rules::validate_config(c); }
 void validate(const RmspropConfig& c) { rules::validate_config(c); }
 void validate(const AdamConfig& c) { rules::validate_config(c); }
+void validate(const AdadeltaConfig& c) { rules::validate_config(c); }
+void validate(const RpropConfig& c) { rules::validate_config(c); }
 
 void sgd_step(const SgdConfig& c, const SgdTensor<float>* t, std::size_t n) { checked_step<SgdConfig, float>(c, t, n); }
 void sgd_step(const SgdConfig& c, const SgdTensor<double>* t, std::size_t n) { checked_step<SgdConfig, double>(c, t, n); }
@@ -164,6 +185,18 @@ void rmsprop_step(const RmspropConfig& c, const RmspropTensor<double>* t, std::s
 void adam_step(const AdamConfig& c, const AdamTensor<float>* t, std::size_t n) { checked_step<AdamConfig, float>(c, t, n); }
 void adam_step(const AdamConfig& c, const AdamTensor<double>* t, std::size_t n) {
     checked_step<AdamConfig, double>(c, t, n);
+}
+void adadelta_step(const AdadeltaConfig& c, const AdadeltaTensor<float>* t, std::size_t n) {
+    checked_step<AdadeltaConfig, float>(c, t, n);
+}
+void adadelta_step(const AdadeltaConfig& c, const AdadeltaTensor<double>* t, std::size_t n) {
+    checked_step<AdadeltaConfig, double>(c, t, n);
+}
+void rprop_step(const RpropConfig& c, const RpropTensor<float>* t, std::size_t n) {
+    checked_step<RpropConfig, float>(c, t, n);
+}
+void rprop_step(const RpropConfig& c, const RpropTensor<double>* t, std::size_t n) {
+    checked_step<RpropConfig, double>(c, t, n);
 }
 
 }  // namespace lrcore

@@ -57,6 +57,8 @@ class _RulesModule(ModuleType):
     adagrad: _Rule
     rmsprop: _Rule
     adam: _Rule
+    adadelta: _Rule
+    rprop: _Rule
     names: Tuple[str, ...]
 
 # --------------------------------------------------------------- schedules --

@@ -57,13 +57,19 @@ class StateArray:
         list_name: the functional layer's argument for the list of them.
         needed_when: the configuration that needs it, in words; ``""`` when always.
         initial: ``"zero"``, ``"gradient"`` (the kernel starts it from the
-            gradient on its first use) or the name of the option it is filled with.
+            gradient on its first use), the name of the option it is filled with,
+            or, for a state the kernel initializes, the hyperparameter it starts
+            at (Rprop's ``step_size`` starts at ``lr``).
+        kernel_initialized: the kernel writes it on its first use instead of
+            reading it: it starts as ``None`` and is created by the first step
+            that updates its tensor, as torch creates its state.
     """
 
     name: str
     list_name: str
     needed_when: str
     initial: str
+    kernel_initialized: bool = False
 
     @property
     def always(self) -> bool:
@@ -82,7 +88,9 @@ class RuleDescription:
         formula: the update, stated once; the functional function's docstring shows it.
         hyperparameters: the class's arguments, in torch's order.
         fixed: native hyperparameters this rule sets itself.
-        initial: state arrays filled with an option's value instead of zero (state name -> option name).
+        initial: state arrays filled with an option's value instead of zero (state name -> option name),
+            or, for a state the kernel initializes, the hyperparameter the kernel starts it at
+            (instead of the gradient).
         functional_arguments: the functional layer's positional arguments after ``params, grads``.
         states: the state arrays (from the native description).
         has_step: whether the kernel uses per-tensor step numbers.
@@ -146,6 +154,9 @@ def _complete(rule: RuleDescription) -> RuleDescription:
             kind, valid = native_kinds[h.native[0]]
             if kind != h.kind:
                 raise RuntimeError(f"{rule.class_name}.{h.name} is a {h.kind} but the native rule takes a {kind}")
+            ranges = [native_kinds[native][1] for native in h.native]
+            if len(set(ranges)) > 1:  # a pair whose elements have different ranges (Rprop's etas)
+                valid = ", ".join(f"{native} {text}" for native, text in zip(h.native, ranges))
             h = replace(h, valid=valid)
         hyperparameters.append(h)
     for native in rule.fixed:
@@ -157,9 +168,15 @@ def _complete(rule: RuleDescription) -> RuleDescription:
         raise RuntimeError(f"{rule.class_name}: native hyperparameters {sorted(missing)} have no argument")
     states = tuple(
         StateArray(name, list_name, needed_when,
-                   "gradient" if kernel_initialized else rule.initial.get(name, "zero"))
+                   rule.initial.get(name, "gradient" if kernel_initialized else "zero"), kernel_initialized)
         for name, list_name, needed_when, kernel_initialized in rule.native.states
     )
+    for state in states:
+        # What the kernel starts a state at is native: Python may only name it, as a native number.
+        if state.kernel_initialized and state.initial != "gradient" and native_kinds.get(
+                state.initial, ("",))[0] != "number":
+            raise RuntimeError(f"{rule.class_name}: state {state.name!r} starts at {state.initial!r}, "
+                               f"which is not a native hyperparameter")
     expected = {s.list_name for s in states} | ({"steps"} if rule.native.has_step else set())
     if not expected <= set(rule.functional_arguments) <= expected | {"steps"}:
         raise RuntimeError(f"{rule.name}: functional arguments {rule.functional_arguments} do not match the "
@@ -278,8 +295,57 @@ ADAMW = replace(
     fixed={"decoupled_weight_decay": True},
 )
 
+ADADELTA = _complete(RuleDescription(
+    name="adadelta",
+    class_name="Adadelta",
+    native=_core.rules.adadelta,
+    summary="Adadelta: steps scaled by the ratio of running roots of squared updates and squared gradients "
+            "(torch.optim.Adadelta semantics).",
+    formula="""\
+g = s * grad + weight_decay * p
+v = rho * v + (1 - rho) * g * g
+d = sqrt(u + eps) / sqrt(v + eps) * g        (u = acc_delta, before its update)
+u = rho * u + (1 - rho) * d * d
+p = p - lr * d""",
+    hyperparameters=(
+        _number("lr", 1.0, "factor applied to the update"),
+        _number("rho", 0.9, "decay of the running averages"),
+        _number("eps", 1e-6, "added inside both roots for numerical stability"),
+        _number("weight_decay", 0.0, "L2 penalty added to the gradient"),
+        _MAXIMIZE,
+    ),
+    functional_arguments=("square_avgs", "acc_deltas", "steps"),
+))
+
+RPROP = _complete(RuleDescription(
+    name="rprop",
+    class_name="Rprop",
+    native=_core.rules.rprop,
+    summary="Rprop: per-element step sizes that grow while the gradient keeps its sign and shrink when it "
+            "flips; the parameter moves by the sign of the gradient (torch.optim.Rprop semantics).",
+    formula="""\
+z = lr;  prev = 0                            (a tensor's first step; z = step_size)
+g = s * grad
+q = sign(g * prev)                           (torch.sign: 0 for zeros and NaN)
+z = clamp(z * (etaplus if q > 0, etaminus if q < 0, else 1), step_size_min, step_size_max)
+g = 0 where q < 0
+p = p - sign(g) * z
+prev = g""",
+    hyperparameters=(
+        _number("lr", 1e-2, "the initial step size (later changes only affect parameters not yet stepped)"),
+        _pair("etas", ("etaminus", "etaplus"), (0.5, 1.2),
+              "step-size factors where the gradient's sign flips and where it stays; each a number or a schedule"),
+        _pair("step_sizes", ("step_size_min", "step_size_max"), (1e-6, 50.0),
+              "smallest and largest step size (min <= max); each a number or a schedule"),
+        _MAXIMIZE,
+    ),
+    initial={"step_size": "lr"},
+    functional_arguments=("prevs", "step_sizes", "steps"),
+))
+
 #: Every rule, by name, in the order the documentation lists them.
-RULES: Dict[str, RuleDescription] = {rule.name: rule for rule in (SGD, ADAGRAD, RMSPROP, ADAM, ADAMW)}
+RULES: Dict[str, RuleDescription] = {rule.name: rule for rule in (SGD, ADAGRAD, RMSPROP, ADAM, ADAMW, ADADELTA,
+                                                                   RPROP)}
 
 
 def documentation_table() -> str:

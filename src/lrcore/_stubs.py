@@ -114,7 +114,7 @@ def functional_parameters(rule: RuleDescription) -> List[str]:
             annotation, required = "np.ndarray", rule.has_step
         else:
             # Lists the step may fill in (None entries) must be lists; complete ones may be any sequence.
-            annotation = "_Arrays" if state.always and state.initial != "gradient" else "_LazyArrays"
+            annotation = "_Arrays" if state.always and not state.kernel_initialized else "_LazyArrays"
             required = state.always
         parameters.append(f"{name}: {annotation}" if required else f"{name}: Optional[{annotation}] = None")
     parameters.append("*")

@@ -30,7 +30,7 @@ import numpy as np
 
 from ._rules import RULES, RuleDescription
 
-__all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd", "state_like"]
+__all__ = ["adadelta", "adagrad", "adam", "adamw", "rmsprop", "rprop", "sgd", "state_like"]
 
 _CACHE_LINE = 64
 
@@ -62,8 +62,11 @@ def _docstring(rule: RuleDescription) -> str:
             continue
         state = next(s for s in rule.states if s.list_name == name)
         when = f"; required when {state.needed_when}" if state.needed_when else ""
-        start = {"zero": "start at zero", "gradient": "None entries start as the gradient on their first use"}.get(
-            state.initial, f"start at {state.initial}")
+        if state.kernel_initialized:
+            start = "None entries start as " + ("the gradient" if state.initial == "gradient" else state.initial)
+            start += " on their first use"
+        else:
+            start = "start at zero" if state.initial == "zero" else f"start at {state.initial}"
         lines.append(f"    {name}: the ``{state.name}`` arrays ({start}{when}).")
     for h in rule.hyperparameters:
         if h.kind == "option":
@@ -119,3 +122,5 @@ adagrad = _make_function(RULES["adagrad"])
 rmsprop = _make_function(RULES["rmsprop"])
 adam = _make_function(RULES["adam"])
 adamw = _make_function(RULES["adamw"])
+adadelta = _make_function(RULES["adadelta"])
+rprop = _make_function(RULES["rprop"])

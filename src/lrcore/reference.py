@@ -14,7 +14,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd"]
+__all__ = ["adadelta", "adagrad", "adam", "adamw", "rmsprop", "rprop", "sgd"]
 
 
 def _gradient(param: np.ndarray, grad: np.ndarray, maximize: bool, weight_decay: float) -> np.ndarray:
@@ -154,3 +154,58 @@ def adamw(params: Sequence[np.ndarray], grads: Sequence[Optional[np.ndarray]], e
     """Reference of :func:`lrcore.functional.adamw`."""
     _adam(params, grads, exp_avgs, exp_avg_sqs, steps, max_exp_avg_sqs, lr, beta1, beta2, eps, weight_decay,
           amsgrad, maximize, decoupled=True)
+
+
+def adadelta(params: Sequence[np.ndarray], grads: Sequence[Optional[np.ndarray]],
+             square_avgs: Sequence[np.ndarray], acc_deltas: Sequence[np.ndarray],
+             steps: Optional[np.ndarray] = None, *, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6,
+             weight_decay: float = 0.0, maximize: bool = False) -> None:
+    """Reference of :func:`lrcore.functional.adadelta`."""
+    for i, (p, grad) in enumerate(zip(params, grads)):
+        if grad is None:
+            continue
+        dt = p.dtype.type
+        if steps is not None:
+            steps[i] += 1
+        g = _gradient(p, grad, maximize, weight_decay)
+        v, u = square_avgs[i], acc_deltas[i]
+        v *= dt(rho)
+        v += dt(1 - rho) * g * g
+        std = np.sqrt(v + dt(eps))
+        delta = np.sqrt(u + dt(eps)) / std * g
+        u *= dt(rho)
+        u += dt(1 - rho) * delta * delta
+        p += dt(-lr) * delta
+
+
+def _torch_sign(x: np.ndarray) -> np.ndarray:
+    """torch.sign: 1, -1, or +0 for both zeros and for NaN (np.sign keeps NaN)."""
+    one, zero = x.dtype.type(1), x.dtype.type(0)
+    return np.where(x > 0, one, zero) - np.where(x < 0, one, zero)
+
+
+def rprop(params: Sequence[np.ndarray], grads: Sequence[Optional[np.ndarray]], prevs: Sequence[np.ndarray],
+          step_sizes: List[Optional[np.ndarray]], steps: Optional[np.ndarray] = None, *, lr: float = 1e-2,
+          etaminus: float = 0.5, etaplus: float = 1.2, step_size_min: float = 1e-6, step_size_max: float = 50.0,
+          maximize: bool = False) -> None:
+    """Reference of :func:`lrcore.functional.rprop`."""
+    for i, (p, grad) in enumerate(zip(params, grads)):
+        if grad is None:
+            continue
+        dt = p.dtype.type
+        if steps is not None:
+            steps[i] += 1
+        if step_sizes[i] is None:
+            step_sizes[i] = np.full_like(p, dt(lr))
+        step_size = step_sizes[i]
+        assert step_size is not None
+        g = -grad if maximize else grad.copy()
+        product = g * prevs[i]
+        factor = np.where(product > 0, dt(etaplus), np.where(product < 0, dt(etaminus), dt(1)))
+        step_size *= factor
+        # torch.clamp keeps NaN; np.clip's min/max would too, but say it explicitly.
+        np.copyto(step_size, np.where(np.isnan(step_size), step_size,
+                                      np.minimum(np.maximum(step_size, dt(step_size_min)), dt(step_size_max))))
+        g[product < 0] = 0
+        p += dt(-1) * _torch_sign(g) * step_size
+        prevs[i][...] = g

@@ -70,6 +70,30 @@ struct AdamConfig {
     double grad_scale = 1.0;     // each gradient element is multiplied by T(grad_scale) first
 };
 
+/// Adadelta: per-element steps from running averages of squared gradients and squared updates.
+struct AdadeltaConfig {
+    double lr = 1.0;             // >= 0; scales the update (the rule itself needs none)
+    double rho = 0.9;            // in [0, 1]; decay of both running averages
+    double eps = 1e-6;           // >= 0; added inside both roots
+    double weight_decay = 0.0;   // >= 0; L2 penalty added to the gradient
+    bool maximize = false;
+    double grad_scale = 1.0;     // each gradient element is multiplied by T(grad_scale) first
+};
+
+/// Rprop: per-element step sizes that grow while the gradient keeps its sign
+/// and shrink when it flips; only the gradient's sign moves the parameter.
+/// torch's `etas` tuple is etaminus, etaplus here, `step_sizes` is
+/// step_size_min, step_size_max.
+struct RpropConfig {
+    double lr = 1e-2;            // >= 0; the initial step size (RpropTensor::initialize_step_size)
+    double etaminus = 0.5;       // in (0, 1); step-size factor where the gradient's sign flips
+    double etaplus = 1.2;        // > 1; step-size factor where it keeps its sign
+    double step_size_min = 1e-6; // >= 0; step sizes are clamped to [step_size_min, step_size_max]
+    double step_size_max = 50.0; // >= step_size_min
+    bool maximize = false;
+    double grad_scale = 1.0;     // each gradient element is multiplied by T(grad_scale) first
+};
+
 /// Checks a configuration; throws std::invalid_argument naming the first bad
 /// field (negative or non-finite value where a number >= 0 is required,
 /// betas outside [0, 1), Nesterov without momentum or with dampening, ...).
@@ -77,5 +101,7 @@ void validate(const SgdConfig& config);
 void validate(const AdagradConfig& config);
 void validate(const RmspropConfig& config);
 void validate(const AdamConfig& config);
+void validate(const AdadeltaConfig& config);
+void validate(const RpropConfig& config);
 
 }  // namespace lrcore

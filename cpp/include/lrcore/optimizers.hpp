@@ -68,6 +68,24 @@ void rmsprop_step(const RmspropConfig& config, const RmspropTensor<double>* tens
 void adam_step(const AdamConfig& config, const AdamTensor<float>* tensors, std::size_t count);
 void adam_step(const AdamConfig& config, const AdamTensor<double>* tensors, std::size_t count);
 
+/// Adadelta (torch's operation order):
+///   g <- s*g + weight_decay*p
+///   v <- rho*v + (1 - rho)*g*g                           (v = square_avg)
+///   d <- sqrt(u + eps) / sqrt(v + eps) * g               (u = acc_delta, before its update)
+///   u <- rho*u + (1 - rho)*d*d
+///   p <- p - lr*d
+void adadelta_step(const AdadeltaConfig& config, const AdadeltaTensor<float>* tensors, std::size_t count);
+void adadelta_step(const AdadeltaConfig& config, const AdadeltaTensor<double>* tensors, std::size_t count);
+
+/// Rprop (torch's semantics):
+///   first step (initialize_step_size): z <- lr;  prev starts at 0   (z = step_size)
+///   g <- s*g;  q <- sign(g*prev)                         (sign: +1, -1, or 0 for zeros and NaN)
+///   z <- clamp(z * (etaplus if q > 0, etaminus if q < 0, else 1), step_size_min, step_size_max)
+///   g <- 0 where q < 0
+///   p <- p - sign(g)*z;  prev <- g
+void rprop_step(const RpropConfig& config, const RpropTensor<float>* tensors, std::size_t count);
+void rprop_step(const RpropConfig& config, const RpropTensor<double>* tensors, std::size_t count);
+
 /// Single-tensor conveniences.
 inline void sgd_step(const SgdConfig& c, const SgdTensor<float>& t) { sgd_step(c, &t, 1); }
 inline void sgd_step(const SgdConfig& c, const SgdTensor<double>& t) { sgd_step(c, &t, 1); }
@@ -77,5 +95,9 @@ inline void rmsprop_step(const RmspropConfig& c, const RmspropTensor<float>& t) 
 inline void rmsprop_step(const RmspropConfig& c, const RmspropTensor<double>& t) { rmsprop_step(c, &t, 1); }
 inline void adam_step(const AdamConfig& c, const AdamTensor<float>& t) { adam_step(c, &t, 1); }
 inline void adam_step(const AdamConfig& c, const AdamTensor<double>& t) { adam_step(c, &t, 1); }
+inline void adadelta_step(const AdadeltaConfig& c, const AdadeltaTensor<float>& t) { adadelta_step(c, &t, 1); }
+inline void adadelta_step(const AdadeltaConfig& c, const AdadeltaTensor<double>& t) { adadelta_step(c, &t, 1); }
+inline void rprop_step(const RpropConfig& c, const RpropTensor<float>& t) { rprop_step(c, &t, 1); }
+inline void rprop_step(const RpropConfig& c, const RpropTensor<double>& t) { rprop_step(c, &t, 1); }
 
 }  // namespace lrcore

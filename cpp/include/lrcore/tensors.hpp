@@ -71,4 +71,28 @@ struct AdamTensor {
     std::int64_t step = 1;                 // drives the bias corrections 1 - beta^step
 };
 
+/// Adadelta state (no step counter: the rule does not depend on it).
+template <class T>
+struct AdadeltaTensor {
+    T* param = nullptr;
+    const T* grad = nullptr;
+    T* square_avg = nullptr;               // running mean of squared gradients
+    T* acc_delta = nullptr;                // running mean of squared updates
+    std::size_t size = 0;
+};
+
+/// Rprop state (no step counter: the rule does not depend on it).
+template <class T>
+struct RpropTensor {
+    T* param = nullptr;
+    const T* grad = nullptr;
+    T* prev = nullptr;                     // the gradient of the previous step (0 where its sign flipped)
+    T* step_size = nullptr;                // per-element step sizes
+    std::size_t size = 0;
+    // Set it on the tensor's first step: step_size is then set to lr before
+    // the step, its previous contents ignored, as torch creates it (prev starts
+    // at zero); clear it for every later step.
+    bool initialize_step_size = false;
+};
+
 }  // namespace lrcore

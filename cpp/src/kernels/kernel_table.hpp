@@ -16,6 +16,8 @@ struct TypedKernels {
     void (*adagrad)(const AdagradConstants<T>&, const AdagradTensor<T>&, std::size_t, std::size_t);
     void (*rmsprop)(const RmspropConstants<T>&, const RmspropTensor<T>&, std::size_t, std::size_t);
     void (*adam)(const AdamConstants<T>&, const AdamTensor<T>&, std::size_t, std::size_t);
+    void (*adadelta)(const AdadeltaConstants<T>&, const AdadeltaTensor<T>&, std::size_t, std::size_t);
+    void (*rprop)(const RpropConstants<T>&, const RpropTensor<T>&, std::size_t, std::size_t);
 };
 
 struct KernelTable {
@@ -48,8 +50,10 @@ const KernelTable& avx512_kernels();
         static const ::lrcore::kernels::KernelTable table{                                        \
             isa_name,                                                                             \
             {&sgd_chunk<Lane, float>, &adagrad_chunk<Lane, float>, &rmsprop_chunk<Lane, float>,  \
-             &adam_chunk<Lane, float>},                                                           \
+             &adam_chunk<Lane, float>,                                                            \
+             &adadelta_chunk<Lane, float>, &rprop_chunk<Lane, float>},                            \
             {&sgd_chunk<Lane, double>, &adagrad_chunk<Lane, double>,                             \
-             &rmsprop_chunk<Lane, double>, &adam_chunk<Lane, double>}};                           \
+             &rmsprop_chunk<Lane, double>, &adam_chunk<Lane, double>,                             \
+             &adadelta_chunk<Lane, double>, &rprop_chunk<Lane, double>}};                         \
         return table;                                                                             \
     }

@@ -32,6 +32,11 @@ struct Avx2Lane<float> {
     }
     // Only the sign bit of `sign` is used (callers pass +0 or -0).
     static reg flip_sign(reg a, reg sign) { return _mm256_xor_ps(a, _mm256_and_ps(sign, _mm256_set1_ps(-0.0f))); }
+    // All bits set in the lanes where the comparison holds (the ScalarLane comments have the rules).
+    using mask = __m256;
+    static mask less(reg a, reg b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
+    static reg select(mask m, reg a, reg b) { return _mm256_blendv_ps(b, a, m); }
+    static reg clamp(reg a, reg lo, reg hi) { return _mm256_min_ps(hi, _mm256_max_ps(lo, a)); }
 };
 
 template <>
@@ -51,6 +56,10 @@ struct Avx2Lane<double> {
         return _mm256_blendv_pd(_mm256_max_pd(a, b), a, _mm256_cmp_pd(a, a, _CMP_UNORD_Q));
     }
     static reg flip_sign(reg a, reg sign) { return _mm256_xor_pd(a, _mm256_and_pd(sign, _mm256_set1_pd(-0.0))); }
+    using mask = __m256d;
+    static mask less(reg a, reg b) { return _mm256_cmp_pd(a, b, _CMP_LT_OQ); }
+    static reg select(mask m, reg a, reg b) { return _mm256_blendv_pd(b, a, m); }
+    static reg clamp(reg a, reg lo, reg hi) { return _mm256_min_pd(hi, _mm256_max_pd(lo, a)); }
 };
 
 }  // namespace

@@ -37,6 +37,11 @@ struct Avx512Lane<float> {
         const __m512i bit = _mm512_and_si512(_mm512_castps_si512(sign), _mm512_set1_epi32(INT32_MIN));
         return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(a), bit));
     }
+    // One bit per lane, set where the comparison holds (the ScalarLane comments have the rules).
+    using mask = __mmask16;
+    static mask less(reg a, reg b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+    static reg select(mask m, reg a, reg b) { return _mm512_mask_blend_ps(m, b, a); }
+    static reg clamp(reg a, reg lo, reg hi) { return _mm512_min_ps(hi, _mm512_max_ps(lo, a)); }
 };
 
 template <>
@@ -59,6 +64,10 @@ struct Avx512Lane<double> {
         const __m512i bit = _mm512_and_si512(_mm512_castpd_si512(sign), _mm512_set1_epi64(INT64_MIN));
         return _mm512_castsi512_pd(_mm512_xor_si512(_mm512_castpd_si512(a), bit));
     }
+    using mask = __mmask8;
+    static mask less(reg a, reg b) { return _mm512_cmp_pd_mask(a, b, _CMP_LT_OQ); }
+    static reg select(mask m, reg a, reg b) { return _mm512_mask_blend_pd(m, b, a); }
+    static reg clamp(reg a, reg lo, reg hi) { return _mm512_min_pd(hi, _mm512_max_pd(lo, a)); }
 };
 
 }  // namespace

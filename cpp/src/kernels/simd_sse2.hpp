@@ -32,6 +32,11 @@ struct Sse2Lane<float> {
     }
     // Only the sign bit of `sign` is used (callers pass +0 or -0).
     static reg flip_sign(reg a, reg sign) { return _mm_xor_ps(a, _mm_and_ps(sign, _mm_set1_ps(-0.0f))); }
+    // All bits set in the lanes where the comparison holds (the ScalarLane comments have the rules).
+    using mask = __m128;
+    static mask less(reg a, reg b) { return _mm_cmplt_ps(a, b); }
+    static reg select(mask m, reg a, reg b) { return _mm_or_ps(_mm_and_ps(m, a), _mm_andnot_ps(m, b)); }
+    static reg clamp(reg a, reg lo, reg hi) { return _mm_min_ps(hi, _mm_max_ps(lo, a)); }
 };
 
 template <>
@@ -52,6 +57,10 @@ struct Sse2Lane<double> {
         return _mm_or_pd(_mm_and_pd(a_is_nan, a), _mm_andnot_pd(a_is_nan, _mm_max_pd(a, b)));
     }
     static reg flip_sign(reg a, reg sign) { return _mm_xor_pd(a, _mm_and_pd(sign, _mm_set1_pd(-0.0))); }
+    using mask = __m128d;
+    static mask less(reg a, reg b) { return _mm_cmplt_pd(a, b); }
+    static reg select(mask m, reg a, reg b) { return _mm_or_pd(_mm_and_pd(m, a), _mm_andnot_pd(m, b)); }
+    static reg clamp(reg a, reg lo, reg hi) { return _mm_min_pd(hi, _mm_max_pd(lo, a)); }
 };
 
 }  // namespace

@@ -143,4 +143,39 @@ struct AdamConstants {
     }
 };
 
+template <class T>
+struct AdadeltaConstants {
+    GradScale<T> grad_scale;
+    T grad_sign;
+    T weight_decay;
+    T rho;
+    T one_minus_rho;
+    T eps;
+    T neg_lr;
+    bool has_weight_decay;
+
+    static AdadeltaConstants make(const AdadeltaConfig& c) {
+        return {GradScale<T>::from(c.grad_scale), static_cast<T>(c.maximize ? -1.0 : 1.0),
+                static_cast<T>(c.weight_decay), static_cast<T>(c.rho), static_cast<T>(1.0 - c.rho),
+                static_cast<T>(c.eps), static_cast<T>(-c.lr), c.weight_decay != 0.0};
+    }
+};
+
+template <class T>
+struct RpropConstants {
+    GradScale<T> grad_scale;
+    T grad_sign;
+    T etaminus;
+    T etaplus;
+    T step_size_min;
+    T step_size_max;
+    T initial_step_size;      // lr, what a new step_size array starts at
+
+    static RpropConstants make(const RpropConfig& c) {
+        return {GradScale<T>::from(c.grad_scale), static_cast<T>(c.maximize ? -1.0 : 1.0),
+                static_cast<T>(c.etaminus), static_cast<T>(c.etaplus), static_cast<T>(c.step_size_min),
+                static_cast<T>(c.step_size_max), static_cast<T>(c.lr)};
+    }
+};
+
 }  // namespace lrcore::kernels

@@ -74,7 +74,7 @@ class Rule:
     @property
     def created_on_first_step(self) -> Tuple[str, ...]:
         """State lists whose entries start as None and are created by the first step."""
-        return tuple(s.list_name for s in self.description.states if s.initial == "gradient")
+        return tuple(s.list_name for s in self.description.states if s.kernel_initialized)
 
     def bytes_per_element(self, itemsize: int) -> int:
         """Bytes one step must move per element: read the gradient, read and write the parameter and each state array."""

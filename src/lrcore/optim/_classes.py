@@ -9,7 +9,7 @@ from __future__ import annotations
 from .._rules import RULES
 from ._optimizer import Optimizer
 
-__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW"]
+__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Rprop"]
 
 
 class SGD(Optimizer, rule=RULES["sgd"]):
@@ -29,4 +29,12 @@ class Adam(Optimizer, rule=RULES["adam"]):
 
 
 class AdamW(Optimizer, rule=RULES["adamw"]):
+    pass
+
+
+class Adadelta(Optimizer, rule=RULES["adadelta"]):
+    pass
+
+
+class Rprop(Optimizer, rule=RULES["rprop"]):
     pass

@@ -192,7 +192,7 @@ class Optimizer:
         """The state lists of a new group: arrays every configuration needs now, None for the others."""
         state: Dict[str, List[Optional[np.ndarray]]] = {}
         for s in self.rule.states:
-            if s.always:
+            if s.always and not s.kernel_initialized:
                 fill = 0.0 if s.initial == "zero" else float(group[s.initial])
                 state[s.name] = [state_like(p, fill) for p in group["params"]]
             else:
@@ -608,7 +608,7 @@ class Optimizer:
             arrays = state[s.name]
             if value is None:
                 # Not saved: as a new optimizer has it.
-                if s.always:
+                if s.always and not s.kernel_initialized:
                     fill = 0.0 if s.initial == "zero" else float(group[s.initial])
                     arrays[k] = state_like(param, fill)
                 else:
