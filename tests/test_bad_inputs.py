@@ -25,6 +25,8 @@ FULL_CONFIGS = {
     "rmsprop": dict(lr=0.01, centered=True, momentum=0.5),
     "adam": dict(lr=0.01, amsgrad=True),
     "adamw": dict(lr=0.01, amsgrad=True),
+    "adadelta": dict(lr=1.0, weight_decay=0.01),
+    "rprop": dict(lr=0.01),
 }
 STATE_LISTS = {
     "sgd": ["momentum_buffers"],
@@ -32,6 +34,8 @@ STATE_LISTS = {
     "rmsprop": ["square_avgs", "grad_avgs", "momentum_buffers"],
     "adam": ["exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs"],
     "adamw": ["exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs"],
+    "adadelta": ["square_avgs", "acc_deltas"],
+    "rprop": ["prevs", "step_sizes"],
 }
 # A rule's hyperparameters that must be finite, by the functional name.
 HYPERPARAMETERS = {
@@ -40,6 +44,8 @@ HYPERPARAMETERS = {
     "rmsprop": ["lr", "alpha", "eps", "weight_decay", "momentum"],
     "adam": ["lr", "beta1", "beta2", "eps", "weight_decay"],
     "adamw": ["lr", "beta1", "beta2", "eps", "weight_decay"],
+    "adadelta": ["lr", "rho", "eps", "weight_decay"],
+    "rprop": ["lr", "etaminus", "etaplus", "step_size_min", "step_size_max"],
 }
 RULE_BY_NAME = {rule.name: rule for rule in RULES}
 
@@ -64,9 +70,10 @@ def call_functional(rule_name, args, overrides=None):
     config = dict(FULL_CONFIGS[rule_name])
     state = {k: v for k, v in args.items() if k not in ("params", "grads")}
     hyper = dict(overrides or {})
-    if "beta1" in hyper or "beta2" in hyper:
-        betas = config.pop("betas", (0.9, 0.999))
-        config["betas"] = (hyper.pop("beta1", betas[0]), hyper.pop("beta2", betas[1]))
+    for h in rule.description.hyperparameters:  # a pair's element given by its native name (beta1, etaminus)
+        if len(h.native) > 1 and any(native in hyper for native in h.native):
+            pair = config.pop(h.name, h.default)
+            config[h.name] = tuple(hyper.pop(native, value) for native, value in zip(h.native, pair))
     config.update(hyper)
     rule.functional_call(lrcore.functional, args["params"], args["grads"], state, config)
 

@@ -42,6 +42,12 @@ def hyperparameters(draw, name):
     if name == "rmsprop":
         return dict(lr=draw(lr), alpha=draw(unit), eps=draw(eps), weight_decay=draw(small),
                     momentum=draw(st.one_of(st.just(0.0), unit)), centered=draw(st.booleans()), maximize=maximize)
+    if name == "adadelta":
+        return dict(lr=draw(lr), rho=draw(st.floats(0.0, 1.0)), eps=draw(eps), weight_decay=draw(small),
+                    maximize=maximize)
+    if name == "rprop":
+        return dict(lr=draw(lr), etas=(draw(st.floats(0.01, 0.99)), draw(st.floats(1.01, 3.0))),
+                    step_sizes=(draw(st.floats(0.0, 0.01)), draw(st.floats(0.01, 10.0))), maximize=maximize)
     return dict(lr=draw(lr), betas=(draw(unit), draw(unit)), eps=draw(eps), weight_decay=draw(small),
                 amsgrad=draw(st.booleans()), maximize=maximize)
 
@@ -132,5 +138,5 @@ def test_state_dict_round_trip_is_exact(problem):
 
 
 def test_properties_cover_every_rule():
-    assert set(RULE_BY_NAME) == {"sgd", "adagrad", "rmsprop", "adam", "adamw"}
+    assert set(RULE_BY_NAME) == {"sgd", "adagrad", "rmsprop", "adam", "adamw", "adadelta", "rprop"}
     assert set(lrcore.functional.__all__) - {"state_like"} == set(reference.__all__)

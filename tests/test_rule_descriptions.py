@@ -50,7 +50,11 @@ def test_valid_ranges_come_from_the_native_rule(rule):
     ranges = {name: valid for name, _, valid in rule.native.hyperparameters}
     for h in rule.hyperparameters:
         if h.native:
-            assert h.valid == ranges[h.native[0]], h.name
+            own = [ranges[native] for native in h.native]
+            if len(set(own)) == 1:
+                assert h.valid == own[0], h.name
+            else:  # a pair whose elements have different ranges states each (Rprop's etas)
+                assert h.valid == ", ".join(f"{native} {text}" for native, text in zip(h.native, own)), h.name
 
 
 @pytest.mark.parametrize("rule", DESCRIPTIONS, ids=IDS)
@@ -177,6 +181,8 @@ NEEDED = [
     ("adam", {"amsgrad": True}, ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]),
     ("adamw", {}, ["exp_avg", "exp_avg_sq"]),
     ("adamw", {"amsgrad": True}, ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]),
+    ("adadelta", {}, ["square_avg", "acc_delta"]),
+    ("rprop", {}, ["prev", "step_size"]),
 ]
 TEST_RULE = {rule.name: rule for rule in TEST_RULES}
 

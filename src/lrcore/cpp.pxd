@@ -76,10 +76,29 @@ cdef extern from "lrcore/lrcore.hpp" namespace "lrcore" nogil:
         bool decoupled_weight_decay
         double grad_scale
 
+    cdef cppclass AdadeltaConfig:
+        double lr
+        double rho
+        double eps
+        double weight_decay
+        bool maximize
+        double grad_scale
+
+    cdef cppclass RpropConfig:
+        double lr
+        double etaminus
+        double etaplus
+        double step_size_min
+        double step_size_max
+        bool maximize
+        double grad_scale
+
     void validate(const SgdConfig& config) except +
     void validate(const AdagradConfig& config) except +
     void validate(const RmspropConfig& config) except +
     void validate(const AdamConfig& config) except +
+    void validate(const AdadeltaConfig& config) except +
+    void validate(const RpropConfig& config) except +
 
     # --- tensors.hpp: one parameter and its state, as caller-owned pointers
     # (T is float or double; optional state may be NULL when unused) -------
@@ -115,6 +134,21 @@ cdef extern from "lrcore/lrcore.hpp" namespace "lrcore" nogil:
         size_t size
         int64_t step
 
+    cdef cppclass AdadeltaTensor[T]:
+        T* param
+        const T* grad
+        T* square_avg
+        T* acc_delta
+        size_t size
+
+    cdef cppclass RpropTensor[T]:
+        T* param
+        const T* grad
+        T* prev
+        T* step_size
+        size_t size
+        bool initialize_step_size
+
     # --- optimizers.hpp: one step over `count` tensors, or over one -------
 
     void sgd_step(const SgdConfig& config, const SgdTensor[float]* tensors, size_t count) except +
@@ -136,6 +170,16 @@ cdef extern from "lrcore/lrcore.hpp" namespace "lrcore" nogil:
     void adam_step(const AdamConfig& config, const AdamTensor[double]* tensors, size_t count) except +
     void adam_step(const AdamConfig& config, const AdamTensor[float]& tensor) except +
     void adam_step(const AdamConfig& config, const AdamTensor[double]& tensor) except +
+
+    void adadelta_step(const AdadeltaConfig& config, const AdadeltaTensor[float]* tensors, size_t count) except +
+    void adadelta_step(const AdadeltaConfig& config, const AdadeltaTensor[double]* tensors, size_t count) except +
+    void adadelta_step(const AdadeltaConfig& config, const AdadeltaTensor[float]& tensor) except +
+    void adadelta_step(const AdadeltaConfig& config, const AdadeltaTensor[double]& tensor) except +
+
+    void rprop_step(const RpropConfig& config, const RpropTensor[float]* tensors, size_t count) except +
+    void rprop_step(const RpropConfig& config, const RpropTensor[double]* tensors, size_t count) except +
+    void rprop_step(const RpropConfig& config, const RpropTensor[float]& tensor) except +
+    void rprop_step(const RpropConfig& config, const RpropTensor[double]& tensor) except +
 
     # --- runtime.hpp: instruction set, threads, denormals -----------------
 

@@ -6,7 +6,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-__all__ = ['adagrad', 'adam', 'adamw', 'rmsprop', 'sgd', 'state_like']
+__all__ = ['adadelta', 'adagrad', 'adam', 'adamw', 'rmsprop', 'rprop', 'sgd', 'state_like']
 
 _Grads = Sequence[Optional[np.ndarray]]
 # One array per tensor.
@@ -85,5 +85,32 @@ def adamw(
     eps: float = 1e-08,
     weight_decay: float = 0.01,
     amsgrad: bool = False,
+    maximize: bool = False,
+) -> None: ...
+def adadelta(
+    params: _Arrays,
+    grads: _Grads,
+    square_avgs: _Arrays,
+    acc_deltas: _Arrays,
+    steps: Optional[np.ndarray] = None,
+    *,
+    lr: float = 1.0,
+    rho: float = 0.9,
+    eps: float = 1e-06,
+    weight_decay: float = 0.0,
+    maximize: bool = False,
+) -> None: ...
+def rprop(
+    params: _Arrays,
+    grads: _Grads,
+    prevs: _Arrays,
+    step_sizes: _LazyArrays,
+    steps: Optional[np.ndarray] = None,
+    *,
+    lr: float = 0.01,
+    etaminus: float = 0.5,
+    etaplus: float = 1.2,
+    step_size_min: float = 1e-06,
+    step_size_max: float = 50.0,
     maximize: bool = False,
 ) -> None: ...

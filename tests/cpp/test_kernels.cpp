@@ -20,8 +20,10 @@
 
 namespace {
 
+using lrcore::AdadeltaConfig;
 using lrcore::AdagradConfig;
 using lrcore::AdamConfig;
+using lrcore::RpropConfig;
 using lrcore::RmspropConfig;
 using lrcore::SgdConfig;
 
@@ -390,6 +392,128 @@ struct Adam {
     }
 };
 
+struct Adadelta {
+    using Config = AdadeltaConfig;
+    static constexpr const char* name = "adadelta";
+    static constexpr const char* state_names[3] = {"square_avg", "acc_delta", ""};
+
+    static std::vector<Config> configs() {
+        std::vector<Config> out;
+        for (double rho : {0.9, 0.0, 1.0}) {
+            for (double weight_decay : {0.0, 0.1}) {
+                for (bool maximize : {false, true}) {
+                    Config c;
+                    c.lr = 0.5;
+                    c.rho = rho;
+                    c.weight_decay = weight_decay;
+                    c.maximize = maximize;
+                    out.push_back(c);
+                }
+            }
+        }
+        return out;
+    }
+
+    static std::string describe(const Config& c) {
+        std::ostringstream s;
+        s << "rho=" << c.rho << " weight_decay=" << c.weight_decay << " maximize=" << c.maximize;
+        return s.str();
+    }
+
+    static bool uses_state(const Config&, int k) { return k < 2; }
+
+    template <class T>
+    static void step(const Config& c, Arrays<T>& a, const std::vector<T>& grad, int) {
+        lrcore::AdadeltaTensor<T> t;
+        t.param = a.param.data();
+        t.grad = grad.data();
+        t.square_avg = a.state[0].data();
+        t.acc_delta = a.state[1].data();
+        t.size = a.param.size();
+        lrcore::adadelta_step(c, t);
+    }
+
+    template <class T>
+    static void reference(const Config& c, Arrays<T>& a, const std::vector<T>& grad, int) {
+        const T lr = static_cast<T>(c.lr), rho = static_cast<T>(c.rho), eps = static_cast<T>(c.eps);
+        const T one_minus_rho = static_cast<T>(1.0 - c.rho), weight_decay = static_cast<T>(c.weight_decay);
+        for (std::size_t i = 0; i < a.param.size(); ++i) {
+            T& p = a.param[i];
+            T& square_avg = a.state[0][i];
+            T& acc_delta = a.state[1][i];
+            T g = c.maximize ? -grad[i] : grad[i];
+            if (c.weight_decay != 0.0) g = g + weight_decay * p;
+            square_avg = rho * square_avg + one_minus_rho * g * g;
+            const T delta = std::sqrt(acc_delta + eps) / std::sqrt(square_avg + eps) * g;
+            acc_delta = rho * acc_delta + one_minus_rho * delta * delta;
+            p = p - lr * delta;
+        }
+    }
+};
+
+struct Rprop {
+    using Config = RpropConfig;
+    static constexpr const char* name = "rprop";
+    static constexpr const char* state_names[3] = {"prev", "step_size", ""};
+
+    static std::vector<Config> configs() {
+        std::vector<Config> out;
+        for (double step_size_max : {50.0, 0.012}) {
+            for (double step_size_min : {1e-6, 0.009}) {
+                for (bool maximize : {false, true}) {
+                    Config c;
+                    c.lr = 0.01;
+                    c.step_size_min = step_size_min;
+                    c.step_size_max = step_size_max;
+                    c.maximize = maximize;
+                    out.push_back(c);
+                }
+            }
+        }
+        return out;
+    }
+
+    static std::string describe(const Config& c) {
+        std::ostringstream s;
+        s << "step_sizes=(" << c.step_size_min << ", " << c.step_size_max << ") maximize=" << c.maximize;
+        return s.str();
+    }
+
+    static bool uses_state(const Config&, int k) { return k < 2; }
+
+    template <class T>
+    static void step(const Config& c, Arrays<T>& a, const std::vector<T>& grad, int step) {
+        lrcore::RpropTensor<T> t;
+        t.param = a.param.data();
+        t.grad = grad.data();
+        t.prev = a.state[0].data();
+        t.step_size = a.state[1].data();
+        t.size = a.param.size();
+        t.initialize_step_size = step == 1;
+        lrcore::rprop_step(c, t);
+    }
+
+    template <class T>
+    static void reference(const Config& c, Arrays<T>& a, const std::vector<T>& grad, int step) {
+        const T etaminus = static_cast<T>(c.etaminus), etaplus = static_cast<T>(c.etaplus);
+        const T low = static_cast<T>(c.step_size_min), high = static_cast<T>(c.step_size_max);
+        for (std::size_t i = 0; i < a.param.size(); ++i) {
+            T& p = a.param[i];
+            T& prev = a.state[0][i];
+            T& step_size = a.state[1][i];
+            if (step == 1) step_size = static_cast<T>(c.lr);
+            T g = c.maximize ? -grad[i] : grad[i];
+            const T product = g * prev;
+            const T factor = product > 0 ? etaplus : (product < 0 ? etaminus : T(1));
+            step_size = std::min(std::max(step_size * factor, low), high);
+            if (product < 0) g = 0;
+            if (g > 0) p = p - step_size;
+            if (g < 0) p = p + step_size;
+            prev = g;
+        }
+    }
+};
+
 /// Fresh arrays of `size` elements: a random parameter, zeroed state (unused state stays empty).
 template <class Rule, class T>
 Arrays<T> initial_arrays(const typename Rule::Config& c, std::size_t size, std::uint32_t seed) {
@@ -484,6 +608,18 @@ AdamConfig full_adam() {
     c.amsgrad = true;
     c.decoupled_weight_decay = true;
     c.weight_decay = 0.01;
+    return c;
+}
+AdadeltaConfig full_adadelta() {
+    AdadeltaConfig c;
+    c.weight_decay = 0.01;
+    c.maximize = true;
+    return c;
+}
+RpropConfig full_rprop() {
+    RpropConfig c;
+    c.step_size_min = 0.009;
+    c.step_size_max = 0.012;
     return c;
 }
 
@@ -633,6 +769,10 @@ int main() {
     check_rule<Rmsprop, double>(isas);
     check_rule<Adam, float>(isas);
     check_rule<Adam, double>(isas);
+    check_rule<Adadelta, float>(isas);
+    check_rule<Adadelta, double>(isas);
+    check_rule<Rprop, float>(isas);
+    check_rule<Rprop, double>(isas);
     check_amsgrad_max_propagates_nan<float>(isas);
     check_amsgrad_max_propagates_nan<double>(isas);
 
@@ -646,6 +786,10 @@ int main() {
     check_threads<Rmsprop, double>(full_rmsprop());
     check_threads<Adam, float>(full_adam());
     check_threads<Adam, double>(full_adam());
+    check_threads<Adadelta, float>(full_adadelta());
+    check_threads<Adadelta, double>(full_adadelta());
+    check_threads<Rprop, float>(full_rprop());
+    check_threads<Rprop, double>(full_rprop());
 
     lrcore::set_num_threads(2);
     check_batched_call<float>();

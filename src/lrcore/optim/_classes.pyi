@@ -9,7 +9,7 @@ import numpy as np
 from ..schedules import Schedule
 from ._optimizer import Optimizer
 
-__all__ = ['SGD', 'Adagrad', 'RMSprop', 'Adam', 'AdamW']
+__all__ = ['SGD', 'Adagrad', 'RMSprop', 'Adam', 'AdamW', 'Adadelta', 'Rprop']
 
 # A numeric hyperparameter: a number, or a schedule (any function of the step count).
 _Value = Union[float, Schedule, Callable[[int], float]]
@@ -90,6 +90,35 @@ class AdamW(Optimizer):
         eps: _Value = 1e-08,
         weight_decay: _Value = 0.01,
         amsgrad: bool = False,
+        maximize: bool = False,
+        *,
+        skip_nonfinite: bool = False,
+        max_grad_norm: Optional[_Value] = None,
+        norm_type: Union[float, str] = 2.0,
+    ) -> None: ...
+
+class Adadelta(Optimizer):
+    def __init__(
+        self,
+        params: _Params,
+        lr: _Value = 1.0,
+        rho: _Value = 0.9,
+        eps: _Value = 1e-06,
+        weight_decay: _Value = 0.0,
+        maximize: bool = False,
+        *,
+        skip_nonfinite: bool = False,
+        max_grad_norm: Optional[_Value] = None,
+        norm_type: Union[float, str] = 2.0,
+    ) -> None: ...
+
+class Rprop(Optimizer):
+    def __init__(
+        self,
+        params: _Params,
+        lr: _Value = 0.01,
+        etas: Tuple[_Value, _Value] = (0.5, 1.2),
+        step_sizes: Tuple[_Value, _Value] = (1e-06, 50.0),
         maximize: bool = False,
         *,
         skip_nonfinite: bool = False,
