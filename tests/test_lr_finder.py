@@ -144,6 +144,11 @@ def _make(name, params):
                            betas=(0.9, 0.999), amsgrad=True)
     if name == "AdamW":
         return lrcore.AdamW(groups, lr=0.01, betas=[0.8, 0.99])
+    if name == "Adadelta":
+        return lrcore.Adadelta(groups, lr=CosineAnnealing(1.0, T_max=50), rho=0.95)
+    if name == "Rprop":  # no weight decay: the second group differs by its step-size range
+        groups[1] = {"params": params[2:], "step_sizes": (1e-4, 0.5)}
+        return lrcore.Rprop(groups, lr=0.01, etas=(0.4, 1.3))
     raise AssertionError(name)
 
 
@@ -186,7 +191,7 @@ def _assert_same_state(a, b):
     assert a["param_groups"] == b["param_groups"]
 
 
-OPTIMIZERS = ["SGD", "SGD-onecycle", "Adagrad", "RMSprop", "Adam", "AdamW"]
+OPTIMIZERS = ["SGD", "SGD-onecycle", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Rprop"]
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)

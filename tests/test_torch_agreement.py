@@ -64,3 +64,28 @@ def test_matches_torch(each_isa, rule, config, size, dtype):
     assert compared >= 1 or rule.name == "sgd" and not config.get("momentum")
     if "step" in their_state:
         assert our_state["step"] == int(their_state["step"]) == STEPS
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize(("rule", "config"), RULE_CASES, ids=RULE_IDS)
+def test_matches_torch_with_1d_and_2d_parameters_in_one_optimizer(rule, config, dtype):
+    shapes = [(37,), (13, 29), (1, 5)]  # sizes that are not multiples of any vector width
+    rng = np.random.default_rng(1)
+    initial = [rng.standard_normal(shape).astype(dtype) for shape in shapes]
+    ours = [a.copy() for a in initial]
+    theirs = [torch.tensor(a.copy()) for a in initial]
+    optimizer = rule.optimizer(ours, **config)
+    torch_optimizer = getattr(torch.optim, rule.torch_name)(theirs, foreach=False, **config)
+    for grads in make_gradients(rng, shapes, dtype, STEPS):
+        optimizer.step(grads)
+        for tensor, grad in zip(theirs, grads):
+            tensor.grad = torch.from_numpy(grad.copy())
+        torch_optimizer.step()
+    for k, (mine, their) in enumerate(zip(ours, theirs)):
+        np.testing.assert_allclose(mine, their.numpy(), **TOLERANCE[dtype], err_msg=f"params[{k}]")
+        our_state = optimizer.state_dict()["state"][k]
+        their_state = torch_optimizer.state_dict()["state"].get(k, {})  # plain SGD keeps none
+        for name in STATE_NAMES:
+            if isinstance(their_state.get(name), torch.Tensor):
+                np.testing.assert_allclose(our_state[name], their_state[name].numpy(), **TOLERANCE[dtype],
+                                           err_msg=f"params[{k}] {name}")

@@ -290,6 +290,11 @@ inline std::string format_value(double value) {
         std::snprintf(text, sizeof(text), "%.*g", precision, value);
         if (std::strtod(text, nullptr) == value) break;
     }
+    // %g takes an exponent once it has more integer digits than its precision
+    // (60 reads "6e+01"); whole numbers below 1e16 are written out, as Python does.
+    if (value == std::trunc(value) && std::abs(value) >= 1.0 && std::abs(value) < 1e16) {
+        std::snprintf(text, sizeof(text), "%.0f", value);
+    }
     return text;
 }
 

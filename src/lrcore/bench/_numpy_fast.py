@@ -29,7 +29,10 @@ class FastNumpyStep:
         self._step: Callable[[Sequence[np.ndarray], Sequence[np.ndarray], State], None] = {
             "sgd": self._sgd, "momentum": self._momentum, "adagrad": self._adagrad,
             "rmsprop": self._rmsprop, "adam": self._adam, "adamw": self._adam,
+            "adadelta": self._adadelta, "rprop": self._rprop,
         }[rule.name]
+        # Rprop's two comparisons, kept as masks.
+        self._masks = (np.empty(largest, bool), np.empty(largest, bool)) if rule.name == "rprop" else None
 
     def __call__(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], state: State) -> None:
         self._step(params, grads, state)
@@ -126,3 +129,57 @@ class FastNumpyStep:
             np.multiply(m, dt(-step_size), out=b)
             b /= a
             p += b
+
+    def _adadelta(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], state: State) -> None:
+        hp = self._rule.hyperparameters
+        lr, rho, eps = hp["lr"], hp["rho"], hp["eps"]
+        assert hp.get("weight_decay", 0.0) == 0.0, "weight decay is not part of the benchmark's Adadelta"
+        steps, square_avgs, acc_deltas = state["steps"], state["square_avgs"], state["acc_deltas"]
+        for i, (p, g) in enumerate(zip(params, grads)):
+            dt = p.dtype.type
+            steps[i] += 1
+            v, u = square_avgs[i], acc_deltas[i]
+            a, b = self._scratch_like(p)
+            v *= dt(rho)
+            np.multiply(g, dt(1 - rho), out=a)
+            a *= g
+            v += a
+            np.add(v, dt(eps), out=a)
+            np.sqrt(a, out=a)                 # std
+            np.add(u, dt(eps), out=b)
+            np.sqrt(b, out=b)
+            b /= a
+            b *= g                            # delta
+            u *= dt(rho)
+            np.multiply(b, dt(1 - rho), out=a)
+            a *= b
+            u += a
+            b *= dt(-lr)
+            p += b
+
+    def _rprop(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], state: State) -> None:
+        hp = self._rule.hyperparameters
+        assert self._masks is not None
+        steps, prevs, step_sizes = state["steps"], state["prevs"], state["step_sizes"]
+        for i, (p, g) in enumerate(zip(params, grads)):
+            dt = p.dtype.type
+            steps[i] += 1
+            if step_sizes[i] is None:
+                step_sizes[i] = np.full_like(p, dt(hp["lr"]))
+            z, prev = step_sizes[i], prevs[i]
+            a, b = self._scratch_like(p)
+            kept, flipped = (m[:p.size].reshape(p.shape) for m in self._masks)
+            np.multiply(g, prev, out=a)       # the benchmark's gradients are finite: no NaN product
+            np.greater(a, 0, out=kept)
+            np.less(a, 0, out=flipped)
+            b.fill(1)
+            np.copyto(b, dt(hp["etaplus"]), where=kept)
+            np.copyto(b, dt(hp["etaminus"]), where=flipped)
+            z *= b
+            np.maximum(z, dt(hp["step_size_min"]), out=z)
+            np.minimum(z, dt(hp["step_size_max"]), out=z)
+            np.copyto(prev, g)
+            np.copyto(prev, 0, where=flipped)
+            np.sign(prev, out=b)              # np.sign(-0.0) is +0, as torch's: they differ only on NaN
+            b *= z
+            p -= b

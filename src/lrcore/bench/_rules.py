@@ -108,6 +108,11 @@ RULES: Dict[str, Rule] = {
         Rule("adamw", "AdamW lr=1e-3 weight_decay=1e-2", "adamw",
              {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 1e-2}, "AdamW",
              {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-2}, deepspeed_adamw_mode=True),
+        Rule("adadelta", "Adadelta lr=1.0 rho=0.9", "adadelta", {"lr": 1.0, "rho": 0.9, "eps": 1e-6}, "Adadelta",
+             {"lr": 1.0, "rho": 0.9, "eps": 1e-6}),
+        Rule("rprop", "Rprop lr=1e-2 etas=(0.5, 1.2)", "rprop",
+             {"lr": 1e-2, "etaminus": 0.5, "etaplus": 1.2, "step_size_min": 1e-6, "step_size_max": 50.0}, "Rprop",
+             {"lr": 1e-2, "etas": (0.5, 1.2), "step_sizes": (1e-6, 50.0)}),
     )
 }
 
