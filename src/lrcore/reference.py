@@ -181,7 +181,8 @@ def adadelta(params: Sequence[np.ndarray], grads: Sequence[Optional[np.ndarray]]
 def _torch_sign(x: np.ndarray) -> np.ndarray:
     """torch.sign: 1, -1, or +0 for both zeros and for NaN (np.sign keeps NaN)."""
     one, zero = x.dtype.type(1), x.dtype.type(0)
-    return np.where(x > 0, one, zero) - np.where(x < 0, one, zero)
+    sign: np.ndarray = np.where(x > 0, one, zero) - np.where(x < 0, one, zero)
+    return sign
 
 
 def rprop(params: Sequence[np.ndarray], grads: Sequence[Optional[np.ndarray]], prevs: Sequence[np.ndarray],
