@@ -94,6 +94,18 @@ struct RpropConfig {
     double grad_scale = 1.0;     // each gradient element is multiplied by T(grad_scale) first
 };
 
+/// ASGD (averaged SGD): steps of a decaying size eta with a decay term, and a
+/// running average `ax` of the parameter that starts averaging after step t0.
+struct AsgdConfig {
+    double lr = 1e-2;            // >= 0; eta after step t is lr / (1 + lambd * lr * t)^alpha
+    double lambd = 1e-4;         // >= 0; decay term: the parameter is scaled by 1 - lambd * eta
+    double alpha = 0.75;         // power in the eta schedule
+    double t0 = 1e6;             // the average starts moving after step t0: mu = 1 / max(1, t - t0)
+    double weight_decay = 0.0;   // >= 0; L2 penalty added to the gradient
+    bool maximize = false;
+    double grad_scale = 1.0;     // each gradient element is multiplied by T(grad_scale) first
+};
+
 /// Checks a configuration; throws std::invalid_argument naming the first bad
 /// field (negative or non-finite value where a number >= 0 is required,
 /// betas outside [0, 1), Nesterov without momentum or with dampening, ...).
@@ -103,5 +115,6 @@ void validate(const RmspropConfig& config);
 void validate(const AdamConfig& config);
 void validate(const AdadeltaConfig& config);
 void validate(const RpropConfig& config);
+void validate(const AsgdConfig& config);
 
 }  // namespace lrcore

@@ -18,6 +18,7 @@ struct TypedKernels {
     void (*adam)(const AdamConstants<T>&, const AdamTensor<T>&, std::size_t, std::size_t);
     void (*adadelta)(const AdadeltaConstants<T>&, const AdadeltaTensor<T>&, std::size_t, std::size_t);
     void (*rprop)(const RpropConstants<T>&, const RpropTensor<T>&, std::size_t, std::size_t);
+    void (*asgd)(const AsgdConstants<T>&, const AsgdTensor<T>&, std::size_t, std::size_t);
 };
 
 struct KernelTable {
@@ -51,9 +52,10 @@ const KernelTable& avx512_kernels();
             isa_name,                                                                             \
             {&sgd_chunk<Lane, float>, &adagrad_chunk<Lane, float>, &rmsprop_chunk<Lane, float>,  \
              &adam_chunk<Lane, float>,                                                            \
-             &adadelta_chunk<Lane, float>, &rprop_chunk<Lane, float>},                            \
+             &adadelta_chunk<Lane, float>, &rprop_chunk<Lane, float>, &asgd_chunk<Lane, float>},  \
             {&sgd_chunk<Lane, double>, &adagrad_chunk<Lane, double>,                             \
              &rmsprop_chunk<Lane, double>, &adam_chunk<Lane, double>,                             \
-             &adadelta_chunk<Lane, double>, &rprop_chunk<Lane, double>}};                         \
+             &adadelta_chunk<Lane, double>, &rprop_chunk<Lane, double>,                           \
+             &asgd_chunk<Lane, double>}};                                                         \
         return table;                                                                             \
     }

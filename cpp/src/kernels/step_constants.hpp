@@ -6,6 +6,7 @@
 // floats to its element-wise kernels. The kernels only read these structs.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -175,6 +176,39 @@ struct RpropConstants {
         return {GradScale<T>::from(c.grad_scale), static_cast<T>(c.maximize ? -1.0 : 1.0),
                 static_cast<T>(c.etaminus), static_cast<T>(c.etaplus), static_cast<T>(c.step_size_min),
                 static_cast<T>(c.step_size_max), static_cast<T>(c.lr)};
+    }
+};
+
+/// ASGD's two per-tensor numbers, as torch keeps them: float32 0-d tensors.
+/// `initial_eta` at a tensor's first step, `next_eta` / `next_mu` after its step `step`.
+inline double asgd_initial_eta(const AsgdConfig& c) { return static_cast<float>(c.lr); }
+inline double asgd_next_eta(const AsgdConfig& c, std::int64_t step) {
+    return static_cast<float>(c.lr / std::pow(1.0 + c.lambd * c.lr * static_cast<double>(step), c.alpha));
+}
+inline double asgd_next_mu(const AsgdConfig& c, std::int64_t step) {
+    return static_cast<float>(1.0 / std::max(1.0, static_cast<double>(step) - c.t0));
+}
+
+template <class T>
+struct AsgdConstants {
+    GradScale<T> grad_scale;
+    T grad_sign;
+    T weight_decay;
+    T decay_factor;           // 1 - lambd * eta
+    T neg_eta;                // -eta
+    T mu;
+    bool has_weight_decay;
+    bool copies_average;      // mu == 1: ax = p (torch copies instead of averaging)
+
+    /// `eta` and `mu` are the tensor's stored numbers; its first step uses lr and 1 instead.
+    static AsgdConstants make(const AsgdConfig& c, std::int64_t step, double eta, double mu) {
+        if (step == 1) {
+            eta = asgd_initial_eta(c);
+            mu = 1.0;
+        }
+        return {GradScale<T>::from(c.grad_scale), static_cast<T>(c.maximize ? -1.0 : 1.0),
+                static_cast<T>(c.weight_decay), static_cast<T>(1.0 - c.lambd * eta), static_cast<T>(-eta),
+                static_cast<T>(mu), c.weight_decay != 0.0, mu == 1.0};
     }
 };
 

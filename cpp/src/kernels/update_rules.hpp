@@ -324,5 +324,35 @@ void rprop_chunk(const RpropConstants<T>& c, const RpropTensor<T>& t, std::size_
     }); });
 }
 
+// --------------------------------------------------------------------- ASGD --
+template <template <class> class Lane, class T>
+void asgd_chunk(const AsgdConstants<T>& c, const AsgdTensor<T>& t, std::size_t begin, std::size_t end) {
+    T* __restrict param = t.param + begin;
+    const T* __restrict grad = t.grad + begin;
+    T* __restrict ax = t.ax + begin;
+    select(c.grad_scale.active, [&](auto scales) {
+    select(c.has_weight_decay, [&](auto has_weight_decay) {
+    select(c.copies_average, [&](auto copies_average) {
+        for_each_lane<Lane, T>(end - begin, param, [&](auto lane, std::size_t i) LRCORE_ALWAYS_INLINE {
+            using V = decltype(lane);
+            auto p = V::load(param + i);
+            const auto grad_loaded = V::load(grad + i);
+            typename V::reg a{};
+            if constexpr (!copies_average) a = V::load(ax + i);
+            auto g = signed_gradient<V>(grad_loaded, c.grad_scale, c.grad_sign, scales);
+            if constexpr (has_weight_decay) g = V::add(g, V::mul(V::broadcast(c.weight_decay), p));
+            p = V::mul(p, V::broadcast(c.decay_factor));
+            p = V::add(p, V::mul(V::broadcast(c.neg_eta), g));
+            if constexpr (copies_average) {
+                a = p;
+            } else {
+                a = V::add(a, V::mul(V::sub(p, a), V::broadcast(c.mu)));
+            }
+            V::store(ax + i, a);
+            V::store(param + i, p);
+        });
+    }); }); });
+}
+
 }  // namespace
 }  // namespace lrcore::kernels
