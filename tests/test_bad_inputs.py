@@ -25,6 +25,10 @@ FULL_CONFIGS = {
     "rmsprop": dict(lr=0.01, centered=True, momentum=0.5),
     "adam": dict(lr=0.01, amsgrad=True),
     "adamw": dict(lr=0.01, amsgrad=True),
+    "nadam": dict(lr=0.01, weight_decay=0.1),
+    "radam": dict(lr=0.01, weight_decay=0.1),
+    "adamax": dict(lr=0.01, weight_decay=0.1),
+    "lion": dict(lr=0.01, weight_decay=0.1),
     "adadelta": dict(lr=1.0, weight_decay=0.01),
     "rprop": dict(lr=0.01),
 }
@@ -34,8 +38,16 @@ STATE_LISTS = {
     "rmsprop": ["square_avgs", "grad_avgs", "momentum_buffers"],
     "adam": ["exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs"],
     "adamw": ["exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs"],
+    "nadam": ["exp_avgs", "exp_avg_sqs"],
+    "radam": ["exp_avgs", "exp_avg_sqs"],
+    "adamax": ["exp_avgs", "exp_infs"],
+    "lion": ["exp_avgs"],
     "adadelta": ["square_avgs", "acc_deltas"],
     "rprop": ["prevs", "step_sizes"],
+}
+# Per-tensor scalar state lists (0-d float64 arrays), by the functional name.
+SCALAR_LISTS = {
+    "nadam": ["mu_products"],
 }
 # A rule's hyperparameters that must be finite, by the functional name.
 HYPERPARAMETERS = {
@@ -44,8 +56,21 @@ HYPERPARAMETERS = {
     "rmsprop": ["lr", "alpha", "eps", "weight_decay", "momentum"],
     "adam": ["lr", "beta1", "beta2", "eps", "weight_decay"],
     "adamw": ["lr", "beta1", "beta2", "eps", "weight_decay"],
+    "nadam": ["lr", "beta1", "beta2", "eps", "weight_decay", "momentum_decay"],
+    "radam": ["lr", "beta1", "beta2", "eps", "weight_decay"],
+    "adamax": ["lr", "beta1", "beta2", "eps", "weight_decay"],
+    "lion": ["lr", "beta1", "beta2", "weight_decay"],
     "adadelta": ["lr", "rho", "eps", "weight_decay"],
     "rprop": ["lr", "etaminus", "etaplus", "step_size_min", "step_size_max"],
+}
+# Hyperparameters with a range narrower than "finite", with a value just outside it.
+OUT_OF_RANGE = {
+    "nadam": {"momentum_decay": -1e-3, "beta1": 1.0, "beta2": -0.1, "eps": -1e-8},
+    "radam": {"beta1": 1.0, "beta2": 1.5, "eps": -1e-8, "weight_decay": -0.1},
+    "adamax": {"beta1": -0.5, "beta2": 1.0, "eps": -1e-8, "weight_decay": -0.1},
+    "lion": {"beta1": 1.0, "beta2": -0.1, "weight_decay": -0.1},
+    "adadelta": {"rho": 1.5, "eps": -1e-6, "weight_decay": -0.1},
+    "rprop": {"etaminus": 1.0, "etaplus": 1.0, "step_size_min": 60.0, "step_size_max": -1.0},
 }
 RULE_BY_NAME = {rule.name: rule for rule in RULES}
 
@@ -189,7 +214,24 @@ def functional_cases(rule_name):
         ("grad-readonly-ok", set_item("grads", 1, lambda a, x: readonly(x)), None, "ok"),
         ("zero-size-no-op", "zero-size", None, "no-op"),
     ]
-    if rule_name != "sgd":
+    for name in SCALAR_LISTS.get(rule_name, []):
+        cases += [
+            (f"{name}-float32", set_item(name, 0, lambda a, x: np.array(1.0, np.float32)), TypeError,
+             rf"{name}\[0\] must be a 0-d float64 numpy array, got float32"),
+            (f"{name}-shape", set_item(name, 1, lambda a, x: np.ones(1)), TypeError,
+             rf"{name}\[1\] must be a 0-d float64 numpy array, got float64 of shape \(1,\)"),
+            (f"{name}-python-float", set_item(name, 0, lambda a, x: 0.5), TypeError,
+             rf"{name}\[0\] must be a 0-d float64 numpy array"),
+            (f"{name}-readonly", set_item(name, 1, lambda a, x: readonly(x)), ValueError, rf"{name}\[1\] is read-only"),
+            (f"{name}-shared", set_item(name, 1, lambda a, x, n=name: a[n][0]), ValueError, "share memory"),
+            (f"{name}-too-short", set_list(name, lambda a, x: x[:1]), ValueError, rf"{name} has 1 entries"),
+            (f"{name}-missing", set_list(name, lambda a, x: None), TypeError, rf"{name} must be a list"),
+            (f"{name}-tuple-with-none", set_list(name, lambda a, x: (None, x[1])), TypeError,
+             rf"{name} must be a list when it has None entries"),
+        ]
+    for name, value in OUT_OF_RANGE.get(rule_name, {}).items():
+        cases.append((f"{name}={value}", ("hyper", {name: value}), ValueError, rf"{name} must be"))
+    if rule_name not in ("sgd", "lion"):
         cases += [
             ("state-none", set_item(first_state, 0, lambda a, x: None), TypeError,
              rf"{first_state}\[0\] must be a numpy array"),
@@ -216,6 +258,9 @@ def functional_cases(rule_name):
     return cases
 
 
+SCALARS = {name for names in SCALAR_LISTS.values() for name in names}
+
+
 def apply(corrupt, args):
     """Applies a corruption; returns hyperparameter overrides."""
     if callable(corrupt):
@@ -227,7 +272,7 @@ def apply(corrupt, args):
     if corrupt == "cross-grad":
         args["params"][1] = np.ones(8, np.float32)  # same shape as params[0]
         for key in args:
-            if key not in ("params", "grads", "steps") and args[key] is not None and args[key][1] is not None:
+            if key not in ("params", "grads", "steps", *SCALARS) and args[key] is not None and args[key][1] is not None:
                 args[key][1] = np.zeros(8, np.float32)
         args["grads"][1] = np.ones(8, np.float32)
         args["grads"][0] = args["params"][1]
@@ -235,7 +280,7 @@ def apply(corrupt, args):
         args["params"][1] = np.ones(8, np.float32)
         args["grads"][1] = np.ones(8, np.float32)
         for key in args:
-            if key not in ("params", "grads", "steps") and args[key] is not None and args[key][1] is not None:
+            if key not in ("params", "grads", "steps", *SCALARS) and args[key] is not None and args[key][1] is not None:
                 args[key][1] = np.zeros(8, np.float32)
         args[first_state][1] = args[first_state][0]
     elif corrupt == "overlap-params":
@@ -244,7 +289,7 @@ def apply(corrupt, args):
         args["params"][1] = buffer[4:10].reshape(2, 3)
     elif corrupt == "zero-size":
         for key in args:
-            if key in ("steps",) or args[key] is None:
+            if key in ("steps", *SCALARS) or args[key] is None:
                 continue
             args[key] = [np.zeros((0, 3), np.float32) if x is not None else None for x in args[key]]
     return {}

@@ -144,6 +144,15 @@ def _make(name, params):
                            betas=(0.9, 0.999), amsgrad=True)
     if name == "AdamW":
         return lrcore.AdamW(groups, lr=0.01, betas=[0.8, 0.99])
+    if name == "NAdam":  # mu_product, a per-tensor scalar, must come back too
+        return lrcore.NAdam(groups, lr=Warmup(CosineAnnealing(0.01, T_max=40), warmup_steps=5),
+                            decoupled_weight_decay=True)
+    if name == "RAdam":
+        return lrcore.RAdam(groups, lr=0.01)
+    if name == "Adamax":
+        return lrcore.Adamax(groups, lr=0.01)
+    if name == "Lion":
+        return lrcore.Lion(groups, lr=1e-3, betas=(0.8, 0.99))
     if name == "Adadelta":
         return lrcore.Adadelta(groups, lr=CosineAnnealing(1.0, T_max=50), rho=0.95)
     if name == "Rprop":  # no weight decay: the second group differs by its step-size range
@@ -191,7 +200,8 @@ def _assert_same_state(a, b):
     assert a["param_groups"] == b["param_groups"]
 
 
-OPTIMIZERS = ["SGD", "SGD-onecycle", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Rprop"]
+OPTIMIZERS = ["SGD", "SGD-onecycle", "Adagrad", "RMSprop", "Adam", "AdamW", "NAdam", "RAdam", "Adamax", "Lion",
+              "Adadelta", "Rprop"]
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)

@@ -35,6 +35,10 @@ LAZY_SWITCH = {
     "rmsprop": {"momentum": 0.9, "centered": True},
     "adam": {"amsgrad": True},
     "adamw": {"amsgrad": True},
+    "nadam": {},
+    "radam": {},
+    "adamax": {},
+    "lion": {},
     "adadelta": {},
     "rprop": {},
 }

@@ -3,7 +3,9 @@
 
 #include "lrcore/optimizers.hpp"
 
+#include <array>
 #include <stdexcept>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -65,6 +67,35 @@ struct KernelOf<RpropConfig> {
     using Constants = kernels::RpropConstants<T>;
 };
 
+template <>
+struct KernelOf<NadamConfig> {
+    template <class T>
+    static auto of(const kernels::TypedKernels<T>& k) { return k.nadam; }
+    template <class T>
+    using Constants = kernels::NadamConstants<T>;
+};
+template <>
+struct KernelOf<RadamConfig> {
+    template <class T>
+    static auto of(const kernels::TypedKernels<T>& k) { return k.radam; }
+    template <class T>
+    using Constants = kernels::RadamConstants<T>;
+};
+template <>
+struct KernelOf<AdamaxConfig> {
+    template <class T>
+    static auto of(const kernels::TypedKernels<T>& k) { return k.adamax; }
+    template <class T>
+    using Constants = kernels::AdamaxConstants<T>;
+};
+template <>
+struct KernelOf<LionConfig> {
+    template <class T>
+    static auto of(const kernels::TypedKernels<T>& k) { return k.lion; }
+    template <class T>
+    using Constants = kernels::LionConstants<T>;
+};
+
 /// Runs kernel(constants[i], tensors[i], begin, end) over every element of every tensor.
 template <class T, class Tensor, class Constants, class Kernel>
 void run_chunks(const Tensor* tensors, std::size_t count, const std::vector<Constants>& constants,
@@ -98,6 +129,11 @@ void check_arguments(const Config& config, const Tensor* tensors, std::size_t co
                                             " must not be null for this configuration");
             }
         }
+        for (const auto& scalar : rules::scalars_of<Rule>()) {
+            if (t.*(scalar.template field<T>()) == nullptr) {
+                throw std::invalid_argument(tensor_label(i) + ": " + scalar.name + " must not be null");
+            }
+        }
         if constexpr (Rule::has_step) {
             if (t.step < 1) {
                 throw std::invalid_argument(tensor_label(i) + ": step must be >= 1, got " + std::to_string(t.step));
@@ -124,7 +160,30 @@ void run_step(const Config& config, const typename rules::Rule<Config>::template
     const auto kernel = KernelOf<Config>::of(kernels::active_kernels().of<T>());
     thread_local std::vector<Constants> constants;
     constants.clear();
-    if constexpr (rules::Rule<Config>::has_step) {
+    constexpr auto& scalars = rules::scalars_of<rules::Rule<Config>>();
+    if constexpr (scalars.size() != 0) {
+        // The constants read the scalar states' current values (a null one, allowed
+        // for an empty tensor, reads as its initial value); consecutive tensors with
+        // the same step number and values reuse the last constants.
+        using Values = std::array<double, scalars.size()>;
+        Values last_values{};
+        std::int64_t last_step = -1;
+        for (std::size_t i = 0; i < count; ++i) {
+            Values values{};
+            for (std::size_t s = 0; s < scalars.size(); ++s) {
+                const double* value = tensors[i].*(scalars[s].template field<T>());
+                values[s] = value != nullptr ? *value : scalars[s].initial;
+            }
+            if (constants.empty() || tensors[i].step != last_step || values != last_values) {
+                constants.push_back(std::apply(
+                    [&](auto... v) { return Constants::make(config, tensors[i].step, v...); }, values));
+                last_step = tensors[i].step;
+                last_values = values;
+            } else {
+                constants.push_back(constants.back());
+            }
+        }
+    } else if constexpr (rules::Rule<Config>::has_step) {
         // Consecutive tensors usually share a step number: reuse the last constants.
         std::int64_t last_step = -1;
         for (std::size_t i = 0; i < count; ++i) {
@@ -139,6 +198,16 @@ void run_step(const Config& config, const typename rules::Rule<Config>::template
         constants.assign(count, Constants::make(config));
     }
     run_chunks<T>(tensors, count, constants, kernel);
+    if constexpr (scalars.size() != 0) {
+        // Every kernel has run: now the scalar states move on to their values after this step.
+        for (std::size_t i = 0; i < count; ++i) {
+            for (const auto& scalar : scalars) {
+                if (double* value = tensors[i].*(scalar.template field<T>()); value != nullptr) {
+                    *value = scalar.next(config, tensors[i].step, *value);
+                }
+            }
+        }
+    }
 }
 
 void prepare_runtime() {
@@ -154,6 +223,14 @@ template void run_step<RmspropConfig, float>(const RmspropConfig&, const Rmsprop
 template void run_step<RmspropConfig, double>(const RmspropConfig&, const RmspropTensor<double>*, std::size_t);
 template void run_step<AdamConfig, float>(const AdamConfig&, const AdamTensor<float>*, std::size_t);
 template void run_step<AdamConfig, double>(const AdamConfig&, const AdamTensor<double>*, std::size_t);
+template void run_step<NadamConfig, float>(const NadamConfig&, const NadamTensor<float>*, std::size_t);
+template void run_step<NadamConfig, double>(const NadamConfig&, const NadamTensor<double>*, std::size_t);
+template void run_step<RadamConfig, float>(const RadamConfig&, const RadamTensor<float>*, std::size_t);
+template void run_step<RadamConfig, double>(const RadamConfig&, const RadamTensor<double>*, std::size_t);
+template void run_step<AdamaxConfig, float>(const AdamaxConfig&, const AdamaxTensor<float>*, std::size_t);
+template void run_step<AdamaxConfig, double>(const AdamaxConfig&, const AdamaxTensor<double>*, std::size_t);
+template void run_step<LionConfig, float>(const LionConfig&, const LionTensor<float>*, std::size_t);
+template void run_step<LionConfig, double>(const LionConfig&, const LionTensor<double>*, std::size_t);
 template void run_step<AdadeltaConfig, float>(const AdadeltaConfig&, const AdadeltaTensor<float>*, std::size_t);
 template void run_step<AdadeltaConfig, double>(const AdadeltaConfig&, const AdadeltaTensor<double>*, std::size_t);
 template void run_step<RpropConfig, float>(const RpropConfig&, const RpropTensor<float>*, std::size_t);
@@ -165,6 +242,10 @@ void validate(const SgdConfig& c) { rules::validate_config(c); }
 void validate(const AdagradConfig& c) { rules::validate_config(c); }
 void validate(const RmspropConfig& c) { rules::validate_config(c); }
 void validate(const AdamConfig& c) { rules::validate_config(c); }
+void validate(const NadamConfig& c) { rules::validate_config(c); }
+void validate(const RadamConfig& c) { rules::validate_config(c); }
+void validate(const AdamaxConfig& c) { rules::validate_config(c); }
+void validate(const LionConfig& c) { rules::validate_config(c); }
 void validate(const AdadeltaConfig& c) { rules::validate_config(c); }
 void validate(const RpropConfig& c) { rules::validate_config(c); }
 
@@ -185,6 +266,28 @@ void rmsprop_step(const RmspropConfig& c, const RmspropTensor<double>* t, std::s
 void adam_step(const AdamConfig& c, const AdamTensor<float>* t, std::size_t n) { checked_step<AdamConfig, float>(c, t, n); }
 void adam_step(const AdamConfig& c, const AdamTensor<double>* t, std::size_t n) {
     checked_step<AdamConfig, double>(c, t, n);
+}
+void nadam_step(const NadamConfig& c, const NadamTensor<float>* t, std::size_t n) {
+    checked_step<NadamConfig, float>(c, t, n);
+}
+void nadam_step(const NadamConfig& c, const NadamTensor<double>* t, std::size_t n) {
+    checked_step<NadamConfig, double>(c, t, n);
+}
+void radam_step(const RadamConfig& c, const RadamTensor<float>* t, std::size_t n) {
+    checked_step<RadamConfig, float>(c, t, n);
+}
+void radam_step(const RadamConfig& c, const RadamTensor<double>* t, std::size_t n) {
+    checked_step<RadamConfig, double>(c, t, n);
+}
+void adamax_step(const AdamaxConfig& c, const AdamaxTensor<float>* t, std::size_t n) {
+    checked_step<AdamaxConfig, float>(c, t, n);
+}
+void adamax_step(const AdamaxConfig& c, const AdamaxTensor<double>* t, std::size_t n) {
+    checked_step<AdamaxConfig, double>(c, t, n);
+}
+void lion_step(const LionConfig& c, const LionTensor<float>* t, std::size_t n) { checked_step<LionConfig, float>(c, t, n); }
+void lion_step(const LionConfig& c, const LionTensor<double>* t, std::size_t n) {
+    checked_step<LionConfig, double>(c, t, n);
 }
 void adadelta_step(const AdadeltaConfig& c, const AdadeltaTensor<float>* t, std::size_t n) {
     checked_step<AdadeltaConfig, float>(c, t, n);

@@ -34,6 +34,9 @@ class _Rule:
     # (state name, functional list name, needed when ("" = always), kernel-initialized).
     @property
     def states(self) -> List[Tuple[str, str, str, bool]]: ...
+    # Per-tensor scalar states: (name, functional list name, initial value).
+    @property
+    def scalars(self) -> List[Tuple[str, str, float]]: ...
     @property
     def has_step(self) -> bool: ...
     def step(
@@ -57,6 +60,10 @@ class _RulesModule(ModuleType):
     adagrad: _Rule
     rmsprop: _Rule
     adam: _Rule
+    nadam: _Rule
+    radam: _Rule
+    adamax: _Rule
+    lion: _Rule
     adadelta: _Rule
     rprop: _Rule
     names: Tuple[str, ...]

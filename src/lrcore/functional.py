@@ -30,7 +30,8 @@ import numpy as np
 
 from ._rules import RULES, RuleDescription
 
-__all__ = ["adadelta", "adagrad", "adam", "adamw", "rmsprop", "rprop", "sgd", "state_like"]
+__all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd", "state_like", "nadam", "radam", "adamax", "lion", "adadelta",
+           "rprop"]
 
 _CACHE_LINE = 64
 
@@ -60,6 +61,11 @@ def _docstring(rule: RuleDescription) -> str:
         if name == "steps":
             lines.append("    steps: int64 counters, one per tensor, incremented for each tensor updated.")
             continue
+        scalar = next((s for s in rule.scalars if s.list_name == name), None)
+        if scalar is not None:
+            lines.append(f"    {name}: the ``{scalar.name}`` values, one 0-d float64 array per tensor, updated in "
+                         f"place (``None`` entries of a list are created at {scalar.initial!r}).")
+            continue
         state = next(s for s in rule.states if s.list_name == name)
         when = f"; required when {state.needed_when}" if state.needed_when else ""
         if state.kernel_initialized:
@@ -83,13 +89,14 @@ def _make_function(rule: RuleDescription) -> Callable[..., None]:
     optional = False
     for name in rule.functional_arguments:
         state = next((s for s in rule.states if s.list_name == name), None)
-        required = state.always if state is not None else rule.has_step
+        scalar = next((s for s in rule.scalars if s.list_name == name), None)
+        required = state.always if state is not None else (scalar is not None or rule.has_step)
         if required and optional:
             raise RuntimeError(f"{rule.name}: required argument {name} follows an optional one")
         optional = optional or not required
         positional.append(name if required else f"{name}=None")
-        if state is not None:
-            state_entries.append(f"{state.name!r}: {name}")
+        if state is not None or scalar is not None:
+            state_entries.append(f"{(state or scalar).name!r}: {name}")
     keywords: List[str] = []
     values: List[str] = []
     defaults: Dict[str, Any] = {}
@@ -122,5 +129,9 @@ adagrad = _make_function(RULES["adagrad"])
 rmsprop = _make_function(RULES["rmsprop"])
 adam = _make_function(RULES["adam"])
 adamw = _make_function(RULES["adamw"])
+nadam = _make_function(RULES["nadam"])
+radam = _make_function(RULES["radam"])
+adamax = _make_function(RULES["adamax"])
+lion = _make_function(RULES["lion"])
 adadelta = _make_function(RULES["adadelta"])
 rprop = _make_function(RULES["rprop"])

@@ -6,7 +6,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-__all__ = ['adadelta', 'adagrad', 'adam', 'adamw', 'rmsprop', 'rprop', 'sgd', 'state_like']
+__all__ = ['adadelta', 'adagrad', 'adam', 'adamax', 'adamw', 'lion', 'nadam', 'radam', 'rmsprop', 'rprop', 'sgd', 'state_like']
 
 _Grads = Sequence[Optional[np.ndarray]]
 # One array per tensor.
@@ -85,6 +85,63 @@ def adamw(
     eps: float = 1e-08,
     weight_decay: float = 0.01,
     amsgrad: bool = False,
+    maximize: bool = False,
+) -> None: ...
+def nadam(
+    params: _Arrays,
+    grads: _Grads,
+    exp_avgs: _Arrays,
+    exp_avg_sqs: _Arrays,
+    mu_products: _LazyArrays,
+    steps: np.ndarray,
+    *,
+    lr: float = 0.002,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-08,
+    weight_decay: float = 0.0,
+    momentum_decay: float = 0.004,
+    decoupled_weight_decay: bool = False,
+    maximize: bool = False,
+) -> None: ...
+def radam(
+    params: _Arrays,
+    grads: _Grads,
+    exp_avgs: _Arrays,
+    exp_avg_sqs: _Arrays,
+    steps: np.ndarray,
+    *,
+    lr: float = 0.001,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-08,
+    weight_decay: float = 0.0,
+    decoupled_weight_decay: bool = False,
+    maximize: bool = False,
+) -> None: ...
+def adamax(
+    params: _Arrays,
+    grads: _Grads,
+    exp_avgs: _Arrays,
+    exp_infs: _Arrays,
+    steps: np.ndarray,
+    *,
+    lr: float = 0.002,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-08,
+    weight_decay: float = 0.0,
+    maximize: bool = False,
+) -> None: ...
+def lion(
+    params: _Arrays,
+    grads: _Grads,
+    exp_avgs: _Arrays,
+    *,
+    lr: float = 0.0001,
+    beta1: float = 0.9,
+    beta2: float = 0.99,
+    weight_decay: float = 0.0,
     maximize: bool = False,
 ) -> None: ...
 def adadelta(

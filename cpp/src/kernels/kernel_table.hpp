@@ -16,6 +16,10 @@ struct TypedKernels {
     void (*adagrad)(const AdagradConstants<T>&, const AdagradTensor<T>&, std::size_t, std::size_t);
     void (*rmsprop)(const RmspropConstants<T>&, const RmspropTensor<T>&, std::size_t, std::size_t);
     void (*adam)(const AdamConstants<T>&, const AdamTensor<T>&, std::size_t, std::size_t);
+    void (*nadam)(const NadamConstants<T>&, const NadamTensor<T>&, std::size_t, std::size_t);
+    void (*radam)(const RadamConstants<T>&, const RadamTensor<T>&, std::size_t, std::size_t);
+    void (*adamax)(const AdamaxConstants<T>&, const AdamaxTensor<T>&, std::size_t, std::size_t);
+    void (*lion)(const LionConstants<T>&, const LionTensor<T>&, std::size_t, std::size_t);
     void (*adadelta)(const AdadeltaConstants<T>&, const AdadeltaTensor<T>&, std::size_t, std::size_t);
     void (*rprop)(const RpropConstants<T>&, const RpropTensor<T>&, std::size_t, std::size_t);
     void (*asgd)(const AsgdConstants<T>&, const AsgdTensor<T>&, std::size_t, std::size_t);
@@ -51,10 +55,12 @@ const KernelTable& avx512_kernels();
         static const ::lrcore::kernels::KernelTable table{                                        \
             isa_name,                                                                             \
             {&sgd_chunk<Lane, float>, &adagrad_chunk<Lane, float>, &rmsprop_chunk<Lane, float>,  \
-             &adam_chunk<Lane, float>,                                                            \
+             &adam_chunk<Lane, float>, &nadam_chunk<Lane, float>, &radam_chunk<Lane, float>,      \
+             &adamax_chunk<Lane, float>, &lion_chunk<Lane, float>,                                \
              &adadelta_chunk<Lane, float>, &rprop_chunk<Lane, float>, &asgd_chunk<Lane, float>},  \
             {&sgd_chunk<Lane, double>, &adagrad_chunk<Lane, double>,                             \
-             &rmsprop_chunk<Lane, double>, &adam_chunk<Lane, double>,                             \
+             &rmsprop_chunk<Lane, double>, &adam_chunk<Lane, double>, &nadam_chunk<Lane, double>, \
+             &radam_chunk<Lane, double>, &adamax_chunk<Lane, double>, &lion_chunk<Lane, double>,  \
              &adadelta_chunk<Lane, double>, &rprop_chunk<Lane, double>,                           \
              &asgd_chunk<Lane, double>}};                                                         \
         return table;                                                                             \

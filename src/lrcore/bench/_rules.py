@@ -36,7 +36,7 @@ class Rule:
         title: human-readable configuration.
         function: name of the rule (in :mod:`lrcore.functional` and :mod:`lrcore.reference`).
         hyperparameters: keyword arguments of the functional call.
-        torch_class: name of the torch.optim class computing the same update.
+        torch_class: name of the torch.optim class computing the same update (None: torch has none).
         torch_arguments: its keyword arguments.
         deepspeed_adamw_mode: for DeepSpeedCPUAdam (Adam rules only): its adamw_mode flag.
     """
@@ -45,7 +45,7 @@ class Rule:
     title: str
     function: str
     hyperparameters: Mapping[str, Any]
-    torch_class: str
+    torch_class: Optional[str]
     torch_arguments: Mapping[str, Any]
     deepspeed_adamw_mode: Optional[bool] = None
 
@@ -65,6 +65,14 @@ class Rule:
         needed = set(description.native.needed_states(native))
         return tuple(s.list_name for name in description.functional_arguments
                      for s in description.states if s.list_name == name and s.name in needed)
+
+    @property
+    def scalar_names(self) -> Tuple[str, ...]:
+        """The per-tensor scalar lists (0-d float64 arrays), in the functional call's order, after the
+        state lists and before the step counters; they move no memory worth counting."""
+        description = self.description
+        return tuple(s.list_name for name in description.functional_arguments
+                     for s in description.scalars if s.list_name == name)
 
     @property
     def has_steps(self) -> bool:
@@ -88,6 +96,8 @@ class Rule:
                 state[name] = [None] * len(params)
             else:
                 state[name] = [state_like(p) for p in params]
+        for scalar in self.description.scalars:
+            state[scalar.list_name] = [scalar.new() for _ in params]
         if self.has_steps:
             state["steps"] = np.zeros(len(params), dtype=np.int64)
         return state
@@ -108,6 +118,17 @@ RULES: Dict[str, Rule] = {
         Rule("adamw", "AdamW lr=1e-3 weight_decay=1e-2", "adamw",
              {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 1e-2}, "AdamW",
              {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-2}, deepspeed_adamw_mode=True),
+        Rule("nadam", "NAdam lr=2e-3 betas=(0.9, 0.999)", "nadam",
+             {"lr": 2e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}, "NAdam",
+             {"lr": 2e-3, "betas": (0.9, 0.999), "eps": 1e-8}),
+        Rule("radam", "RAdam lr=1e-3 betas=(0.9, 0.999)", "radam",
+             {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}, "RAdam",
+             {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8}),
+        Rule("adamax", "Adamax lr=2e-3 betas=(0.9, 0.999)", "adamax",
+             {"lr": 2e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}, "Adamax",
+             {"lr": 2e-3, "betas": (0.9, 0.999), "eps": 1e-8}),
+        Rule("lion", "Lion lr=1e-4 betas=(0.9, 0.99)", "lion",
+             {"lr": 1e-4, "beta1": 0.9, "beta2": 0.99}, None, {}),
         Rule("adadelta", "Adadelta lr=1.0 rho=0.9", "adadelta", {"lr": 1.0, "rho": 0.9, "eps": 1e-6}, "Adadelta",
              {"lr": 1.0, "rho": 0.9, "eps": 1e-6}),
         Rule("rprop", "Rprop lr=1e-2 etas=(0.5, 1.2)", "rprop",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from .._rules import RULES
 from ._optimizer import Optimizer
 
-__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "Rprop"]
+__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "NAdam", "RAdam", "Adamax", "Lion", "Adadelta", "Rprop"]
 
 
 class SGD(Optimizer, rule=RULES["sgd"]):
@@ -29,6 +29,22 @@ class Adam(Optimizer, rule=RULES["adam"]):
 
 
 class AdamW(Optimizer, rule=RULES["adamw"]):
+    pass
+
+
+class NAdam(Optimizer, rule=RULES["nadam"]):
+    pass
+
+
+class RAdam(Optimizer, rule=RULES["radam"]):
+    pass
+
+
+class Adamax(Optimizer, rule=RULES["adamax"]):
+    pass
+
+
+class Lion(Optimizer, rule=RULES["lion"]):
     pass
 
 

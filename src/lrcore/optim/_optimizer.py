@@ -197,6 +197,8 @@ class Optimizer:
                 state[s.name] = [state_like(p, fill) for p in group["params"]]
             else:
                 state[s.name] = [None] * len(group["params"])
+        for scalar in self.rule.scalars:
+            state[scalar.name] = [scalar.new() for _ in group["params"]]
         return state
 
     #: (group, t) -> the group's native hyperparameters at step t, written from the rule (see _make_resolver).
@@ -588,8 +590,19 @@ class Optimizer:
         if isinstance(step, bool) or not isinstance(step, numbers.Integral) or not 0 <= int(step) <= _MAX_COUNT:
             raise ValueError(f"{where}['step'] must be an integer in [0, 2**63 - 1], got {step!r}")
         names = {s.name for s in self.rule.states}
+        scalars = {s.name for s in self.rule.scalars}
         for name, value in entry.items():
             if name == "step":
+                continue
+            if name in scalars:
+                if value is None:
+                    continue
+                # A float per tensor: a 0-d array (lrcore's, or a torch tensor's .numpy()) or a number.
+                number = value[()] if isinstance(value, np.ndarray) and value.shape == () else value
+                if (isinstance(number, (bool, np.bool_)) or not isinstance(number, (numbers.Real, np.floating))
+                        or not np.isfinite(float(number))):
+                    got = f"{value.dtype} {value.shape}" if isinstance(value, np.ndarray) else repr(value)
+                    raise ValueError(f"{where}[{name!r}] must be a finite number (a 0-d float64 array), got {got}")
                 continue
             if name not in names:
                 raise ValueError(f"{where} has unknown entry {name!r}")
@@ -618,6 +631,12 @@ class Optimizer:
                 if target is None:
                     target = arrays[k] = state_like(param)
                 np.copyto(target, value)
+        for scalar in self.rule.scalars:
+            value = None if entry is None else entry.get(scalar.name)
+            if value is None:  # not saved: as a new optimizer has it
+                state[scalar.name][k] = scalar.new()
+            else:
+                state[scalar.name][k] = np.array(float(value[()] if isinstance(value, np.ndarray) else value))
 
     # -------------------------------------------------------------- snapshot
     def snapshot(self, *, params: bool = False) -> "OptimizerSnapshot":
