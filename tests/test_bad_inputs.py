@@ -31,6 +31,7 @@ FULL_CONFIGS = {
     "lion": dict(lr=0.01, weight_decay=0.1),
     "adadelta": dict(lr=1.0, weight_decay=0.01),
     "rprop": dict(lr=0.01),
+    "asgd": dict(lr=0.01, t0=0.0, weight_decay=0.01),
 }
 STATE_LISTS = {
     "sgd": ["momentum_buffers"],
@@ -44,10 +45,12 @@ STATE_LISTS = {
     "lion": ["exp_avgs"],
     "adadelta": ["square_avgs", "acc_deltas"],
     "rprop": ["prevs", "step_sizes"],
+    "asgd": ["axs"],
 }
 # Per-tensor scalar state lists (0-d float64 arrays), by the functional name.
 SCALAR_LISTS = {
     "nadam": ["mu_products"],
+    "asgd": ["mus", "etas"],
 }
 # A rule's hyperparameters that must be finite, by the functional name.
 HYPERPARAMETERS = {
@@ -62,6 +65,7 @@ HYPERPARAMETERS = {
     "lion": ["lr", "beta1", "beta2", "weight_decay"],
     "adadelta": ["lr", "rho", "eps", "weight_decay"],
     "rprop": ["lr", "etaminus", "etaplus", "step_size_min", "step_size_max"],
+    "asgd": ["lr", "lambd", "alpha", "t0", "weight_decay"],
 }
 # Hyperparameters with a range narrower than "finite", with a value just outside it.
 OUT_OF_RANGE = {
@@ -71,6 +75,7 @@ OUT_OF_RANGE = {
     "lion": {"beta1": 1.0, "beta2": -0.1, "weight_decay": -0.1},
     "adadelta": {"rho": 1.5, "eps": -1e-6, "weight_decay": -0.1},
     "rprop": {"etaminus": 1.0, "etaplus": 1.0, "step_size_min": 60.0, "step_size_max": -1.0},
+    "asgd": {"lambd": -1e-4, "weight_decay": -0.1},
 }
 RULE_BY_NAME = {rule.name: rule for rule in RULES}
 

@@ -13,7 +13,7 @@ import lrcore
 def test_available_optimizers_are_the_classes_by_torch_name():
     names = lrcore.available_optimizers()
     assert names == ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "NAdam", "RAdam", "Adamax", "Lion", "Adadelta",
-                     "Rprop"]
+                     "Rprop", "ASGD"]
     assert all(getattr(lrcore, name).__name__ == name for name in names)
 
 

@@ -158,6 +158,8 @@ def _make(name, params):
     if name == "Rprop":  # no weight decay: the second group differs by its step-size range
         groups[1] = {"params": params[2:], "step_sizes": (1e-4, 0.5)}
         return lrcore.Rprop(groups, lr=0.01, etas=(0.4, 1.3))
+    if name == "ASGD":  # eta and mu, per-tensor numbers, must come back too
+        return lrcore.ASGD(groups, lr=CosineAnnealing(0.05, T_max=50), t0=2.0, lambd=0.01)
     raise AssertionError(name)
 
 
@@ -201,7 +203,7 @@ def _assert_same_state(a, b):
 
 
 OPTIMIZERS = ["SGD", "SGD-onecycle", "Adagrad", "RMSprop", "Adam", "AdamW", "NAdam", "RAdam", "Adamax", "Lion",
-              "Adadelta", "Rprop"]
+              "Adadelta", "Rprop", "ASGD"]
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)

@@ -191,6 +191,7 @@ NEEDED = [
     ("lion", {}, ["exp_avg"]),
     ("adadelta", {}, ["square_avg", "acc_delta"]),
     ("rprop", {}, ["prev", "step_size"]),
+    ("asgd", {}, ["ax"]),
 ]
 TEST_RULE = {rule.name: rule for rule in TEST_RULES}
 
@@ -235,7 +236,7 @@ def test_nadam_keeps_mu_product_as_a_scalar_state():
     rule = RULES["nadam"]
     assert [(s.name, s.list_name, s.initial) for s in rule.scalars] == [("mu_product", "mu_products", 1.0)]
     assert rule.native.scalars == [("mu_product", "mu_products", 1.0)]
-    assert all(rule.scalars == () for rule in DESCRIPTIONS if rule.name != "nadam")
+    assert all(rule.scalars == () for rule in DESCRIPTIONS if rule.name not in ("nadam", "asgd"))
     parameters = inspect.signature(lrcore.functional.nadam).parameters
     assert parameters["mu_products"].default is inspect.Parameter.empty  # every configuration needs it
     assert "``mu_product``" in lrcore.functional.nadam.__doc__

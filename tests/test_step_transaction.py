@@ -41,6 +41,7 @@ LAZY_SWITCH = {
     "lion": {},
     "adadelta": {},
     "rprop": {},
+    "asgd": {},
 }
 
 SHAPES = [(5,), (2, 3)]

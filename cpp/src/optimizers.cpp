@@ -66,6 +66,13 @@ struct KernelOf<RpropConfig> {
     template <class T>
     using Constants = kernels::RpropConstants<T>;
 };
+template <>
+struct KernelOf<AsgdConfig> {
+    template <class T>
+    static auto of(const kernels::TypedKernels<T>& k) { return k.asgd; }
+    template <class T>
+    using Constants = kernels::AsgdConstants<T>;
+};
 
 template <>
 struct KernelOf<NadamConfig> {
@@ -235,6 +242,8 @@ template void run_step<AdadeltaConfig, float>(const AdadeltaConfig&, const Adade
 template void run_step<AdadeltaConfig, double>(const AdadeltaConfig&, const AdadeltaTensor<double>*, std::size_t);
 template void run_step<RpropConfig, float>(const RpropConfig&, const RpropTensor<float>*, std::size_t);
 template void run_step<RpropConfig, double>(const RpropConfig&, const RpropTensor<double>*, std::size_t);
+template void run_step<AsgdConfig, float>(const AsgdConfig&, const AsgdTensor<float>*, std::size_t);
+template void run_step<AsgdConfig, double>(const AsgdConfig&, const AsgdTensor<double>*, std::size_t);
 
 }  // namespace detail
 
@@ -248,6 +257,7 @@ void validate(const AdamaxConfig& c) { rules::validate_config(c); }
 void validate(const LionConfig& c) { rules::validate_config(c); }
 void validate(const AdadeltaConfig& c) { rules::validate_config(c); }
 void validate(const RpropConfig& c) { rules::validate_config(c); }
+void validate(const AsgdConfig& c) { rules::validate_config(c); }
 
 void sgd_step(const SgdConfig& c, const SgdTensor<float>* t, std::size_t n) { checked_step<SgdConfig, float>(c, t, n); }
 void sgd_step(const SgdConfig& c, const SgdTensor<double>* t, std::size_t n) { checked_step<SgdConfig, double>(c, t, n); }
@@ -300,6 +310,12 @@ void rprop_step(const RpropConfig& c, const RpropTensor<float>* t, std::size_t n
 }
 void rprop_step(const RpropConfig& c, const RpropTensor<double>* t, std::size_t n) {
     checked_step<RpropConfig, double>(c, t, n);
+}
+void asgd_step(const AsgdConfig& c, const AsgdTensor<float>* t, std::size_t n) {
+    checked_step<AsgdConfig, float>(c, t, n);
+}
+void asgd_step(const AsgdConfig& c, const AsgdTensor<double>* t, std::size_t n) {
+    checked_step<AsgdConfig, double>(c, t, n);
 }
 
 }  // namespace lrcore

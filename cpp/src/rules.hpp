@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -414,6 +415,38 @@ struct Rule<RpropConfig> {
     }
 };
 
+template <>
+struct Rule<AsgdConfig> {
+    using Config = AsgdConfig;
+    static constexpr const char* name = "asgd";
+    template <class T>
+    using Tensor = AsgdTensor<T>;
+    static constexpr bool has_step = true;
+    // torch checks lr and weight_decay only; lambd < 0 would make 1 + lambd * lr * t
+    // negative, and a fractional power of it has no real value.
+    static constexpr std::array<Number<AsgdConfig>, 5> numbers{{
+        {"lr", &AsgdConfig::lr, Range::non_negative},
+        {"lambd", &AsgdConfig::lambd, Range::non_negative},
+        {"alpha", &AsgdConfig::alpha, Range::finite},
+        {"t0", &AsgdConfig::t0, Range::finite},
+        {"weight_decay", &AsgdConfig::weight_decay, Range::non_negative},
+    }};
+    static constexpr std::array<Flag<AsgdConfig>, 1> flags{{{"maximize", &AsgdConfig::maximize}}};
+    static constexpr std::array<State<AsgdConfig, AsgdTensor>, 1> states{{
+        {"ax", "axs", "", nullptr, &AsgdTensor<float>::ax, &AsgdTensor<double>::ax},
+    }};
+    // Both start unset (NaN): the first step uses lr and 1, as torch creates them (AsgdConstants).
+    static constexpr std::array<Scalar<AsgdConfig, AsgdTensor>, 2> scalars{{
+        {"eta", "etas", std::numeric_limits<double>::quiet_NaN(),
+         [](const AsgdConfig& c, std::int64_t step, double) { return kernels::asgd_next_eta(c, step); },
+         &AsgdTensor<float>::eta, &AsgdTensor<double>::eta},
+        {"mu", "mus", std::numeric_limits<double>::quiet_NaN(),
+         [](const AsgdConfig& c, std::int64_t step, double) { return kernels::asgd_next_mu(c, step); },
+         &AsgdTensor<float>::mu, &AsgdTensor<double>::mu},
+    }};
+    static void check(const AsgdConfig&) {}
+};
+
 /// Calls f(Rule<Config>{}) for every rule, in the order they are documented.
 template <class F>
 void for_each_rule(F&& f) {
@@ -427,6 +460,7 @@ void for_each_rule(F&& f) {
     f(Rule<LionConfig>{});
     f(Rule<AdadeltaConfig>{});
     f(Rule<RpropConfig>{});
+    f(Rule<AsgdConfig>{});
 }
 
 /// The shortest decimal form that reads back as `value` (as Python's repr

@@ -66,6 +66,7 @@ class _RulesModule(ModuleType):
     lion: _Rule
     adadelta: _Rule
     rprop: _Rule
+    asgd: _Rule
     names: Tuple[str, ...]
 
 # --------------------------------------------------------------- schedules --

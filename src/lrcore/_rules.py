@@ -473,9 +473,35 @@ prev = g""",
     functional_arguments=("prevs", "step_sizes", "steps"),
 ))
 
+ASGD = _complete(RuleDescription(
+    name="asgd",
+    class_name="ASGD",
+    native=_core.rules.asgd,
+    summary="ASGD: averaged SGD, with a decaying step size eta and a running average ax of the parameter "
+            "(torch.optim.ASGD semantics).",
+    formula="""\
+eta = lr, mu = 1                             (a tensor's first step: NaN means not set yet)
+g   = s * grad + weight_decay * p
+p   = p * (1 - lambd * eta)
+p   = p - eta * g
+ax  = p                                      (mu == 1)
+ax  = ax + (p - ax) * mu                     (otherwise)
+eta = lr / (1 + lambd * lr * t)**alpha       (after the step, for the next one)
+mu  = 1 / max(1, t - t0)""",
+    hyperparameters=(
+        _number("lr", 1e-2, "learning rate: eta's scale"),
+        _number("lambd", 1e-4, "decay term"),
+        _number("alpha", 0.75, "power of eta's decay"),
+        _number("t0", 1e6, "the step after which the average starts moving"),
+        _number("weight_decay", 0.0, "L2 penalty added to the gradient"),
+        _MAXIMIZE,
+    ),
+    functional_arguments=("axs", "mus", "etas", "steps"),
+))
+
 #: Every rule, by name, in the order the documentation lists them.
 RULES: Dict[str, RuleDescription] = {rule.name: rule for rule in (SGD, ADAGRAD, RMSPROP, ADAM, ADAMW, NADAM, RADAM, ADAMAX, LION,
-                                                                   ADADELTA, RPROP)}
+                                                                   ADADELTA, RPROP, ASGD)}
 
 
 def documentation_table() -> str:

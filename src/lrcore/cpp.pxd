@@ -131,6 +131,15 @@ cdef extern from "lrcore/lrcore.hpp" namespace "lrcore" nogil:
         bool maximize
         double grad_scale
 
+    cdef cppclass AsgdConfig:
+        double lr
+        double lambd
+        double alpha
+        double t0
+        double weight_decay
+        bool maximize
+        double grad_scale
+
     void validate(const SgdConfig& config) except +
     void validate(const AdagradConfig& config) except +
     void validate(const RmspropConfig& config) except +
@@ -141,6 +150,7 @@ cdef extern from "lrcore/lrcore.hpp" namespace "lrcore" nogil:
     void validate(const LionConfig& config) except +
     void validate(const AdadeltaConfig& config) except +
     void validate(const RpropConfig& config) except +
+    void validate(const AsgdConfig& config) except +
 
     # --- tensors.hpp: one parameter and its state, as caller-owned pointers
     # (T is float or double; optional state may be NULL when unused) -------
@@ -223,6 +233,15 @@ cdef extern from "lrcore/lrcore.hpp" namespace "lrcore" nogil:
         size_t size
         bool initialize_step_size
 
+    cdef cppclass AsgdTensor[T]:
+        T* param
+        const T* grad
+        T* ax
+        double* eta
+        double* mu
+        size_t size
+        int64_t step
+
     # --- optimizers.hpp: one step over `count` tensors, or over one -------
 
     void sgd_step(const SgdConfig& config, const SgdTensor[float]* tensors, size_t count) except +
@@ -274,6 +293,11 @@ cdef extern from "lrcore/lrcore.hpp" namespace "lrcore" nogil:
     void rprop_step(const RpropConfig& config, const RpropTensor[double]* tensors, size_t count) except +
     void rprop_step(const RpropConfig& config, const RpropTensor[float]& tensor) except +
     void rprop_step(const RpropConfig& config, const RpropTensor[double]& tensor) except +
+
+    void asgd_step(const AsgdConfig& config, const AsgdTensor[float]* tensors, size_t count) except +
+    void asgd_step(const AsgdConfig& config, const AsgdTensor[double]* tensors, size_t count) except +
+    void asgd_step(const AsgdConfig& config, const AsgdTensor[float]& tensor) except +
+    void asgd_step(const AsgdConfig& config, const AsgdTensor[double]& tensor) except +
 
     # --- runtime.hpp: instruction set, threads, denormals -----------------
 

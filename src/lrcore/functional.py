@@ -31,7 +31,7 @@ import numpy as np
 from ._rules import RULES, RuleDescription
 
 __all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd", "state_like", "nadam", "radam", "adamax", "lion", "adadelta",
-           "rprop"]
+           "rprop", "asgd"]
 
 _CACHE_LINE = 64
 
@@ -135,3 +135,4 @@ adamax = _make_function(RULES["adamax"])
 lion = _make_function(RULES["lion"])
 adadelta = _make_function(RULES["adadelta"])
 rprop = _make_function(RULES["rprop"])
+asgd = _make_function(RULES["asgd"])

@@ -6,7 +6,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-__all__ = ['adadelta', 'adagrad', 'adam', 'adamax', 'adamw', 'lion', 'nadam', 'radam', 'rmsprop', 'rprop', 'sgd', 'state_like']
+__all__ = ['adadelta', 'adagrad', 'adam', 'adamax', 'adamw', 'asgd', 'lion', 'nadam', 'radam', 'rmsprop', 'rprop', 'sgd', 'state_like']
 
 _Grads = Sequence[Optional[np.ndarray]]
 # One array per tensor.
@@ -169,5 +169,20 @@ def rprop(
     etaplus: float = 1.2,
     step_size_min: float = 1e-06,
     step_size_max: float = 50.0,
+    maximize: bool = False,
+) -> None: ...
+def asgd(
+    params: _Arrays,
+    grads: _Grads,
+    axs: _Arrays,
+    mus: _LazyArrays,
+    etas: _LazyArrays,
+    steps: np.ndarray,
+    *,
+    lr: float = 0.01,
+    lambd: float = 0.0001,
+    alpha: float = 0.75,
+    t0: float = 1000000.0,
+    weight_decay: float = 0.0,
     maximize: bool = False,
 ) -> None: ...

@@ -15,7 +15,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd", "nadam", "radam", "adamax", "lion", "adadelta", "rprop"]
+__all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd", "nadam", "radam", "adamax", "lion", "adadelta", "rprop", "asgd"]
 
 
 def _gradient(param: np.ndarray, grad: np.ndarray, maximize: bool, weight_decay: float) -> np.ndarray:
@@ -317,3 +317,35 @@ def rprop(params: Sequence[np.ndarray], grads: Sequence[Optional[np.ndarray]], p
         g[product < 0] = 0
         p += dt(-1) * _torch_sign(g) * step_size
         prevs[i][...] = g
+
+
+def asgd(params: Sequence[np.ndarray], grads: Sequence[Optional[np.ndarray]], axs: Sequence[np.ndarray],
+         mus: List[Optional[np.ndarray]], etas: List[Optional[np.ndarray]], steps: np.ndarray, *,
+         lr: float = 1e-2, lambd: float = 1e-4, alpha: float = 0.75, t0: float = 1e6, weight_decay: float = 0.0,
+         maximize: bool = False) -> None:
+    """Reference of :func:`lrcore.functional.asgd`."""
+    for i, (p, grad) in enumerate(zip(params, grads)):
+        if grad is None:
+            continue
+        dt = p.dtype.type
+        steps[i] += 1
+        t = int(steps[i])
+        for values in (etas, mus):
+            if values[i] is None:
+                values[i] = np.array(np.nan)
+        eta_array, mu_array = etas[i], mus[i]
+        assert eta_array is not None and mu_array is not None
+        eta, mu = float(eta_array), float(mu_array)
+        if np.isnan(eta):  # not set yet: as torch creates it, or as the previous step would have left it
+            eta = lr if t == 1 else lr / ((1 + lambd * lr * (t - 1)) ** alpha)
+        if np.isnan(mu):
+            mu = 1.0 if t == 1 else 1 / max(1.0, (t - 1) - t0)
+        g = _gradient(p, grad, maximize, weight_decay)
+        p *= dt(1 - lambd * eta)
+        p += dt(-eta) * g
+        if mu != 1:
+            axs[i] += (p - axs[i]) * dt(mu)
+        else:
+            axs[i][...] = p
+        eta_array[()] = lr / ((1 + lambd * lr * t) ** alpha)
+        mu_array[()] = 1 / max(1.0, t - t0)

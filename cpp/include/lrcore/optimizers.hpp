@@ -123,6 +123,15 @@ void adadelta_step(const AdadeltaConfig& config, const AdadeltaTensor<double>* t
 void rprop_step(const RpropConfig& config, const RpropTensor<float>* tensors, std::size_t count);
 void rprop_step(const RpropConfig& config, const RpropTensor<double>* tensors, std::size_t count);
 
+/// ASGD (torch's single-tensor order), with eta and mu the tensor's two numbers
+/// (AsgdTensor: NaN ones are not set yet, and read as lr and 1 on a first step):
+///   g <- s*g + weight_decay*p
+///   p <- p*(1 - lambd*eta);  p <- p - eta*g
+///   ax <- p if mu == 1, else ax + (p - ax)*mu
+///   after every kernel of the call: eta <- lr / (1 + lambd*lr*t)^alpha,  mu <- 1 / max(1, t - t0)
+void asgd_step(const AsgdConfig& config, const AsgdTensor<float>* tensors, std::size_t count);
+void asgd_step(const AsgdConfig& config, const AsgdTensor<double>* tensors, std::size_t count);
+
 /// Single-tensor conveniences.
 inline void sgd_step(const SgdConfig& c, const SgdTensor<float>& t) { sgd_step(c, &t, 1); }
 inline void sgd_step(const SgdConfig& c, const SgdTensor<double>& t) { sgd_step(c, &t, 1); }
@@ -144,5 +153,7 @@ inline void adadelta_step(const AdadeltaConfig& c, const AdadeltaTensor<float>& 
 inline void adadelta_step(const AdadeltaConfig& c, const AdadeltaTensor<double>& t) { adadelta_step(c, &t, 1); }
 inline void rprop_step(const RpropConfig& c, const RpropTensor<float>& t) { rprop_step(c, &t, 1); }
 inline void rprop_step(const RpropConfig& c, const RpropTensor<double>& t) { rprop_step(c, &t, 1); }
+inline void asgd_step(const AsgdConfig& c, const AsgdTensor<float>& t) { asgd_step(c, &t, 1); }
+inline void asgd_step(const AsgdConfig& c, const AsgdTensor<double>& t) { asgd_step(c, &t, 1); }
 
 }  // namespace lrcore

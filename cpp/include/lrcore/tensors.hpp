@@ -143,12 +143,13 @@ struct RpropTensor {
 };
 
 /// ASGD state: the averaged parameter and two numbers per tensor, eta (the
-/// step size) and mu (the averaging weight), which torch keeps as float32 0-d
-/// tensors: here doubles holding float32 values. `eta` and `mu` point to the
-/// caller's doubles. A tensor's first step (step 1) uses eta = lr and mu = 1,
-/// whatever they hold, as torch creates them; after every kernel of the call
-/// has run, the step replaces them with their values for the next step:
-/// eta = float32(lr / (1 + lambd * lr * step)^alpha), mu = float32(1 / max(1, step - t0)).
+/// step size) and mu (the averaging weight), which torch keeps as 0-d tensors
+/// of its default dtype; here doubles. `eta` and `mu` point to the caller's
+/// doubles: start them at lr and 1 (as torch creates them), or at NaN, which
+/// reads as "not set yet" (lr and 1 on the first step; on a later one their
+/// values after the previous step at this step's lr). After every kernel of the
+/// call has run, the step replaces them with their values for the next step:
+/// eta = lr / (1 + lambd * lr * step)^alpha, mu = 1 / max(1, step - t0).
 template <class T>
 struct AsgdTensor {
     T* param = nullptr;
@@ -157,7 +158,7 @@ struct AsgdTensor {
     double* eta = nullptr;                 // the step size of the next step
     double* mu = nullptr;                  // the averaging weight of the next step
     std::size_t size = 0;
-    std::int64_t step = 1;                 // the first step uses eta = lr, mu = 1
+    std::int64_t step = 1;                 // drives the eta and mu updates
 };
 
 }  // namespace lrcore

@@ -323,14 +323,13 @@ struct RpropConstants {
     }
 };
 
-/// ASGD's two per-tensor numbers, as torch keeps them: float32 0-d tensors.
-/// `initial_eta` at a tensor's first step, `next_eta` / `next_mu` after its step `step`.
-inline double asgd_initial_eta(const AsgdConfig& c) { return static_cast<float>(c.lr); }
+/// ASGD's two per-tensor numbers after a tensor's step `step`, as torch computes
+/// them (in double; torch then stores them in its default dtype).
 inline double asgd_next_eta(const AsgdConfig& c, std::int64_t step) {
-    return static_cast<float>(c.lr / std::pow(1.0 + c.lambd * c.lr * static_cast<double>(step), c.alpha));
+    return c.lr / std::pow(1.0 + c.lambd * c.lr * static_cast<double>(step), c.alpha);
 }
 inline double asgd_next_mu(const AsgdConfig& c, std::int64_t step) {
-    return static_cast<float>(1.0 / std::max(1.0, static_cast<double>(step) - c.t0));
+    return 1.0 / std::max(1.0, static_cast<double>(step) - c.t0);
 }
 
 template <class T>
@@ -344,12 +343,12 @@ struct AsgdConstants {
     bool has_weight_decay;
     bool copies_average;      // mu == 1: ax = p (torch copies instead of averaging)
 
-    /// `eta` and `mu` are the tensor's stored numbers; its first step uses lr and 1 instead.
+    /// `eta` and `mu` are the tensor's stored numbers. A NaN one is not set yet
+    /// (torch creates them at a tensor's first step: eta = lr, mu = 1); later it
+    /// is taken as the value after the previous step at this step's lr.
     static AsgdConstants make(const AsgdConfig& c, std::int64_t step, double eta, double mu) {
-        if (step == 1) {
-            eta = asgd_initial_eta(c);
-            mu = 1.0;
-        }
+        if (std::isnan(eta)) eta = step == 1 ? c.lr : asgd_next_eta(c, step - 1);
+        if (std::isnan(mu)) mu = step == 1 ? 1.0 : asgd_next_mu(c, step - 1);
         return {GradScale<T>::from(c.grad_scale), static_cast<T>(c.maximize ? -1.0 : 1.0),
                 static_cast<T>(c.weight_decay), static_cast<T>(1.0 - c.lambd * eta), static_cast<T>(-eta),
                 static_cast<T>(mu), c.weight_decay != 0.0, mu == 1.0};

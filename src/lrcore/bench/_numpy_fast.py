@@ -31,7 +31,7 @@ class FastNumpyStep:
             "sgd": self._sgd, "momentum": self._momentum, "adagrad": self._adagrad,
             "rmsprop": self._rmsprop, "adam": self._adam, "adamw": self._adam,
             "nadam": self._nadam, "radam": self._radam, "adamax": self._adamax, "lion": self._lion,
-            "adadelta": self._adadelta, "rprop": self._rprop,
+            "adadelta": self._adadelta, "rprop": self._rprop, "asgd": self._asgd,
         }[rule.name]
         # Rprop's two comparisons, kept as masks.
         self._masks = (np.empty(largest, bool), np.empty(largest, bool)) if rule.name == "rprop" else None
@@ -290,3 +290,30 @@ class FastNumpyStep:
             np.sign(prev, out=b)              # np.sign(-0.0) is +0, as torch's: they differ only on NaN
             b *= z
             p -= b
+
+    def _asgd(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], state: State) -> None:
+        hp = self._rule.hyperparameters
+        lr, lambd, alpha, t0 = hp["lr"], hp["lambd"], hp["alpha"], hp["t0"]
+        assert hp.get("weight_decay", 0.0) == 0.0, "weight decay is not part of the benchmark's ASGD"
+        steps, axs, etas, mus = state["steps"], state["axs"], state["etas"], state["mus"]
+        for i, (p, g) in enumerate(zip(params, grads)):
+            dt = p.dtype.type
+            steps[i] += 1
+            t = int(steps[i])
+            eta, mu = float(etas[i]), float(mus[i])
+            if np.isnan(eta):  # not set yet (see reference.asgd)
+                eta = lr if t == 1 else lr / ((1 + lambd * lr * (t - 1)) ** alpha)
+            if np.isnan(mu):
+                mu = 1.0 if t == 1 else 1 / max(1.0, (t - 1) - t0)
+            a, _ = self._scratch_like(p)
+            p *= dt(1 - lambd * eta)
+            np.multiply(g, dt(-eta), out=a)
+            p += a
+            if mu != 1:
+                np.subtract(p, axs[i], out=a)
+                a *= dt(mu)
+                axs[i] += a
+            else:
+                np.copyto(axs[i], p)
+            etas[i][()] = lr / ((1 + lambd * lr * t) ** alpha)
+            mus[i][()] = 1 / max(1.0, t - t0)

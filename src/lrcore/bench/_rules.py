@@ -134,6 +134,9 @@ RULES: Dict[str, Rule] = {
         Rule("rprop", "Rprop lr=1e-2 etas=(0.5, 1.2)", "rprop",
              {"lr": 1e-2, "etaminus": 0.5, "etaplus": 1.2, "step_size_min": 1e-6, "step_size_max": 50.0}, "Rprop",
              {"lr": 1e-2, "etas": (0.5, 1.2), "step_sizes": (1e-6, 50.0)}),
+        Rule("asgd", "ASGD lr=1e-2 (t0=1e6: ax copies the parameter)", "asgd",
+             {"lr": 1e-2, "lambd": 1e-4, "alpha": 0.75, "t0": 1e6}, "ASGD",
+             {"lr": 1e-2, "lambd": 1e-4, "alpha": 0.75, "t0": 1e6}),
     )
 }
 

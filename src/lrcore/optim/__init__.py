@@ -1,7 +1,7 @@
 """Optimizer classes with torch.optim's names, arguments and semantics."""
 
-from ._classes import SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, Lion, NAdam, RAdam, RMSprop, Rprop
+from ._classes import ASGD, SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, Lion, NAdam, RAdam, RMSprop, Rprop
 from ._optimizer import Optimizer, OptimizerSnapshot
 
 __all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "OptimizerSnapshot", "RMSprop", "NAdam", "RAdam", "Adamax", "Lion",
-           "Adadelta", "Rprop"]
+           "Adadelta", "Rprop", "ASGD"]

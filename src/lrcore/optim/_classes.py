@@ -9,7 +9,7 @@ from __future__ import annotations
 from .._rules import RULES
 from ._optimizer import Optimizer
 
-__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "NAdam", "RAdam", "Adamax", "Lion", "Adadelta", "Rprop"]
+__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "NAdam", "RAdam", "Adamax", "Lion", "Adadelta", "Rprop", "ASGD"]
 
 
 class SGD(Optimizer, rule=RULES["sgd"]):
@@ -53,4 +53,8 @@ class Adadelta(Optimizer, rule=RULES["adadelta"]):
 
 
 class Rprop(Optimizer, rule=RULES["rprop"]):
+    pass
+
+
+class ASGD(Optimizer, rule=RULES["asgd"]):
     pass
