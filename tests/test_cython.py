@@ -121,6 +121,28 @@ EXTENSION_SOURCE = textwrap.dedent(
             cpp.adadelta_step(config, &tensor, 1)
 
 
+    def asgd_steps(double[::1] param, double[:, ::1] grads, double[::1] ax):
+        \"\"\"ASGD over the rows of grads, eta and mu in local doubles (NaN: not set yet); returns them.\"\"\"
+        cdef cpp.AsgdConfig config
+        config.lr = 0.05
+        config.t0 = 2.0
+        cdef double eta = float("nan")
+        cdef double mu = float("nan")
+        cdef cpp.AsgdTensor[double] tensor
+        tensor.param = &param[0]
+        tensor.ax = &ax[0]
+        tensor.eta = &eta
+        tensor.mu = &mu
+        tensor.size = param.shape[0]
+        cdef Py_ssize_t k
+        with nogil:
+            for k in range(grads.shape[0]):
+                tensor.grad = &grads[k, 0]
+                tensor.step = k + 1
+                cpp.asgd_step(config, tensor)
+        return eta, mu
+
+
     def bad_step():
         \"\"\"A negative learning rate: the C++ std::invalid_argument must surface as ValueError.\"\"\"
         cdef float value = 1.0
@@ -282,6 +304,22 @@ def test_cython_rprop_and_adadelta_match_python_api(extension):
     expected32 = start32.copy()
     lrcore.Adadelta([expected32], weight_decay=0.1, maximize=True).step([grad32])
     np.testing.assert_array_equal(param32, expected32)
+
+
+def test_cython_asgd_keeps_eta_and_mu_in_the_callers_doubles(extension):
+    rng = np.random.default_rng(3)
+    start = rng.standard_normal(29)
+    grads = rng.standard_normal((5, 29))
+    param, ax = start.copy(), np.zeros(29)
+    eta, mu = extension.asgd_steps(param, grads, ax)
+    expected = start.copy()
+    optimizer = lrcore.ASGD([expected], lr=0.05, t0=2.0)
+    for grad in grads:
+        optimizer.step([grad])
+    state = optimizer.state_dict()["state"][0]
+    np.testing.assert_array_equal(param, expected)
+    np.testing.assert_array_equal(ax, state["ax"])
+    assert eta == float(state["eta"]) and mu == float(state["mu"]) == 1 / 3
 
 
 def test_cython_errors_become_python_exceptions(extension):

@@ -87,6 +87,10 @@ void check_config_validation() {
     rprop = lrcore::RpropConfig{};
     rprop.step_size_min = 60.0;  // above step_size_max
     LRCORE_CHECK_THROWS(lrcore::validate(rprop), std::invalid_argument);
+    lrcore::AsgdConfig asgd;
+    lrcore::validate(asgd);
+    asgd.lambd = -1e-4;
+    LRCORE_CHECK_THROWS(lrcore::validate(asgd), std::invalid_argument);
     try {
         rprop = lrcore::RpropConfig{};
         rprop.etaminus = 0.0;
@@ -147,6 +151,16 @@ void check_step_validation() {
     rprop.size = param.size();
     rprop.initialize_step_size = true;
     LRCORE_CHECK_THROWS(lrcore::rprop_step(lrcore::RpropConfig{}, rprop), std::invalid_argument);
+
+    lrcore::AsgdTensor<float> asgd;  // eta and mu are required
+    asgd.param = param.data();
+    asgd.grad = grad.data();
+    asgd.ax = exp_avg.data();
+    asgd.size = param.size();
+    double eta = 0.01;
+    asgd.eta = &eta;
+    LRCORE_CHECK_THROWS(lrcore::asgd_step(lrcore::AsgdConfig{}, asgd), std::invalid_argument);
+    LRCORE_CHECK(eta == 0.01);
 
     lrcore::AdagradTensor<double> adagrad;  // param/grad null with size 8
     adagrad.size = 8;
