@@ -174,3 +174,20 @@ def test_torch_state_dict_values_load_and_continue_like_torch():
     np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-13, atol=1e-15)
     assert float(opt.state_dict()["state"][0]["mu_product"]) == pytest.approx(
         float(torch_opt.state_dict()["state"][0]["mu_product"]), rel=1e-15)
+
+
+def test_tensors_at_the_same_step_with_different_scalars_get_their_own_constants():
+    # The step driver reuses the constants of consecutive tensors only when the step and the
+    # scalars agree: here the step agrees and mu_product does not.
+    params = [np.ones(40), np.ones(40), np.ones(40)]
+    expected = [p.copy() for p in params]
+    grads = [np.full(40, 0.5)] * 3
+
+    def state():
+        return ([np.zeros(40) for _ in range(3)], [np.zeros(40) for _ in range(3)],
+                [np.array(0.9), np.array(0.2), np.array(0.2)], np.full(3, 6, np.int64))
+
+    functional.nadam(params, grads, *state())
+    reference.nadam(expected, grads, *state())
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(params, expected))
+    assert params[0].tobytes() != params[1].tobytes() and params[1].tobytes() == params[2].tobytes()

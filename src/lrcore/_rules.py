@@ -500,8 +500,9 @@ mu  = 1 / max(1, t - t0)""",
 ))
 
 #: Every rule, by name, in the order the documentation lists them.
-RULES: Dict[str, RuleDescription] = {rule.name: rule for rule in (SGD, ADAGRAD, RMSPROP, ADAM, ADAMW, NADAM, RADAM, ADAMAX, LION,
-                                                                   ADADELTA, RPROP, ASGD)}
+RULES: Dict[str, RuleDescription] = {
+    rule.name: rule for rule in (SGD, ADAGRAD, RMSPROP, ADAM, ADAMW, NADAM, RADAM, ADAMAX, LION, ADADELTA, RPROP, ASGD)
+}
 
 
 def documentation_table() -> str:

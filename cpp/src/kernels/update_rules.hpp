@@ -246,7 +246,11 @@ void adam_chunk(const AdamConstants<T>& c, const AdamTensor<T>& t, std::size_t b
 
 // -------------------------------------------------------------------- NAdam --
 template <template <class> class Lane, class T>
-void nadam_chunk(const NadamConstants<T>& c, const NadamTensor<T>& t, std::size_t begin, std::size_t end) {
+void nadam_chunk(const NadamConstants<T>& constants, const NadamTensor<T>& t, std::size_t begin, std::size_t end) {
+    // A local copy of the constants: through the reference the compiler cannot rule out that a
+    // store to the T arrays changes a T field of the constants, and reloads every constant for
+    // every vector (in-cache Adamax 65536 f32: 10.3 -> 9.2 us).
+    const NadamConstants<T> c = constants;
     T* __restrict param = t.param + begin;
     const T* __restrict grad = t.grad + begin;
     T* __restrict exp_avg = t.exp_avg + begin;
@@ -278,7 +282,8 @@ void nadam_chunk(const NadamConstants<T>& c, const NadamTensor<T>& t, std::size_
 
 // -------------------------------------------------------------------- RAdam --
 template <template <class> class Lane, class T>
-void radam_chunk(const RadamConstants<T>& c, const RadamTensor<T>& t, std::size_t begin, std::size_t end) {
+void radam_chunk(const RadamConstants<T>& constants, const RadamTensor<T>& t, std::size_t begin, std::size_t end) {
+    const RadamConstants<T> c = constants;  // a local copy: see nadam_chunk
     T* __restrict param = t.param + begin;
     const T* __restrict grad = t.grad + begin;
     T* __restrict exp_avg = t.exp_avg + begin;
@@ -315,7 +320,8 @@ void radam_chunk(const RadamConstants<T>& c, const RadamTensor<T>& t, std::size_
 
 // ------------------------------------------------------------------- Adamax --
 template <template <class> class Lane, class T>
-void adamax_chunk(const AdamaxConstants<T>& c, const AdamaxTensor<T>& t, std::size_t begin, std::size_t end) {
+void adamax_chunk(const AdamaxConstants<T>& constants, const AdamaxTensor<T>& t, std::size_t begin, std::size_t end) {
+    const AdamaxConstants<T> c = constants;  // a local copy: see nadam_chunk
     T* __restrict param = t.param + begin;
     const T* __restrict grad = t.grad + begin;
     T* __restrict exp_avg = t.exp_avg + begin;
@@ -343,7 +349,8 @@ void adamax_chunk(const AdamaxConstants<T>& c, const AdamaxTensor<T>& t, std::si
 
 // --------------------------------------------------------------------- Lion --
 template <template <class> class Lane, class T>
-void lion_chunk(const LionConstants<T>& c, const LionTensor<T>& t, std::size_t begin, std::size_t end) {
+void lion_chunk(const LionConstants<T>& constants, const LionTensor<T>& t, std::size_t begin, std::size_t end) {
+    const LionConstants<T> c = constants;  // a local copy: see nadam_chunk
     T* __restrict param = t.param + begin;
     const T* __restrict grad = t.grad + begin;
     T* __restrict exp_avg = t.exp_avg + begin;
@@ -365,8 +372,9 @@ void lion_chunk(const LionConstants<T>& c, const LionTensor<T>& t, std::size_t b
 
 // ----------------------------------------------------------------- Adadelta --
 template <template <class> class Lane, class T>
-void adadelta_chunk(const AdadeltaConstants<T>& c, const AdadeltaTensor<T>& t, std::size_t begin,
+void adadelta_chunk(const AdadeltaConstants<T>& constants, const AdadeltaTensor<T>& t, std::size_t begin,
                     std::size_t end) {
+    const AdadeltaConstants<T> c = constants;  // a local copy: see nadam_chunk
     T* __restrict param = t.param + begin;
     const T* __restrict grad = t.grad + begin;
     T* __restrict square_avg = t.square_avg + begin;
@@ -405,7 +413,8 @@ inline typename V::reg torch_sign(typename V::reg x) {
 }
 
 template <template <class> class Lane, class T>
-void rprop_chunk(const RpropConstants<T>& c, const RpropTensor<T>& t, std::size_t begin, std::size_t end) {
+void rprop_chunk(const RpropConstants<T>& constants, const RpropTensor<T>& t, std::size_t begin, std::size_t end) {
+    const RpropConstants<T> c = constants;  // a local copy: see nadam_chunk
     T* __restrict param = t.param + begin;
     const T* __restrict grad = t.grad + begin;
     T* __restrict prev = t.prev + begin;
@@ -445,7 +454,8 @@ void rprop_chunk(const RpropConstants<T>& c, const RpropTensor<T>& t, std::size_
 
 // --------------------------------------------------------------------- ASGD --
 template <template <class> class Lane, class T>
-void asgd_chunk(const AsgdConstants<T>& c, const AsgdTensor<T>& t, std::size_t begin, std::size_t end) {
+void asgd_chunk(const AsgdConstants<T>& constants, const AsgdTensor<T>& t, std::size_t begin, std::size_t end) {
+    const AsgdConstants<T> c = constants;  // a local copy: see nadam_chunk
     T* __restrict param = t.param + begin;
     const T* __restrict grad = t.grad + begin;
     T* __restrict ax = t.ax + begin;

@@ -3,5 +3,5 @@
 from ._classes import ASGD, SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, Lion, NAdam, RAdam, RMSprop, Rprop
 from ._optimizer import Optimizer, OptimizerSnapshot
 
-__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "OptimizerSnapshot", "RMSprop", "NAdam", "RAdam", "Adamax", "Lion",
-           "Adadelta", "Rprop", "ASGD"]
+__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "OptimizerSnapshot", "RMSprop",
+           "NAdam", "RAdam", "Adamax", "Lion", "Adadelta", "Rprop", "ASGD"]

@@ -821,6 +821,7 @@ def _class_docstring(rule: RuleDescription) -> str:
                  "(number >= 0 or schedule; default None, off); ``opt.last_grad_norm`` is the norm "
                  "(see :meth:`Optimizer.step`).")
     lines.append("    norm_type: p of that norm (number > 0 or inf; default 2.0).")
-    states = ", ".join(f"``{s.name}``" + (f" (when {s.needed_when})" if s.needed_when else "") for s in rule.states)
+    states = ", ".join([f"``{s.name}``" + (f" (when {s.needed_when})" if s.needed_when else "") for s in rule.states]
+                       + [f"``{s.name}`` (a float64, from {s.initial!r})" for s in rule.scalars])
     lines += ["", f"State per parameter: {states or 'none'}."]
     return "\n".join(lines) + "\n"
