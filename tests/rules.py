@@ -156,6 +156,23 @@ RULES = [
         dict(lr=0.01, weight_decay=0.1),
         dict(lr=0.01, betas=(0.5, 0.9), maximize=True),
     ], None),
+    Rule("adadelta", lrcore.Adadelta, [
+        dict(lr=1.0),
+        dict(lr=0.5, rho=0.95, weight_decay=0.1),
+        dict(lr=1.0, rho=0.0, eps=1e-4, maximize=True),
+        dict(lr=0.1, rho=1.0, weight_decay=0.01, maximize=True),  # rho's closed upper end
+    ], "Adadelta"),
+    Rule("rprop", lrcore.Rprop, [
+        dict(lr=0.01),
+        dict(lr=0.01, etas=(0.3, 1.5), step_sizes=(1e-3, 0.02)),  # both ends of the clamp reached
+        dict(lr=0.05, etas=(0.9, 1.05), step_sizes=(0.0, 1.0), maximize=True),
+    ], "Rprop"),
+    Rule("asgd", lrcore.ASGD, [
+        dict(lr=0.01),  # t0 = 1e6: mu stays 1, so ax is a copy of the parameter
+        dict(lr=0.05, lambd=0.01, alpha=0.5, t0=20.0, weight_decay=0.1),  # averaging from step 22
+        dict(lr=0.02, t0=0.0, maximize=True),  # averaging from step 2
+        dict(lr=0.01, lambd=0.0, alpha=1.0, t0=3.5, weight_decay=0.01, maximize=True),
+    ], "ASGD"),
     Rule("schedule_free_adamw", TrainingScheduleFreeAdamW, [
         dict(lr=0.01),
         dict(lr=0.01, weight_decay=0.05, warmup_steps=10),

@@ -29,6 +29,9 @@ FULL_CONFIGS = {
     "radam": dict(lr=0.01, weight_decay=0.1),
     "adamax": dict(lr=0.01, weight_decay=0.1),
     "lion": dict(lr=0.01, weight_decay=0.1),
+    "adadelta": dict(lr=1.0, weight_decay=0.01),
+    "rprop": dict(lr=0.01),
+    "asgd": dict(lr=0.01, t0=0.0, weight_decay=0.01),
     "schedule_free_adamw": dict(lr=0.01, weight_decay=0.01, warmup_steps=2),
     "schedule_free_sgd": dict(lr=0.05, weight_decay=0.01),
 }
@@ -42,12 +45,16 @@ STATE_LISTS = {
     "radam": ["exp_avgs", "exp_avg_sqs"],
     "adamax": ["exp_avgs", "exp_infs"],
     "lion": ["exp_avgs"],
+    "adadelta": ["square_avgs", "acc_deltas"],
+    "rprop": ["prevs", "step_sizes"],
+    "asgd": ["axs"],
     "schedule_free_adamw": ["exp_avg_sqs", "zs"],  # zs second: its None entries are valid (created from params)
     "schedule_free_sgd": ["zs"],
 }
 # Per-tensor scalar state lists (0-d float64 arrays), by the functional name.
 SCALAR_LISTS = {
     "nadam": ["mu_products"],
+    "asgd": ["mus", "etas"],
 }
 # A rule's hyperparameters that must be finite, by the functional name.
 HYPERPARAMETERS = {
@@ -60,6 +67,9 @@ HYPERPARAMETERS = {
     "radam": ["lr", "beta1", "beta2", "eps", "weight_decay"],
     "adamax": ["lr", "beta1", "beta2", "eps", "weight_decay"],
     "lion": ["lr", "beta1", "beta2", "weight_decay"],
+    "adadelta": ["lr", "rho", "eps", "weight_decay"],
+    "rprop": ["lr", "etaminus", "etaplus", "step_size_min", "step_size_max"],
+    "asgd": ["lr", "lambd", "alpha", "t0", "weight_decay"],
     "schedule_free_adamw": ["lr", "beta1", "beta2", "eps", "weight_decay", "warmup_steps", "r", "weight_lr_power"],
     "schedule_free_sgd": ["lr", "momentum", "weight_decay", "warmup_steps", "r", "weight_lr_power"],
 }
@@ -69,6 +79,9 @@ OUT_OF_RANGE = {
     "radam": {"beta1": 1.0, "beta2": 1.5, "eps": -1e-8, "weight_decay": -0.1},
     "adamax": {"beta1": -0.5, "beta2": 1.0, "eps": -1e-8, "weight_decay": -0.1},
     "lion": {"beta1": 1.0, "beta2": -0.1, "weight_decay": -0.1},
+    "adadelta": {"rho": 1.5, "eps": -1e-6, "weight_decay": -0.1},
+    "rprop": {"etaminus": 1.0, "etaplus": 1.0, "step_size_min": 60.0, "step_size_max": -1.0},
+    "asgd": {"lambd": -1e-4, "weight_decay": -0.1},
 }
 # Keys of a functional call's arguments that are not per-tensor lists.
 NOT_LISTS = ("params", "grads", "steps", "group_state")
@@ -95,9 +108,10 @@ def call_functional(rule_name, args, overrides=None):
     config = dict(FULL_CONFIGS[rule_name])
     state = {k: v for k, v in args.items() if k not in ("params", "grads")}
     hyper = dict(overrides or {})
-    if "beta1" in hyper or "beta2" in hyper:
-        betas = config.pop("betas", (0.9, 0.999))
-        config["betas"] = (hyper.pop("beta1", betas[0]), hyper.pop("beta2", betas[1]))
+    for h in rule.description.hyperparameters:  # a pair's element given by its native name (beta1, etaminus)
+        if len(h.native) > 1 and any(native in hyper for native in h.native):
+            pair = config.pop(h.name, h.default)
+            config[h.name] = tuple(hyper.pop(native, value) for native, value in zip(h.native, pair))
     config.update(hyper)
     rule.functional_call(lrcore.functional, args["params"], args["grads"], state, config)
 

@@ -59,7 +59,8 @@ def stepper(opt, grads, clip):
 
 # One configuration of every rule, all stepping at once.
 CASES = [next((r, c) for r, c in RULE_CASES if r.name == name)
-         for name in ("sgd", "adagrad", "rmsprop", "adam", "adamw", "nadam", "radam", "adamax", "lion")]
+         for name in ("sgd", "adagrad", "rmsprop", "adam", "adamw", "nadam", "radam", "adamax", "lion", "adadelta",
+                      "rprop", "asgd")]
 
 
 @pytest.mark.parametrize("clip", [False, True], ids=["plain", "clipped"])

@@ -87,6 +87,62 @@ EXTENSION_SOURCE = textwrap.dedent(
             cpp.sgd_step(config, tensors, 2)
 
 
+    def rprop_steps(double[::1] param, double[:, ::1] grads, double[::1] prev, double[::1] step_size, double lr):
+        \"\"\"Rprop over the rows of grads; the first step starts step_size at lr (its contents ignored).\"\"\"
+        cdef cpp.RpropConfig config
+        config.lr = lr
+        config.etaminus = 0.4
+        config.step_size_max = 0.05
+        cdef cpp.RpropTensor[double] tensor
+        tensor.param = &param[0]
+        tensor.prev = &prev[0]
+        tensor.step_size = &step_size[0]
+        tensor.size = param.shape[0]
+        cdef Py_ssize_t k
+        with nogil:
+            for k in range(grads.shape[0]):
+                tensor.grad = &grads[k, 0]
+                tensor.initialize_step_size = k == 0
+                cpp.rprop_step(config, tensor)
+
+
+    def adadelta_step(float[::1] param, const float[::1] grad, float[::1] square_avg, float[::1] acc_delta):
+        \"\"\"One Adadelta step with weight decay and maximize.\"\"\"
+        cdef cpp.AdadeltaConfig config
+        config.weight_decay = 0.1
+        config.maximize = True
+        cdef cpp.AdadeltaTensor[float] tensor
+        tensor.param = &param[0]
+        tensor.grad = &grad[0]
+        tensor.square_avg = &square_avg[0]
+        tensor.acc_delta = &acc_delta[0]
+        tensor.size = param.shape[0]
+        with nogil:
+            cpp.adadelta_step(config, &tensor, 1)
+
+
+    def asgd_steps(double[::1] param, double[:, ::1] grads, double[::1] ax):
+        \"\"\"ASGD over the rows of grads, eta and mu in local doubles (NaN: not set yet); returns them.\"\"\"
+        cdef cpp.AsgdConfig config
+        config.lr = 0.05
+        config.t0 = 2.0
+        cdef double eta = float("nan")
+        cdef double mu = float("nan")
+        cdef cpp.AsgdTensor[double] tensor
+        tensor.param = &param[0]
+        tensor.ax = &ax[0]
+        tensor.eta = &eta
+        tensor.mu = &mu
+        tensor.size = param.shape[0]
+        cdef Py_ssize_t k
+        with nogil:
+            for k in range(grads.shape[0]):
+                tensor.grad = &grads[k, 0]
+                tensor.step = k + 1
+                cpp.asgd_step(config, tensor)
+        return eta, mu
+
+
     def bad_step():
         \"\"\"A negative learning rate: the C++ std::invalid_argument must surface as ValueError.\"\"\"
         cdef float value = 1.0
@@ -261,6 +317,46 @@ def test_cython_batched_call_matches_python_api(extension):
         np.testing.assert_array_equal(got, want)
     for buffer, grad, param in zip(buffers, grads, initial):  # first momentum step: buffer = g + wd * p
         np.testing.assert_array_equal(buffer, grad + 0.01 * param)
+
+
+def test_cython_rprop_and_adadelta_match_python_api(extension):
+    rng = np.random.default_rng(2)
+    start = rng.standard_normal(37)
+    grads = rng.standard_normal((6, 37))
+    param, prev, step_size = start.copy(), np.zeros(37), np.full(37, np.nan)  # step_size: set by the first step
+    extension.rprop_steps(param, grads, prev, step_size, 0.02)
+    expected = start.copy()
+    optimizer = lrcore.Rprop([expected], lr=0.02, etas=(0.4, 1.2), step_sizes=(1e-6, 0.05))
+    for grad in grads:
+        optimizer.step([grad])
+    np.testing.assert_array_equal(param, expected)
+    state = optimizer.state_dict()["state"][0]
+    np.testing.assert_array_equal(prev, state["prev"])
+    np.testing.assert_array_equal(step_size, state["step_size"])
+
+    start32 = rng.standard_normal(45).astype(np.float32)
+    grad32 = rng.standard_normal(45).astype(np.float32)
+    param32, square_avg, acc_delta = start32.copy(), np.zeros(45, np.float32), np.zeros(45, np.float32)
+    extension.adadelta_step(param32, grad32, square_avg, acc_delta)
+    expected32 = start32.copy()
+    lrcore.Adadelta([expected32], weight_decay=0.1, maximize=True).step([grad32])
+    np.testing.assert_array_equal(param32, expected32)
+
+
+def test_cython_asgd_keeps_eta_and_mu_in_the_callers_doubles(extension):
+    rng = np.random.default_rng(3)
+    start = rng.standard_normal(29)
+    grads = rng.standard_normal((5, 29))
+    param, ax = start.copy(), np.zeros(29)
+    eta, mu = extension.asgd_steps(param, grads, ax)
+    expected = start.copy()
+    optimizer = lrcore.ASGD([expected], lr=0.05, t0=2.0)
+    for grad in grads:
+        optimizer.step([grad])
+    state = optimizer.state_dict()["state"][0]
+    np.testing.assert_array_equal(param, expected)
+    np.testing.assert_array_equal(ax, state["ax"])
+    assert eta == float(state["eta"]) and mu == float(state["mu"]) == 1 / 3
 
 
 def test_cython_errors_become_python_exceptions(extension):

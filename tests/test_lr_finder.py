@@ -153,6 +153,13 @@ def _make(name, params):
         return lrcore.Adamax(groups, lr=0.01)
     if name == "Lion":
         return lrcore.Lion(groups, lr=1e-3, betas=(0.8, 0.99))
+    if name == "Adadelta":
+        return lrcore.Adadelta(groups, lr=CosineAnnealing(1.0, T_max=50), rho=0.95)
+    if name == "Rprop":  # no weight decay: the second group differs by its step-size range
+        groups[1] = {"params": params[2:], "step_sizes": (1e-4, 0.5)}
+        return lrcore.Rprop(groups, lr=0.01, etas=(0.4, 1.3))
+    if name == "ASGD":  # eta and mu, per-tensor numbers, must come back too
+        return lrcore.ASGD(groups, lr=CosineAnnealing(0.05, T_max=50), t0=2.0, lambd=0.01)
     raise AssertionError(name)
 
 
@@ -195,7 +202,8 @@ def _assert_same_state(a, b):
     assert a["param_groups"] == b["param_groups"]
 
 
-OPTIMIZERS = ["SGD", "SGD-onecycle", "Adagrad", "RMSprop", "Adam", "AdamW", "NAdam", "RAdam", "Adamax", "Lion"]
+OPTIMIZERS = ["SGD", "SGD-onecycle", "Adagrad", "RMSprop", "Adam", "AdamW", "NAdam", "RAdam", "Adamax", "Lion",
+              "Adadelta", "Rprop", "ASGD"]
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)

@@ -35,11 +35,19 @@ def named_parameters(params):
     return iter([(name, params[name]) for name in MODEL_ORDER])
 
 
-def decay_groups(params):
+def group_settings(rule=None):
+    """The per-group overrides of the two groups: weight decay, or lr for a rule without weight decay (Rprop)."""
+    if rule is None or "weight_decay" in rule.description.defaults:
+        return {"weight_decay": 0.05}, {"weight_decay": 0.0}
+    return {"lr": 0.02}, {"lr": 0.005}
+
+
+def decay_groups(params, rule=None):
     """torch's usual split: weights decay, biases do not. Groups reorder the parameters."""
     decay = [(n, p) for n, p in named_parameters(params) if n.endswith("weight")]
     no_decay = [(n, p) for n, p in named_parameters(params) if n.endswith("bias")]
-    return [{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}]
+    first, second = group_settings(rule)
+    return [{"params": decay, **first}, {"params": no_decay, **second}]
 
 
 GROUP_ORDER = [n for n in MODEL_ORDER if n.endswith("weight")] + [n for n in MODEL_ORDER if n.endswith("bias")]
@@ -76,9 +84,10 @@ def assert_same(a, b):
 @pytest.mark.parametrize(("rule", "config"), RULE_CASES, ids=RULE_IDS)
 def test_named_groups_step_bitwise_like_positional_groups_in_group_order(rule, config):
     named_params, plain_params = model(), model()
-    named = rule.optimizer(decay_groups(named_params), **config)
-    plain = rule.optimizer([{"params": [plain_params[n] for n in GROUP_ORDER[:3]], "weight_decay": 0.05},
-                            {"params": [plain_params[n] for n in GROUP_ORDER[3:]], "weight_decay": 0.0}], **config)
+    named = rule.optimizer(decay_groups(named_params, rule), **config)
+    first, second = group_settings(rule)
+    plain = rule.optimizer([{"params": [plain_params[n] for n in GROUP_ORDER[:3]], **first},
+                            {"params": [plain_params[n] for n in GROUP_ORDER[3:]], **second}], **config)
     for grads in gradients_by_name(1, 4):
         assert named.step(grads) is True
         assert plain.step([grads[n] for n in GROUP_ORDER]) is True
@@ -123,8 +132,8 @@ def test_named_parameters_as_a_one_shot_iterator():
 @pytest.mark.parametrize(("rule", "config"), RULE_CASES, ids=RULE_IDS)
 def test_positional_gradients_still_work_for_a_named_optimizer(rule, config):
     by_name, by_position = model(5), model(5)
-    a = rule.optimizer(decay_groups(by_name), **config)
-    b = rule.optimizer(decay_groups(by_position), **config)
+    a = rule.optimizer(decay_groups(by_name, rule), **config)
+    b = rule.optimizer(decay_groups(by_position, rule), **config)
     for grads in gradients_by_name(6, 3):
         a.step(grads)
         b.step([grads[n] for n in GROUP_ORDER])
@@ -152,7 +161,7 @@ def test_param_names_key_names_plain_arrays_too():
 @pytest.mark.parametrize(("rule", "config"), RULE_CASES, ids=RULE_IDS)
 def test_a_none_gradient_by_name_skips_that_parameter(rule, config):
     params = model(9)
-    opt = rule.optimizer(decay_groups(params), **config)
+    opt = rule.optimizer(decay_groups(params, rule), **config)
     steps = gradients_by_name(10, 3)
     opt.step(steps[0])
     skipped = params["layer2.bias"].copy()
@@ -166,7 +175,7 @@ def test_a_none_gradient_by_name_skips_that_parameter(rule, config):
     assert after["step_count"] == 2
     # Same as the positional form with None in that place.
     twin_params = model(9)
-    twin = rule.optimizer(decay_groups(twin_params), **config)
+    twin = rule.optimizer(decay_groups(twin_params, rule), **config)
     twin.step([steps[0][n] for n in GROUP_ORDER])
     twin.step([None if n == "layer2.bias" else steps[1][n] for n in GROUP_ORDER])
     for name in MODEL_ORDER:
@@ -178,7 +187,7 @@ def test_a_none_gradient_by_name_skips_that_parameter(rule, config):
 def test_a_missing_name_raises_and_writes_nothing(rule_name):
     rule = RULE_BY_NAME[rule_name]
     params = model(11)
-    opt = rule.optimizer(decay_groups(params), lr=0.01)
+    opt = rule.optimizer(decay_groups(params, rule), lr=0.01)
     opt.step(gradients_by_name(12, 1)[0])
     grads = gradients_by_name(13, 1)[0]
     del grads["head.bias"]  # in the last group: the first groups' gradients are all there
@@ -192,7 +201,7 @@ def test_a_missing_name_raises_and_writes_nothing(rule_name):
 def test_an_unknown_name_raises_naming_it_and_writes_nothing(rule_name):
     rule = RULE_BY_NAME[rule_name]
     params = model(14)
-    opt = rule.optimizer(decay_groups(params), lr=0.01)
+    opt = rule.optimizer(decay_groups(params, rule), lr=0.01)
     opt.step(gradients_by_name(15, 1)[0])
     grads = gradients_by_name(16, 1)[0]
     grads["layer3.weight"] = np.ones(SHAPE)
@@ -268,13 +277,13 @@ def test_mixing_named_and_unnamed_groups_raises():
 def test_state_dict_round_trip_keeps_names_and_state():
     rule = RULE_BY_NAME["adam"]
     params = model(21)
-    opt = rule.optimizer(decay_groups(params), lr=0.01, amsgrad=True)
+    opt = rule.optimizer(decay_groups(params, rule), lr=0.01, amsgrad=True)
     for grads in gradients_by_name(22, 2):
         opt.step(grads)
     saved = opt.state_dict()
     assert [g["param_names"] for g in saved["param_groups"]] == [GROUP_ORDER[:3], GROUP_ORDER[3:]]
     copy_params = {n: p.copy() for n, p in params.items()}
-    fresh = rule.optimizer(decay_groups(copy_params), lr=0.01, amsgrad=True)
+    fresh = rule.optimizer(decay_groups(copy_params, rule), lr=0.01, amsgrad=True)
     fresh.load_state_dict(saved)
     grads = gradients_by_name(23, 1)[0]
     opt.step(grads)

@@ -54,6 +54,16 @@ def hyperparameters(draw, name):
                     maximize=maximize)
     if name == "lion":
         return dict(lr=draw(lr), betas=(draw(unit), draw(unit)), weight_decay=draw(small), maximize=maximize)
+    if name == "adadelta":
+        return dict(lr=draw(lr), rho=draw(st.floats(0.0, 1.0)), eps=draw(eps), weight_decay=draw(small),
+                    maximize=maximize)
+    if name == "asgd":
+        return dict(lr=draw(lr), lambd=draw(small), alpha=draw(st.floats(0.0, 2.0)),
+                    t0=draw(st.one_of(st.just(1e6), st.floats(0.0, 4.0))), weight_decay=draw(small),
+                    maximize=maximize)
+    if name == "rprop":
+        return dict(lr=draw(lr), etas=(draw(st.floats(0.01, 0.99)), draw(st.floats(1.01, 3.0))),
+                    step_sizes=(draw(st.floats(0.0, 0.01)), draw(st.floats(0.01, 10.0))), maximize=maximize)
     if name.startswith("schedule_free"):
         # A beta of at least 0.01 keeps eval's weight 1 - 1/beta moderate; the package's own ranges otherwise.
         beta = st.floats(0.01, 0.99)
@@ -160,5 +170,5 @@ def test_state_dict_round_trip_is_exact(problem):
 
 def test_properties_cover_every_rule():
     assert set(RULE_BY_NAME) == {"sgd", "adagrad", "rmsprop", "adam", "adamw", "nadam", "radam", "adamax", "lion",
-                                 "schedule_free_adamw", "schedule_free_sgd"}
+                                 "adadelta", "rprop", "asgd", "schedule_free_adamw", "schedule_free_sgd"}
     assert set(lrcore.functional.__all__) - {"state_like", "new_group_state"} == set(reference.__all__)

@@ -52,7 +52,11 @@ def test_valid_ranges_come_from_the_native_rule(rule):
     ranges = {name: valid for name, _, valid in rule.native.hyperparameters}
     for h in rule.hyperparameters:
         if h.native:
-            assert h.valid == ranges[h.native[0]], h.name
+            own = [ranges[native] for native in h.native]
+            if len(set(own)) == 1:
+                assert h.valid == own[0], h.name
+            else:  # a pair whose elements have different ranges states each (Rprop's etas)
+                assert h.valid == ", ".join(f"{native} {text}" for native, text in zip(h.native, own)), h.name
 
 
 @pytest.mark.parametrize("rule", DESCRIPTIONS, ids=IDS)
@@ -194,6 +198,9 @@ NEEDED = [
     ("radam", {}, ["exp_avg", "exp_avg_sq"]),
     ("adamax", {}, ["exp_avg", "exp_inf"]),
     ("lion", {}, ["exp_avg"]),
+    ("adadelta", {}, ["square_avg", "acc_delta"]),
+    ("rprop", {}, ["prev", "step_size"]),
+    ("asgd", {}, ["ax"]),
     ("schedule_free_adamw", {}, ["z", "exp_avg_sq"]),
     ("schedule_free_sgd", {}, ["z"]),
 ]
@@ -240,7 +247,7 @@ def test_nadam_keeps_mu_product_as_a_scalar_state():
     rule = RULES["nadam"]
     assert [(s.name, s.list_name, s.initial) for s in rule.scalars] == [("mu_product", "mu_products", 1.0)]
     assert rule.native.scalars == [("mu_product", "mu_products", 1.0)]
-    assert all(rule.scalars == () for rule in DESCRIPTIONS if rule.name != "nadam")
+    assert all(rule.scalars == () for rule in DESCRIPTIONS if rule.name not in ("nadam", "asgd"))
     parameters = inspect.signature(lrcore.functional.nadam).parameters
     assert parameters["mu_products"].default is inspect.Parameter.empty  # every configuration needs it
     assert "``mu_product``" in lrcore.functional.nadam.__doc__

@@ -39,6 +39,9 @@ LAZY_SWITCH = {
     "radam": {},
     "adamax": {},
     "lion": {},
+    "adadelta": {},
+    "rprop": {},
+    "asgd": {},
     "schedule_free_adamw": {},  # z is created lazily, but by the tensor's first step, not by a configuration
     "schedule_free_sgd": {},
 }
@@ -146,8 +149,9 @@ def flag_string(opt, grads):
 
 
 def negative_hyperparameter(opt, grads):
-    opt.param_groups[1]["weight_decay"] = -1.0
-    return ValueError, r"param_groups\[1\]: weight_decay must be"
+    name = "weight_decay" if "weight_decay" in opt.param_groups[1] else "lr"  # Rprop has no weight decay
+    opt.param_groups[1][name] = -1.0
+    return ValueError, rf"param_groups\[1\]: {name} must be"
 
 
 FAILURES = [bad_grad_shape, bad_grad_dtype, bad_grad_readonly_param, lr_schedule_nan, lr_schedule_string,
@@ -211,6 +215,24 @@ def test_sgd_momentum_buffer_not_created_by_a_failed_step():
         opt.step(grads)
     assert_unchanged(opt, before)
     assert all("momentum_buffer" not in e for e in opt.state_dict()["state"].values())
+
+
+def test_rprop_step_size_not_created_by_a_failed_first_step():
+    # step_size is created by a tensor's first step (at that step's lr): a failed step creates none.
+    opt, params = two_group_optimizer(RULE_BY_NAME["rprop"], {"lr": 0.01})
+    grads = good_grads(params)
+    grads[3] = grads[3].astype(np.float32)
+    before = freeze(opt)
+    assert opt._states[0]["step_size"] == [None, None]
+    with pytest.raises(TypeError, match=r"grads\[3\]"):
+        opt.step(grads)
+    assert_unchanged(opt, before)
+    assert opt._states[0]["step_size"] == [None, None] and opt._states[1]["step_size"] == [None, None]
+    grads[3] = grads[3].astype(np.float64)
+    grads[1] = None
+    assert opt.step(grads) is True
+    assert [a is None for a in opt._states[0]["step_size"]] == [False, True]
+    assert np.all(opt._states[1]["step_size"][0] == 0.003 * 1.0)  # group 1's lr, unchanged by a first step
 
 
 def test_a_failed_first_step_leaves_a_fresh_optimizer():

@@ -53,6 +53,28 @@ struct KernelOf<AdamConfig> {
 };
 
 template <>
+struct KernelOf<AdadeltaConfig> {
+    template <class T>
+    static auto of(const kernels::TypedKernels<T>& k) { return k.adadelta; }
+    template <class T>
+    using Constants = kernels::AdadeltaConstants<T>;
+};
+template <>
+struct KernelOf<RpropConfig> {
+    template <class T>
+    static auto of(const kernels::TypedKernels<T>& k) { return k.rprop; }
+    template <class T>
+    using Constants = kernels::RpropConstants<T>;
+};
+template <>
+struct KernelOf<AsgdConfig> {
+    template <class T>
+    static auto of(const kernels::TypedKernels<T>& k) { return k.asgd; }
+    template <class T>
+    using Constants = kernels::AsgdConstants<T>;
+};
+
+template <>
 struct KernelOf<NadamConfig> {
     template <class T>
     static auto of(const kernels::TypedKernels<T>& k) { return k.nadam; }
@@ -294,6 +316,12 @@ template void run_step<AdamaxConfig, float>(const AdamaxConfig&, const AdamaxTen
 template void run_step<AdamaxConfig, double>(const AdamaxConfig&, const AdamaxTensor<double>*, std::size_t);
 template void run_step<LionConfig, float>(const LionConfig&, const LionTensor<float>*, std::size_t);
 template void run_step<LionConfig, double>(const LionConfig&, const LionTensor<double>*, std::size_t);
+template void run_step<AdadeltaConfig, float>(const AdadeltaConfig&, const AdadeltaTensor<float>*, std::size_t);
+template void run_step<AdadeltaConfig, double>(const AdadeltaConfig&, const AdadeltaTensor<double>*, std::size_t);
+template void run_step<RpropConfig, float>(const RpropConfig&, const RpropTensor<float>*, std::size_t);
+template void run_step<RpropConfig, double>(const RpropConfig&, const RpropTensor<double>*, std::size_t);
+template void run_step<AsgdConfig, float>(const AsgdConfig&, const AsgdTensor<float>*, std::size_t);
+template void run_step<AsgdConfig, double>(const AsgdConfig&, const AsgdTensor<double>*, std::size_t);
 template void run_group_step<ScheduleFreeAdamWConfig, float>(const ScheduleFreeAdamWConfig&,
                                                              const kernels::ScheduleFreeSchedule&,
                                                              const ScheduleFreeAdamWTensor<float>*, std::size_t);
@@ -325,6 +353,9 @@ void validate(const NadamConfig& c) { rules::validate_config(c); }
 void validate(const RadamConfig& c) { rules::validate_config(c); }
 void validate(const AdamaxConfig& c) { rules::validate_config(c); }
 void validate(const LionConfig& c) { rules::validate_config(c); }
+void validate(const AdadeltaConfig& c) { rules::validate_config(c); }
+void validate(const RpropConfig& c) { rules::validate_config(c); }
+void validate(const AsgdConfig& c) { rules::validate_config(c); }
 void validate(const ScheduleFreeAdamWConfig& c) { rules::validate_config(c); }
 void validate(const ScheduleFreeSgdConfig& c) { rules::validate_config(c); }
 
@@ -367,6 +398,24 @@ void adamax_step(const AdamaxConfig& c, const AdamaxTensor<double>* t, std::size
 void lion_step(const LionConfig& c, const LionTensor<float>* t, std::size_t n) { checked_step<LionConfig, float>(c, t, n); }
 void lion_step(const LionConfig& c, const LionTensor<double>* t, std::size_t n) {
     checked_step<LionConfig, double>(c, t, n);
+}
+void adadelta_step(const AdadeltaConfig& c, const AdadeltaTensor<float>* t, std::size_t n) {
+    checked_step<AdadeltaConfig, float>(c, t, n);
+}
+void adadelta_step(const AdadeltaConfig& c, const AdadeltaTensor<double>* t, std::size_t n) {
+    checked_step<AdadeltaConfig, double>(c, t, n);
+}
+void rprop_step(const RpropConfig& c, const RpropTensor<float>* t, std::size_t n) {
+    checked_step<RpropConfig, float>(c, t, n);
+}
+void rprop_step(const RpropConfig& c, const RpropTensor<double>* t, std::size_t n) {
+    checked_step<RpropConfig, double>(c, t, n);
+}
+void asgd_step(const AsgdConfig& c, const AsgdTensor<float>* t, std::size_t n) {
+    checked_step<AsgdConfig, float>(c, t, n);
+}
+void asgd_step(const AsgdConfig& c, const AsgdTensor<double>* t, std::size_t n) {
+    checked_step<AsgdConfig, double>(c, t, n);
 }
 
 void schedule_free_adamw_step(const ScheduleFreeAdamWConfig& c, ScheduleFreeGroupState& s,

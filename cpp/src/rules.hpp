@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -32,9 +33,11 @@
 
 namespace lrcore::rules {
 
+inline std::string format_value(double value);  // defined below, used by the rules' own checks
+
 /// The range a numeric hyperparameter must lie in. Non-finite values are
 /// always refused.
-enum class Range { finite, non_negative, unit_interval, open_unit_interval };
+enum class Range { finite, non_negative, unit_interval, closed_unit_interval, open_unit_interval, above_one };
 
 /// How error messages and the documentation state a range.
 constexpr const char* describe(Range range) {
@@ -42,7 +45,9 @@ constexpr const char* describe(Range range) {
         case Range::finite: return "a finite number";
         case Range::non_negative: return "a finite number >= 0";
         case Range::unit_interval: return "in [0, 1)";
+        case Range::closed_unit_interval: return "in [0, 1]";
         case Range::open_unit_interval: return "in (0, 1)";
+        case Range::above_one: return "a finite number > 1";
     }
     return "";
 }
@@ -52,16 +57,23 @@ inline bool within(Range range, double value) {
         case Range::finite: return std::isfinite(value);
         case Range::non_negative: return std::isfinite(value) && value >= 0.0;
         case Range::unit_interval: return value >= 0.0 && value < 1.0;
+        case Range::closed_unit_interval: return value >= 0.0 && value <= 1.0;
         case Range::open_unit_interval: return value > 0.0 && value < 1.0;
+        case Range::above_one: return std::isfinite(value) && value > 1.0;
     }
     return false;
 }
 
+/// A numeric hyperparameter. `argument` names the element of the torch
+/// argument it comes from when that has another name (Rprop's "etas[0]" is
+/// etaminus), so that a range error names what the user passed; null when
+/// the names agree.
 template <class Config>
 struct Number {
     const char* name;
     double Config::*field;
     Range range;
+    const char* argument = nullptr;
 };
 
 template <class Config>
@@ -356,6 +368,90 @@ constexpr const auto& scalars_of() {
     return ScalarsOf<R>::value;
 }
 
+template <>
+struct Rule<AdadeltaConfig> {
+    using Config = AdadeltaConfig;
+    static constexpr const char* name = "adadelta";
+    template <class T>
+    using Tensor = AdadeltaTensor<T>;
+    static constexpr bool has_step = false;
+    static constexpr std::array<Number<AdadeltaConfig>, 4> numbers{{
+        {"lr", &AdadeltaConfig::lr, Range::non_negative},
+        {"rho", &AdadeltaConfig::rho, Range::closed_unit_interval},
+        {"eps", &AdadeltaConfig::eps, Range::non_negative},
+        {"weight_decay", &AdadeltaConfig::weight_decay, Range::non_negative},
+    }};
+    static constexpr std::array<Flag<AdadeltaConfig>, 1> flags{{{"maximize", &AdadeltaConfig::maximize}}};
+    static constexpr std::array<State<AdadeltaConfig, AdadeltaTensor>, 2> states{{
+        {"square_avg", "square_avgs", "", nullptr, &AdadeltaTensor<float>::square_avg,
+         &AdadeltaTensor<double>::square_avg},
+        {"acc_delta", "acc_deltas", "", nullptr, &AdadeltaTensor<float>::acc_delta, &AdadeltaTensor<double>::acc_delta},
+    }};
+    static void check(const AdadeltaConfig&) {}
+};
+
+template <>
+struct Rule<RpropConfig> {
+    using Config = RpropConfig;
+    static constexpr const char* name = "rprop";
+    template <class T>
+    using Tensor = RpropTensor<T>;
+    static constexpr bool has_step = false;
+    static constexpr std::array<Number<RpropConfig>, 5> numbers{{
+        {"lr", &RpropConfig::lr, Range::non_negative},
+        {"etaminus", &RpropConfig::etaminus, Range::open_unit_interval, "etas[0]"},
+        {"etaplus", &RpropConfig::etaplus, Range::above_one, "etas[1]"},
+        {"step_size_min", &RpropConfig::step_size_min, Range::non_negative, "step_sizes[0]"},
+        {"step_size_max", &RpropConfig::step_size_max, Range::non_negative, "step_sizes[1]"},
+    }};
+    static constexpr std::array<Flag<RpropConfig>, 1> flags{{{"maximize", &RpropConfig::maximize}}};
+    static constexpr std::array<State<RpropConfig, RpropTensor>, 2> states{{
+        {"prev", "prevs", "", nullptr, &RpropTensor<float>::prev, &RpropTensor<double>::prev},
+        {"step_size", "step_sizes", "", nullptr, &RpropTensor<float>::step_size, &RpropTensor<double>::step_size,
+         &RpropTensor<float>::initialize_step_size, &RpropTensor<double>::initialize_step_size},
+    }};
+    // torch does not check step_sizes; an empty interval would clamp every
+    // step size to step_size_max, which is never what was meant.
+    static void check(const RpropConfig& c) {
+        if (c.step_size_min > c.step_size_max) {
+            throw std::invalid_argument("step_size_min must be <= step_size_max (step_sizes), got " +
+                                        format_value(c.step_size_min) + " > " + format_value(c.step_size_max));
+        }
+    }
+};
+
+template <>
+struct Rule<AsgdConfig> {
+    using Config = AsgdConfig;
+    static constexpr const char* name = "asgd";
+    template <class T>
+    using Tensor = AsgdTensor<T>;
+    static constexpr bool has_step = true;
+    // torch checks lr and weight_decay only; lambd < 0 would make 1 + lambd * lr * t
+    // negative, and a fractional power of it has no real value.
+    static constexpr std::array<Number<AsgdConfig>, 5> numbers{{
+        {"lr", &AsgdConfig::lr, Range::non_negative},
+        {"lambd", &AsgdConfig::lambd, Range::non_negative},
+        {"alpha", &AsgdConfig::alpha, Range::finite},
+        {"t0", &AsgdConfig::t0, Range::finite},
+        {"weight_decay", &AsgdConfig::weight_decay, Range::non_negative},
+    }};
+    static constexpr std::array<Flag<AsgdConfig>, 1> flags{{{"maximize", &AsgdConfig::maximize}}};
+    static constexpr std::array<State<AsgdConfig, AsgdTensor>, 1> states{{
+        {"ax", "axs", "", nullptr, &AsgdTensor<float>::ax, &AsgdTensor<double>::ax},
+    }};
+    // Both start unset (NaN): the first step uses lr and 1, as torch creates them (AsgdConstants).
+    static constexpr std::array<Scalar<AsgdConfig, AsgdTensor>, 2> scalars{{
+        {"eta", "etas", std::numeric_limits<double>::quiet_NaN(),
+         [](const AsgdConfig& c, std::int64_t step, double) { return kernels::asgd_next_eta(c, step); },
+         &AsgdTensor<float>::eta, &AsgdTensor<double>::eta},
+        {"mu", "mus", std::numeric_limits<double>::quiet_NaN(),
+         [](const AsgdConfig& c, std::int64_t step, double) { return kernels::asgd_next_mu(c, step); },
+         &AsgdTensor<float>::mu, &AsgdTensor<double>::mu},
+    }};
+    static void check(const AsgdConfig&) {}
+};
+
 inline std::string format_value(double value);  // below
 
 /// What a scalar of a group's state holds (how Python stores and checks it).
@@ -519,6 +615,9 @@ void for_each_rule(F&& f) {
     f(Rule<RadamConfig>{});
     f(Rule<AdamaxConfig>{});
     f(Rule<LionConfig>{});
+    f(Rule<AdadeltaConfig>{});
+    f(Rule<RpropConfig>{});
+    f(Rule<AsgdConfig>{});
     f(Rule<ScheduleFreeAdamWConfig>{});
     f(Rule<ScheduleFreeSgdConfig>{});
 }
@@ -531,6 +630,11 @@ inline std::string format_value(double value) {
         std::snprintf(text, sizeof(text), "%.*g", precision, value);
         if (std::strtod(text, nullptr) == value) break;
     }
+    // %g takes an exponent once it has more integer digits than its precision
+    // (60 reads "6e+01"); whole numbers below 1e16 are written out, as Python does.
+    if (value == std::trunc(value) && std::abs(value) >= 1.0 && std::abs(value) < 1e16) {
+        std::snprintf(text, sizeof(text), "%.0f", value);
+    }
     return text;
 }
 
@@ -541,8 +645,10 @@ void validate_config(const Config& config) {
     for (const auto& number : Rule<Config>::numbers) {
         const double value = config.*number.field;
         if (!within(number.range, value)) {
-            throw std::invalid_argument(std::string(number.name) + " must be " + describe(number.range) + ", got " +
-                                        format_value(value));
+            std::string message = std::string(number.name) + " must be " + describe(number.range) + ", got " +
+                                  format_value(value);
+            if (number.argument != nullptr) message += std::string(" (") + number.argument + ")";
+            throw std::invalid_argument(message);
         }
     }
     // Not a hyperparameter of the description: set by the caller (clipping, loss scaling).

@@ -1,7 +1,7 @@
 """lrcore: fast CPU optimizer steps on numpy arrays, and learning-rate schedules.
 
 The update rules (SGD with momentum and Nesterov, AdaGrad, RMSprop, Adam,
-AdamW) run in compiled SIMD kernels that update numpy arrays in place. The
+AdamW, Adadelta, Rprop, ASGD) run in compiled SIMD kernels that update numpy arrays in place. The
 optimizer classes follow torch.optim's names, arguments and semantics; every
 numeric hyperparameter also accepts a schedule (a function of the step).
 
@@ -55,8 +55,8 @@ from .plotting import plot_schedule
 # that imports both, because the schedules package must not import plotting
 # (plotting is a consumer of schedules, never a dependency of them).
 setattr(schedules, "plot", plot_schedule)  # an alias the schedules package does not declare
-from .optim import (SGD, Adagrad, Adam, Adamax, AdamW, Lion, NAdam, Optimizer, RAdam, RMSprop, ScheduleFreeAdamW,
-                    ScheduleFreeSGD)
+from .optim import (ASGD, SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, Lion, NAdam, Optimizer, RAdam, RMSprop, Rprop,
+                    ScheduleFreeAdamW, ScheduleFreeSGD)
 
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _distribution_version
@@ -108,6 +108,9 @@ __all__ = [
     "RAdam",
     "Adamax",
     "Lion",
+    "Adadelta",
+    "Rprop",
+    "ASGD",
     "ScheduleFreeAdamW",
     "ScheduleFreeSGD",
 ]

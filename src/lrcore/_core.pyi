@@ -84,6 +84,9 @@ class _RulesModule(ModuleType):
     radam: _Rule
     adamax: _Rule
     lion: _Rule
+    adadelta: _Rule
+    rprop: _Rule
+    asgd: _Rule
     schedule_free_adamw: _Rule
     schedule_free_sgd: _Rule
     names: Tuple[str, ...]

@@ -60,23 +60,23 @@ class StateArray:
         needed_when: the configuration that needs it, in words; ``""`` when always.
         initial: ``"zero"``, ``"gradient"`` (the kernel starts it from the
             gradient on its first use), ``"param"`` (the kernel starts it as a
-            copy of the parameter on its first use) or the name of the option
-            it is filled with.
+            copy of the parameter on its first use), the name of the option it is
+            filled with, or, for a state the kernel initializes, the hyperparameter
+            it starts at (Rprop's ``step_size`` starts at ``lr``).
+        kernel_initialized: the kernel writes it on its first use instead of
+            reading it: it starts as ``None`` and is created by the first step
+            that updates its tensor, as torch creates its state.
     """
 
     name: str
     list_name: str
     needed_when: str
     initial: str
+    kernel_initialized: bool = False
 
     @property
     def always(self) -> bool:
         return not self.needed_when
-
-    @property
-    def kernel_initialized(self) -> bool:
-        """Whether the step creates it (None until the tensor's first step) and the kernel fills it."""
-        return self.initial in ("gradient", "param")
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,9 @@ class RuleDescription:
         formula: the update, stated once; the functional function's docstring shows it.
         hyperparameters: the class's arguments, in torch's order.
         fixed: native hyperparameters this rule sets itself.
-        initial: state arrays filled with an option's value instead of zero (state name -> option name).
+        initial: state arrays filled with an option's value instead of zero (state name -> option name),
+            or, for a state the kernel initializes, the hyperparameter the kernel starts it at
+            (instead of the gradient).
         functional_arguments: the functional layer's positional arguments after ``params, grads``.
         states: the state arrays (from the native description).
         scalars: the per-tensor scalar states (from the native description).
@@ -210,6 +212,9 @@ def _complete(rule: RuleDescription) -> RuleDescription:
             kind, valid = native_kinds[h.native[0]]
             if kind != h.kind:
                 raise RuntimeError(f"{rule.class_name}.{h.name} is a {h.kind} but the native rule takes a {kind}")
+            ranges = [native_kinds[native][1] for native in h.native]
+            if len(set(ranges)) > 1:  # a pair whose elements have different ranges (Rprop's etas)
+                valid = ", ".join(f"{native} {text}" for native, text in zip(h.native, ranges))
             h = replace(h, valid=valid)
         hyperparameters.append(h)
     for native in rule.fixed:
@@ -221,7 +226,7 @@ def _complete(rule: RuleDescription) -> RuleDescription:
         raise RuntimeError(f"{rule.class_name}: native hyperparameters {sorted(missing)} have no argument")
     states = tuple(
         StateArray(name, list_name, needed_when,
-                   initialized_from if kernel_initialized else rule.initial.get(name, "zero"))
+                   rule.initial.get(name, initialized_from if kernel_initialized else "zero"), kernel_initialized)
         for name, list_name, needed_when, kernel_initialized, initialized_from in rule.native.states
     )
     scalars = tuple(ScalarState(name, list_name, float(initial)) for name, list_name, initial in rule.native.scalars)
@@ -229,6 +234,12 @@ def _complete(rule: RuleDescription) -> RuleDescription:
     expected = ({s.list_name for s in states} | {s.list_name for s in scalars}
                 | ({"steps"} if rule.native.has_step else set())
                 | ({"group_state"} if group_scalars else set()))
+    for state in states:
+        # What the kernel starts a state at is native: Python may only name it, as a native number.
+        if state.kernel_initialized and state.initial not in ("gradient", "param") and native_kinds.get(
+                state.initial, ("",))[0] != "number":
+            raise RuntimeError(f"{rule.class_name}: state {state.name!r} starts at {state.initial!r}, "
+                               f"which is not a native hyperparameter")
     if not expected <= set(rule.functional_arguments) <= expected | {"steps"}:
         raise RuntimeError(f"{rule.name}: functional arguments {rule.functional_arguments} do not match the "
                            f"native states {sorted(expected)}")
@@ -446,6 +457,80 @@ m = beta2 * m + (1 - beta2) * g""",
     functional_arguments=("exp_avgs",),
 ))
 
+ADADELTA = _complete(RuleDescription(
+    name="adadelta",
+    class_name="Adadelta",
+    native=_core.rules.adadelta,
+    summary="Adadelta: steps scaled by the ratio of running roots of squared updates and squared gradients "
+            "(torch.optim.Adadelta semantics).",
+    formula="""\
+g = s * grad + weight_decay * p
+v = rho * v + (1 - rho) * g * g
+d = sqrt(u + eps) / sqrt(v + eps) * g        (u = acc_delta, before its update)
+u = rho * u + (1 - rho) * d * d
+p = p - lr * d""",
+    hyperparameters=(
+        _number("lr", 1.0, "factor applied to the update"),
+        _number("rho", 0.9, "decay of the running averages"),
+        _number("eps", 1e-6, "added inside both roots for numerical stability"),
+        _number("weight_decay", 0.0, "L2 penalty added to the gradient"),
+        _MAXIMIZE,
+    ),
+    functional_arguments=("square_avgs", "acc_deltas", "steps"),
+))
+
+RPROP = _complete(RuleDescription(
+    name="rprop",
+    class_name="Rprop",
+    native=_core.rules.rprop,
+    summary="Rprop: per-element step sizes that grow while the gradient keeps its sign and shrink when it "
+            "flips; the parameter moves by the sign of the gradient (torch.optim.Rprop semantics).",
+    formula="""\
+z = lr;  prev = 0                            (a tensor's first step; z = step_size)
+g = s * grad
+q = sign(g * prev)                           (torch.sign: 0 for zeros and NaN)
+z = clamp(z * (etaplus if q > 0, etaminus if q < 0, else 1), step_size_min, step_size_max)
+g = 0 where q < 0
+p = p - sign(g) * z
+prev = g""",
+    hyperparameters=(
+        _number("lr", 1e-2, "the initial step size (later changes only affect parameters not yet stepped)"),
+        _pair("etas", ("etaminus", "etaplus"), (0.5, 1.2),
+              "step-size factors where the gradient's sign flips and where it stays; each a number or a schedule"),
+        _pair("step_sizes", ("step_size_min", "step_size_max"), (1e-6, 50.0),
+              "smallest and largest step size (min <= max); each a number or a schedule"),
+        _MAXIMIZE,
+    ),
+    initial={"step_size": "lr"},
+    functional_arguments=("prevs", "step_sizes", "steps"),
+))
+
+ASGD = _complete(RuleDescription(
+    name="asgd",
+    class_name="ASGD",
+    native=_core.rules.asgd,
+    summary="ASGD: averaged SGD, with a decaying step size eta and a running average ax of the parameter "
+            "(torch.optim.ASGD semantics).",
+    formula="""\
+eta = lr, mu = 1                             (a tensor's first step: NaN means not set yet)
+g   = s * grad + weight_decay * p
+p   = p * (1 - lambd * eta)
+p   = p - eta * g
+ax  = p                                      (mu == 1)
+ax  = ax + (p - ax) * mu                     (otherwise)
+eta = lr / (1 + lambd * lr * t)**alpha       (after the step, for the next one)
+mu  = 1 / max(1, t - t0)""",
+    hyperparameters=(
+        _number("lr", 1e-2, "learning rate: eta's scale"),
+        _number("lambd", 1e-4, "decay term"),
+        _number("alpha", 0.75, "power of eta's decay"),
+        _number("t0", 1e6, "the step after which the average starts moving"),
+        _number("weight_decay", 0.0, "L2 penalty added to the gradient"),
+        _MAXIMIZE,
+    ),
+    functional_arguments=("axs", "mus", "etas", "steps"),
+))
+
 #: Every rule, by name, in the order the documentation lists them.
 
 
@@ -516,7 +601,7 @@ z = z - lr * u
 
 #: Every rule, by name, in the order the documentation lists them.
 RULES: Dict[str, RuleDescription] = {
-    rule.name: rule for rule in (SGD, ADAGRAD, RMSPROP, ADAM, ADAMW, NADAM, RADAM, ADAMAX, LION,
+    rule.name: rule for rule in (SGD, ADAGRAD, RMSPROP, ADAM, ADAMW, NADAM, RADAM, ADAMAX, LION, ADADELTA, RPROP, ASGD,
                                  SCHEDULE_FREE_ADAMW, SCHEDULE_FREE_SGD)
 }
 

@@ -114,6 +114,32 @@ cdef extern from "lrcore/lrcore.hpp" namespace "lrcore" nogil:
         bool maximize
         double grad_scale
 
+    cdef cppclass AdadeltaConfig:
+        double lr
+        double rho
+        double eps
+        double weight_decay
+        bool maximize
+        double grad_scale
+
+    cdef cppclass RpropConfig:
+        double lr
+        double etaminus
+        double etaplus
+        double step_size_min
+        double step_size_max
+        bool maximize
+        double grad_scale
+
+    cdef cppclass AsgdConfig:
+        double lr
+        double lambd
+        double alpha
+        double t0
+        double weight_decay
+        bool maximize
+        double grad_scale
+
     void validate(const SgdConfig& config) except +
     void validate(const AdagradConfig& config) except +
     void validate(const RmspropConfig& config) except +
@@ -122,6 +148,9 @@ cdef extern from "lrcore/lrcore.hpp" namespace "lrcore" nogil:
     void validate(const RadamConfig& config) except +
     void validate(const AdamaxConfig& config) except +
     void validate(const LionConfig& config) except +
+    void validate(const AdadeltaConfig& config) except +
+    void validate(const RpropConfig& config) except +
+    void validate(const AsgdConfig& config) except +
 
     cdef cppclass ScheduleFreeAdamWConfig:
         double lr
@@ -219,6 +248,30 @@ cdef extern from "lrcore/lrcore.hpp" namespace "lrcore" nogil:
         T* exp_avg
         size_t size
 
+    cdef cppclass AdadeltaTensor[T]:
+        T* param
+        const T* grad
+        T* square_avg
+        T* acc_delta
+        size_t size
+
+    cdef cppclass RpropTensor[T]:
+        T* param
+        const T* grad
+        T* prev
+        T* step_size
+        size_t size
+        bool initialize_step_size
+
+    cdef cppclass AsgdTensor[T]:
+        T* param
+        const T* grad
+        T* ax
+        double* eta
+        double* mu
+        size_t size
+        int64_t step
+
     cdef cppclass ScheduleFreeAdamWTensor[T]:
         T* param
         const T* grad
@@ -275,6 +328,21 @@ cdef extern from "lrcore/lrcore.hpp" namespace "lrcore" nogil:
     void lion_step(const LionConfig& config, const LionTensor[double]* tensors, size_t count) except +
     void lion_step(const LionConfig& config, const LionTensor[float]& tensor) except +
     void lion_step(const LionConfig& config, const LionTensor[double]& tensor) except +
+
+    void adadelta_step(const AdadeltaConfig& config, const AdadeltaTensor[float]* tensors, size_t count) except +
+    void adadelta_step(const AdadeltaConfig& config, const AdadeltaTensor[double]* tensors, size_t count) except +
+    void adadelta_step(const AdadeltaConfig& config, const AdadeltaTensor[float]& tensor) except +
+    void adadelta_step(const AdadeltaConfig& config, const AdadeltaTensor[double]& tensor) except +
+
+    void rprop_step(const RpropConfig& config, const RpropTensor[float]* tensors, size_t count) except +
+    void rprop_step(const RpropConfig& config, const RpropTensor[double]* tensors, size_t count) except +
+    void rprop_step(const RpropConfig& config, const RpropTensor[float]& tensor) except +
+    void rprop_step(const RpropConfig& config, const RpropTensor[double]& tensor) except +
+
+    void asgd_step(const AsgdConfig& config, const AsgdTensor[float]* tensors, size_t count) except +
+    void asgd_step(const AsgdConfig& config, const AsgdTensor[double]* tensors, size_t count) except +
+    void asgd_step(const AsgdConfig& config, const AsgdTensor[float]& tensor) except +
+    void asgd_step(const AsgdConfig& config, const AsgdTensor[double]& tensor) except +
 
     # Schedule-free: a step in eval mode raises RuntimeError (std::logic_error); train/eval switch modes.
     void schedule_free_adamw_step(const ScheduleFreeAdamWConfig& config, ScheduleFreeGroupState& state,

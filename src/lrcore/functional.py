@@ -38,7 +38,8 @@ import numpy as np
 
 from ._rules import RULES, RuleDescription
 
-__all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd", "state_like", "nadam", "radam", "adamax", "lion",
+__all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd", "state_like", "nadam", "radam", "adamax", "lion", "adadelta",
+           "rprop", "asgd",
            "schedule_free_adamw", "schedule_free_adamw_train", "schedule_free_adamw_eval",
            "schedule_free_sgd", "schedule_free_sgd_train", "schedule_free_sgd_eval", "new_group_state"]
 
@@ -81,9 +82,12 @@ def _docstring(rule: RuleDescription) -> str:
             continue
         state = next(s for s in rule.states if s.list_name == name)
         when = f"; required when {state.needed_when}" if state.needed_when else ""
-        start = {"zero": "start at zero", "gradient": "None entries start as the gradient on their first use",
-                 "param": "None entries start as a copy of the parameter on their first use"}.get(
-            state.initial, f"start at {state.initial}")
+        if state.kernel_initialized:
+            start = "None entries start as " + {"gradient": "the gradient", "param": "a copy of the parameter"}.get(
+                state.initial, state.initial)
+            start += " on their first use"
+        else:
+            start = "start at zero" if state.initial == "zero" else f"start at {state.initial}"
         lines.append(f"    {name}: the ``{state.name}`` arrays ({start}{when}).")
     for h in rule.hyperparameters:
         if h.kind == "option":
@@ -189,6 +193,9 @@ nadam = _make_function(RULES["nadam"])
 radam = _make_function(RULES["radam"])
 adamax = _make_function(RULES["adamax"])
 lion = _make_function(RULES["lion"])
+adadelta = _make_function(RULES["adadelta"])
+rprop = _make_function(RULES["rprop"])
+asgd = _make_function(RULES["asgd"])
 schedule_free_adamw = _make_function(RULES["schedule_free_adamw"])
 schedule_free_adamw_train = _make_mode_function(RULES["schedule_free_adamw"], True)
 schedule_free_adamw_eval = _make_mode_function(RULES["schedule_free_adamw"], False)

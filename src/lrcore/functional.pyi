@@ -6,7 +6,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-__all__ = ['adagrad', 'adam', 'adamax', 'adamw', 'lion', 'nadam', 'new_group_state', 'radam', 'rmsprop', 'schedule_free_adamw', 'schedule_free_adamw_eval', 'schedule_free_adamw_train', 'schedule_free_sgd', 'schedule_free_sgd_eval', 'schedule_free_sgd_train', 'sgd', 'state_like']
+__all__ = ['adadelta', 'adagrad', 'adam', 'adamax', 'adamw', 'asgd', 'lion', 'nadam', 'new_group_state', 'radam', 'rmsprop', 'rprop', 'schedule_free_adamw', 'schedule_free_adamw_eval', 'schedule_free_adamw_train', 'schedule_free_sgd', 'schedule_free_sgd_eval', 'schedule_free_sgd_train', 'sgd', 'state_like']
 
 _Grads = Sequence[Optional[np.ndarray]]
 # One array per tensor.
@@ -141,6 +141,48 @@ def lion(
     lr: float = 0.0001,
     beta1: float = 0.9,
     beta2: float = 0.99,
+    weight_decay: float = 0.0,
+    maximize: bool = False,
+) -> None: ...
+def adadelta(
+    params: _Arrays,
+    grads: _Grads,
+    square_avgs: _Arrays,
+    acc_deltas: _Arrays,
+    steps: Optional[np.ndarray] = None,
+    *,
+    lr: float = 1.0,
+    rho: float = 0.9,
+    eps: float = 1e-06,
+    weight_decay: float = 0.0,
+    maximize: bool = False,
+) -> None: ...
+def rprop(
+    params: _Arrays,
+    grads: _Grads,
+    prevs: _Arrays,
+    step_sizes: _LazyArrays,
+    steps: Optional[np.ndarray] = None,
+    *,
+    lr: float = 0.01,
+    etaminus: float = 0.5,
+    etaplus: float = 1.2,
+    step_size_min: float = 1e-06,
+    step_size_max: float = 50.0,
+    maximize: bool = False,
+) -> None: ...
+def asgd(
+    params: _Arrays,
+    grads: _Grads,
+    axs: _Arrays,
+    mus: _LazyArrays,
+    etas: _LazyArrays,
+    steps: np.ndarray,
+    *,
+    lr: float = 0.01,
+    lambd: float = 0.0001,
+    alpha: float = 0.75,
+    t0: float = 1000000.0,
     weight_decay: float = 0.0,
     maximize: bool = False,
 ) -> None: ...

@@ -15,7 +15,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd", "nadam", "radam", "adamax", "lion",
+__all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd", "nadam", "radam", "adamax", "lion", "adadelta", "rprop", "asgd",
            "schedule_free_adamw", "schedule_free_adamw_eval", "schedule_free_adamw_train",
            "schedule_free_sgd", "schedule_free_sgd_eval", "schedule_free_sgd_train"]
 
@@ -278,6 +278,94 @@ def _schedule_free_group(group_state: np.ndarray, lr: float, warmup_steps: float
     ckp1 = weight / weight_sum if weight_sum != 0 else 0.0
     group_state[:3] = (k + 1, lr_max, weight_sum)
     return lr, ckp1, k
+
+
+def adadelta(params: Sequence[np.ndarray], grads: Sequence[Optional[np.ndarray]],
+             square_avgs: Sequence[np.ndarray], acc_deltas: Sequence[np.ndarray],
+             steps: Optional[np.ndarray] = None, *, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6,
+             weight_decay: float = 0.0, maximize: bool = False) -> None:
+    """Reference of :func:`lrcore.functional.adadelta`."""
+    for i, (p, grad) in enumerate(zip(params, grads)):
+        if grad is None:
+            continue
+        dt = p.dtype.type
+        if steps is not None:
+            steps[i] += 1
+        g = _gradient(p, grad, maximize, weight_decay)
+        v, u = square_avgs[i], acc_deltas[i]
+        v *= dt(rho)
+        v += dt(1 - rho) * g * g
+        std = np.sqrt(v + dt(eps))
+        delta = np.sqrt(u + dt(eps)) / std * g
+        u *= dt(rho)
+        u += dt(1 - rho) * delta * delta
+        p += dt(-lr) * delta
+
+
+def _torch_sign(x: np.ndarray) -> np.ndarray:
+    """torch.sign: 1, -1, or +0 for both zeros and for NaN (np.sign keeps NaN)."""
+    one, zero = x.dtype.type(1), x.dtype.type(0)
+    sign: np.ndarray = np.where(x > 0, one, zero) - np.where(x < 0, one, zero)
+    return sign
+
+
+def rprop(params: Sequence[np.ndarray], grads: Sequence[Optional[np.ndarray]], prevs: Sequence[np.ndarray],
+          step_sizes: List[Optional[np.ndarray]], steps: Optional[np.ndarray] = None, *, lr: float = 1e-2,
+          etaminus: float = 0.5, etaplus: float = 1.2, step_size_min: float = 1e-6, step_size_max: float = 50.0,
+          maximize: bool = False) -> None:
+    """Reference of :func:`lrcore.functional.rprop`."""
+    for i, (p, grad) in enumerate(zip(params, grads)):
+        if grad is None:
+            continue
+        dt = p.dtype.type
+        if steps is not None:
+            steps[i] += 1
+        if step_sizes[i] is None:
+            step_sizes[i] = np.full_like(p, dt(lr))
+        step_size = step_sizes[i]
+        assert step_size is not None
+        g = -grad if maximize else grad.copy()
+        product = g * prevs[i]
+        factor = np.where(product > 0, dt(etaplus), np.where(product < 0, dt(etaminus), dt(1)))
+        step_size *= factor
+        # torch.clamp keeps NaN; np.clip's min/max would too, but say it explicitly.
+        np.copyto(step_size, np.where(np.isnan(step_size), step_size,
+                                      np.minimum(np.maximum(step_size, dt(step_size_min)), dt(step_size_max))))
+        g[product < 0] = 0
+        p += dt(-1) * _torch_sign(g) * step_size
+        prevs[i][...] = g
+
+
+def asgd(params: Sequence[np.ndarray], grads: Sequence[Optional[np.ndarray]], axs: Sequence[np.ndarray],
+         mus: List[Optional[np.ndarray]], etas: List[Optional[np.ndarray]], steps: np.ndarray, *,
+         lr: float = 1e-2, lambd: float = 1e-4, alpha: float = 0.75, t0: float = 1e6, weight_decay: float = 0.0,
+         maximize: bool = False) -> None:
+    """Reference of :func:`lrcore.functional.asgd`."""
+    for i, (p, grad) in enumerate(zip(params, grads)):
+        if grad is None:
+            continue
+        dt = p.dtype.type
+        steps[i] += 1
+        t = int(steps[i])
+        for values in (etas, mus):
+            if values[i] is None:
+                values[i] = np.array(np.nan)
+        eta_array, mu_array = etas[i], mus[i]
+        assert eta_array is not None and mu_array is not None
+        eta, mu = float(eta_array), float(mu_array)
+        if np.isnan(eta):  # not set yet: as torch creates it, or as the previous step would have left it
+            eta = lr if t == 1 else lr / ((1 + lambd * lr * (t - 1)) ** alpha)
+        if np.isnan(mu):
+            mu = 1.0 if t == 1 else 1 / max(1.0, (t - 1) - t0)
+        g = _gradient(p, grad, maximize, weight_decay)
+        p *= dt(1 - lambd * eta)
+        p += dt(-eta) * g
+        if mu != 1:
+            axs[i] += (p - axs[i]) * dt(mu)
+        else:
+            axs[i][...] = p
+        eta_array[()] = lr / ((1 + lambd * lr * t) ** alpha)
+        mu_array[()] = 1 / max(1.0, t - t0)
 
 
 def _schedule_free_z(zs: List[Optional[np.ndarray]], i: int, y: np.ndarray) -> np.ndarray:

@@ -70,6 +70,36 @@ void check_config_validation() {
     lrcore::RmspropConfig rmsprop;
     rmsprop.momentum = -0.1;
     LRCORE_CHECK_THROWS(lrcore::validate(rmsprop), std::invalid_argument);
+
+    lrcore::AdadeltaConfig adadelta;
+    adadelta.rho = 1.0;  // torch's range is [0, 1]
+    lrcore::validate(adadelta);
+    adadelta.rho = 1.5;
+    LRCORE_CHECK_THROWS(lrcore::validate(adadelta), std::invalid_argument);
+
+    lrcore::RpropConfig rprop;
+    lrcore::validate(rprop);
+    rprop.etaminus = 1.0;  // torch's range: 0 < etaminus < 1 < etaplus
+    LRCORE_CHECK_THROWS(lrcore::validate(rprop), std::invalid_argument);
+    rprop = lrcore::RpropConfig{};
+    rprop.etaplus = 1.0;
+    LRCORE_CHECK_THROWS(lrcore::validate(rprop), std::invalid_argument);
+    rprop = lrcore::RpropConfig{};
+    rprop.step_size_min = 60.0;  // above step_size_max
+    LRCORE_CHECK_THROWS(lrcore::validate(rprop), std::invalid_argument);
+    lrcore::AsgdConfig asgd;
+    lrcore::validate(asgd);
+    asgd.lambd = -1e-4;
+    LRCORE_CHECK_THROWS(lrcore::validate(asgd), std::invalid_argument);
+    try {
+        rprop = lrcore::RpropConfig{};
+        rprop.etaminus = 0.0;
+        lrcore::validate(rprop);
+        LRCORE_CHECK_MESSAGE(false, "etaminus = 0 was accepted");
+    } catch (const std::invalid_argument& error) {
+        // The message names the field and the torch argument it comes from.
+        LRCORE_CHECK(std::string(error.what()) == "etaminus must be in (0, 1), got 0 (etas[0])");
+    }
 }
 
 /// A step call with any bad tensor throws before touching the good ones.
@@ -113,6 +143,24 @@ void check_step_validation() {
     rmsprop.square_avg = exp_avg_sq.data();
     rmsprop.size = param.size();
     LRCORE_CHECK_THROWS(lrcore::rmsprop_step(centered, rmsprop), std::invalid_argument);
+
+    lrcore::RpropTensor<float> rprop;  // step_size is required even on the first step, which writes it
+    rprop.param = param.data();
+    rprop.grad = grad.data();
+    rprop.prev = exp_avg.data();
+    rprop.size = param.size();
+    rprop.initialize_step_size = true;
+    LRCORE_CHECK_THROWS(lrcore::rprop_step(lrcore::RpropConfig{}, rprop), std::invalid_argument);
+
+    lrcore::AsgdTensor<float> asgd;  // eta and mu are required
+    asgd.param = param.data();
+    asgd.grad = grad.data();
+    asgd.ax = exp_avg.data();
+    asgd.size = param.size();
+    double eta = 0.01;
+    asgd.eta = &eta;
+    LRCORE_CHECK_THROWS(lrcore::asgd_step(lrcore::AsgdConfig{}, asgd), std::invalid_argument);
+    LRCORE_CHECK(eta == 0.01);
 
     lrcore::AdagradTensor<double> adagrad;  // param/grad null with size 8
     adagrad.size = 8;

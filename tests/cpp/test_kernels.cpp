@@ -21,8 +21,10 @@
 
 namespace {
 
+using lrcore::AdadeltaConfig;
 using lrcore::AdagradConfig;
 using lrcore::AdamConfig;
+using lrcore::RpropConfig;
 using lrcore::RmspropConfig;
 using lrcore::SgdConfig;
 
@@ -35,6 +37,7 @@ struct Arrays {
     std::vector<T> param;
     std::vector<T> state[3];
     double scalar = 1.0;  // a per-tensor scalar state (NAdam's mu_product)
+    double second_scalar = 1.0;  // a second one (ASGD keeps eta in scalar and mu here)
 
     bool operator==(const Arrays& other) const {
         auto same_bits = [](const std::vector<T>& a, const std::vector<T>& b) {
@@ -42,7 +45,8 @@ struct Arrays {
         };
         return same_bits(param, other.param) && same_bits(state[0], other.state[0]) &&
                same_bits(state[1], other.state[1]) && same_bits(state[2], other.state[2]) &&
-               std::memcmp(&scalar, &other.scalar, sizeof(double)) == 0;
+               std::memcmp(&scalar, &other.scalar, sizeof(double)) == 0 &&
+               std::memcmp(&second_scalar, &other.second_scalar, sizeof(double)) == 0;
     }
 };
 
@@ -615,6 +619,195 @@ struct Lion {
     }
 };
 
+struct Adadelta {
+    using Config = AdadeltaConfig;
+    static constexpr const char* name = "adadelta";
+    static constexpr const char* state_names[3] = {"square_avg", "acc_delta", ""};
+
+    static std::vector<Config> configs() {
+        std::vector<Config> out;
+        for (double rho : {0.9, 0.0, 1.0}) {
+            for (double weight_decay : {0.0, 0.1}) {
+                for (bool maximize : {false, true}) {
+                    Config c;
+                    c.lr = 0.5;
+                    c.rho = rho;
+                    c.weight_decay = weight_decay;
+                    c.maximize = maximize;
+                    out.push_back(c);
+                }
+            }
+        }
+        return out;
+    }
+
+    static std::string describe(const Config& c) {
+        std::ostringstream s;
+        s << "rho=" << c.rho << " weight_decay=" << c.weight_decay << " maximize=" << c.maximize;
+        return s.str();
+    }
+
+    static bool uses_state(const Config&, int k) { return k < 2; }
+
+    template <class T>
+    static void step(const Config& c, Arrays<T>& a, const std::vector<T>& grad, int) {
+        lrcore::AdadeltaTensor<T> t;
+        t.param = a.param.data();
+        t.grad = grad.data();
+        t.square_avg = a.state[0].data();
+        t.acc_delta = a.state[1].data();
+        t.size = a.param.size();
+        lrcore::adadelta_step(c, t);
+    }
+
+    template <class T>
+    static void reference(const Config& c, Arrays<T>& a, const std::vector<T>& grad, int) {
+        const T lr = static_cast<T>(c.lr), rho = static_cast<T>(c.rho), eps = static_cast<T>(c.eps);
+        const T one_minus_rho = static_cast<T>(1.0 - c.rho), weight_decay = static_cast<T>(c.weight_decay);
+        for (std::size_t i = 0; i < a.param.size(); ++i) {
+            T& p = a.param[i];
+            T& square_avg = a.state[0][i];
+            T& acc_delta = a.state[1][i];
+            T g = c.maximize ? -grad[i] : grad[i];
+            if (c.weight_decay != 0.0) g = g + weight_decay * p;
+            square_avg = rho * square_avg + one_minus_rho * g * g;
+            const T delta = std::sqrt(acc_delta + eps) / std::sqrt(square_avg + eps) * g;
+            acc_delta = rho * acc_delta + one_minus_rho * delta * delta;
+            p = p - lr * delta;
+        }
+    }
+};
+
+struct Rprop {
+    using Config = RpropConfig;
+    static constexpr const char* name = "rprop";
+    static constexpr const char* state_names[3] = {"prev", "step_size", ""};
+
+    static std::vector<Config> configs() {
+        std::vector<Config> out;
+        for (double step_size_max : {50.0, 0.012}) {
+            for (double step_size_min : {1e-6, 0.009}) {
+                for (bool maximize : {false, true}) {
+                    Config c;
+                    c.lr = 0.01;
+                    c.step_size_min = step_size_min;
+                    c.step_size_max = step_size_max;
+                    c.maximize = maximize;
+                    out.push_back(c);
+                }
+            }
+        }
+        return out;
+    }
+
+    static std::string describe(const Config& c) {
+        std::ostringstream s;
+        s << "step_sizes=(" << c.step_size_min << ", " << c.step_size_max << ") maximize=" << c.maximize;
+        return s.str();
+    }
+
+    static bool uses_state(const Config&, int k) { return k < 2; }
+
+    template <class T>
+    static void step(const Config& c, Arrays<T>& a, const std::vector<T>& grad, int step) {
+        lrcore::RpropTensor<T> t;
+        t.param = a.param.data();
+        t.grad = grad.data();
+        t.prev = a.state[0].data();
+        t.step_size = a.state[1].data();
+        t.size = a.param.size();
+        t.initialize_step_size = step == 1;
+        lrcore::rprop_step(c, t);
+    }
+
+    template <class T>
+    static void reference(const Config& c, Arrays<T>& a, const std::vector<T>& grad, int step) {
+        const T etaminus = static_cast<T>(c.etaminus), etaplus = static_cast<T>(c.etaplus);
+        const T low = static_cast<T>(c.step_size_min), high = static_cast<T>(c.step_size_max);
+        for (std::size_t i = 0; i < a.param.size(); ++i) {
+            T& p = a.param[i];
+            T& prev = a.state[0][i];
+            T& step_size = a.state[1][i];
+            if (step == 1) step_size = static_cast<T>(c.lr);
+            T g = c.maximize ? -grad[i] : grad[i];
+            const T product = g * prev;
+            const T factor = product > 0 ? etaplus : (product < 0 ? etaminus : T(1));
+            step_size = std::min(std::max(step_size * factor, low), high);
+            if (product < 0) g = 0;
+            if (g > 0) p = p - step_size;
+            if (g < 0) p = p + step_size;
+            prev = g;
+        }
+    }
+};
+
+struct Asgd {
+    using Config = lrcore::AsgdConfig;
+    static constexpr const char* name = "asgd";
+    static constexpr const char* state_names[3] = {"ax", "", ""};
+
+    static std::vector<Config> configs() {
+        std::vector<Config> out;
+        for (double t0 : {1e6, 1.0}) {  // ax copies the parameter / averages from step 3
+            for (double weight_decay : {0.0, 0.1}) {
+                for (bool maximize : {false, true}) {
+                    Config c;
+                    c.lr = 0.05;
+                    c.lambd = 0.01;
+                    c.t0 = t0;
+                    c.weight_decay = weight_decay;
+                    c.maximize = maximize;
+                    out.push_back(c);
+                }
+            }
+        }
+        return out;
+    }
+
+    static std::string describe(const Config& c) {
+        std::ostringstream s;
+        s << "t0=" << c.t0 << " weight_decay=" << c.weight_decay << " maximize=" << c.maximize;
+        return s.str();
+    }
+
+    static bool uses_state(const Config&, int k) { return k == 0; }
+
+    template <class T>
+    static void step(const Config& c, Arrays<T>& a, const std::vector<T>& grad, int step) {
+        if (step == 1) a.scalar = a.second_scalar = std::nan("");  // eta and mu not set yet
+        lrcore::AsgdTensor<T> t;
+        t.param = a.param.data();
+        t.grad = grad.data();
+        t.ax = a.state[0].data();
+        t.eta = &a.scalar;
+        t.mu = &a.second_scalar;
+        t.size = a.param.size();
+        t.step = step;
+        lrcore::asgd_step(c, t);
+    }
+
+    template <class T>
+    static void reference(const Config& c, Arrays<T>& a, const std::vector<T>& grad, int step) {
+        // torch: eta = lr and mu = 1 at a first step; after step t, eta = lr / (1 + lambd lr t)^alpha and
+        // mu = 1 / max(1, t - t0).
+        const double eta = step == 1 ? c.lr : a.scalar;
+        const double mu = step == 1 ? 1.0 : a.second_scalar;
+        const T decay = static_cast<T>(1.0 - c.lambd * eta), neg_eta = static_cast<T>(-eta);
+        const T weight_decay = static_cast<T>(c.weight_decay), mu_t = static_cast<T>(mu);
+        for (std::size_t i = 0; i < a.param.size(); ++i) {
+            T& p = a.param[i];
+            T& ax = a.state[0][i];
+            T g = c.maximize ? -grad[i] : grad[i];
+            if (c.weight_decay != 0.0) g = g + weight_decay * p;
+            p = p * decay;
+            p = p + neg_eta * g;
+            ax = mu == 1.0 ? p : ax + (p - ax) * mu_t;
+        }
+        a.scalar = c.lr / std::pow(1.0 + c.lambd * c.lr * step, c.alpha);
+        a.second_scalar = 1.0 / std::max(1.0, step - c.t0);
+    }
+};
+
 /// Fresh arrays of `size` elements: a random parameter, zeroed state (unused state stays empty).
 template <class Rule, class T>
 Arrays<T> initial_arrays(const typename Rule::Config& c, std::size_t size, std::uint32_t seed) {
@@ -651,6 +844,7 @@ void check_against_reference(const Arrays<T>& actual, const Arrays<T>& expected,
                              const std::string& where) {
     check_close(actual.param, expected.param, where + " param");
     LRCORE_CHECK_MESSAGE(actual.scalar == expected.scalar, where + " scalar state");
+    LRCORE_CHECK_MESSAGE(actual.second_scalar == expected.second_scalar, where + " second scalar state");
     for (int k = 0; k < 3; ++k) {
         if (Rule::uses_state(c, k)) check_close(actual.state[k], expected.state[k], where + " " + Rule::state_names[k]);
     }
@@ -710,6 +904,24 @@ AdamConfig full_adam() {
     c.amsgrad = true;
     c.decoupled_weight_decay = true;
     c.weight_decay = 0.01;
+    return c;
+}
+AdadeltaConfig full_adadelta() {
+    AdadeltaConfig c;
+    c.weight_decay = 0.01;
+    c.maximize = true;
+    return c;
+}
+lrcore::AsgdConfig full_asgd() {
+    lrcore::AsgdConfig c;
+    c.t0 = 1.0;
+    c.weight_decay = 0.01;
+    return c;
+}
+RpropConfig full_rprop() {
+    RpropConfig c;
+    c.step_size_min = 0.009;
+    c.step_size_max = 0.012;
     return c;
 }
 
@@ -859,6 +1071,12 @@ int main() {
     check_rule<Rmsprop, double>(isas);
     check_rule<Adam, float>(isas);
     check_rule<Adam, double>(isas);
+    check_rule<Adadelta, float>(isas);
+    check_rule<Adadelta, double>(isas);
+    check_rule<Rprop, float>(isas);
+    check_rule<Rprop, double>(isas);
+    check_rule<Asgd, float>(isas);
+    check_rule<Asgd, double>(isas);
     check_amsgrad_max_propagates_nan<float>(isas);
     check_amsgrad_max_propagates_nan<double>(isas);
     check_rule<Nadam, float>(isas);
@@ -880,6 +1098,12 @@ int main() {
     check_threads<Rmsprop, double>(full_rmsprop());
     check_threads<Adam, float>(full_adam());
     check_threads<Adam, double>(full_adam());
+    check_threads<Adadelta, float>(full_adadelta());
+    check_threads<Adadelta, double>(full_adadelta());
+    check_threads<Rprop, float>(full_rprop());
+    check_threads<Rprop, double>(full_rprop());
+    check_threads<Asgd, float>(full_asgd());
+    check_threads<Asgd, double>(full_asgd());
 
     lrcore::set_num_threads(2);
     check_batched_call<float>();

@@ -123,6 +123,42 @@ struct LionConfig {
     double grad_scale = 1.0;     // each gradient element is multiplied by T(grad_scale) first
 };
 
+/// Adadelta: per-element steps from running averages of squared gradients and squared updates.
+struct AdadeltaConfig {
+    double lr = 1.0;             // >= 0; scales the update (the rule itself needs none)
+    double rho = 0.9;            // in [0, 1]; decay of both running averages
+    double eps = 1e-6;           // >= 0; added inside both roots
+    double weight_decay = 0.0;   // >= 0; L2 penalty added to the gradient
+    bool maximize = false;
+    double grad_scale = 1.0;     // each gradient element is multiplied by T(grad_scale) first
+};
+
+/// Rprop: per-element step sizes that grow while the gradient keeps its sign
+/// and shrink when it flips; only the gradient's sign moves the parameter.
+/// torch's `etas` tuple is etaminus, etaplus here, `step_sizes` is
+/// step_size_min, step_size_max.
+struct RpropConfig {
+    double lr = 1e-2;            // >= 0; the initial step size (RpropTensor::initialize_step_size)
+    double etaminus = 0.5;       // in (0, 1); step-size factor where the gradient's sign flips
+    double etaplus = 1.2;        // > 1; step-size factor where it keeps its sign
+    double step_size_min = 1e-6; // >= 0; step sizes are clamped to [step_size_min, step_size_max]
+    double step_size_max = 50.0; // >= step_size_min
+    bool maximize = false;
+    double grad_scale = 1.0;     // each gradient element is multiplied by T(grad_scale) first
+};
+
+/// ASGD (averaged SGD): steps of a decaying size eta with a decay term, and a
+/// running average `ax` of the parameter that starts averaging after step t0.
+struct AsgdConfig {
+    double lr = 1e-2;            // >= 0; eta after step t is lr / (1 + lambd * lr * t)^alpha
+    double lambd = 1e-4;         // >= 0; decay term: the parameter is scaled by 1 - lambd * eta
+    double alpha = 0.75;         // power in the eta schedule
+    double t0 = 1e6;             // the average starts moving after step t0: mu = 1 / max(1, t - t0)
+    double weight_decay = 0.0;   // >= 0; L2 penalty added to the gradient
+    bool maximize = false;
+    double grad_scale = 1.0;     // each gradient element is multiplied by T(grad_scale) first
+};
+
 /// Schedule-free AdamW (Defazio et al. 2024, "The Road Less Scheduled"), as the
 /// `schedulefree` package's AdamWScheduleFree computes it. The parameter arrays
 /// hold y, where gradients are taken, in train mode and the average x in eval
@@ -174,6 +210,9 @@ void validate(const NadamConfig& config);
 void validate(const RadamConfig& config);
 void validate(const AdamaxConfig& config);
 void validate(const LionConfig& config);
+void validate(const AdadeltaConfig& config);
+void validate(const RpropConfig& config);
+void validate(const AsgdConfig& config);
 void validate(const ScheduleFreeAdamWConfig& config);
 void validate(const ScheduleFreeSgdConfig& config);
 

@@ -105,6 +105,33 @@ void adamax_step(const AdamaxConfig& config, const AdamaxTensor<double>* tensors
 void lion_step(const LionConfig& config, const LionTensor<float>* tensors, std::size_t count);
 void lion_step(const LionConfig& config, const LionTensor<double>* tensors, std::size_t count);
 
+/// Adadelta (torch's operation order):
+///   g <- s*g + weight_decay*p
+///   v <- rho*v + (1 - rho)*g*g                           (v = square_avg)
+///   d <- sqrt(u + eps) / sqrt(v + eps) * g               (u = acc_delta, before its update)
+///   u <- rho*u + (1 - rho)*d*d
+///   p <- p - lr*d
+void adadelta_step(const AdadeltaConfig& config, const AdadeltaTensor<float>* tensors, std::size_t count);
+void adadelta_step(const AdadeltaConfig& config, const AdadeltaTensor<double>* tensors, std::size_t count);
+
+/// Rprop (torch's semantics):
+///   first step (initialize_step_size): z <- lr;  prev starts at 0   (z = step_size)
+///   g <- s*g;  q <- sign(g*prev)                         (sign: +1, -1, or 0 for zeros and NaN)
+///   z <- clamp(z * (etaplus if q > 0, etaminus if q < 0, else 1), step_size_min, step_size_max)
+///   g <- 0 where q < 0
+///   p <- p - sign(g)*z;  prev <- g
+void rprop_step(const RpropConfig& config, const RpropTensor<float>* tensors, std::size_t count);
+void rprop_step(const RpropConfig& config, const RpropTensor<double>* tensors, std::size_t count);
+
+/// ASGD (torch's single-tensor order), with eta and mu the tensor's two numbers
+/// (AsgdTensor: NaN ones are not set yet, and read as lr and 1 on a first step):
+///   g <- s*g + weight_decay*p
+///   p <- p*(1 - lambd*eta);  p <- p - eta*g
+///   ax <- p if mu == 1, else ax + (p - ax)*mu
+///   after every kernel of the call: eta <- lr / (1 + lambd*lr*t)^alpha,  mu <- 1 / max(1, t - t0)
+void asgd_step(const AsgdConfig& config, const AsgdTensor<float>* tensors, std::size_t count);
+void asgd_step(const AsgdConfig& config, const AsgdTensor<double>* tensors, std::size_t count);
+
 /// Schedule-free AdamW and SGD (Defazio et al. 2024), as the `schedulefree`
 /// package 1.4 computes them. `state` is the parameter group's (see
 /// ScheduleFreeGroupState); a step needs it in train mode (else it throws
@@ -165,5 +192,11 @@ inline void adamax_step(const AdamaxConfig& c, const AdamaxTensor<float>& t) { a
 inline void adamax_step(const AdamaxConfig& c, const AdamaxTensor<double>& t) { adamax_step(c, &t, 1); }
 inline void lion_step(const LionConfig& c, const LionTensor<float>& t) { lion_step(c, &t, 1); }
 inline void lion_step(const LionConfig& c, const LionTensor<double>& t) { lion_step(c, &t, 1); }
+inline void adadelta_step(const AdadeltaConfig& c, const AdadeltaTensor<float>& t) { adadelta_step(c, &t, 1); }
+inline void adadelta_step(const AdadeltaConfig& c, const AdadeltaTensor<double>& t) { adadelta_step(c, &t, 1); }
+inline void rprop_step(const RpropConfig& c, const RpropTensor<float>& t) { rprop_step(c, &t, 1); }
+inline void rprop_step(const RpropConfig& c, const RpropTensor<double>& t) { rprop_step(c, &t, 1); }
+inline void asgd_step(const AsgdConfig& c, const AsgdTensor<float>& t) { asgd_step(c, &t, 1); }
+inline void asgd_step(const AsgdConfig& c, const AsgdTensor<double>& t) { asgd_step(c, &t, 1); }
 
 }  // namespace lrcore

@@ -118,6 +118,49 @@ struct LionTensor {
     std::size_t size = 0;
 };
 
+/// Adadelta state (no step counter: the rule does not depend on it).
+template <class T>
+struct AdadeltaTensor {
+    T* param = nullptr;
+    const T* grad = nullptr;
+    T* square_avg = nullptr;               // running mean of squared gradients
+    T* acc_delta = nullptr;                // running mean of squared updates
+    std::size_t size = 0;
+};
+
+/// Rprop state (no step counter: the rule does not depend on it).
+template <class T>
+struct RpropTensor {
+    T* param = nullptr;
+    const T* grad = nullptr;
+    T* prev = nullptr;                     // the gradient of the previous step (0 where its sign flipped)
+    T* step_size = nullptr;                // per-element step sizes
+    std::size_t size = 0;
+    // Set it on the tensor's first step: step_size is then set to lr before
+    // the step, its previous contents ignored, as torch creates it (prev starts
+    // at zero); clear it for every later step.
+    bool initialize_step_size = false;
+};
+
+/// ASGD state: the averaged parameter and two numbers per tensor, eta (the
+/// step size) and mu (the averaging weight), which torch keeps as 0-d tensors
+/// of its default dtype; here doubles. `eta` and `mu` point to the caller's
+/// doubles: start them at lr and 1 (as torch creates them), or at NaN, which
+/// reads as "not set yet" (lr and 1 on the first step; on a later one their
+/// values after the previous step at this step's lr). After every kernel of the
+/// call has run, the step replaces them with their values for the next step:
+/// eta = lr / (1 + lambd * lr * step)^alpha, mu = 1 / max(1, step - t0).
+template <class T>
+struct AsgdTensor {
+    T* param = nullptr;
+    const T* grad = nullptr;
+    T* ax = nullptr;                       // running average of the parameter
+    double* eta = nullptr;                 // the step size of the next step
+    double* mu = nullptr;                  // the averaging weight of the next step
+    std::size_t size = 0;
+    std::int64_t step = 1;                 // drives the eta and mu updates
+};
+
 /// Schedule-free AdamW state. `param` holds y in train mode (where the
 /// gradient was taken), x in eval mode.
 template <class T>

@@ -20,6 +20,9 @@ struct TypedKernels {
     void (*radam)(const RadamConstants<T>&, const RadamTensor<T>&, std::size_t, std::size_t);
     void (*adamax)(const AdamaxConstants<T>&, const AdamaxTensor<T>&, std::size_t, std::size_t);
     void (*lion)(const LionConstants<T>&, const LionTensor<T>&, std::size_t, std::size_t);
+    void (*adadelta)(const AdadeltaConstants<T>&, const AdadeltaTensor<T>&, std::size_t, std::size_t);
+    void (*rprop)(const RpropConstants<T>&, const RpropTensor<T>&, std::size_t, std::size_t);
+    void (*asgd)(const AsgdConstants<T>&, const AsgdTensor<T>&, std::size_t, std::size_t);
     void (*schedule_free_adamw)(const ScheduleFreeAdamWConstants<T>&, const ScheduleFreeAdamWTensor<T>&, std::size_t,
                                 std::size_t);
     void (*schedule_free_sgd)(const ScheduleFreeSgdConstants<T>&, const ScheduleFreeSgdTensor<T>&, std::size_t,
@@ -60,6 +63,7 @@ const KernelTable& avx512_kernels();
         &adam_chunk<Lane, T>,                                                                   \
         &nadam_chunk<Lane, T>, &radam_chunk<Lane, T>, &adamax_chunk<Lane, T>,                   \
         &lion_chunk<Lane, T>,                                                                   \
+        &adadelta_chunk<Lane, T>, &rprop_chunk<Lane, T>, &asgd_chunk<Lane, T>,                  \
         &schedule_free_adamw_chunk<Lane, T>, &schedule_free_sgd_chunk<Lane, T>,                 \
         &interpolate_chunk<Lane, T>,                                                            \
     }

@@ -41,6 +41,11 @@ struct Avx2Lane<float> {
                                          _mm256_and_ps(_mm256_cmp_ps(a, zero, _CMP_LT_OQ), _mm256_set1_ps(-1.0f))),
                             _mm256_and_ps(_mm256_cmp_ps(a, a, _CMP_UNORD_Q), a));
     }
+    // All bits set in the lanes where the comparison holds (the ScalarLane comments have the rules).
+    using mask = __m256;
+    static mask less(reg a, reg b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
+    static reg select(mask m, reg a, reg b) { return _mm256_blendv_ps(b, a, m); }
+    static reg clamp(reg a, reg lo, reg hi) { return _mm256_min_ps(hi, _mm256_max_ps(lo, a)); }
 };
 
 template <>
@@ -67,6 +72,10 @@ struct Avx2Lane<double> {
                                          _mm256_and_pd(_mm256_cmp_pd(a, zero, _CMP_LT_OQ), _mm256_set1_pd(-1.0))),
                             _mm256_and_pd(_mm256_cmp_pd(a, a, _CMP_UNORD_Q), a));
     }
+    using mask = __m256d;
+    static mask less(reg a, reg b) { return _mm256_cmp_pd(a, b, _CMP_LT_OQ); }
+    static reg select(mask m, reg a, reg b) { return _mm256_blendv_pd(b, a, m); }
+    static reg clamp(reg a, reg lo, reg hi) { return _mm256_min_pd(hi, _mm256_max_pd(lo, a)); }
 };
 
 }  // namespace

@@ -49,6 +49,11 @@ struct Avx512Lane<float> {
         result = _mm512_mask_mov_ps(result, _mm512_cmp_ps_mask(a, zero, _CMP_LT_OQ), _mm512_set1_ps(-1.0f));
         return _mm512_mask_mov_ps(result, _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), a);
     }
+    // One bit per lane, set where the comparison holds (the ScalarLane comments have the rules).
+    using mask = __mmask16;
+    static mask less(reg a, reg b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+    static reg select(mask m, reg a, reg b) { return _mm512_mask_blend_ps(m, b, a); }
+    static reg clamp(reg a, reg lo, reg hi) { return _mm512_min_ps(hi, _mm512_max_ps(lo, a)); }
 };
 
 template <>
@@ -80,6 +85,10 @@ struct Avx512Lane<double> {
         result = _mm512_mask_mov_pd(result, _mm512_cmp_pd_mask(a, zero, _CMP_LT_OQ), _mm512_set1_pd(-1.0));
         return _mm512_mask_mov_pd(result, _mm512_cmp_pd_mask(a, a, _CMP_UNORD_Q), a);
     }
+    using mask = __mmask8;
+    static mask less(reg a, reg b) { return _mm512_cmp_pd_mask(a, b, _CMP_LT_OQ); }
+    static reg select(mask m, reg a, reg b) { return _mm512_mask_blend_pd(m, b, a); }
+    static reg clamp(reg a, reg lo, reg hi) { return _mm512_min_pd(hi, _mm512_max_pd(lo, a)); }
 };
 
 }  // namespace

@@ -53,6 +53,19 @@ struct ScalarLane {
     // np.sign: 1 for a > 0, -1 for a < 0, +0 for either zero, and a NaN itself
     // (its payload kept). The vector lanes select exactly these four cases.
     static reg sign(reg a) { return a > T(0) ? T(1) : (a < T(0) ? T(-1) : (a == T(0) ? T(0) : a)); }
+    // A comparison's result, for select: one bool here, one per lane in the vector lanes.
+    using mask = bool;
+    // a < b, false when either is NaN (as every vector lane's ordered compare).
+    static mask less(reg a, reg b) { return a < b; }
+    // m ? a : b, lane by lane.
+    static reg select(mask m, reg a, reg b) { return m ? a : b; }
+    // min(max(a, lo), hi) as torch.clamp computes it: a NaN `a` stays NaN (lo
+    // and hi are never NaN). The vector lanes use max(lo, a) and min(hi, .),
+    // whose x86 forms return their second operand, a, when one is NaN.
+    static reg clamp(reg a, reg lo, reg hi) {
+        const reg at_least_lo = lo > a ? lo : a;
+        return hi < at_least_lo ? hi : at_least_lo;
+    }
 };
 
 }  // namespace

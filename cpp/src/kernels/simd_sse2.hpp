@@ -41,6 +41,11 @@ struct Sse2Lane<float> {
                                    _mm_and_ps(_mm_cmplt_ps(a, zero), _mm_set1_ps(-1.0f))),
                          _mm_and_ps(_mm_cmpunord_ps(a, a), a));
     }
+    // All bits set in the lanes where the comparison holds (the ScalarLane comments have the rules).
+    using mask = __m128;
+    static mask less(reg a, reg b) { return _mm_cmplt_ps(a, b); }
+    static reg select(mask m, reg a, reg b) { return _mm_or_ps(_mm_and_ps(m, a), _mm_andnot_ps(m, b)); }
+    static reg clamp(reg a, reg lo, reg hi) { return _mm_min_ps(hi, _mm_max_ps(lo, a)); }
 };
 
 template <>
@@ -68,6 +73,10 @@ struct Sse2Lane<double> {
                                    _mm_and_pd(_mm_cmplt_pd(a, zero), _mm_set1_pd(-1.0))),
                          _mm_and_pd(_mm_cmpunord_pd(a, a), a));
     }
+    using mask = __m128d;
+    static mask less(reg a, reg b) { return _mm_cmplt_pd(a, b); }
+    static reg select(mask m, reg a, reg b) { return _mm_or_pd(_mm_and_pd(m, a), _mm_andnot_pd(m, b)); }
+    static reg clamp(reg a, reg lo, reg hi) { return _mm_min_pd(hi, _mm_max_pd(lo, a)); }
 };
 
 }  // namespace

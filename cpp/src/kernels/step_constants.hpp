@@ -6,6 +6,7 @@
 // floats to its element-wise kernels. The kernels only read these structs.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -284,6 +285,73 @@ struct LionConstants {
                 static_cast<T>(1.0 - c.beta2),
                 static_cast<T>(c.lr),
                 c.weight_decay != 0.0};
+    }
+};
+
+template <class T>
+struct AdadeltaConstants {
+    GradScale<T> grad_scale;
+    T grad_sign;
+    T weight_decay;
+    T rho;
+    T one_minus_rho;
+    T eps;
+    T neg_lr;
+    bool has_weight_decay;
+
+    static AdadeltaConstants make(const AdadeltaConfig& c) {
+        return {GradScale<T>::from(c.grad_scale), static_cast<T>(c.maximize ? -1.0 : 1.0),
+                static_cast<T>(c.weight_decay), static_cast<T>(c.rho), static_cast<T>(1.0 - c.rho),
+                static_cast<T>(c.eps), static_cast<T>(-c.lr), c.weight_decay != 0.0};
+    }
+};
+
+template <class T>
+struct RpropConstants {
+    GradScale<T> grad_scale;
+    T grad_sign;
+    T etaminus;
+    T etaplus;
+    T step_size_min;
+    T step_size_max;
+    T initial_step_size;      // lr, what a new step_size array starts at
+
+    static RpropConstants make(const RpropConfig& c) {
+        return {GradScale<T>::from(c.grad_scale), static_cast<T>(c.maximize ? -1.0 : 1.0),
+                static_cast<T>(c.etaminus), static_cast<T>(c.etaplus), static_cast<T>(c.step_size_min),
+                static_cast<T>(c.step_size_max), static_cast<T>(c.lr)};
+    }
+};
+
+/// ASGD's two per-tensor numbers after a tensor's step `step`, as torch computes
+/// them (in double; torch then stores them in its default dtype).
+inline double asgd_next_eta(const AsgdConfig& c, std::int64_t step) {
+    return c.lr / std::pow(1.0 + c.lambd * c.lr * static_cast<double>(step), c.alpha);
+}
+inline double asgd_next_mu(const AsgdConfig& c, std::int64_t step) {
+    return 1.0 / std::max(1.0, static_cast<double>(step) - c.t0);
+}
+
+template <class T>
+struct AsgdConstants {
+    GradScale<T> grad_scale;
+    T grad_sign;
+    T weight_decay;
+    T decay_factor;           // 1 - lambd * eta
+    T neg_eta;                // -eta
+    T mu;
+    bool has_weight_decay;
+    bool copies_average;      // mu == 1: ax = p (torch copies instead of averaging)
+
+    /// `eta` and `mu` are the tensor's stored numbers. A NaN one is not set yet
+    /// (torch creates them at a tensor's first step: eta = lr, mu = 1); later it
+    /// is taken as the value after the previous step at this step's lr.
+    static AsgdConstants make(const AsgdConfig& c, std::int64_t step, double eta, double mu) {
+        if (std::isnan(eta)) eta = step == 1 ? c.lr : asgd_next_eta(c, step - 1);
+        if (std::isnan(mu)) mu = step == 1 ? 1.0 : asgd_next_mu(c, step - 1);
+        return {GradScale<T>::from(c.grad_scale), static_cast<T>(c.maximize ? -1.0 : 1.0),
+                static_cast<T>(c.weight_decay), static_cast<T>(1.0 - c.lambd * eta), static_cast<T>(-eta),
+                static_cast<T>(mu), c.weight_decay != 0.0, mu == 1.0};
     }
 };
 

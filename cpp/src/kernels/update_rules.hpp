@@ -15,8 +15,9 @@
 // NaN and infinities follow numpy and torch: every operation is IEEE, the
 // maximizing sign is applied by flipping the sign bit (a negation, which also
 // flips a NaN's sign, where multiplying by -1 would not), and V::max
-// propagates NaN like np.maximum. There are no other data-dependent
-// comparisons or selections; the only branches are on hyperparameters.
+// propagates NaN like np.maximum. The only other data-dependent comparisons
+// and selections are Rprop's (V::less, V::select, V::clamp, exact on every
+// lane type); the only branches are on hyperparameters.
 #pragma once
 
 #include <algorithm>
@@ -367,6 +368,119 @@ void lion_chunk(const LionConstants<T>& constants, const LionTensor<T>& t, std::
             V::store(param + i, V::sub(p, V::mul(V::broadcast(c.lr), V::sign(direction))));
         });
     }); });
+}
+
+// ----------------------------------------------------------------- Adadelta --
+template <template <class> class Lane, class T>
+void adadelta_chunk(const AdadeltaConstants<T>& constants, const AdadeltaTensor<T>& t, std::size_t begin,
+                    std::size_t end) {
+    const AdadeltaConstants<T> c = constants;  // a local copy: see nadam_chunk
+    T* __restrict param = t.param + begin;
+    const T* __restrict grad = t.grad + begin;
+    T* __restrict square_avg = t.square_avg + begin;
+    T* __restrict acc_delta = t.acc_delta + begin;
+    select(c.grad_scale.active, [&](auto scales) {
+    select(c.has_weight_decay, [&](auto has_weight_decay) {
+        for_each_lane<Lane, T>(end - begin, param, [&](auto lane, std::size_t i) LRCORE_ALWAYS_INLINE {
+            using V = decltype(lane);
+            const auto p = V::load(param + i);
+            const auto grad_loaded = V::load(grad + i);
+            const auto square_avg_loaded = V::load(square_avg + i);
+            const auto acc_delta_loaded = V::load(acc_delta + i);
+            auto g = signed_gradient<V>(grad_loaded, c.grad_scale, c.grad_sign, scales);
+            if constexpr (has_weight_decay) g = V::add(g, V::mul(V::broadcast(c.weight_decay), p));
+            const auto v = V::add(V::mul(square_avg_loaded, V::broadcast(c.rho)),
+                                  V::mul(V::mul(V::broadcast(c.one_minus_rho), g), g));
+            const auto eps = V::broadcast(c.eps);
+            const auto std_dev = V::sqrt(V::add(v, eps));
+            const auto delta = V::mul(V::div(V::sqrt(V::add(acc_delta_loaded, eps)), std_dev), g);
+            const auto u = V::add(V::mul(acc_delta_loaded, V::broadcast(c.rho)),
+                                  V::mul(V::mul(V::broadcast(c.one_minus_rho), delta), delta));
+            V::store(square_avg + i, v);
+            V::store(acc_delta + i, u);
+            V::store(param + i, V::add(p, V::mul(V::broadcast(c.neg_lr), delta)));
+        });
+    }); });
+}
+
+// -------------------------------------------------------------------- Rprop --
+// torch's sign: +1, -1, or +0 for both zeros and for NaN (it compares with 0).
+template <class V>
+inline typename V::reg torch_sign(typename V::reg x) {
+    const auto zero = V::broadcast(0);
+    const auto one = V::broadcast(1);
+    return V::sub(V::select(V::less(zero, x), one, zero), V::select(V::less(x, zero), one, zero));
+}
+
+template <template <class> class Lane, class T>
+void rprop_chunk(const RpropConstants<T>& constants, const RpropTensor<T>& t, std::size_t begin, std::size_t end) {
+    const RpropConstants<T> c = constants;  // a local copy: see nadam_chunk
+    T* __restrict param = t.param + begin;
+    const T* __restrict grad = t.grad + begin;
+    T* __restrict prev = t.prev + begin;
+    T* __restrict step_size = t.step_size + begin;
+    select(c.grad_scale.active, [&](auto scales) {
+    select(t.initialize_step_size, [&](auto first_step) {
+        for_each_lane<Lane, T>(end - begin, param, [&](auto lane, std::size_t i) LRCORE_ALWAYS_INLINE {
+            using V = decltype(lane);
+            const auto p = V::load(param + i);
+            const auto grad_loaded = V::load(grad + i);
+            const auto prev_loaded = V::load(prev + i);
+            typename V::reg s;
+            if constexpr (first_step) {
+                s = V::broadcast(c.initial_step_size);
+            } else {
+                s = V::load(step_size + i);
+            }
+            const auto zero = V::broadcast(0);
+            auto g = signed_gradient<V>(grad_loaded, c.grad_scale, c.grad_sign, scales);
+            // The sign of g * prev as torch computes it, from the rounded product
+            // (a NaN product counts as 0: the step size stays and g is kept).
+            const auto product = V::mul(g, prev_loaded);
+            const auto flipped = V::less(product, zero);
+            const auto factor = V::select(V::less(zero, product), V::broadcast(c.etaplus),
+                                          V::select(flipped, V::broadcast(c.etaminus), V::broadcast(1)));
+            s = V::clamp(V::mul(s, factor), V::broadcast(c.step_size_min), V::broadcast(c.step_size_max));
+            g = V::select(flipped, zero, g);
+            // torch's addcmul(sign(g), step_size, value=-1): (-1 * sign) * step_size, so a zero
+            // sign gives -0 and leaves a -0 parameter -0.
+            const auto update = V::mul(V::mul(V::broadcast(-1), torch_sign<V>(g)), s);
+            V::store(step_size + i, s);
+            V::store(prev + i, g);
+            V::store(param + i, V::add(p, update));
+        });
+    }); });
+}
+
+// --------------------------------------------------------------------- ASGD --
+template <template <class> class Lane, class T>
+void asgd_chunk(const AsgdConstants<T>& constants, const AsgdTensor<T>& t, std::size_t begin, std::size_t end) {
+    const AsgdConstants<T> c = constants;  // a local copy: see nadam_chunk
+    T* __restrict param = t.param + begin;
+    const T* __restrict grad = t.grad + begin;
+    T* __restrict ax = t.ax + begin;
+    select(c.grad_scale.active, [&](auto scales) {
+    select(c.has_weight_decay, [&](auto has_weight_decay) {
+    select(c.copies_average, [&](auto copies_average) {
+        for_each_lane<Lane, T>(end - begin, param, [&](auto lane, std::size_t i) LRCORE_ALWAYS_INLINE {
+            using V = decltype(lane);
+            auto p = V::load(param + i);
+            const auto grad_loaded = V::load(grad + i);
+            typename V::reg a{};
+            if constexpr (!copies_average) a = V::load(ax + i);
+            auto g = signed_gradient<V>(grad_loaded, c.grad_scale, c.grad_sign, scales);
+            if constexpr (has_weight_decay) g = V::add(g, V::mul(V::broadcast(c.weight_decay), p));
+            p = V::mul(p, V::broadcast(c.decay_factor));
+            p = V::add(p, V::mul(V::broadcast(c.neg_eta), g));
+            if constexpr (copies_average) {
+                a = p;
+            } else {
+                a = V::add(a, V::mul(V::sub(p, a), V::broadcast(c.mu)));
+            }
+            V::store(ax + i, a);
+            V::store(param + i, p);
+        });
+    }); }); });
 }
 
 // ---------------------------------------------------------- schedule-free --

@@ -31,8 +31,11 @@ class FastNumpyStep:
             "sgd": self._sgd, "momentum": self._momentum, "adagrad": self._adagrad,
             "rmsprop": self._rmsprop, "adam": self._adam, "adamw": self._adam,
             "nadam": self._nadam, "radam": self._radam, "adamax": self._adamax, "lion": self._lion,
+            "adadelta": self._adadelta, "rprop": self._rprop, "asgd": self._asgd,
             "schedule_free_adamw": self._schedule_free, "schedule_free_sgd": self._schedule_free,
         }[rule.name]
+        # Rprop's two comparisons, kept as masks.
+        self._masks = (np.empty(largest, bool), np.empty(largest, bool)) if rule.name == "rprop" else None
 
     def __call__(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], state: State) -> None:
         self._step(params, grads, state)
@@ -234,6 +237,87 @@ class FastNumpyStep:
             m *= dt(beta2)
             np.multiply(g, dt(1 - beta2), out=b)
             m += b
+
+    def _adadelta(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], state: State) -> None:
+        hp = self._rule.hyperparameters
+        lr, rho, eps = hp["lr"], hp["rho"], hp["eps"]
+        assert hp.get("weight_decay", 0.0) == 0.0, "weight decay is not part of the benchmark's Adadelta"
+        steps, square_avgs, acc_deltas = state["steps"], state["square_avgs"], state["acc_deltas"]
+        for i, (p, g) in enumerate(zip(params, grads)):
+            dt = p.dtype.type
+            steps[i] += 1
+            v, u = square_avgs[i], acc_deltas[i]
+            a, b = self._scratch_like(p)
+            v *= dt(rho)
+            np.multiply(g, dt(1 - rho), out=a)
+            a *= g
+            v += a
+            np.add(v, dt(eps), out=a)
+            np.sqrt(a, out=a)                 # std
+            np.add(u, dt(eps), out=b)
+            np.sqrt(b, out=b)
+            b /= a
+            b *= g                            # delta
+            u *= dt(rho)
+            np.multiply(b, dt(1 - rho), out=a)
+            a *= b
+            u += a
+            b *= dt(-lr)
+            p += b
+
+    def _rprop(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], state: State) -> None:
+        hp = self._rule.hyperparameters
+        assert self._masks is not None
+        steps, prevs, step_sizes = state["steps"], state["prevs"], state["step_sizes"]
+        for i, (p, g) in enumerate(zip(params, grads)):
+            dt = p.dtype.type
+            steps[i] += 1
+            if step_sizes[i] is None:
+                step_sizes[i] = np.full_like(p, dt(hp["lr"]))
+            z, prev = step_sizes[i], prevs[i]
+            a, b = self._scratch_like(p)
+            kept, flipped = (m[:p.size].reshape(p.shape) for m in self._masks)
+            np.multiply(g, prev, out=a)       # the benchmark's gradients are finite: no NaN product
+            np.greater(a, 0, out=kept)
+            np.less(a, 0, out=flipped)
+            b.fill(1)
+            np.copyto(b, dt(hp["etaplus"]), where=kept)
+            np.copyto(b, dt(hp["etaminus"]), where=flipped)
+            z *= b
+            np.maximum(z, dt(hp["step_size_min"]), out=z)
+            np.minimum(z, dt(hp["step_size_max"]), out=z)
+            np.copyto(prev, g)
+            np.copyto(prev, 0, where=flipped)
+            np.sign(prev, out=b)              # np.sign(-0.0) is +0, as torch's: they differ only on NaN
+            b *= z
+            p -= b
+
+    def _asgd(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], state: State) -> None:
+        hp = self._rule.hyperparameters
+        lr, lambd, alpha, t0 = hp["lr"], hp["lambd"], hp["alpha"], hp["t0"]
+        assert hp.get("weight_decay", 0.0) == 0.0, "weight decay is not part of the benchmark's ASGD"
+        steps, axs, etas, mus = state["steps"], state["axs"], state["etas"], state["mus"]
+        for i, (p, g) in enumerate(zip(params, grads)):
+            dt = p.dtype.type
+            steps[i] += 1
+            t = int(steps[i])
+            eta, mu = float(etas[i]), float(mus[i])
+            if np.isnan(eta):  # not set yet (see reference.asgd)
+                eta = lr if t == 1 else lr / ((1 + lambd * lr * (t - 1)) ** alpha)
+            if np.isnan(mu):
+                mu = 1.0 if t == 1 else 1 / max(1.0, (t - 1) - t0)
+            a, _ = self._scratch_like(p)
+            p *= dt(1 - lambd * eta)
+            np.multiply(g, dt(-eta), out=a)
+            p += a
+            if mu != 1:
+                np.subtract(p, axs[i], out=a)
+                a *= dt(mu)
+                axs[i] += a
+            else:
+                np.copyto(axs[i], p)
+            etas[i][()] = lr / ((1 + lambd * lr * t) ** alpha)
+            mus[i][()] = 1 / max(1.0, t - t0)
 
     def _schedule_free(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], state: State) -> None:
         from ..reference import _schedule_free_group

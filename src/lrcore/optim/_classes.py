@@ -9,7 +9,7 @@ from __future__ import annotations
 from .._rules import RULES
 from ._optimizer import Optimizer
 
-__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "NAdam", "RAdam", "Adamax", "Lion",
+__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "NAdam", "RAdam", "Adamax", "Lion", "Adadelta", "Rprop", "ASGD",
            "ScheduleFreeAdamW", "ScheduleFreeSGD"]
 
 
@@ -46,6 +46,18 @@ class Adamax(Optimizer, rule=RULES["adamax"]):
 
 
 class Lion(Optimizer, rule=RULES["lion"]):
+    pass
+
+
+class Adadelta(Optimizer, rule=RULES["adadelta"]):
+    pass
+
+
+class Rprop(Optimizer, rule=RULES["rprop"]):
+    pass
+
+
+class ASGD(Optimizer, rule=RULES["asgd"]):
     pass
 
 

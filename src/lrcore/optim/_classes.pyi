@@ -9,7 +9,7 @@ import numpy as np
 from ..schedules import Schedule
 from ._optimizer import Optimizer
 
-__all__ = ['SGD', 'Adagrad', 'RMSprop', 'Adam', 'AdamW', 'NAdam', 'RAdam', 'Adamax', 'Lion', 'ScheduleFreeAdamW', 'ScheduleFreeSGD']
+__all__ = ['SGD', 'Adagrad', 'RMSprop', 'Adam', 'AdamW', 'NAdam', 'RAdam', 'Adamax', 'Lion', 'Adadelta', 'Rprop', 'ASGD', 'ScheduleFreeAdamW', 'ScheduleFreeSGD']
 
 # A numeric hyperparameter: a number, or a schedule (any function of the step count).
 _Value = Union[float, Schedule, Callable[[int], float]]
@@ -151,6 +151,51 @@ class Lion(Optimizer):
         params: _Params,
         lr: _Value = 0.0001,
         betas: Tuple[_Value, _Value] = (0.9, 0.99),
+        weight_decay: _Value = 0.0,
+        maximize: bool = False,
+        *,
+        skip_nonfinite: bool = False,
+        max_grad_norm: Optional[_Value] = None,
+        norm_type: Union[float, str] = 2.0,
+    ) -> None: ...
+
+class Adadelta(Optimizer):
+    def __init__(
+        self,
+        params: _Params,
+        lr: _Value = 1.0,
+        rho: _Value = 0.9,
+        eps: _Value = 1e-06,
+        weight_decay: _Value = 0.0,
+        maximize: bool = False,
+        *,
+        skip_nonfinite: bool = False,
+        max_grad_norm: Optional[_Value] = None,
+        norm_type: Union[float, str] = 2.0,
+    ) -> None: ...
+
+class Rprop(Optimizer):
+    def __init__(
+        self,
+        params: _Params,
+        lr: _Value = 0.01,
+        etas: Tuple[_Value, _Value] = (0.5, 1.2),
+        step_sizes: Tuple[_Value, _Value] = (1e-06, 50.0),
+        maximize: bool = False,
+        *,
+        skip_nonfinite: bool = False,
+        max_grad_norm: Optional[_Value] = None,
+        norm_type: Union[float, str] = 2.0,
+    ) -> None: ...
+
+class ASGD(Optimizer):
+    def __init__(
+        self,
+        params: _Params,
+        lr: _Value = 0.01,
+        lambd: _Value = 0.0001,
+        alpha: _Value = 0.75,
+        t0: _Value = 1000000.0,
         weight_decay: _Value = 0.0,
         maximize: bool = False,
         *,
