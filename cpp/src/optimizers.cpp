@@ -77,8 +77,15 @@ void check_arguments(const Config& config, const Tensor* tensors, std::size_t co
         if (t.param == nullptr || t.grad == nullptr) {
             throw std::invalid_argument(tensor_label(i) + ": param and grad must not be null");
         }
+        if constexpr (rules::HasMatrixShape<Tensor>::value) {
+            if ((t.rows == 0) != (t.columns == 0) || (t.columns != 0 && t.size % (t.rows * t.columns) != 0)) {
+                throw std::invalid_argument(tensor_label(i) +
+                                            ": rows and columns must both be 0 (a vector) or divide size");
+            }
+        }
+        const bool matrix = rules::is_matrix(t);
         for (const auto& state : Rule::states) {
-            if (state.needed_by(config) && t.*(state.template field<T>()) == nullptr) {
+            if (state.needed_by(config) && state.exists_for(matrix) && t.*(state.template field<T>()) == nullptr) {
                 throw std::invalid_argument(tensor_label(i) + ": " + state.name +
                                             " must not be null for this configuration");
             }
@@ -146,6 +153,7 @@ void validate(const SgdConfig& c) { rules::validate_config(c); }
 void validate(const AdagradConfig& c) { rules::validate_config(c); }
 void validate(const RmspropConfig& c) { rules::validate_config(c); }
 void validate(const AdamConfig& c) { rules::validate_config(c); }
+void validate(const AdafactorConfig& c) { rules::validate_config(c); }
 
 void sgd_step(const SgdConfig& c, const SgdTensor<float>* t, std::size_t n) { checked_step<SgdConfig, float>(c, t, n); }
 void sgd_step(const SgdConfig& c, const SgdTensor<double>* t, std::size_t n) { checked_step<SgdConfig, double>(c, t, n); }
@@ -164,6 +172,13 @@ void rmsprop_step(const RmspropConfig& c, const RmspropTensor<double>* t, std::s
 void adam_step(const AdamConfig& c, const AdamTensor<float>* t, std::size_t n) { checked_step<AdamConfig, float>(c, t, n); }
 void adam_step(const AdamConfig& c, const AdamTensor<double>* t, std::size_t n) {
     checked_step<AdamConfig, double>(c, t, n);
+}
+
+void adafactor_step(const AdafactorConfig& c, const AdafactorTensor<float>* t, std::size_t n) {
+    checked_step<AdafactorConfig, float>(c, t, n);
+}
+void adafactor_step(const AdafactorConfig& c, const AdafactorTensor<double>* t, std::size_t n) {
+    checked_step<AdafactorConfig, double>(c, t, n);
 }
 
 }  // namespace lrcore

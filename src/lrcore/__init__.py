@@ -55,7 +55,7 @@ from .plotting import plot_schedule
 # that imports both, because the schedules package must not import plotting
 # (plotting is a consumer of schedules, never a dependency of them).
 setattr(schedules, "plot", plot_schedule)  # an alias the schedules package does not declare
-from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
+from .optim import SGD, Adafactor, Adagrad, Adam, AdamW, Optimizer, RMSprop
 
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _distribution_version
@@ -103,4 +103,5 @@ __all__ = [
     "set_isa",
     "set_num_threads",
     "__version__",
+    "Adafactor",
 ]

@@ -57,6 +57,7 @@ class _RulesModule(ModuleType):
     adagrad: _Rule
     rmsprop: _Rule
     adam: _Rule
+    adafactor: _Rule
     names: Tuple[str, ...]
 
 # --------------------------------------------------------------- schedules --

@@ -30,12 +30,12 @@ import numpy as np
 
 from ._rules import RULES, RuleDescription
 
-__all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd", "state_like"]
+__all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd", "state_like", "adafactor"]
 
 _CACHE_LINE = 64
 
 
-def state_like(param: np.ndarray, fill: float = 0.0) -> np.ndarray:
+def state_like(param: np.ndarray, fill: float = 0.0, *, shape: Any = None) -> np.ndarray:
     """A new C-contiguous array shaped and typed like ``param``, filled with ``fill``: the way to
     allocate optimizer state for these functions (the optimizer classes use it).
 
@@ -43,10 +43,15 @@ def state_like(param: np.ndarray, fill: float = 0.0) -> np.ndarray:
     kernels align their vector loop on the parameter, so with matching offsets
     every state access is aligned too (numpy's large arrays start 16 bytes into
     a page; a misaligned 64-byte access touches two cache lines).
+
+    ``shape`` gives a state array another shape than its parameter's (Adafactor's
+    ``row_var`` and ``col_var``, see :meth:`lrcore._rules.StateArray.shape_for`).
     """
-    raw = np.empty(param.nbytes + _CACHE_LINE, dtype=np.uint8)
+    shape = param.shape if shape is None else tuple(shape)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * param.dtype.itemsize
+    raw = np.empty(nbytes + _CACHE_LINE, dtype=np.uint8)
     offset = (param.ctypes.data - raw.ctypes.data) % _CACHE_LINE
-    array = raw[offset:offset + param.nbytes].view(param.dtype).reshape(param.shape)
+    array = raw[offset:offset + nbytes].view(param.dtype).reshape(shape)
     array.fill(fill)
     return array
 
@@ -119,3 +124,4 @@ adagrad = _make_function(RULES["adagrad"])
 rmsprop = _make_function(RULES["rmsprop"])
 adam = _make_function(RULES["adam"])
 adamw = _make_function(RULES["adamw"])
+adafactor = _make_function(RULES["adafactor"])

@@ -245,3 +245,6 @@ void adam_chunk(const AdamConstants<T>& c, const AdamTensor<T>& t, std::size_t b
 
 }  // namespace
 }  // namespace lrcore::kernels
+
+// Adafactor: passes with row and column reductions, on the same lanes.
+#include "kernels/factored_rules.hpp"

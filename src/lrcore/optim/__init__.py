@@ -1,6 +1,6 @@
 """Optimizer classes with torch.optim's names, arguments and semantics."""
 
-from ._classes import SGD, Adagrad, Adam, AdamW, RMSprop
+from ._classes import SGD, Adafactor, Adagrad, Adam, AdamW, RMSprop
 from ._optimizer import Optimizer, OptimizerSnapshot
 
-__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "OptimizerSnapshot", "RMSprop"]
+__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "OptimizerSnapshot", "RMSprop", "Adafactor"]

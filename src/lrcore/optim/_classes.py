@@ -9,7 +9,7 @@ from __future__ import annotations
 from .._rules import RULES
 from ._optimizer import Optimizer
 
-__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW"]
+__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adafactor"]
 
 
 class SGD(Optimizer, rule=RULES["sgd"]):
@@ -29,4 +29,8 @@ class Adam(Optimizer, rule=RULES["adam"]):
 
 
 class AdamW(Optimizer, rule=RULES["adamw"]):
+    pass
+
+
+class Adafactor(Optimizer, rule=RULES["adafactor"]):
     pass
