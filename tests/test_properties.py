@@ -42,6 +42,10 @@ def hyperparameters(draw, name):
     if name == "rmsprop":
         return dict(lr=draw(lr), alpha=draw(unit), eps=draw(eps), weight_decay=draw(small),
                     momentum=draw(st.one_of(st.just(0.0), unit)), centered=draw(st.booleans()), maximize=maximize)
+    if name == "adafactor":
+        eps1 = draw(st.one_of(st.none(), st.just(0.0), eps))
+        return dict(lr=draw(lr), beta2_decay=draw(st.floats(-1.0, 0.0)), eps=(eps1, draw(st.floats(0.0, 0.1))),
+                    d=draw(st.floats(1.0, 3.0)), weight_decay=draw(small), maximize=maximize)
     return dict(lr=draw(lr), betas=(draw(unit), draw(unit)), eps=draw(eps), weight_decay=draw(small),
                 amsgrad=draw(st.booleans()), maximize=maximize)
 
@@ -132,5 +136,5 @@ def test_state_dict_round_trip_is_exact(problem):
 
 
 def test_properties_cover_every_rule():
-    assert set(RULE_BY_NAME) == {"sgd", "adagrad", "rmsprop", "adam", "adamw"}
+    assert set(RULE_BY_NAME) == {"sgd", "adagrad", "rmsprop", "adam", "adamw", "adafactor"}
     assert set(lrcore.functional.__all__) - {"state_like"} == set(reference.__all__)

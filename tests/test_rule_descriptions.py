@@ -50,7 +50,11 @@ def test_valid_ranges_come_from_the_native_rule(rule):
     ranges = {name: valid for name, _, valid in rule.native.hyperparameters}
     for h in rule.hyperparameters:
         if h.native:
-            assert h.valid == ranges[h.native[0]], h.name
+            natives = [ranges[n] for n in h.native]
+            # A pair whose elements have different ranges (Adafactor's eps) states each.
+            expected = natives[0] if len(set(natives)) == 1 else "; ".join(
+                f"{n} {r}" for n, r in zip(h.native, natives))
+            assert h.valid == expected, h.name
 
 
 @pytest.mark.parametrize("rule", DESCRIPTIONS, ids=IDS)
@@ -113,7 +117,7 @@ def test_class_signature_is_torchs(rule):
 # ------------------------------------------------------ the functional layer --
 @pytest.mark.parametrize("rule", DESCRIPTIONS, ids=IDS)
 def test_functional_arguments_are_the_native_states(rule):
-    native_states = [(name, list_name) for name, list_name, _, _ in rule.native.states]
+    native_states = [(name, list_name) for name, list_name, *_ in rule.native.states]
     assert [(s.name, s.list_name) for s in rule.states] == native_states
     lists = {list_name for _, list_name in native_states}
     assert set(rule.functional_arguments) - lists <= {"steps"}
@@ -177,6 +181,8 @@ NEEDED = [
     ("adam", {"amsgrad": True}, ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]),
     ("adamw", {}, ["exp_avg", "exp_avg_sq"]),
     ("adamw", {"amsgrad": True}, ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]),
+    # Every configuration needs all three; which a parameter has depends on its ndim (below).
+    ("adafactor", {}, ["row_var", "col_var", "variance"]),
 ]
 TEST_RULE = {rule.name: rule for rule in TEST_RULES}
 
@@ -214,3 +220,27 @@ def test_optimizer_keeps_exactly_the_needed_states(amsgrad):
     saved = set(opt.state_dict()["state"][0]) - {"step"}
     assert ("max_exp_avg_sq" in saved) == amsgrad
     assert saved == set(opt.rule.native.needed_states(opt.last_hyperparameters[0]))
+
+
+# ------------------------------------------------ states shaped by the parameter --
+@pytest.mark.parametrize("shape", [(), (5,), (4, 6), (2, 3, 7)])
+def test_adafactor_state_exists_and_is_shaped_by_the_parameter_ndim(shape):
+    """row_var/col_var (torch's shapes) for 2 or more dimensions, variance for fewer, None otherwise."""
+    torch = pytest.importorskip("torch")
+    w = np.ones(shape, np.float32)
+    opt = lrcore.Adafactor([w])
+    opt.step([np.full(shape, 0.5, np.float32)])
+    ours = {k: v for k, v in opt.state_dict()["state"][0].items() if k != "step"}
+    t = torch.ones(shape, requires_grad=True)
+    theirs_opt = torch.optim.Adafactor([t])
+    t.grad = torch.full(shape, 0.5)
+    theirs_opt.step()
+    theirs = {k: v for k, v in theirs_opt.state[t].items() if k != "step"}
+    assert set(ours) == set(theirs)
+    for name, value in theirs.items():
+        assert ours[name].shape == tuple(value.shape), name
+    description = lrcore.Adafactor.rule
+    for s in description.states:
+        assert s.exists_for(shape) == (s.name in theirs)
+        if s.name in theirs:
+            assert s.shape_for(shape) == tuple(theirs[s.name].shape)

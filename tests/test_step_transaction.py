@@ -35,6 +35,7 @@ LAZY_SWITCH = {
     "rmsprop": {"momentum": 0.9, "centered": True},
     "adam": {"amsgrad": True},
     "adamw": {"amsgrad": True},
+    "adafactor": {},  # no configuration-dependent state
 }
 
 SHAPES = [(5,), (2, 3)]

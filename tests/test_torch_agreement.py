@@ -18,7 +18,8 @@ STEPS = 100
 # After 100 steps the trajectories differ only by rounding: torch's vectorized
 # CPU kernels fuse some multiply-adds, lrcore's never do.
 TOLERANCE = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
-STATE_NAMES = ("momentum_buffer", "sum", "square_avg", "grad_avg", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+STATE_NAMES = ("momentum_buffer", "sum", "square_avg", "grad_avg", "exp_avg", "exp_avg_sq", "max_exp_avg_sq",
+               "row_var", "col_var", "variance")
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -336,7 +336,7 @@ void gather_group(Batch<Config>& batch, py::handle group_object, std::size_t gro
             tensor.size = param_view.size;
             if constexpr (Rule::has_step) tensor.step = plan.steps[i] + 1;
             if constexpr (rules::HasMatrixShape<Tensor>::value) {
-                if (matrix) {
+                if (matrix && param_view.size != 0) {  // an empty matrix is skipped whole
                     const auto* array = py::detail::array_proxy(param_array.ptr());
                     tensor.rows = static_cast<std::size_t>(array->dimensions[array->nd - 2]);
                     tensor.columns = static_cast<std::size_t>(array->dimensions[array->nd - 1]);
@@ -347,17 +347,17 @@ void gather_group(Batch<Config>& batch, py::handle group_object, std::size_t gro
                 const auto& description = Rule::states[s];
                 if (!description.exists_for(matrix)) continue;  // its entry (None by convention) is not read
                 if (absent[s]) {
-                    throw py::value_error(std::string(description.list_name) + " is required: " +
-                                          argument_name("params", index) + " has " +
-                                          (matrix ? "2 or more dimensions" : "fewer than 2 dimensions"));
+                    throw py::type_error(std::string(description.list_name) + " must be a list, got None (" +
+                                         argument_name("params", index) + " has " +
+                                         (matrix ? "2 or more dimensions" : "fewer than 2 dimensions") + ")");
                 }
                 py::object array = lists[s][i];
                 // A missing array is created after the checks: a state the kernel
                 // initializes itself, or, for an optimizer, one a configuration
-                // change (or a parameter's shape) has just made necessary.
+                // change has just made necessary.
                 const bool may_be_missing =
                     description.template initialize<T>() != nullptr ||
-                    (can_create && (description.needed != nullptr || description.dims != rules::StateDims::any));
+                    (can_create && description.needed != nullptr);
                 if (array.is_none() && may_be_missing) {
                     if (!PyList_Check(lists[s].ptr())) {
                         throw py::type_error(std::string(description.list_name) +

@@ -76,10 +76,21 @@ cdef extern from "lrcore/lrcore.hpp" namespace "lrcore" nogil:
         bool decoupled_weight_decay
         double grad_scale
 
+    cdef cppclass AdafactorConfig:
+        double lr
+        double beta2_decay
+        double eps1           # NaN (the default): the element type's machine epsilon
+        double eps2
+        double d
+        double weight_decay
+        bool maximize
+        double grad_scale
+
     void validate(const SgdConfig& config) except +
     void validate(const AdagradConfig& config) except +
     void validate(const RmspropConfig& config) except +
     void validate(const AdamConfig& config) except +
+    void validate(const AdafactorConfig& config) except +
 
     # --- tensors.hpp: one parameter and its state, as caller-owned pointers
     # (T is float or double; optional state may be NULL when unused) -------
@@ -115,6 +126,19 @@ cdef extern from "lrcore/lrcore.hpp" namespace "lrcore" nogil:
         size_t size
         int64_t step
 
+    # A matrix (stack) when rows and columns are set: row_var has size / columns
+    # elements, col_var size / rows; a vector (rows = columns = 0) uses variance.
+    cdef cppclass AdafactorTensor[T]:
+        T* param
+        const T* grad
+        T* row_var
+        T* col_var
+        T* variance
+        size_t size
+        size_t rows
+        size_t columns
+        int64_t step
+
     # --- optimizers.hpp: one step over `count` tensors, or over one -------
 
     void sgd_step(const SgdConfig& config, const SgdTensor[float]* tensors, size_t count) except +
@@ -136,6 +160,11 @@ cdef extern from "lrcore/lrcore.hpp" namespace "lrcore" nogil:
     void adam_step(const AdamConfig& config, const AdamTensor[double]* tensors, size_t count) except +
     void adam_step(const AdamConfig& config, const AdamTensor[float]& tensor) except +
     void adam_step(const AdamConfig& config, const AdamTensor[double]& tensor) except +
+
+    void adafactor_step(const AdafactorConfig& config, const AdafactorTensor[float]* tensors, size_t count) except +
+    void adafactor_step(const AdafactorConfig& config, const AdafactorTensor[double]* tensors, size_t count) except +
+    void adafactor_step(const AdafactorConfig& config, const AdafactorTensor[float]& tensor) except +
+    void adafactor_step(const AdafactorConfig& config, const AdafactorTensor[double]& tensor) except +
 
     # --- runtime.hpp: instruction set, threads, denormals -----------------
 

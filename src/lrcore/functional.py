@@ -24,7 +24,7 @@ each one's docstring states its formula (``s = -1`` when maximizing, else 1;
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -35,7 +35,7 @@ __all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd", "state_like", "adafacto
 _CACHE_LINE = 64
 
 
-def state_like(param: np.ndarray, fill: float = 0.0, *, shape: Any = None) -> np.ndarray:
+def state_like(param: np.ndarray, fill: float = 0.0, *, shape: Optional[Tuple[int, ...]] = None) -> np.ndarray:
     """A new C-contiguous array shaped and typed like ``param``, filled with ``fill``: the way to
     allocate optimizer state for these functions (the optimizer classes use it).
 
@@ -67,6 +67,11 @@ def _docstring(rule: RuleDescription) -> str:
             continue
         state = next(s for s in rule.states if s.list_name == name)
         when = f"; required when {state.needed_when}" if state.needed_when else ""
+        if state.applies_to:
+            when += f"; for {state.applies_to}, None for the others"
+        if state.shape != "param":
+            dimension = "last" if state.shape == "rows" else "second-to-last"
+            when += f"; shaped like the parameter with its {dimension} dimension 1"
         start = {"zero": "start at zero", "gradient": "None entries start as the gradient on their first use"}.get(
             state.initial, f"start at {state.initial}")
         lines.append(f"    {name}: the ``{state.name}`` arrays ({start}{when}).")

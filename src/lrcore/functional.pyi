@@ -2,19 +2,20 @@
 # lrcore/_rules.py. Do not edit by hand: tests/test_stubs.py compares this file
 # with the generator's output.
 
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ['adagrad', 'adam', 'adamw', 'rmsprop', 'sgd', 'state_like']
+__all__ = ['adafactor', 'adagrad', 'adam', 'adamw', 'rmsprop', 'sgd', 'state_like']
 
 _Grads = Sequence[Optional[np.ndarray]]
 # One array per tensor.
 _Arrays = Sequence[np.ndarray]
-# One array per tensor; None entries (in a list) are created by the step.
+# One array per tensor; None entries (in a list) are created by the step, or belong to
+# tensors that have no such state (Adafactor's vectors have no row_var).
 _LazyArrays = Sequence[Optional[np.ndarray]]
 
-def state_like(param: np.ndarray, fill: float = 0.0) -> np.ndarray: ...
+def state_like(param: np.ndarray, fill: float = 0.0, *, shape: Optional[Tuple[int, ...]] = None) -> np.ndarray: ...
 def sgd(
     params: _Arrays,
     grads: _Grads,
@@ -85,5 +86,21 @@ def adamw(
     eps: float = 1e-08,
     weight_decay: float = 0.01,
     amsgrad: bool = False,
+    maximize: bool = False,
+) -> None: ...
+def adafactor(
+    params: _Arrays,
+    grads: _Grads,
+    row_vars: _LazyArrays,
+    col_vars: _LazyArrays,
+    variances: _LazyArrays,
+    steps: np.ndarray,
+    *,
+    lr: float = 0.01,
+    beta2_decay: float = -0.8,
+    eps1: Optional[float] = None,
+    eps2: float = 0.001,
+    d: float = 1.0,
+    weight_decay: float = 0.0,
     maximize: bool = False,
 ) -> None: ...

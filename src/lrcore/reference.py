@@ -223,8 +223,10 @@ def adafactor(params: Sequence[np.ndarray], grads: Sequence[Optional[np.ndarray]
                 for r in range(b * rows // blocks, (b + 1) * rows // blocks):
                     acc = acc + square[:, r, :]
                 column_sum = acc if b == 0 else column_sum + acc
-            row_var = row_vars[i].reshape(matrices, rows)
-            col_var = col_vars[i].reshape(matrices, columns)
+            row_state, col_state = row_vars[i], col_vars[i]
+            assert row_state is not None and col_state is not None, "a matrix needs row_var and col_var"
+            row_var = row_state.reshape(matrices, rows)
+            col_var = col_state.reshape(matrices, columns)
             _lerp_(col_var, column_sum / T(rows), weight)
             _lerp_(row_var, row_grad / T(columns), weight)
             means = np.array([T(_ordered_sum(row_var[m]) / rows) for m in range(matrices)], dtype=p.dtype)
@@ -235,6 +237,7 @@ def adafactor(params: Sequence[np.ndarray], grads: Sequence[Optional[np.ndarray]
             update_rows = _row_sums((update * update).reshape(-1, columns))
         else:
             variance = variances[i]
+            assert variance is not None, "a vector needs variance"
             _lerp_(variance, g * g, weight)
             update = (T(1) / np.sqrt(np.maximum(variance, T(e1 * e1)))) * g
             segments = -(-p.size // _VECTOR_SEGMENT)

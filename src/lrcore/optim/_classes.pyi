@@ -9,7 +9,7 @@ import numpy as np
 from ..schedules import Schedule
 from ._optimizer import Optimizer
 
-__all__ = ['SGD', 'Adagrad', 'RMSprop', 'Adam', 'AdamW']
+__all__ = ['SGD', 'Adagrad', 'RMSprop', 'Adam', 'AdamW', 'Adafactor']
 
 # A numeric hyperparameter: a number, or a schedule (any function of the step count).
 _Value = Union[float, Schedule, Callable[[int], float]]
@@ -90,6 +90,22 @@ class AdamW(Optimizer):
         eps: _Value = 1e-08,
         weight_decay: _Value = 0.01,
         amsgrad: bool = False,
+        maximize: bool = False,
+        *,
+        skip_nonfinite: bool = False,
+        max_grad_norm: Optional[_Value] = None,
+        norm_type: Union[float, str] = 2.0,
+    ) -> None: ...
+
+class Adafactor(Optimizer):
+    def __init__(
+        self,
+        params: _Params,
+        lr: _Value = 0.01,
+        beta2_decay: _Value = -0.8,
+        eps: Tuple[Optional[_Value], _Value] = (None, 0.001),
+        d: _Value = 1.0,
+        weight_decay: _Value = 0.0,
         maximize: bool = False,
         *,
         skip_nonfinite: bool = False,
