@@ -9,7 +9,7 @@ the benchmark verifies it against the reference like every contender.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -30,6 +30,14 @@ class FastNumpyStep:
             "sgd": self._sgd, "momentum": self._momentum, "adagrad": self._adagrad,
             "rmsprop": self._rmsprop, "adam": self._adam, "adamw": self._adam,
         }[rule.name]
+
+    #: The rules written here (the numpy contender runs these only).
+    RULES = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw")
+
+    @classmethod
+    def unsupported(cls, rule: Rule) -> Optional[str]:
+        """Why the numpy contender cannot run a rule, or None."""
+        return None if rule.name in cls.RULES else f"no preallocated-numpy {rule.name} (numpy-ref times lrcore.reference)"
 
     def __call__(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], state: State) -> None:
         self._step(params, grads, state)
