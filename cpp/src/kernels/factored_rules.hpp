@@ -124,8 +124,10 @@ inline typename V::reg factored_estimate(typename V::value_type row_value, typen
 }
 
 template <template <class> class Lane, class T>
-void matrix_statistics(const AdafactorConstants<T>& c, const T* param, const T* grad, std::size_t rows,
+void matrix_statistics(const AdafactorConstants<T>& constants, const T* param, const T* grad, std::size_t rows,
                        std::size_t columns, T* column_sums, T* row_grad_sums, T* row_param_sums) {
+    // A local copy: the kernel's stores cannot alias it, so its fields stay in registers.
+    const AdafactorConstants<T> c = constants;
     T* __restrict column = column_sums;
     select(c.grad_scale.active, [&](auto scales) {
         for (std::size_t r = 0; r < rows; ++r) {
@@ -149,8 +151,9 @@ void matrix_statistics(const AdafactorConstants<T>& c, const T* param, const T* 
 }
 
 template <template <class> class Lane, class T>
-void matrix_update_norm(const AdafactorConstants<T>& c, const T* grad, const T* row_var, const T* col_var,
+void matrix_update_norm(const AdafactorConstants<T>& constants, const T* grad, const T* row_var, const T* col_var,
                         T row_var_mean, std::size_t rows, std::size_t columns, T* row_update_sums) {
+    const AdafactorConstants<T> c = constants;
     const T* __restrict column = col_var;
     select(c.grad_scale.active, [&](auto scales) {
         for (std::size_t r = 0; r < rows; ++r) {
@@ -170,8 +173,9 @@ void matrix_update_norm(const AdafactorConstants<T>& c, const T* grad, const T* 
 }
 
 template <template <class> class Lane, class T>
-void matrix_apply(const AdafactorConstants<T>& c, T* param, const T* grad, const T* row_var, const T* col_var,
+void matrix_apply(const AdafactorConstants<T>& constants, T* param, const T* grad, const T* row_var, const T* col_var,
                   T row_var_mean, T neg_step, std::size_t rows, std::size_t columns) {
+    const AdafactorConstants<T> c = constants;
     const T* __restrict column = col_var;
     select(c.grad_scale.active, [&](auto scales) {
     select(c.has_weight_decay, [&](auto has_weight_decay) {
@@ -193,8 +197,9 @@ void matrix_apply(const AdafactorConstants<T>& c, T* param, const T* grad, const
 }
 
 template <template <class> class Lane, class T>
-void vector_statistics(const AdafactorConstants<T>& c, const T* param, const T* grad, T* variance,
+void vector_statistics(const AdafactorConstants<T>& constants, const T* param, const T* grad, T* variance,
                        std::size_t count, T* param_sum) {
+    const AdafactorConstants<T> c = constants;
     const T* __restrict p_in = param;
     const T* __restrict g_in = grad;
     T* __restrict v_out = variance;
@@ -213,8 +218,9 @@ void vector_statistics(const AdafactorConstants<T>& c, const T* param, const T* 
 }
 
 template <template <class> class Lane, class T>
-void vector_update_norm(const AdafactorConstants<T>& c, const T* grad, const T* variance, std::size_t count,
+void vector_update_norm(const AdafactorConstants<T>& constants, const T* grad, const T* variance, std::size_t count,
                         T* update_sum) {
+    const AdafactorConstants<T> c = constants;
     const T* __restrict g_in = grad;
     const T* __restrict v_in = variance;
     select(c.grad_scale.active, [&](auto scales) {
@@ -230,8 +236,9 @@ void vector_update_norm(const AdafactorConstants<T>& c, const T* grad, const T* 
 }
 
 template <template <class> class Lane, class T>
-void vector_apply(const AdafactorConstants<T>& c, T* param, const T* grad, const T* variance, T neg_step,
+void vector_apply(const AdafactorConstants<T>& constants, T* param, const T* grad, const T* variance, T neg_step,
                   std::size_t count) {
+    const AdafactorConstants<T> c = constants;
     T* __restrict p_io = param;
     const T* __restrict g_in = grad;
     const T* __restrict v_in = variance;
