@@ -90,6 +90,17 @@ void run_tasks(std::size_t count, bool parallel, Task&& task) {
     parallel_for(count, TaskRef(guarded));
 }
 
+constexpr std::size_t page_bytes = 4096;
+
+/// The first element of `buffer` (which has page_bytes / sizeof(T) elements to spare) that lies
+/// half a page, modulo a page, after `other`.
+template <class T>
+T* half_a_page_from(T* buffer, const T* other) {
+    const std::uintptr_t distance =
+        (reinterpret_cast<std::uintptr_t>(buffer) - reinterpret_cast<std::uintptr_t>(other)) % page_bytes;
+    return buffer + ((page_bytes / 2 + page_bytes - distance) % page_bytes) / sizeof(T);
+}
+
 /// Rows per task of the norm and apply passes: about one chunk of elements.
 template <class T>
 std::size_t rows_per_task(std::size_t columns) {
@@ -126,7 +137,12 @@ void matrix_step(const kernels::AdafactorKernels<T>& k, const kernels::Adafactor
     const std::size_t total_rows = matrices * rows;
     const std::size_t blocks = rows < column_blocks ? rows : column_blocks;
     const bool parallel = worth_parallel<T>(t.size);
-    s.column_sums.assign(matrices * blocks * columns, T(0));
+    // The column sums are stored as the gradient rows are read; placed half a page away from the
+    // gradient (and so from the parameter, which numpy starts at the same page offset), no load
+    // waits on an unrelated store with the same address bits (4 KiB aliasing): about 15% of the
+    // statistics pass on a 4096 x 4096 float32 matrix.
+    s.column_sums.assign(matrices * blocks * columns + page_bytes / sizeof(T), T(0));
+    T* const column_base = half_a_page_from(s.column_sums.data(), t.grad);
     s.row_grad_sums.resize(total_rows);
     s.row_param_sums.resize(total_rows);
     s.row_update_sums.resize(total_rows);
@@ -140,7 +156,7 @@ void matrix_step(const kernels::AdafactorKernels<T>& k, const kernels::Adafactor
         const std::size_t end = (b + 1) * rows / blocks;
         const std::size_t first = m * rows + begin;
         k.matrix_statistics(c, t.param + first * columns, t.grad + first * columns, end - begin, columns,
-                            s.column_sums.data() + j * columns, s.row_grad_sums.data() + first,
+                            column_base + j * columns, s.row_grad_sums.data() + first,
                             s.row_param_sums.data() + first);
     });
 
@@ -148,7 +164,7 @@ void matrix_step(const kernels::AdafactorKernels<T>& k, const kernels::Adafactor
     const T row_count = static_cast<T>(rows);
     const T column_count = static_cast<T>(columns);
     for (std::size_t m = 0; m < matrices; ++m) {
-        const T* partial = s.column_sums.data() + m * blocks * columns;
+        const T* partial = column_base + m * blocks * columns;
         T* col_var = t.col_var + m * columns;
         for (std::size_t col = 0; col < columns; ++col) {
             T sum = partial[col];
