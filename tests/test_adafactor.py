@@ -280,3 +280,21 @@ def test_range_test_restores_shaped_state():
     for k, entry in before["state"].items():
         for name, value in entry.items():
             assert np.array_equal(after["state"][k][name], value) if name != "step" else after["state"][k][name] == value
+
+
+def test_eps1_none_is_each_parameters_own_machine_epsilon():
+    """In a group of float32 and float64 parameters each uses its own dtype's epsilon (torch's loop takes
+    the first parameter's for all of them), so a float64 parameter steps as it would alone."""
+    rng = np.random.default_rng(9)
+    w32 = rng.standard_normal((3, 4)).astype(np.float32)
+    w64 = np.ones((3, 4))
+    alone = w64.copy()
+    # Gradients of 1e-9: v = 1e-18 lies below float32's eps**2 (1.4e-14), above float64's (4.9e-32),
+    # so the update is g / eps1 with the one and g / |g| (then clipped to rms 1) with the other.
+    grads = [np.full((3, 4), 1e-9, np.float32), np.full((3, 4), 1e-9)]
+    lrcore.Adafactor([w32, w64]).step(grads)
+    lrcore.Adafactor([alone]).step([grads[1]])
+    assert np.array_equal(w64, alone)
+    explicit = np.ones((3, 4))
+    lrcore.Adafactor([explicit], eps=(float(np.finfo(np.float32).eps), 1e-3)).step([grads[1]])
+    assert not np.array_equal(explicit, alone)

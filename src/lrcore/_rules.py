@@ -317,7 +317,8 @@ ADAFACTOR = _complete(RuleDescription(
             "dimensions, steps relative to the parameter's scale, clipped updates "
             "(torch.optim.Adafactor semantics).",
     formula="""\
-w = t**beta2_decay;  rho = min(lr, 1 / sqrt(t));  eps1 = eps1 or finfo(dtype).eps
+w = t**beta2_decay;  rho = min(lr, 1 / sqrt(t))
+eps1 = finfo(dtype).eps when None (each parameter's dtype; torch takes the first parameter's for its group)
 alpha = max(eps2, ||p|| / sqrt(n)) * rho            (||p|| before weight decay)
 p = p * (1 - lr * weight_decay)
 matrix (ndim >= 2; over the last two dimensions):
