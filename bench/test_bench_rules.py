@@ -6,7 +6,7 @@ import pytest
 
 from conftest import verified_or_skip
 
-RULES = ["sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw", "adadelta", "rprop", "asgd"]
+RULES = ["sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw", "adadelta", "rprop", "asgd", "adafactor"]
 CONTENDERS = ["lrcore", "roof", "numpy", "torch-loop", "torch-foreach", "torch-fused"]
 
 

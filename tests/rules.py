@@ -72,7 +72,9 @@ class Rule:
                 state[s.list_name] = [None] * len(params)
             else:
                 fill = 0.0 if s.initial == "zero" else config.get(s.initial, 0.0)
-                state[s.list_name] = [np.full_like(p, fill) for p in params]
+                # Shaped by its parameter (Adafactor's row_var: last dimension 1), None where it has none.
+                state[s.list_name] = [np.full(s.shape_for(p.shape), fill, dtype=p.dtype) if s.exists_for(p.shape)
+                                      else None for p in params]
         for scalar in description.scalars:
             state[scalar.list_name] = [scalar.new() for _ in params]
         if "steps" in description.functional_arguments:
@@ -134,6 +136,14 @@ RULES = [
         dict(lr=0.01, amsgrad=True, weight_decay=0.1),
         dict(lr=0.01, betas=(0.8, 0.99), maximize=True),
     ], "AdamW"),
+    # Factored for parameters of 2 or more dimensions, unfactored for vectors: the test
+    # modules' shapes include both (1-D sizes, (2, 3), (3, 4), (3, 5, 7), (3, 1, 5), ...).
+    Rule("adafactor", lrcore.Adafactor, [
+        dict(lr=0.01),
+        dict(lr=0.05, weight_decay=0.1),
+        dict(lr=0.01, eps=(1e-6, 1e-3), maximize=True),
+        dict(lr=0.02, beta2_decay=-0.5, d=1.5, eps=(None, 1e-2), weight_decay=0.01, maximize=True),
+    ], "Adafactor"),
     Rule("nadam", lrcore.NAdam, [
         dict(lr=0.01),
         dict(lr=0.01, weight_decay=0.1),
@@ -185,6 +195,10 @@ RULES = [
         dict(lr=0.1, momentum=0.3, r=1.0, weight_lr_power=0.0),
     ], "schedulefree.SGDScheduleFree"),
 ]
+
+#: Parameter shapes that reach every path of a rule whose state depends on the shape:
+#: a scalar, vectors, matrices (one row, one column) and stacks of matrices.
+PARAMETER_SHAPES = [(), (1,), (53,), (1, 9), (9, 1), (37, 53), (3, 19, 21), (2, 2, 3, 5)]
 
 RULE_CASES = [(rule, config) for rule in RULES for config in rule.configs]
 RULE_IDS = [f"{rule.name}-" + "-".join(f"{k}={v}" for k, v in config.items()) for rule, config in RULE_CASES]

@@ -99,6 +99,22 @@ def test_an_injected_wrong_bitsandbytes_is_a_mismatch_not_timed(monkeypatch):
         assert case.contenders[name].seconds is None
 
 
+def test_adafactor_on_a_matrix_is_verified_against_the_reference_and_torch():
+    """The factored path (a matrix workload), lrcore and both torch contenders checked before timing."""
+    pytest.importorskip("torch")
+    workload = parse_workloads(["67x129"])[0]
+    assert workload.shapes == ((67, 129),) and workload.label == "67x129"
+    options = Options([RULES["adafactor"]], [workload], [1], ["torch-loop", "torch-foreach", "numpy"],
+                      np.dtype(np.float32), TimingBudget(0.002, 3, 10, 1e-4))
+    case = run_case(RULES["adafactor"], workload, 1, options)
+    assert case.status == "ok", case.reason
+    for name in ("torch-loop", "torch-foreach"):
+        assert case.contenders[name].status == "ok", case.contenders[name].reason
+    assert case.contenders["numpy"].status != "ok"  # no preallocated-numpy Adafactor: skipped, with a reason
+    # Per element a step must read the gradient and read and write the parameter; the factored state is not per element.
+    assert case.bytes_per_step == workload.elements * 3 * 4
+
+
 def test_the_root_mean_square_measure_accepts_quantization_noise_and_refuses_a_wrong_formula():
     from lrcore.bench._verify import deviation, rms_deviation
 

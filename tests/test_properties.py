@@ -42,6 +42,10 @@ def hyperparameters(draw, name):
     if name == "rmsprop":
         return dict(lr=draw(lr), alpha=draw(unit), eps=draw(eps), weight_decay=draw(small),
                     momentum=draw(st.one_of(st.just(0.0), unit)), centered=draw(st.booleans()), maximize=maximize)
+    if name == "adafactor":
+        eps1 = draw(st.one_of(st.none(), st.just(0.0), eps))
+        return dict(lr=draw(lr), beta2_decay=draw(st.floats(-1.0, 0.0)), eps=(eps1, draw(st.floats(0.0, 0.1))),
+                    d=draw(st.floats(1.0, 3.0)), weight_decay=draw(small), maximize=maximize)
     if name == "nadam":
         return dict(lr=draw(lr), betas=(draw(unit), draw(unit)), eps=draw(eps), weight_decay=draw(small),
                     momentum_decay=draw(st.one_of(st.just(0.0), st.floats(0.0, 1.0))),
@@ -170,5 +174,5 @@ def test_state_dict_round_trip_is_exact(problem):
 
 def test_properties_cover_every_rule():
     assert set(RULE_BY_NAME) == {"sgd", "adagrad", "rmsprop", "adam", "adamw", "nadam", "radam", "adamax", "lion",
-                                 "adadelta", "rprop", "asgd", "schedule_free_adamw", "schedule_free_sgd"}
+                                 "adadelta", "rprop", "asgd", "adafactor", "schedule_free_adamw", "schedule_free_sgd"}
     assert set(lrcore.functional.__all__) - {"state_like", "new_group_state"} == set(reference.__all__)

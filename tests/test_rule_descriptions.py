@@ -52,11 +52,11 @@ def test_valid_ranges_come_from_the_native_rule(rule):
     ranges = {name: valid for name, _, valid in rule.native.hyperparameters}
     for h in rule.hyperparameters:
         if h.native:
-            own = [ranges[native] for native in h.native]
-            if len(set(own)) == 1:
-                assert h.valid == own[0], h.name
-            else:  # a pair whose elements have different ranges states each (Rprop's etas)
-                assert h.valid == ", ".join(f"{native} {text}" for native, text in zip(h.native, own)), h.name
+            natives = [ranges[n] for n in h.native]
+            # A pair whose elements have different ranges (Adafactor's eps) states each.
+            expected = natives[0] if len(set(natives)) == 1 else "; ".join(
+                f"{n} {r}" for n, r in zip(h.native, natives))
+            assert h.valid == expected, h.name
 
 
 @pytest.mark.parametrize("rule", DESCRIPTIONS, ids=IDS)
@@ -194,6 +194,8 @@ NEEDED = [
     ("adam", {"amsgrad": True}, ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]),
     ("adamw", {}, ["exp_avg", "exp_avg_sq"]),
     ("adamw", {"amsgrad": True}, ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]),
+    # Every configuration needs all three; which a parameter has depends on its ndim (below).
+    ("adafactor", {}, ["row_var", "col_var", "variance"]),
     ("nadam", {}, ["exp_avg", "exp_avg_sq"]),
     ("radam", {}, ["exp_avg", "exp_avg_sq"]),
     ("adamax", {}, ["exp_avg", "exp_inf"]),
@@ -240,6 +242,30 @@ def test_optimizer_keeps_exactly_the_needed_states(amsgrad):
     saved = set(opt.state_dict()["state"][0]) - {"step"}
     assert ("max_exp_avg_sq" in saved) == amsgrad
     assert saved == set(opt.rule.native.needed_states(opt.last_hyperparameters[0]))
+
+
+# ------------------------------------------------ states shaped by the parameter --
+@pytest.mark.parametrize("shape", [(), (5,), (4, 6), (2, 3, 7)])
+def test_adafactor_state_exists_and_is_shaped_by_the_parameter_ndim(shape):
+    """row_var/col_var (torch's shapes) for 2 or more dimensions, variance for fewer, None otherwise."""
+    torch = pytest.importorskip("torch")
+    w = np.ones(shape, np.float32)
+    opt = lrcore.Adafactor([w])
+    opt.step([np.full(shape, 0.5, np.float32)])
+    ours = {k: v for k, v in opt.state_dict()["state"][0].items() if k != "step"}
+    t = torch.ones(shape, requires_grad=True)
+    theirs_opt = torch.optim.Adafactor([t])
+    t.grad = torch.full(shape, 0.5)
+    theirs_opt.step()
+    theirs = {k: v for k, v in theirs_opt.state[t].items() if k != "step"}
+    assert set(ours) == set(theirs)
+    for name, value in theirs.items():
+        assert ours[name].shape == tuple(value.shape), name
+    description = lrcore.Adafactor.rule
+    for s in description.states:
+        assert s.exists_for(shape) == (s.name in theirs)
+        if s.name in theirs:
+            assert s.shape_for(shape) == tuple(theirs[s.name].shape)
 
 
 # ---------------------------------------------------------- scalar states --

@@ -35,6 +35,7 @@ LAZY_SWITCH = {
     "rmsprop": {"momentum": 0.9, "centered": True},
     "adam": {"amsgrad": True},
     "adamw": {"amsgrad": True},
+    "adafactor": {},  # no configuration-dependent state
     "nadam": {},
     "radam": {},
     "adamax": {},
@@ -110,8 +111,10 @@ def stepped_two_groups(rule, config, **extra):
 
 def lazily_missing(opt):
     """(group, state name) pairs whose state arrays do not exist yet."""
+    states = {s.name: s for s in opt.rule.states}  # None where a parameter has no such state is not missing
     return {(g, name) for g, state in enumerate(opt._states) for name, arrays in state.items()
-            if any(a is None for a in arrays)}
+            if any(a is None and states[name].exists_for(p.shape)
+                   for a, p in zip(arrays, opt.param_groups[g]["params"]))}
 
 
 # ---------------------------------------------- failing checks in group 1 --

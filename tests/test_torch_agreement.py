@@ -20,7 +20,7 @@ STEPS = 100
 TOLERANCE = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
 STATE_NAMES = ("momentum_buffer", "sum", "square_avg", "grad_avg", "exp_avg", "exp_avg_sq", "max_exp_avg_sq",
                "exp_inf", "mu_product", "acc_delta", "prev", "step_size",
-               "ax", "eta", "mu", "z")
+               "ax", "eta", "mu", "z", "row_var", "col_var", "variance")
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -128,6 +128,52 @@ ArrayView check_like(py::handle object, const char* list_name, std::size_t index
     return view;
 }
 
+std::string shape_text(const std::vector<Py_ssize_t>& shape) {
+    std::string out = "(";
+    for (std::size_t d = 0; d < shape.size(); ++d) {
+        if (d > 0) out += ", ";
+        out += std::to_string(shape[d]);
+    }
+    if (shape.size() == 1) out += ",";
+    return out + ")";
+}
+
+ArrayView check_shaped_like(py::handle object, const char* list_name, std::size_t index, const ArrayView& param,
+                            const char* param_list_name, bool must_be_writeable, const std::vector<Py_ssize_t>& shape) {
+    if (!py::isinstance<py::array>(object)) {
+        throw py::type_error(argument_name(list_name, index) + " must be a numpy array, got " + type_name(object));
+    }
+    const auto* array = py::detail::array_proxy(object.ptr());
+    const auto* reference = py::detail::array_proxy(param.object.ptr());
+    const auto* descr = py::detail::array_descriptor_proxy(array->descr);
+    const int wanted = param.type == ElementType::float32 ? npy_float : npy_double;
+    if (descr->type_num != wanted || !native_byte_order(descr->byteorder)) {
+        throw py::type_error(argument_name(list_name, index) + " has dtype " + dtype_name(array) + " but " +
+                             argument_name(param_list_name, index) + " has dtype " + dtype_name(reference));
+    }
+    bool same_shape = static_cast<std::size_t>(array->nd) == shape.size();
+    for (int d = 0; same_shape && d < array->nd; ++d) same_shape = array->dimensions[d] == shape[d];
+    if (!same_shape) {
+        throw py::value_error(argument_name(list_name, index) + " has shape " + shape_string(array) +
+                              " but must have shape " + shape_text(shape) + " for " +
+                              argument_name(param_list_name, index) + " of shape " + shape_string(reference));
+    }
+    if (!c_contiguous(array)) {
+        throw py::value_error(argument_name(list_name, index) +
+                              " must be C-contiguous (use numpy.ascontiguousarray), got a strided view");
+    }
+    if (must_be_writeable && !writeable(array)) {
+        throw py::value_error(argument_name(list_name, index) + " is read-only; lrcore updates it in place");
+    }
+    ArrayView view;
+    view.object = object;
+    view.data = array->data;
+    view.size = element_count(array);
+    view.bytes = view.size * (param.type == ElementType::float32 ? 4 : 8);
+    view.type = param.type;
+    return view;
+}
+
 void check_disjoint(const ArrayView& a, const std::string& a_name, const ArrayView& b, const std::string& b_name) {
     if (a.bytes == 0 || b.bytes == 0) return;
     const auto a_begin = reinterpret_cast<std::uintptr_t>(a.data);

@@ -44,6 +44,15 @@ ArrayView check_parameter(py::handle object, const char* list_name, std::size_t 
 ArrayView check_like(py::handle object, const char* list_name, std::size_t index, const ArrayView& param,
                      const char* param_list_name, bool writeable);
 
+/// The same for a state array whose shape is not its parameter's (Adafactor's
+/// row and column statistics): it must have exactly `shape`; `size` is its
+/// element count. Errors name the parameter's shape too.
+ArrayView check_shaped_like(py::handle object, const char* list_name, std::size_t index, const ArrayView& param,
+                            const char* param_list_name, bool writeable, const std::vector<Py_ssize_t>& shape);
+
+/// "(2, 3)", as numpy prints a shape.
+std::string shape_text(const std::vector<Py_ssize_t>& shape);
+
 /// Checks a per-tensor scalar state: a writeable, aligned, 0-d float64 array in native byte order.
 ArrayView check_scalar_state(py::handle object, const char* list_name, std::size_t index);
 

@@ -74,7 +74,7 @@ struct GroupPlan : GroupStatePlan<Config> {
 
 /// A state array to create once every check has passed.
 struct PendingState {
-    py::object param;       // the parameter it is shaped like
+    py::object param;       // the parameter it is shaped from
     py::list list;          // the state list that receives it
     std::size_t index;      // its position there (the tensor's position in its group)
     std::size_t state;      // which state of the rule
@@ -230,8 +230,21 @@ Config parse_config(py::handle hyperparameters, const std::string& prefix) {
     Config config{};
     for (std::size_t k = 0; k < Rule::numbers.size(); ++k) {
         const auto& number = Rule::numbers[k];
-        config.*number.field = number_value(dict_item(hyperparameters, keys.numbers[k], prefix, "hyperparameter"),
-                                            prefix, number.name);
+        const py::handle item = dict_item(hyperparameters, keys.numbers[k], prefix, "hyperparameter");
+        if (number.range == rules::Range::non_negative_or_none) {
+            // None is NaN natively; a NaN given as a number is refused, not taken for None.
+            if (item.is_none()) {
+                config.*number.field = std::numeric_limits<double>::quiet_NaN();
+                continue;
+            }
+            const double value = number_value(item, prefix, number.name);
+            if (std::isnan(value)) {
+                throw py::value_error(prefix + number.name + " must be " + rules::describe(number.range) + ", got nan");
+            }
+            config.*number.field = value;
+            continue;
+        }
+        config.*number.field = number_value(item, prefix, number.name);
     }
     for (std::size_t k = 0; k < Rule::flags.size(); ++k) {
         const auto& flag = Rule::flags[k];
@@ -252,6 +265,28 @@ py::sequence sequence_argument(py::handle object, const char* name) {
         throw py::type_error(std::string(name) + " must be a list of arrays, got " + type_name(object));
     }
     return py::reinterpret_borrow<py::sequence>(object);
+}
+
+/// The shape of state `description` for a parameter (torch's layouts: like
+/// it, or with its last or second-to-last dimension 1).
+template <class Description>
+std::vector<Py_ssize_t> state_shape(const Description& description, py::handle param) {
+    const auto* array = py::detail::array_proxy(param.ptr());
+    std::vector<Py_ssize_t> shape(array->dimensions, array->dimensions + array->nd);
+    if (description.shape == rules::StateShape::rows && array->nd >= 2) shape[array->nd - 1] = 1;
+    if (description.shape == rules::StateShape::columns && array->nd >= 2) shape[array->nd - 2] = 1;
+    return shape;
+}
+
+/// Whether a parameter has the matrix shape of its rule's tensors (2 or more dimensions).
+template <class Rule>
+bool matrix_parameter(py::handle param) {
+    if constexpr (rules::HasMatrixShape<typename Rule::template Tensor<float>>::value) {
+        return py::detail::array_proxy(param.ptr())->nd >= 2;
+    } else {
+        (void)param;
+        return false;
+    }
 }
 
 /// A group's state array: a writeable, C-contiguous float64 array of shape
@@ -354,6 +389,7 @@ void gather_group(Batch<Config>& batch, py::handle group_object, std::size_t gro
     const Keys<Config>& keys = Keys<Config>::get();
     std::array<py::sequence, Rule::states.size()> lists;
     std::array<bool, Rule::states.size()> needed{};
+    std::array<bool, Rule::states.size()> absent{};  // a state only some parameters have may be None if none has it
     for (std::size_t s = 0; s < Rule::states.size(); ++s) {
         const auto& description = Rule::states[s];
         needed[s] = description.needed_by(plan.config);
@@ -362,6 +398,10 @@ void gather_group(Batch<Config>& batch, py::handle group_object, std::size_t gro
         if (list == nullptr && PyErr_Occurred()) throw py::error_already_set();
         if ((list == nullptr || list == Py_None) && description.needed != nullptr) {
             throw py::value_error(std::string(description.list_name) + " is required when " + description.needed_when);
+        }
+        if ((list == nullptr || list == Py_None) && description.dims != rules::StateDims::any) {
+            absent[s] = true;
+            continue;
         }
         lists[s] = check_list(list == nullptr ? Py_None : list, description.list_name, count);
     }
@@ -420,6 +460,8 @@ void gather_group(Batch<Config>& batch, py::handle group_object, std::size_t gro
         batch.alive.push_back(std::move(param));
         batch.alive.push_back(std::move(grad));
         batch.updated.push_back(i);
+        const py::handle param_array = param_view.object;  // `param` has moved into batch.alive, which keeps it
+        const bool matrix = matrix_parameter<Rule>(param_array);
         auto attach = [&](auto& tensors) {
             using Tensor = typename std::remove_reference_t<decltype(tensors)>::value_type;
             using T = std::remove_pointer_t<decltype(Tensor::param)>;
@@ -428,15 +470,29 @@ void gather_group(Batch<Config>& batch, py::handle group_object, std::size_t gro
             tensor.grad = static_cast<const T*>(grad_view.data);
             tensor.size = param_view.size;
             if constexpr (Rule::has_step) tensor.step = plan.steps[i] + 1;
+            if constexpr (rules::HasMatrixShape<Tensor>::value) {
+                if (matrix && param_view.size != 0) {  // an empty matrix is skipped whole
+                    const auto* array = py::detail::array_proxy(param_array.ptr());
+                    tensor.rows = static_cast<std::size_t>(array->dimensions[array->nd - 2]);
+                    tensor.columns = static_cast<std::size_t>(array->dimensions[array->nd - 1]);
+                }
+            }
             for (std::size_t s = 0; s < Rule::states.size(); ++s) {
                 if (!needed[s]) continue;
                 const auto& description = Rule::states[s];
+                if (!description.exists_for(matrix)) continue;  // its entry (None by convention) is not read
+                if (absent[s]) {
+                    throw py::type_error(std::string(description.list_name) + " must be a list, got None (" +
+                                         argument_name("params", index) + " has " +
+                                         (matrix ? "2 or more dimensions" : "fewer than 2 dimensions") + ")");
+                }
                 py::object array = lists[s][i];
                 // A missing array is created after the checks: a state the kernel
                 // initializes itself, or, for an optimizer, one a configuration
                 // change has just made necessary.
                 const bool may_be_missing =
-                    description.template initialize<T>() != nullptr || (can_create && description.needed != nullptr);
+                    description.template initialize<T>() != nullptr ||
+                    (can_create && description.needed != nullptr);
                 if (array.is_none() && may_be_missing) {
                     if (!PyList_Check(lists[s].ptr())) {
                         throw py::type_error(std::string(description.list_name) +
@@ -446,7 +502,11 @@ void gather_group(Batch<Config>& batch, py::handle group_object, std::size_t gro
                                              std::is_same_v<T, float>, tensors.size() - 1});
                     continue;
                 }
-                const ArrayView view = check_like(array, description.list_name, index, param_view, "params", true);
+                const ArrayView view =
+                    description.shape == rules::StateShape::like_param
+                        ? check_like(array, description.list_name, index, param_view, "params", true)
+                        : check_shaped_like(array, description.list_name, index, param_view, "params", true,
+                                            state_shape(description, param_array));
                 batch.regions.push_back(region_of(view, description.list_name, index, true));
                 batch.alive.push_back(std::move(array));
                 tensor.*(description.template field<T>()) = static_cast<T*>(view.data);
@@ -649,10 +709,20 @@ bool step(py::handle groups_object, py::handle counters_object, bool skip_nonfin
         std::vector<py::object> created;
         created.reserve(batch.pending.size());
         for (const PendingState& p : batch.pending) {
-            py::object array = create(p.param);
+            const auto& description = Rule::states[p.state];
             const ArrayView param_view = check_parameter(p.param, "params", p.index);
-            check_like(array, Rule::states[p.state].list_name, p.index, param_view, "params", true);
-            created.push_back(std::move(array));
+            if (description.shape == rules::StateShape::like_param) {
+                py::object array = create(p.param);
+                check_like(array, description.list_name, p.index, param_view, "params", true);
+                created.push_back(std::move(array));
+            } else {
+                const std::vector<Py_ssize_t> shape = state_shape(description, p.param);
+                py::tuple shape_tuple(shape.size());
+                for (std::size_t d = 0; d < shape.size(); ++d) shape_tuple[d] = py::int_(shape[d]);
+                py::object array = create(p.param, "shape"_a = shape_tuple);
+                check_shaped_like(array, description.list_name, p.index, param_view, "params", true, shape);
+                created.push_back(std::move(array));
+            }
         }
         // From here on no Python code runs until the step is complete.
         for (std::size_t k = 0; k < batch.pending.size(); ++k) {
@@ -835,7 +905,7 @@ void switch_mode(py::handle groups_object, bool to_train) {
 struct RuleEntry {
     std::string name;
     py::list hyperparameters;  // (name, kind "number" | "flag", range text)
-    py::list states;           // (name, list name, needed when ("" = always), created by the kernel)
+    py::list states;           // (name, list name, needed when ("" = always), created by the kernel, shape, dims)
     py::list scalars;          // per-tensor scalar states: (name, list name, initial value)
     bool has_step = false;
     py::list group_scalars;    // (name, kind "count" | "number" | "flag", initial value); empty without group state
@@ -858,7 +928,8 @@ RuleEntry describe() {
     for (const auto& f : Rule::flags) entry.hyperparameters.append(py::make_tuple(f.name, "flag", "a bool"));
     for (const auto& s : Rule::states) {
         entry.states.append(py::make_tuple(s.name, s.list_name, s.needed_when, s.float32_initialize != nullptr,
-                                           s.float32_initialize != nullptr ? s.initialized_from : ""));
+                                           s.float32_initialize != nullptr ? s.initialized_from : "",
+                                           rules::describe(s.shape), rules::describe(s.dims)));
     }
     for (const auto& s : rules::scalars_of<Rule>()) {
         entry.scalars.append(py::make_tuple(s.name, s.list_name, s.initial));

@@ -145,8 +145,15 @@ void check_arguments(const Config& config, const Tensor* tensors, std::size_t co
         if (t.param == nullptr || t.grad == nullptr) {
             throw std::invalid_argument(tensor_label(i) + ": param and grad must not be null");
         }
+        if constexpr (rules::HasMatrixShape<Tensor>::value) {
+            if ((t.rows == 0) != (t.columns == 0) || (t.columns != 0 && t.size % (t.rows * t.columns) != 0)) {
+                throw std::invalid_argument(tensor_label(i) +
+                                            ": rows and columns must both be 0 (a vector) or divide size");
+            }
+        }
+        const bool matrix = rules::is_matrix(t);
         for (const auto& state : Rule::states) {
-            if (state.needed_by(config) && t.*(state.template field<T>()) == nullptr) {
+            if (state.needed_by(config) && state.exists_for(matrix) && t.*(state.template field<T>()) == nullptr) {
                 throw std::invalid_argument(tensor_label(i) + ": " + state.name +
                                             " must not be null for this configuration");
             }
@@ -349,6 +356,7 @@ void validate(const SgdConfig& c) { rules::validate_config(c); }
 void validate(const AdagradConfig& c) { rules::validate_config(c); }
 void validate(const RmspropConfig& c) { rules::validate_config(c); }
 void validate(const AdamConfig& c) { rules::validate_config(c); }
+void validate(const AdafactorConfig& c) { rules::validate_config(c); }
 void validate(const NadamConfig& c) { rules::validate_config(c); }
 void validate(const RadamConfig& c) { rules::validate_config(c); }
 void validate(const AdamaxConfig& c) { rules::validate_config(c); }
@@ -465,6 +473,13 @@ void schedule_free_sgd_eval(const ScheduleFreeSgdConfig& c, ScheduleFreeGroupSta
 void schedule_free_sgd_eval(const ScheduleFreeSgdConfig& c, ScheduleFreeGroupState& s,
                             const ScheduleFreeSgdTensor<double>* t, std::size_t n) {
     checked_mode_switch<ScheduleFreeSgdConfig, double>(c, s, t, n, false);
+}
+
+void adafactor_step(const AdafactorConfig& c, const AdafactorTensor<float>* t, std::size_t n) {
+    checked_step<AdafactorConfig, float>(c, t, n);
+}
+void adafactor_step(const AdafactorConfig& c, const AdafactorTensor<double>* t, std::size_t n) {
+    checked_step<AdafactorConfig, double>(c, t, n);
 }
 
 }  // namespace lrcore

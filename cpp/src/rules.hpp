@@ -25,6 +25,7 @@
 #include <string>
 #include <type_traits>
 #include <type_traits>
+#include <type_traits>
 
 #include "kernels/step_constants.hpp"
 #include "kernels/step_constants.hpp"
@@ -37,7 +38,13 @@ inline std::string format_value(double value);  // defined below, used by the ru
 
 /// The range a numeric hyperparameter must lie in. Non-finite values are
 /// always refused.
-enum class Range { finite, non_negative, unit_interval, closed_unit_interval, open_unit_interval, above_one };
+/// `non_negative_or_none` also accepts NaN, which stands for Python's None
+/// (a default the kernel fills in, e.g. Adafactor's eps1); the binding maps
+/// None to NaN and refuses an explicit NaN.
+enum class Range {
+    finite, non_negative, unit_interval, closed_unit_interval, open_unit_interval, above_one,
+    non_positive, at_least_one, non_negative_or_none
+};
 
 /// How error messages and the documentation state a range.
 constexpr const char* describe(Range range) {
@@ -45,6 +52,9 @@ constexpr const char* describe(Range range) {
         case Range::finite: return "a finite number";
         case Range::non_negative: return "a finite number >= 0";
         case Range::unit_interval: return "in [0, 1)";
+        case Range::non_positive: return "a finite number <= 0";
+        case Range::at_least_one: return "a finite number >= 1";
+        case Range::non_negative_or_none: return "a finite number >= 0 or None";
         case Range::closed_unit_interval: return "in [0, 1]";
         case Range::open_unit_interval: return "in (0, 1)";
         case Range::above_one: return "a finite number > 1";
@@ -57,6 +67,9 @@ inline bool within(Range range, double value) {
         case Range::finite: return std::isfinite(value);
         case Range::non_negative: return std::isfinite(value) && value >= 0.0;
         case Range::unit_interval: return value >= 0.0 && value < 1.0;
+        case Range::non_positive: return std::isfinite(value) && value <= 0.0;
+        case Range::at_least_one: return std::isfinite(value) && value >= 1.0;
+        case Range::non_negative_or_none: return std::isnan(value) || (std::isfinite(value) && value >= 0.0);
         case Range::closed_unit_interval: return value >= 0.0 && value <= 1.0;
         case Range::open_unit_interval: return value > 0.0 && value < 1.0;
         case Range::above_one: return std::isfinite(value) && value > 1.0;
@@ -82,13 +95,58 @@ struct Flag {
     bool Config::*field;
 };
 
+/// The shape of a state array, from its parameter's shape p (torch's layouts):
+/// like p, p with its last dimension 1 (statistics of each row of the last two
+/// dimensions), or p with its second-to-last dimension 1 (of each column).
+enum class StateShape { like_param, rows, columns };
+
+/// Which parameters have a state array, by their number of dimensions.
+enum class StateDims { any, matrix /* 2 or more */, vector /* 0 or 1 */ };
+
+constexpr const char* describe(StateShape shape) {
+    switch (shape) {
+        case StateShape::like_param: return "param";
+        case StateShape::rows: return "rows";
+        case StateShape::columns: return "columns";
+    }
+    return "";
+}
+
+constexpr const char* describe(StateDims dims) {
+    switch (dims) {
+        case StateDims::any: return "any";
+        case StateDims::matrix: return "matrix";
+        case StateDims::vector: return "vector";
+    }
+    return "";
+}
+
+/// Whether a rule's tensors carry a matrix shape (fields `rows` and `columns`,
+/// both 0 for a vector): then state arrays may be shaped by it.
+template <class Tensor, class = void>
+struct HasMatrixShape : std::false_type {};
+template <class Tensor>
+struct HasMatrixShape<Tensor, std::void_t<decltype(Tensor::rows), decltype(Tensor::columns)>> : std::true_type {};
+
+template <class Tensor>
+bool is_matrix(const Tensor& tensor) {
+    if constexpr (HasMatrixShape<Tensor>::value) {
+        return tensor.columns != 0;
+    } else {
+        (void)tensor;
+        return false;
+    }
+}
+
 /// One state array of a tensor. `needed` says for which configurations it
 /// is read and written (always when null; `needed_when` says so in words).
 /// A state array with `kernel_initialized` set is written by the kernel on its
 /// first use instead of read (SGD's momentum buffer starts as the gradient);
 /// otherwise a new one starts at zero. `initialized_from` says what the
 /// kernel starts it from: "gradient" (SGD's momentum buffer) or "param"
-/// (the schedule-free z).
+/// (the schedule-free z). `shape` and `dims` say what it looks like and
+/// which parameters have one (by default: shaped like the parameter, for
+/// every parameter).
 template <class Config, template <class> class Tensor>
 struct State {
     const char* name;          // as the optimizer's state_dict names it, e.g. "exp_avg"
@@ -99,9 +157,22 @@ struct State {
     double* Tensor<double>::*float64_field;
     bool Tensor<float>::*float32_initialize = nullptr;
     bool Tensor<double>::*float64_initialize = nullptr;
+    StateShape shape = StateShape::like_param;
+    StateDims dims = StateDims::any;
     const char* initialized_from = "gradient";
 
     bool needed_by(const Config& config) const { return needed == nullptr || needed(config); }
+    /// Whether a parameter with (matrix) or without (vector) a matrix shape has this state.
+    bool exists_for(bool matrix) const { return dims == StateDims::any || (dims == StateDims::matrix) == matrix; }
+    /// Its element count for a tensor of `size` elements whose last two dimensions are rows x columns.
+    std::size_t elements(std::size_t size, std::size_t rows, std::size_t columns) const {
+        switch (shape) {
+            case StateShape::rows: return columns == 0 ? 0 : size / columns;
+            case StateShape::columns: return rows == 0 ? 0 : size / rows;
+            case StateShape::like_param: break;
+        }
+        return size;
+    }
     template <class T>
     T* Tensor<T>::*field() const {
         if constexpr (sizeof(T) == sizeof(float)) {
@@ -253,6 +324,33 @@ struct Rule<AdamConfig> {
          &AdamTensor<float>::max_exp_avg_sq, &AdamTensor<double>::max_exp_avg_sq},
     }};
     static void check(const AdamConfig&) {}
+};
+
+template <>
+struct Rule<AdafactorConfig> {
+    using Config = AdafactorConfig;
+    static constexpr const char* name = "adafactor";
+    template <class T>
+    using Tensor = AdafactorTensor<T>;
+    static constexpr bool has_step = true;
+    static constexpr std::array<Number<AdafactorConfig>, 6> numbers{{
+        {"lr", &AdafactorConfig::lr, Range::non_negative},
+        {"beta2_decay", &AdafactorConfig::beta2_decay, Range::non_positive},
+        {"eps1", &AdafactorConfig::eps1, Range::non_negative_or_none},
+        {"eps2", &AdafactorConfig::eps2, Range::non_negative},
+        {"d", &AdafactorConfig::d, Range::at_least_one},
+        {"weight_decay", &AdafactorConfig::weight_decay, Range::non_negative},
+    }};
+    static constexpr std::array<Flag<AdafactorConfig>, 1> flags{{{"maximize", &AdafactorConfig::maximize}}};
+    static constexpr std::array<State<AdafactorConfig, AdafactorTensor>, 3> states{{
+        {"row_var", "row_vars", "", nullptr, &AdafactorTensor<float>::row_var, &AdafactorTensor<double>::row_var,
+         nullptr, nullptr, StateShape::rows, StateDims::matrix},
+        {"col_var", "col_vars", "", nullptr, &AdafactorTensor<float>::col_var, &AdafactorTensor<double>::col_var,
+         nullptr, nullptr, StateShape::columns, StateDims::matrix},
+        {"variance", "variances", "", nullptr, &AdafactorTensor<float>::variance,
+         &AdafactorTensor<double>::variance, nullptr, nullptr, StateShape::like_param, StateDims::vector},
+    }};
+    static void check(const AdafactorConfig&) {}
 };
 
 template <>
@@ -566,7 +664,8 @@ struct Rule<ScheduleFreeAdamWConfig> : ScheduleFreeGroup {
     static constexpr std::array<Flag<Config>, 0> flags{};
     static constexpr std::array<State<Config, ScheduleFreeAdamWTensor>, 2> states{{
         {"z", "zs", "", nullptr, &ScheduleFreeAdamWTensor<float>::z, &ScheduleFreeAdamWTensor<double>::z,
-         &ScheduleFreeAdamWTensor<float>::initialize_z, &ScheduleFreeAdamWTensor<double>::initialize_z, "param"},
+         &ScheduleFreeAdamWTensor<float>::initialize_z, &ScheduleFreeAdamWTensor<double>::initialize_z,
+         StateShape::like_param, StateDims::any, "param"},
         {"exp_avg_sq", "exp_avg_sqs", "", nullptr, &ScheduleFreeAdamWTensor<float>::exp_avg_sq,
          &ScheduleFreeAdamWTensor<double>::exp_avg_sq},
     }};
@@ -595,7 +694,8 @@ struct Rule<ScheduleFreeSgdConfig> : ScheduleFreeGroup {
     static constexpr std::array<Flag<Config>, 0> flags{};
     static constexpr std::array<State<Config, ScheduleFreeSgdTensor>, 1> states{{
         {"z", "zs", "", nullptr, &ScheduleFreeSgdTensor<float>::z, &ScheduleFreeSgdTensor<double>::z,
-         &ScheduleFreeSgdTensor<float>::initialize_z, &ScheduleFreeSgdTensor<double>::initialize_z, "param"},
+         &ScheduleFreeSgdTensor<float>::initialize_z, &ScheduleFreeSgdTensor<double>::initialize_z,
+         StateShape::like_param, StateDims::any, "param"},
     }};
     static void check(const Config&) {}
     static StepValues advance(const Config& c, const GroupState& s) {
@@ -611,6 +711,7 @@ void for_each_rule(F&& f) {
     f(Rule<AdagradConfig>{});
     f(Rule<RmspropConfig>{});
     f(Rule<AdamConfig>{});
+    f(Rule<AdafactorConfig>{});
     f(Rule<NadamConfig>{});
     f(Rule<RadamConfig>{});
     f(Rule<AdamaxConfig>{});

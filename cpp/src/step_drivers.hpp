@@ -18,6 +18,14 @@ template <class Config, class T>
 void run_step(const Config& config, const typename rules::Rule<Config>::template Tensor<T>* tensors,
               std::size_t count);
 
+/// Adafactor is not element-wise: its driver (adafactor_step.cpp) runs its own passes.
+template <>
+void run_step<AdafactorConfig, float>(const AdafactorConfig& config, const AdafactorTensor<float>* tensors,
+                                      std::size_t count);
+template <>
+void run_step<AdafactorConfig, double>(const AdafactorConfig& config, const AdafactorTensor<double>* tensors,
+                                       std::size_t count);
+
 /// Runs one step of a rule with per-group state (rules::HasGroupState) over
 /// `count` checked tensors, with the values rules::Rule<Config>::advance gave
 /// for the group. The caller stores the group's next state afterwards.

@@ -55,8 +55,8 @@ from .plotting import plot_schedule
 # that imports both, because the schedules package must not import plotting
 # (plotting is a consumer of schedules, never a dependency of them).
 setattr(schedules, "plot", plot_schedule)  # an alias the schedules package does not declare
-from .optim import (ASGD, SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, Lion, NAdam, Optimizer, RAdam, RMSprop, Rprop,
-                    ScheduleFreeAdamW, ScheduleFreeSGD)
+from .optim import (ASGD, SGD, Adadelta, Adafactor, Adagrad, Adam, Adamax, AdamW, Lion, NAdam, Optimizer, RAdam,
+                    RMSprop, Rprop, ScheduleFreeAdamW, ScheduleFreeSGD)
 
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _distribution_version
@@ -104,6 +104,7 @@ __all__ = [
     "set_isa",
     "set_num_threads",
     "__version__",
+    "Adafactor",
     "NAdam",
     "RAdam",
     "Adamax",

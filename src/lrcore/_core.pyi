@@ -45,7 +45,7 @@ class _Rule:
     # (state name, functional list name, needed when ("" = always), kernel-initialized,
     # what the kernel initializes it from: "gradient", "param", or "" when not kernel-initialized).
     @property
-    def states(self) -> List[Tuple[str, str, str, bool, str]]: ...
+    def states(self) -> List[Tuple[str, str, str, bool, str, str, str]]: ...
     # Per-tensor scalar states: (name, functional list name, initial value).
     @property
     def scalars(self) -> List[Tuple[str, str, float]]: ...
@@ -80,6 +80,7 @@ class _RulesModule(ModuleType):
     adagrad: _Rule
     rmsprop: _Rule
     adam: _Rule
+    adafactor: _Rule
     nadam: _Rule
     radam: _Rule
     adamax: _Rule

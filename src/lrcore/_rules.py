@@ -66,17 +66,45 @@ class StateArray:
         kernel_initialized: the kernel writes it on its first use instead of
             reading it: it starts as ``None`` and is created by the first step
             that updates its tensor, as torch creates its state.
+        shape: ``"param"`` (shaped like its parameter), ``"rows"`` (the
+            parameter's shape with its last dimension 1: one value per row of the
+            last two dimensions) or ``"columns"`` (with its second-to-last dimension 1).
+        dims: which parameters have it: ``"any"``, ``"matrix"`` (2 or more
+            dimensions) or ``"vector"`` (0 or 1); the others have ``None``.
     """
 
     name: str
     list_name: str
     needed_when: str
     initial: str
+    shape: str = "param"
+    dims: str = "any"
     kernel_initialized: bool = False
 
     @property
     def always(self) -> bool:
         return not self.needed_when
+
+    def exists_for(self, param_shape: Tuple[int, ...]) -> bool:
+        """Whether a parameter of this shape has this state array."""
+        if self.dims == "any":
+            return True
+        return (len(param_shape) >= 2) == (self.dims == "matrix")
+
+    def shape_for(self, param_shape: Tuple[int, ...]) -> Tuple[int, ...]:
+        """The array's shape for a parameter of shape ``param_shape`` (torch's layout)."""
+        shape = list(param_shape)
+        if self.shape == "rows" and len(shape) >= 2:
+            shape[-1] = 1
+        elif self.shape == "columns" and len(shape) >= 2:
+            shape[-2] = 1
+        return tuple(shape)
+
+    @property
+    def applies_to(self) -> str:
+        """Which parameters have it, in words ("" for all)."""
+        return {"any": "", "matrix": "parameters of 2 or more dimensions",
+                "vector": "parameters of 0 or 1 dimensions"}[self.dims]
 
 
 @dataclass(frozen=True)
@@ -185,7 +213,7 @@ def _flag(name: str, default: bool, doc: str) -> Hyperparameter:
     return Hyperparameter(name, default, doc, native=(name,), kind="flag")
 
 
-def _pair(name: str, native: Tuple[str, str], default: Tuple[float, float], doc: str) -> Hyperparameter:
+def _pair(name: str, native: Tuple[str, str], default: Tuple[Any, Any], doc: str) -> Hyperparameter:
     return Hyperparameter(name, default, doc, native=native, kind="number")
 
 
@@ -213,8 +241,8 @@ def _complete(rule: RuleDescription) -> RuleDescription:
             if kind != h.kind:
                 raise RuntimeError(f"{rule.class_name}.{h.name} is a {h.kind} but the native rule takes a {kind}")
             ranges = [native_kinds[native][1] for native in h.native]
-            if len(set(ranges)) > 1:  # a pair whose elements have different ranges (Rprop's etas)
-                valid = ", ".join(f"{native} {text}" for native, text in zip(h.native, ranges))
+            if len(set(ranges)) > 1:  # a pair whose elements have different ranges (Rprop's etas, Adafactor's eps)
+                valid = "; ".join(f"{native} {text}" for native, text in zip(h.native, ranges))
             h = replace(h, valid=valid)
         hyperparameters.append(h)
     for native in rule.fixed:
@@ -226,8 +254,9 @@ def _complete(rule: RuleDescription) -> RuleDescription:
         raise RuntimeError(f"{rule.class_name}: native hyperparameters {sorted(missing)} have no argument")
     states = tuple(
         StateArray(name, list_name, needed_when,
-                   rule.initial.get(name, initialized_from if kernel_initialized else "zero"), kernel_initialized)
-        for name, list_name, needed_when, kernel_initialized, initialized_from in rule.native.states
+                   rule.initial.get(name, initialized_from if kernel_initialized else "zero"),
+                   shape=shape, dims=dims, kernel_initialized=kernel_initialized)
+        for name, list_name, needed_when, kernel_initialized, initialized_from, shape, dims in rule.native.states
     )
     scalars = tuple(ScalarState(name, list_name, float(initial)) for name, list_name, initial in rule.native.scalars)
     group_scalars = tuple(GroupScalar(name, kind, initial) for name, kind, initial in rule.native.group_scalars)
@@ -357,6 +386,38 @@ ADAMW = replace(
     ),
     fixed={"decoupled_weight_decay": True},
 )
+
+ADAFACTOR = _complete(RuleDescription(
+    name="adafactor",
+    class_name="Adafactor",
+    native=_core.rules.adafactor,
+    summary="Adafactor: a second moment factored into row and column means for parameters of 2 or more "
+            "dimensions, steps relative to the parameter's scale, clipped updates "
+            "(torch.optim.Adafactor semantics).",
+    formula="""\
+w = t**beta2_decay;  rho = min(lr, 1 / sqrt(t))
+eps1 = finfo(dtype).eps when None (each parameter's dtype; torch takes the first parameter's for its group)
+alpha = max(eps2, ||p|| / sqrt(n)) * rho            (||p|| before weight decay)
+p = p * (1 - lr * weight_decay)
+matrix (ndim >= 2; over the last two dimensions):
+  row_var = lerp(row_var, mean(g * g, axis=-1), w)
+  col_var = lerp(col_var, mean(g * g, axis=-2), w)
+  v = row_var * col_var / max(mean(row_var, axis=-2), eps1)
+vector: variance = lerp(variance, g * g, w);  v = variance
+u = (1 / sqrt(max(v, eps1 * eps1))) * s * grad
+p = p - alpha / max(1, ||u|| / (sqrt(n) * d)) * u""",
+    hyperparameters=(
+        _number("lr", 1e-2, "caps the relative step size and scales weight decay"),
+        _number("beta2_decay", -0.8, "decay rate of the second-moment averaging weight t**beta2_decay"),
+        _pair("eps", ("eps1", "eps2"), (None, 1e-3),
+              "eps1 bounds the variance estimate (None: the dtype's machine epsilon), eps2 the parameter "
+              "scale; each a number or a schedule"),
+        _number("d", 1.0, "clipping threshold of the update's root mean square"),
+        _number("weight_decay", 0.0, "decoupled weight decay, p *= 1 - lr * weight_decay"),
+        _MAXIMIZE,
+    ),
+    functional_arguments=("row_vars", "col_vars", "variances", "steps"),
+))
 
 NADAM = _complete(RuleDescription(
     name="nadam",
@@ -601,7 +662,7 @@ z = z - lr * u
 
 #: Every rule, by name, in the order the documentation lists them.
 RULES: Dict[str, RuleDescription] = {
-    rule.name: rule for rule in (SGD, ADAGRAD, RMSPROP, ADAM, ADAMW, NADAM, RADAM, ADAMAX, LION, ADADELTA, RPROP, ASGD,
+    rule.name: rule for rule in (SGD, ADAGRAD, RMSPROP, ADAM, ADAMW, NADAM, RADAM, ADAMAX, LION, ADADELTA, RPROP, ASGD, ADAFACTOR,
                                  SCHEDULE_FREE_ADAMW, SCHEDULE_FREE_SGD)
 }
 
@@ -614,7 +675,10 @@ def documentation_table() -> str:
             f"`{h.name}={h.default!r}` ({h.valid})" for h in rule.hyperparameters
         )
         states = "<br>".join(
-            f"`{s.name}`" + (f" (when {s.needed_when})" if s.needed_when else "") for s in rule.states
+            f"`{s.name}`" + (f" (when {s.needed_when})" if s.needed_when else "")
+            + (f" ({s.applies_to}{'' if s.shape == 'param' else ', shaped by its ' + s.shape})"
+               if s.applies_to else "")
+            for s in rule.states
         ) or "none"
         if rule.group_scalars:
             states += "<br>per group: " + ", ".join(f"`{g.name}`" for g in rule.group_scalars)

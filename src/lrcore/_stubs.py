@@ -54,7 +54,11 @@ def _literal(value: object) -> str:
 def _class_parameter(h: Hyperparameter) -> str:
     annotation = _CLASS_TYPES[h.kind]
     if len(h.native) > 1:
-        annotation = f"Tuple[{', '.join([annotation] * len(h.native))}]"
+        # An element whose default is None (Adafactor's eps1) may be None.
+        elements = [f"Optional[{annotation}]" if d is None else annotation for d in h.default]
+        annotation = f"Tuple[{', '.join(elements)}]"
+    elif h.default is None:
+        annotation = f"Optional[{annotation}]"
     return f"{h.name}: {annotation} = {_literal(h.default)}"
 
 
@@ -122,8 +126,10 @@ def functional_parameters(rule: RuleDescription) -> List[str]:
         elif state is None:  # the per-tensor step counters, or the group's state
             annotation, required = "np.ndarray", rule.has_step or name == "group_state"
         else:
-            # Lists the step may fill in (None entries) must be lists; complete ones may be any sequence.
-            annotation = "_Arrays" if state.always and not state.kernel_initialized else "_LazyArrays"
+            # Lists the step may fill in (None entries) must be lists; complete ones may be any sequence;
+            # a state only some parameters have is None for the others.
+            annotation = ("_Arrays" if state.always and not state.kernel_initialized and state.dims == "any"
+                          else "_LazyArrays")
             required = state.always
         parameters.append(f"{name}: {annotation}" if required else f"{name}: Optional[{annotation}] = None")
     parameters.append("*")
@@ -132,7 +138,10 @@ def functional_parameters(rule: RuleDescription) -> List[str]:
             continue
         defaults = h.default if len(h.native) > 1 else (h.default,)
         for native, default in zip(h.native, defaults):
-            parameters.append(f"{native}: {_FUNCTIONAL_TYPES[h.kind]} = {_literal(default)}")
+            annotation = _FUNCTIONAL_TYPES[h.kind]
+            if default is None:
+                annotation = f"Optional[{annotation}]"
+            parameters.append(f"{native}: {annotation} = {_literal(default)}")
     return parameters
 
 
@@ -144,7 +153,7 @@ def functional_stub() -> str:
     parts = [
         _HEADER,
         "\n",
-        "from typing import Optional, Sequence\n",
+        "from typing import Optional, Sequence, Tuple\n",
         "\n",
         "import numpy as np\n",
         "\n",
@@ -153,10 +162,12 @@ def functional_stub() -> str:
         "_Grads = Sequence[Optional[np.ndarray]]\n",
         "# One array per tensor.\n",
         "_Arrays = Sequence[np.ndarray]\n",
-        "# One array per tensor; None entries (in a list) are created by the step.\n",
+        "# One array per tensor; None entries (in a list) are created by the step, or belong to\n",
+        "# tensors that have no such state (Adafactor's vectors have no row_var).\n",
         "_LazyArrays = Sequence[Optional[np.ndarray]]\n",
         "\n",
-        "def state_like(param: np.ndarray, fill: float = 0.0) -> np.ndarray: ...\n",
+        "def state_like(param: np.ndarray, fill: float = 0.0, *, shape: Optional[Tuple[int, ...]] = None)"
+        " -> np.ndarray: ...\n",
     ]
     for rule in RULES.values():
         arguments = ["params: _Arrays", "grads: _Grads"] + functional_parameters(rule)

@@ -76,6 +76,16 @@ cdef extern from "lrcore/lrcore.hpp" namespace "lrcore" nogil:
         bool decoupled_weight_decay
         double grad_scale
 
+    cdef cppclass AdafactorConfig:
+        double lr
+        double beta2_decay
+        double eps1           # NaN (the default): the element type's machine epsilon
+        double eps2
+        double d
+        double weight_decay
+        bool maximize
+        double grad_scale
+
     cdef cppclass NadamConfig:
         double lr
         double beta1
@@ -144,6 +154,7 @@ cdef extern from "lrcore/lrcore.hpp" namespace "lrcore" nogil:
     void validate(const AdagradConfig& config) except +
     void validate(const RmspropConfig& config) except +
     void validate(const AdamConfig& config) except +
+    void validate(const AdafactorConfig& config) except +
     void validate(const NadamConfig& config) except +
     void validate(const RadamConfig& config) except +
     void validate(const AdamaxConfig& config) except +
@@ -214,6 +225,19 @@ cdef extern from "lrcore/lrcore.hpp" namespace "lrcore" nogil:
         T* exp_avg_sq
         T* max_exp_avg_sq
         size_t size
+        int64_t step
+
+    # A matrix (stack) when rows and columns are set: row_var has size / columns
+    # elements, col_var size / rows; a vector (rows = columns = 0) uses variance.
+    cdef cppclass AdafactorTensor[T]:
+        T* param
+        const T* grad
+        T* row_var
+        T* col_var
+        T* variance
+        size_t size
+        size_t rows
+        size_t columns
         int64_t step
 
     # mu_product: the caller's double (1 before the first step), replaced after the step.
@@ -308,6 +332,11 @@ cdef extern from "lrcore/lrcore.hpp" namespace "lrcore" nogil:
     void adam_step(const AdamConfig& config, const AdamTensor[double]* tensors, size_t count) except +
     void adam_step(const AdamConfig& config, const AdamTensor[float]& tensor) except +
     void adam_step(const AdamConfig& config, const AdamTensor[double]& tensor) except +
+
+    void adafactor_step(const AdafactorConfig& config, const AdafactorTensor[float]* tensors, size_t count) except +
+    void adafactor_step(const AdafactorConfig& config, const AdafactorTensor[double]* tensors, size_t count) except +
+    void adafactor_step(const AdafactorConfig& config, const AdafactorTensor[float]& tensor) except +
+    void adafactor_step(const AdafactorConfig& config, const AdafactorTensor[double]& tensor) except +
 
     void nadam_step(const NadamConfig& config, const NadamTensor[float]* tensors, size_t count) except +
     void nadam_step(const NadamConfig& config, const NadamTensor[double]* tensors, size_t count) except +

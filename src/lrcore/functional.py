@@ -32,21 +32,21 @@ each one's docstring states its formula (``s = -1`` when maximizing, else 1;
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from ._rules import RULES, RuleDescription
 
 __all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd", "state_like", "nadam", "radam", "adamax", "lion", "adadelta",
-           "rprop", "asgd",
+           "rprop", "asgd", "adafactor",
            "schedule_free_adamw", "schedule_free_adamw_train", "schedule_free_adamw_eval",
            "schedule_free_sgd", "schedule_free_sgd_train", "schedule_free_sgd_eval", "new_group_state"]
 
 _CACHE_LINE = 64
 
 
-def state_like(param: np.ndarray, fill: float = 0.0) -> np.ndarray:
+def state_like(param: np.ndarray, fill: float = 0.0, *, shape: Optional[Tuple[int, ...]] = None) -> np.ndarray:
     """A new C-contiguous array shaped and typed like ``param``, filled with ``fill``: the way to
     allocate optimizer state for these functions (the optimizer classes use it).
 
@@ -54,10 +54,15 @@ def state_like(param: np.ndarray, fill: float = 0.0) -> np.ndarray:
     kernels align their vector loop on the parameter, so with matching offsets
     every state access is aligned too (numpy's large arrays start 16 bytes into
     a page; a misaligned 64-byte access touches two cache lines).
+
+    ``shape`` gives a state array another shape than its parameter's (Adafactor's
+    ``row_var`` and ``col_var``, see :meth:`lrcore._rules.StateArray.shape_for`).
     """
-    raw = np.empty(param.nbytes + _CACHE_LINE, dtype=np.uint8)
+    shape = param.shape if shape is None else tuple(shape)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * param.dtype.itemsize
+    raw = np.empty(nbytes + _CACHE_LINE, dtype=np.uint8)
     offset = (param.ctypes.data - raw.ctypes.data) % _CACHE_LINE
-    array = raw[offset:offset + param.nbytes].view(param.dtype).reshape(param.shape)
+    array = raw[offset:offset + nbytes].view(param.dtype).reshape(shape)
     array.fill(fill)
     return array
 
@@ -82,6 +87,11 @@ def _docstring(rule: RuleDescription) -> str:
             continue
         state = next(s for s in rule.states if s.list_name == name)
         when = f"; required when {state.needed_when}" if state.needed_when else ""
+        if state.applies_to:
+            when += f"; for {state.applies_to}, None for the others"
+        if state.shape != "param":
+            dimension = "last" if state.shape == "rows" else "second-to-last"
+            when += f"; shaped like the parameter with its {dimension} dimension 1"
         if state.kernel_initialized:
             start = "None entries start as " + {"gradient": "the gradient", "param": "a copy of the parameter"}.get(
                 state.initial, state.initial)
@@ -189,6 +199,7 @@ adagrad = _make_function(RULES["adagrad"])
 rmsprop = _make_function(RULES["rmsprop"])
 adam = _make_function(RULES["adam"])
 adamw = _make_function(RULES["adamw"])
+adafactor = _make_function(RULES["adafactor"])
 nadam = _make_function(RULES["nadam"])
 radam = _make_function(RULES["radam"])
 adamax = _make_function(RULES["adamax"])

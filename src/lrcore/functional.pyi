@@ -2,19 +2,20 @@
 # lrcore/_rules.py. Do not edit by hand: tests/test_stubs.py compares this file
 # with the generator's output.
 
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ['adadelta', 'adagrad', 'adam', 'adamax', 'adamw', 'asgd', 'lion', 'nadam', 'new_group_state', 'radam', 'rmsprop', 'rprop', 'schedule_free_adamw', 'schedule_free_adamw_eval', 'schedule_free_adamw_train', 'schedule_free_sgd', 'schedule_free_sgd_eval', 'schedule_free_sgd_train', 'sgd', 'state_like']
+__all__ = ['adadelta', 'adafactor', 'adagrad', 'adam', 'adamax', 'adamw', 'asgd', 'lion', 'nadam', 'new_group_state', 'radam', 'rmsprop', 'rprop', 'schedule_free_adamw', 'schedule_free_adamw_eval', 'schedule_free_adamw_train', 'schedule_free_sgd', 'schedule_free_sgd_eval', 'schedule_free_sgd_train', 'sgd', 'state_like']
 
 _Grads = Sequence[Optional[np.ndarray]]
 # One array per tensor.
 _Arrays = Sequence[np.ndarray]
-# One array per tensor; None entries (in a list) are created by the step.
+# One array per tensor; None entries (in a list) are created by the step, or belong to
+# tensors that have no such state (Adafactor's vectors have no row_var).
 _LazyArrays = Sequence[Optional[np.ndarray]]
 
-def state_like(param: np.ndarray, fill: float = 0.0) -> np.ndarray: ...
+def state_like(param: np.ndarray, fill: float = 0.0, *, shape: Optional[Tuple[int, ...]] = None) -> np.ndarray: ...
 def sgd(
     params: _Arrays,
     grads: _Grads,
@@ -183,6 +184,22 @@ def asgd(
     lambd: float = 0.0001,
     alpha: float = 0.75,
     t0: float = 1000000.0,
+    weight_decay: float = 0.0,
+    maximize: bool = False,
+) -> None: ...
+def adafactor(
+    params: _Arrays,
+    grads: _Grads,
+    row_vars: _LazyArrays,
+    col_vars: _LazyArrays,
+    variances: _LazyArrays,
+    steps: np.ndarray,
+    *,
+    lr: float = 0.01,
+    beta2_decay: float = -0.8,
+    eps1: Optional[float] = None,
+    eps2: float = 0.001,
+    d: float = 1.0,
     weight_decay: float = 0.0,
     maximize: bool = False,
 ) -> None: ...

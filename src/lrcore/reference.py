@@ -17,7 +17,7 @@ import numpy as np
 
 __all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd", "nadam", "radam", "adamax", "lion", "adadelta", "rprop", "asgd",
            "schedule_free_adamw", "schedule_free_adamw_eval", "schedule_free_adamw_train",
-           "schedule_free_sgd", "schedule_free_sgd_eval", "schedule_free_sgd_train"]
+           "schedule_free_sgd", "schedule_free_sgd_eval", "schedule_free_sgd_train", "adafactor"]
 
 
 def _gradient(param: np.ndarray, grad: np.ndarray, maximize: bool, weight_decay: float) -> np.ndarray:
@@ -157,6 +157,108 @@ def adamw(params: Sequence[np.ndarray], grads: Sequence[Optional[np.ndarray]], e
     """Reference of :func:`lrcore.functional.adamw`."""
     _adam(params, grads, exp_avgs, exp_avg_sqs, steps, max_exp_avg_sqs, lr, beta1, beta2, eps, weight_decay,
           amsgrad, maximize, decoupled=True)
+
+
+# ---------------------------------------------------------------- Adafactor --
+# The kernels' reduction order (cpp/src/kernels/factored_rules.hpp and
+# cpp/src/adafactor_step.cpp), which this reference follows exactly so that
+# the two agree bitwise: a sum along a row goes into 16 partial sums of the
+# dtype (element i into partial i % 16, each in increasing order from +0.0),
+# added in the tree ((a0 + a1) + (a2 + a3)) + ...; a column sum adds the rows of
+# each of min(8, rows) blocks of rows in order from zero (block k holds rows
+# [k * rows // K, (k + 1) * rows // K)), then the blocks in order; sums over
+# rows (of a row's sum of p*p or u*u, and of row_var for its mean) are in
+# double, in row order. A vector's rows are segments of 4096 elements.
+_PARTIALS = 16
+_COLUMN_BLOCKS = 8
+_VECTOR_SEGMENT = 4096
+
+
+def _row_sums(terms: np.ndarray) -> np.ndarray:
+    """Each row's sum of a (rows, n) array, in the kernels' fixed order (padding adds +0.0, which changes nothing)."""
+    rows, n = terms.shape
+    blocks = -(-n // _PARTIALS)
+    padded = np.zeros((rows, blocks * _PARTIALS), dtype=terms.dtype)
+    padded[:, :n] = terms
+    padded = padded.reshape(rows, blocks, _PARTIALS)
+    acc = np.zeros((rows, _PARTIALS), dtype=terms.dtype)
+    for j in range(blocks):
+        acc = acc + padded[:, j, :]
+    while acc.shape[1] > 1:
+        acc = acc[:, 0::2] + acc[:, 1::2]
+    return acc[:, 0]
+
+
+def _ordered_sum(values: np.ndarray) -> float:
+    """The sum in double, in order (np.cumsum adds sequentially)."""
+    return float(np.cumsum(values.astype(np.float64))[-1])
+
+
+def adafactor(params: Sequence[np.ndarray], grads: Sequence[Optional[np.ndarray]],
+              row_vars: Sequence[Optional[np.ndarray]], col_vars: Sequence[Optional[np.ndarray]],
+              variances: Sequence[Optional[np.ndarray]], steps: np.ndarray, *, lr: float = 1e-2,
+              beta2_decay: float = -0.8, eps1: Optional[float] = None, eps2: float = 1e-3, d: float = 1.0,
+              weight_decay: float = 0.0, maximize: bool = False) -> None:
+    """Reference of :func:`lrcore.functional.adafactor`, reducing in the kernels' order (see above)."""
+    for i, (p, grad) in enumerate(zip(params, grads)):
+        if grad is None:
+            continue
+        steps[i] += 1
+        if p.size == 0:
+            continue
+        T = p.dtype.type
+        t = float(steps[i])
+        weight = t ** beta2_decay
+        rho = min(lr, 1 / (t ** 0.5))
+        e1 = float(np.finfo(p.dtype).eps) if eps1 is None else eps1
+        g = -grad if maximize else grad.copy()
+        root_size = p.size ** 0.5
+        if p.ndim >= 2:
+            columns, rows = p.shape[-1], p.shape[-2]
+            matrices = p.size // (rows * columns)
+            param_rows = _row_sums((p * p).reshape(-1, columns))
+            square = (g * g).reshape(matrices, rows, columns)
+            row_grad = _row_sums(square.reshape(-1, columns)).reshape(matrices, rows)
+            blocks = min(_COLUMN_BLOCKS, rows)
+            column_sum = np.zeros((matrices, columns), dtype=p.dtype)
+            for b in range(blocks):
+                acc = np.zeros((matrices, columns), dtype=p.dtype)
+                for r in range(b * rows // blocks, (b + 1) * rows // blocks):
+                    acc = acc + square[:, r, :]
+                column_sum = acc if b == 0 else column_sum + acc
+            row_state, col_state = row_vars[i], col_vars[i]
+            assert row_state is not None and col_state is not None, "a matrix needs row_var and col_var"
+            row_var = row_state.reshape(matrices, rows)
+            col_var = col_state.reshape(matrices, columns)
+            _lerp_(col_var, column_sum / T(rows), weight)
+            _lerp_(row_var, row_grad / T(columns), weight)
+            means = np.array([T(_ordered_sum(row_var[m]) / rows) for m in range(matrices)], dtype=p.dtype)
+            means = np.maximum(means, T(e1))
+            estimate = (row_var[:, :, None] * col_var[:, None, :]) / means[:, None, None]
+            update = (T(1) / np.sqrt(np.maximum(estimate, T(e1 * e1)))) * g.reshape(matrices, rows, columns)
+            update = update.reshape(p.shape)
+            update_rows = _row_sums((update * update).reshape(-1, columns))
+        else:
+            variance = variances[i]
+            assert variance is not None, "a vector needs variance"
+            _lerp_(variance, g * g, weight)
+            update = (T(1) / np.sqrt(np.maximum(variance, T(e1 * e1)))) * g
+            segments = -(-p.size // _VECTOR_SEGMENT)
+
+            def segment_sums(x: np.ndarray) -> np.ndarray:
+                padded = np.zeros(segments * _VECTOR_SEGMENT, dtype=p.dtype)
+                padded[:p.size] = x.reshape(-1)
+                return _row_sums(padded.reshape(segments, _VECTOR_SEGMENT))
+
+            param_rows = segment_sums(p * p)
+            update_rows = segment_sums(update * update)
+        param_norm = float(T(np.sqrt(_ordered_sum(param_rows))))
+        alpha = max(eps2, param_norm / root_size) * rho
+        update_norm = float(T(np.sqrt(_ordered_sum(update_rows))))
+        clipping = max(1.0, update_norm / (root_size * d))
+        if weight_decay != 0:
+            p *= T(1 - lr * weight_decay)
+        p += T(-alpha / clipping) * update
 
 
 def _decayed_gradient(p: np.ndarray, grad: np.ndarray, maximize: bool, lr: float, weight_decay: float,

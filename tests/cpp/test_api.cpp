@@ -354,6 +354,84 @@ void check_version() {
                          "version.hpp says " + version + ", CMakeLists.txt says " LRCORE_PROJECT_VERSION);
 }
 
+/// Adafactor through the public API: its ranges, the shaped-state checks (nothing written on a
+/// refusal), and one step on a 2 x 3 matrix and a vector against the formula in optimizers.hpp.
+void check_adafactor() {
+    lrcore::AdafactorConfig config;
+    lrcore::validate(config);  // eps1 NaN: the element type's machine epsilon
+    check_names([] { lrcore::AdafactorConfig c; c.beta2_decay = 0.5; lrcore::validate(c); }, "beta2_decay");
+    check_names([] { lrcore::AdafactorConfig c; c.d = 0.5; lrcore::validate(c); }, "d");
+    check_names([] { lrcore::AdafactorConfig c; c.eps1 = -1.0; lrcore::validate(c); }, "eps1");
+    check_names([] { lrcore::AdafactorConfig c; c.eps1 = INFINITY; lrcore::validate(c); }, "eps1");
+    check_names([] { lrcore::AdafactorConfig c; c.eps2 = -1.0; lrcore::validate(c); }, "eps2");
+
+    std::vector<double> param{1.0, -2.0, 3.0, 0.5, 0.25, -1.5};
+    const std::vector<double> grad{0.5, 1.0, -0.25, 2.0, -1.0, 0.75};
+    std::vector<double> row_var(2, 0.0), col_var(3, 0.0);
+    lrcore::AdafactorTensor<double> matrix;
+    matrix.param = param.data();
+    matrix.grad = grad.data();
+    matrix.row_var = row_var.data();
+    matrix.size = 6;
+    matrix.rows = 2;
+    matrix.columns = 3;
+    const std::vector<double> before = param;
+    LRCORE_CHECK_THROWS(lrcore::adafactor_step(config, matrix), std::invalid_argument);  // col_var missing
+    matrix.col_var = col_var.data();
+    matrix.columns = 4;  // 2 x 4 does not divide 6
+    LRCORE_CHECK_THROWS(lrcore::adafactor_step(config, matrix), std::invalid_argument);
+    matrix.columns = 3;
+    matrix.step = 0;
+    LRCORE_CHECK_THROWS(lrcore::adafactor_step(config, matrix), std::invalid_argument);
+    LRCORE_CHECK(param == before && row_var[0] == 0.0 && col_var[0] == 0.0);
+
+    // Step 1: w = 1, so the factors are the means of g*g; rho = min(lr, 1) = lr.
+    matrix.step = 1;
+    config.weight_decay = 0.1;
+    lrcore::adafactor_step(config, matrix);
+    double param_squares = 0.0;
+    for (double p : before) param_squares += p * p;
+    const double alpha = std::max(config.eps2, std::sqrt(param_squares) / std::sqrt(6.0)) * config.lr;
+    double rows[2] = {}, columns[3] = {};
+    for (int r = 0; r < 2; ++r) {
+        for (int c = 0; c < 3; ++c) {
+            rows[r] += grad[r * 3 + c] * grad[r * 3 + c] / 3.0;
+            columns[c] += grad[r * 3 + c] * grad[r * 3 + c] / 2.0;
+        }
+    }
+    const double mean = (rows[0] + rows[1]) / 2.0;
+    double update[6], update_squares = 0.0;
+    for (int k = 0; k < 6; ++k) {
+        update[k] = grad[k] / std::sqrt(rows[k / 3] * columns[k % 3] / mean);
+        update_squares += update[k] * update[k];
+    }
+    const double clipping = std::max(1.0, std::sqrt(update_squares) / (std::sqrt(6.0) * config.d));
+    for (int k = 0; k < 6; ++k) {
+        const double expected = before[k] * (1.0 - config.lr * config.weight_decay) - alpha / clipping * update[k];
+        LRCORE_CHECK_MESSAGE(std::abs(param[k] - expected) <= 1e-14, "adafactor matrix element " + std::to_string(k));
+    }
+    for (int r = 0; r < 2; ++r) LRCORE_CHECK(std::abs(row_var[r] - rows[r]) <= 1e-15);
+    for (int c = 0; c < 3; ++c) LRCORE_CHECK(std::abs(col_var[c] - columns[c]) <= 1e-15);
+
+    // A vector keeps `variance`; at step 1 it is g*g and every |u| is 1, clipped to rms d = 1.
+    std::vector<float> vector_param{2.0f, -1.0f, 0.5f}, variance(3, 0.0f);
+    const std::vector<float> vector_grad{0.5f, -4.0f, 1.0f};
+    lrcore::AdafactorTensor<float> vector;
+    vector.param = vector_param.data();
+    vector.grad = vector_grad.data();
+    vector.size = 3;
+    LRCORE_CHECK_THROWS(lrcore::adafactor_step(lrcore::AdafactorConfig{}, vector), std::invalid_argument);
+    vector.variance = variance.data();
+    lrcore::adafactor_step(lrcore::AdafactorConfig{}, vector);
+    const float rms = std::sqrt((4.0f + 1.0f + 0.25f) / 3.0f);
+    const float expected_vector[3] = {2.0f - 0.01f * rms, -1.0f + 0.01f * rms, 0.5f - 0.01f * rms};
+    for (int k = 0; k < 3; ++k) {
+        LRCORE_CHECK(variance[k] == vector_grad[k] * vector_grad[k]);
+        LRCORE_CHECK_MESSAGE(std::abs(vector_param[k] - expected_vector[k]) <= 1e-6f,
+                             "adafactor vector element " + std::to_string(k));
+    }
+}
+
 }  // namespace
 
 int main() {
@@ -364,6 +442,7 @@ int main() {
     check_empty();
     check_scalar_state();
     check_version();
+    check_adafactor();
     check_schedule_free();
     return lrcore_test::finish();
 }

@@ -19,6 +19,8 @@
 // When it is 1 the multiplication is not compiled into the kernel at all.
 #pragma once
 
+#include <limits>
+
 #include <cstdint>
 
 namespace lrcore {
@@ -69,6 +71,24 @@ struct AdamConfig {
     bool amsgrad = false;        // uses AdamTensor::max_exp_avg_sq
     bool maximize = false;
     bool decoupled_weight_decay = false;  // AdamW
+    double grad_scale = 1.0;     // each gradient element is multiplied by T(grad_scale) first
+};
+
+/// Adafactor (torch.optim.Adafactor): the second moment of a parameter of 2
+/// or more dimensions is kept factored, as row and column means of the squared
+/// gradient over its last two dimensions; a vector keeps it whole. The step
+/// size is relative to the parameter's root mean square, and the update is
+/// clipped to root mean square d (see adafactor_step in optimizers.hpp).
+struct AdafactorConfig {
+    double lr = 1e-2;            // >= 0; caps the relative step size and scales weight decay
+    double beta2_decay = -0.8;   // <= 0; step t averages the squared gradient in with weight t^beta2_decay
+    // >= 0, or NaN (the default) for the element type's machine epsilon (torch's eps=(None, ...)).
+    // Bounds the row means from below and the variance estimate (squared) from below.
+    double eps1 = std::numeric_limits<double>::quiet_NaN();
+    double eps2 = 1e-3;          // >= 0; smallest parameter root mean square the step size is relative to
+    double d = 1.0;              // >= 1; the update's root mean square is clipped to d
+    double weight_decay = 0.0;   // >= 0; decoupled: p <- p * (1 - lr * weight_decay)
+    bool maximize = false;
     double grad_scale = 1.0;     // each gradient element is multiplied by T(grad_scale) first
 };
 
@@ -206,6 +226,7 @@ void validate(const SgdConfig& config);
 void validate(const AdagradConfig& config);
 void validate(const RmspropConfig& config);
 void validate(const AdamConfig& config);
+void validate(const AdafactorConfig& config);
 void validate(const NadamConfig& config);
 void validate(const RadamConfig& config);
 void validate(const AdamaxConfig& config);

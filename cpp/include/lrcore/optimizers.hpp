@@ -68,6 +68,23 @@ void rmsprop_step(const RmspropConfig& config, const RmspropTensor<double>* tens
 void adam_step(const AdamConfig& config, const AdamTensor<float>* tensors, std::size_t count);
 void adam_step(const AdamConfig& config, const AdamTensor<double>* tensors, std::size_t count);
 
+/// Adafactor (torch.optim.Adafactor, foreach=False), per tensor with n elements,
+/// eps1 = T's machine epsilon when config.eps1 is NaN, w = t^beta2_decay:
+///   alpha = max(eps2, ||p|| / sqrt(n)) * min(lr, 1/sqrt(t))       (||p|| before weight decay)
+///   p <- p * (1 - lr*weight_decay)
+///   matrix (rows, columns != 0; each matrix of the stack on its own):
+///     row_var <- lerp(row_var, mean of g*g along each row, w)
+///     col_var <- lerp(col_var, mean of g*g along each column, w)
+///     v = row_var[r] * col_var[c] / max(mean(row_var), eps1)
+///   vector: variance <- lerp(variance, g*g, w);  v = variance
+///   u = (1 / sqrt(max(v, eps1^2))) * s*g
+///   p <- p + (-alpha / max(1, ||u|| / (sqrt(n) * d))) * u
+/// Norms and means are reductions in a fixed order (see cpp/src/adafactor_step.cpp),
+/// so the result is the same on every ISA and thread count. Scratch is
+/// O(rows + columns) per matrix, kept by the calling thread between calls.
+void adafactor_step(const AdafactorConfig& config, const AdafactorTensor<float>* tensors, std::size_t count);
+void adafactor_step(const AdafactorConfig& config, const AdafactorTensor<double>* tensors, std::size_t count);
+
 /// NAdam, with torch's momentum schedule mu_t = beta1*(1 - 0.5*0.96^(t*momentum_decay)):
 ///   g <- s*g;  g <- g + weight_decay*p,  or with decoupled_weight_decay p <- p*(1 - lr*weight_decay)
 ///   P <- mu_product*mu_t                                 (mu_product, a double per tensor, starts at 1)
@@ -184,6 +201,8 @@ inline void rmsprop_step(const RmspropConfig& c, const RmspropTensor<float>& t) 
 inline void rmsprop_step(const RmspropConfig& c, const RmspropTensor<double>& t) { rmsprop_step(c, &t, 1); }
 inline void adam_step(const AdamConfig& c, const AdamTensor<float>& t) { adam_step(c, &t, 1); }
 inline void adam_step(const AdamConfig& c, const AdamTensor<double>& t) { adam_step(c, &t, 1); }
+inline void adafactor_step(const AdafactorConfig& c, const AdafactorTensor<float>& t) { adafactor_step(c, &t, 1); }
+inline void adafactor_step(const AdafactorConfig& c, const AdafactorTensor<double>& t) { adafactor_step(c, &t, 1); }
 inline void nadam_step(const NadamConfig& c, const NadamTensor<float>& t) { nadam_step(c, &t, 1); }
 inline void nadam_step(const NadamConfig& c, const NadamTensor<double>& t) { nadam_step(c, &t, 1); }
 inline void radam_step(const RadamConfig& c, const RadamTensor<float>& t) { radam_step(c, &t, 1); }

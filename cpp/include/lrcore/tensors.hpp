@@ -71,6 +71,27 @@ struct AdamTensor {
     std::int64_t step = 1;                 // drives the bias corrections 1 - beta^step
 };
 
+/// Adafactor state. A parameter of 2 or more dimensions is a stack of
+/// size / (rows * columns) matrices of `rows` x `columns` (its last two
+/// dimensions), row-major; it keeps its second moment factored: `row_var`, the
+/// running mean of g*g over each row (size / columns elements, torch's shape
+/// with the last dimension 1), and `col_var`, over each column (size / rows
+/// elements, torch's shape with the second-to-last dimension 1). A vector (or
+/// a scalar) has rows == columns == 0 and keeps `variance` (size elements).
+/// The pointers the other kind uses are ignored and may be null.
+template <class T>
+struct AdafactorTensor {
+    T* param = nullptr;
+    const T* grad = nullptr;
+    T* row_var = nullptr;                  // required for a matrix
+    T* col_var = nullptr;                  // required for a matrix
+    T* variance = nullptr;                 // required for a vector
+    std::size_t size = 0;
+    std::size_t rows = 0;                  // the second-to-last dimension; 0 for a vector
+    std::size_t columns = 0;               // the last dimension; 0 for a vector
+    std::int64_t step = 1;                 // drives the averaging weight t^beta2_decay and min(lr, 1/sqrt(t))
+};
+
 /// NAdam state: the moment estimates and the running product of the momentum
 /// schedule, mu_product = mu_1 * ... * mu_t (torch keeps it per tensor).
 /// `mu_product` points to the caller's double, 1 before the first step: the step

@@ -10,12 +10,32 @@
 
 namespace lrcore::kernels {
 
+/// Adafactor's passes (kernels/factored_rules.hpp): not one element-wise
+/// kernel but three passes over a tensor (statistics, the update's norm, the
+/// update), each for a block of rows of a matrix or a segment of a vector.
+template <class T>
+struct AdafactorKernels {
+    void (*matrix_statistics)(const AdafactorConstants<T>&, const T* param, const T* grad, std::size_t rows,
+                              std::size_t columns, T* column_sums, T* row_grad_sums, T* row_param_sums);
+    void (*matrix_update_norm)(const AdafactorConstants<T>&, const T* grad, const T* row_var, const T* col_var,
+                               T row_var_mean, std::size_t rows, std::size_t columns, T* row_update_sums);
+    void (*matrix_apply)(const AdafactorConstants<T>&, T* param, const T* grad, const T* row_var, const T* col_var,
+                         T row_var_mean, T neg_step, std::size_t rows, std::size_t columns);
+    void (*vector_statistics)(const AdafactorConstants<T>&, const T* param, const T* grad, T* variance,
+                              std::size_t count, T* param_sum);
+    void (*vector_update_norm)(const AdafactorConstants<T>&, const T* grad, const T* variance, std::size_t count,
+                               T* update_sum);
+    void (*vector_apply)(const AdafactorConstants<T>&, T* param, const T* grad, const T* variance, T neg_step,
+                         std::size_t count);
+};
+
 template <class T>
 struct TypedKernels {
     void (*sgd)(const SgdConstants<T>&, const SgdTensor<T>&, std::size_t, std::size_t);
     void (*adagrad)(const AdagradConstants<T>&, const AdagradTensor<T>&, std::size_t, std::size_t);
     void (*rmsprop)(const RmspropConstants<T>&, const RmspropTensor<T>&, std::size_t, std::size_t);
     void (*adam)(const AdamConstants<T>&, const AdamTensor<T>&, std::size_t, std::size_t);
+    AdafactorKernels<T> adafactor;
     void (*nadam)(const NadamConstants<T>&, const NadamTensor<T>&, std::size_t, std::size_t);
     void (*radam)(const RadamConstants<T>&, const RadamTensor<T>&, std::size_t, std::size_t);
     void (*adamax)(const AdamaxConstants<T>&, const AdamaxTensor<T>&, std::size_t, std::size_t);
@@ -61,6 +81,7 @@ const KernelTable& avx512_kernels();
     {                                                                                           \
         &sgd_chunk<Lane, T>, &adagrad_chunk<Lane, T>, &rmsprop_chunk<Lane, T>,                  \
         &adam_chunk<Lane, T>,                                                                   \
+        adafactor_kernels<Lane, T>(),                                                           \
         &nadam_chunk<Lane, T>, &radam_chunk<Lane, T>, &adamax_chunk<Lane, T>,                   \
         &lion_chunk<Lane, T>,                                                                   \
         &adadelta_chunk<Lane, T>, &rprop_chunk<Lane, T>, &asgd_chunk<Lane, T>,                  \

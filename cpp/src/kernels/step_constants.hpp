@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 
 #include "lrcore/config.hpp"
 
@@ -141,6 +142,44 @@ struct AdamConstants {
                 static_cast<T>(-(c.lr / bias_correction1)),
                 mode,
                 c.amsgrad};
+    }
+};
+
+/// Adafactor's constants for one tensor and its step t. torch computes the
+/// first ones as Python floats: the averaging weight t^beta2_decay and the
+/// relative step size min(lr, 1/sqrt(t)); the ones that reach the kernels are
+/// rounded to T. Those that depend on the tensor's norms (the step size alpha
+/// and the clipping divisor) are computed by the driver once the norms are known.
+template <class T>
+struct AdafactorConstants {
+    GradScale<T> grad_scale;
+    T grad_sign;
+    LerpConstants<T> variance_lerp;   // weight t^beta2_decay (torch's one_minus_beta2_t)
+    T eps1;                   // lower bound of the mean of row_var (clamp_(min=eps1))
+    T eps1_squared;           // lower bound of the variance estimate, before its inverse root
+    T decay_factor;           // param *= 1 - lr * weight_decay
+    bool has_weight_decay;
+    double relative_step;     // rho = min(lr, 1 / sqrt(t))
+    double eps2;
+    double d;
+
+    static AdafactorConstants make(const AdafactorConfig& c, std::int64_t step) {
+        const double t = static_cast<double>(step);
+        // eps1 None: T's machine epsilon (torch.finfo(dtype).eps).
+        const double eps1 = std::isnan(c.eps1) ? static_cast<double>(std::numeric_limits<T>::epsilon()) : c.eps1;
+        const double inverse_root = 1.0 / std::pow(t, 0.5);
+        // Python's min(lr, x): lr unless x < lr.
+        const double relative_step = inverse_root < c.lr ? inverse_root : c.lr;
+        return {GradScale<T>::from(c.grad_scale),
+                static_cast<T>(c.maximize ? -1.0 : 1.0),
+                LerpConstants<T>::from_weight(std::pow(t, c.beta2_decay)),
+                static_cast<T>(eps1),
+                static_cast<T>(eps1 * eps1),
+                static_cast<T>(1.0 - c.lr * c.weight_decay),
+                c.weight_decay != 0.0,
+                relative_step,
+                c.eps2,
+                c.d};
     }
 };
 

@@ -556,3 +556,6 @@ void interpolate_chunk(const LerpConstants<T>& w, T* param, const T* end, std::s
 
 }  // namespace
 }  // namespace lrcore::kernels
+
+// Adafactor: passes with row and column reductions, on the same lanes.
+#include "kernels/factored_rules.hpp"

@@ -92,7 +92,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rules", type=_comma_list, default=None, metavar="LIST",
                         help=f"update rules: {','.join(RULES)} or all (default: all)")
     parser.add_argument("--sizes", type=_comma_list, default=None, metavar="LIST",
-                        help="element counts (4096, 2^20, 64k, 16M) and named workloads: small-arrays "
+                        help="element counts (4096, 2^20, 64k, 16M), matrices (4096x4096: what Adafactor "
+                             "factors) and named workloads: small-arrays "
                              "(2000 x 1000), gpt (172 arrays, 85.9M elements), opt-step (full Adam.step on 4096 "
                              f"elements). Default: {','.join(DEFAULT_WORKLOADS)}")
     parser.add_argument("--threads", type=_comma_list, default=None, metavar="LIST",

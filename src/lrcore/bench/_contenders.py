@@ -83,7 +83,7 @@ class RoofRunner:
         # each state list in turn. Small arrays allocated back to back would sit 4 KiB + a header
         # apart, and a load 4 KiB after a store stalls (4K aliasing): the layout is part of the cost.
         copies = [p.copy() for p in params]
-        states = [[state_like(p) for p in params] for _ in rule.state_names]
+        states = [[state_like(p) for p in params] for _ in rule.streamed_state_names]
         self.updates = [[p] + [state[i] for state in states] for i, p in enumerate(copies)]
         self.inputs = [[g] for g in grads]
         self._origin = list(params)  # the caller's starting parameters (not copied; nobody writes them)
@@ -387,7 +387,7 @@ CONTENDERS: Dict[str, Contender] = {
         Contender("lrcore", "lrcore.functional (this package's SIMD kernels)", lambda: None, _no_rule_limit,
                   lambda rule, params: FunctionalRunner(rule, params, getattr(functional, rule.function))),
         Contender("numpy", "numpy with out= and preallocated scratch (same operations as lrcore.reference)",
-                  lambda: None, _no_rule_limit, FastNumpyRunner),
+                  lambda: None, FastNumpyStep.unsupported, FastNumpyRunner),
         Contender("numpy-ref", "lrcore.reference (plain in-place numpy, a temporary per operation)",
                   lambda: None, _no_rule_limit,
                   lambda rule, params: FunctionalRunner(rule, params, getattr(reference, rule.function))),

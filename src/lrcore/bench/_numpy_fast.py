@@ -10,7 +10,7 @@ the benchmark verifies it against the reference like every contender.
 from __future__ import annotations
 
 import math
-from typing import Callable, Dict, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -36,6 +36,15 @@ class FastNumpyStep:
         }[rule.name]
         # Rprop's two comparisons, kept as masks.
         self._masks = (np.empty(largest, bool), np.empty(largest, bool)) if rule.name == "rprop" else None
+
+    #: The rules written here (the numpy contender runs these only).
+    RULES = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw", "nadam", "radam", "adamax", "lion", "adadelta",
+             "rprop", "asgd", "schedule_free_adamw", "schedule_free_sgd")
+
+    @classmethod
+    def unsupported(cls, rule: Rule) -> Optional[str]:
+        """Why the numpy contender cannot run a rule, or None."""
+        return None if rule.name in cls.RULES else f"no preallocated-numpy {rule.name} (numpy-ref times lrcore.reference)"
 
     def __call__(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], state: State) -> None:
         self._step(params, grads, state)

@@ -87,18 +87,31 @@ class Rule:
         """State lists whose entries start as None and are created by the first step."""
         return tuple(s.list_name for s in self.description.states if s.kernel_initialized)
 
+    @property
+    def streamed_state_names(self) -> Tuple[str, ...]:
+        """The state lists with one element per parameter element for every parameter: the ones whose
+        traffic counts per element (Adafactor's row and column statistics are O(rows + columns))."""
+        states = {s.list_name: s for s in self.description.states}
+        return tuple(name for name in self.state_names
+                     if states[name].shape == "param" and states[name].dims == "any")
+
     def bytes_per_element(self, itemsize: int) -> int:
-        """Bytes one step must move per element: read the gradient, read and write the parameter and each state array."""
-        return (1 + 2 * (1 + len(self.state_names))) * itemsize
+        """Bytes one step must move per element: read the gradient, read and write the parameter and each
+        state array shaped like it."""
+        return (1 + 2 * (1 + len(self.streamed_state_names))) * itemsize
 
     def new_state(self, params: Sequence[np.ndarray]) -> State:
-        """Fresh state, as the optimizer classes create it (zeros, or None for lazily created buffers)."""
+        """Fresh state, as the optimizer classes create it (zeros, or None for lazily created buffers and
+        for parameters that have no such state), each array in its own shape."""
+        states = {s.list_name: s for s in self.description.states}
         state: State = {}
         for name in self.state_names:
             if name in self.created_on_first_step:
                 state[name] = [None] * len(params)
             else:
-                state[name] = [state_like(p) for p in params]
+                s = states[name]
+                state[name] = [state_like(p, shape=s.shape_for(p.shape)) if s.exists_for(p.shape) else None
+                               for p in params]
         for scalar in self.description.scalars:
             state[scalar.list_name] = [scalar.new() for _ in params]
         if self.has_steps:
@@ -127,6 +140,8 @@ RULES: Dict[str, Rule] = {
         Rule("adamw", "AdamW lr=1e-3 weight_decay=1e-2", "adamw",
              {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 1e-2}, "AdamW",
              {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-2}, deepspeed_adamw_mode=True),
+        Rule("adafactor", "Adafactor lr=1e-2 (factored for matrices: try --sizes 4096x4096)", "adafactor",
+             {"lr": 1e-2}, "Adafactor", {"lr": 1e-2}),
         Rule("nadam", "NAdam lr=2e-3 betas=(0.9, 0.999)", "nadam",
              {"lr": 2e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}, "NAdam",
              {"lr": 2e-3, "betas": (0.9, 0.999), "eps": 1e-8}),

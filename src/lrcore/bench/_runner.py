@@ -190,7 +190,7 @@ def _snapshot(runner: Runner, rule: Rule) -> Tuple[List[np.ndarray], State]:
     params = [p.copy() for p in runner.params()]
     state = runner.state()
     assert state is not None
-    return params, {name: [a.copy() for a in state[name]] for name in rule.state_names}
+    return params, {name: [None if a is None else a.copy() for a in state[name]] for name in rule.state_names}
 
 
 def run_case(rule: Rule, workload: Workload, threads: int, options: Options,

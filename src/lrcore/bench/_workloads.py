@@ -45,6 +45,8 @@ class Workload:
     @property
     def label(self) -> str:
         """Short description for tables: "2^20", "2000x1000", "gpt 172 arrays"."""
+        if self.arrays == 1 and len(self.shapes[0]) >= 2:  # a matrix: its shape
+            return "x".join(str(d) for d in self.shapes[0])
         if self.arrays == 1:
             n = self.elements
             return f"2^{n.bit_length() - 1}" if n & (n - 1) == 0 else str(n)
@@ -108,6 +110,13 @@ def parse_workloads(tokens: Sequence[str]) -> List[Workload]:
         if token in NAMED:
             workloads.append(_named(token))
             continue
+        matrix = re.fullmatch(r"(\d+)x(\d+)", token)
+        if matrix:  # one matrix (rows x columns): what a factored rule such as Adafactor factors
+            rows, columns = int(matrix.group(1)), int(matrix.group(2))
+            if rows < 1 or columns < 1:
+                raise ValueError(f"size must be >= 1, got {raw!r}")
+            workloads.append(Workload(token, ((rows, columns),)))
+            continue
         power = re.fullmatch(r"2\^(\d+)", token)
         scaled = re.fullmatch(r"(\d+)([km]?)", token)
         if power:
@@ -116,7 +125,8 @@ def parse_workloads(tokens: Sequence[str]) -> List[Workload]:
             elements = int(scaled.group(1)) * {"": 1, "k": 1024, "m": 1024 * 1024}[scaled.group(2)]
         else:
             raise ValueError(
-                f"unknown size {raw!r}: give an element count (65536, 2^16, 64k, 16M) or one of {', '.join(NAMED)}"
+                f"unknown size {raw!r}: give an element count (65536, 2^16, 64k, 16M), a matrix (4096x4096) "
+                f"or one of {', '.join(NAMED)}"
             )
         if elements < 1:
             raise ValueError(f"size must be >= 1, got {raw!r}")

@@ -10,7 +10,7 @@ from .._rules import RULES
 from ._optimizer import Optimizer
 
 __all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "NAdam", "RAdam", "Adamax", "Lion", "Adadelta", "Rprop", "ASGD",
-           "ScheduleFreeAdamW", "ScheduleFreeSGD"]
+           "Adafactor", "ScheduleFreeAdamW", "ScheduleFreeSGD"]
 
 
 class SGD(Optimizer, rule=RULES["sgd"]):
@@ -30,6 +30,10 @@ class Adam(Optimizer, rule=RULES["adam"]):
 
 
 class AdamW(Optimizer, rule=RULES["adamw"]):
+    pass
+
+
+class Adafactor(Optimizer, rule=RULES["adafactor"]):
     pass
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from ..schedules import Schedule
 from ._optimizer import Optimizer
 
-__all__ = ['SGD', 'Adagrad', 'RMSprop', 'Adam', 'AdamW', 'NAdam', 'RAdam', 'Adamax', 'Lion', 'Adadelta', 'Rprop', 'ASGD', 'ScheduleFreeAdamW', 'ScheduleFreeSGD']
+__all__ = ['SGD', 'Adagrad', 'RMSprop', 'Adam', 'AdamW', 'NAdam', 'RAdam', 'Adamax', 'Lion', 'Adadelta', 'Rprop', 'ASGD', 'Adafactor', 'ScheduleFreeAdamW', 'ScheduleFreeSGD']
 
 # A numeric hyperparameter: a number, or a schedule (any function of the step count).
 _Value = Union[float, Schedule, Callable[[int], float]]
@@ -196,6 +196,22 @@ class ASGD(Optimizer):
         lambd: _Value = 0.0001,
         alpha: _Value = 0.75,
         t0: _Value = 1000000.0,
+        weight_decay: _Value = 0.0,
+        maximize: bool = False,
+        *,
+        skip_nonfinite: bool = False,
+        max_grad_norm: Optional[_Value] = None,
+        norm_type: Union[float, str] = 2.0,
+    ) -> None: ...
+
+class Adafactor(Optimizer):
+    def __init__(
+        self,
+        params: _Params,
+        lr: _Value = 0.01,
+        beta2_decay: _Value = -0.8,
+        eps: Tuple[Optional[_Value], _Value] = (None, 0.001),
+        d: _Value = 1.0,
         weight_decay: _Value = 0.0,
         maximize: bool = False,
         *,

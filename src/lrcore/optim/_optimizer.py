@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 import numpy as np
 
 from .. import _core
-from .._rules import RuleDescription
+from .._rules import RuleDescription, StateArray
 from ..functional import state_like
 
 __all__ = ["Optimizer", "OptimizerSnapshot"]
@@ -209,7 +209,7 @@ class Optimizer:
         for s in self.rule.states:
             if s.always and not s.kernel_initialized:
                 fill = 0.0 if s.initial == "zero" else float(group[s.initial])
-                state[s.name] = [state_like(p, fill) for p in group["params"]]
+                state[s.name] = [_new_state_array(s, p, fill) for p in group["params"]]
             else:
                 state[s.name] = [None] * len(group["params"])
         for scalar in self.rule.scalars:
@@ -669,9 +669,14 @@ class Optimizer:
                 raise ValueError(f"{where} has unknown entry {name!r}")
             if value is None:
                 continue
-            if not isinstance(value, np.ndarray) or value.shape != param.shape or value.dtype != param.dtype:
+            description = next(s for s in self.rule.states if s.name == name)
+            if not description.exists_for(param.shape):
+                raise ValueError(f"{where}[{name!r}] must be None: it is kept only for {description.applies_to}, "
+                                 f"and the parameter has shape {param.shape}")
+            shape = description.shape_for(param.shape)
+            if not isinstance(value, np.ndarray) or value.shape != shape or value.dtype != param.dtype:
                 got = f"{value.dtype} {value.shape}" if isinstance(value, np.ndarray) else type(value).__name__
-                raise ValueError(f"{where}[{name!r}] must be a {param.dtype} array of shape {param.shape}, got {got}")
+                raise ValueError(f"{where}[{name!r}] must be a {param.dtype} array of shape {shape}, got {got}")
 
     def _import_param_state(self, g: int, k: int, entry: Optional[Dict[str, Any]]) -> None:
         group, state = self.param_groups[g], self._states[g]
@@ -684,13 +689,13 @@ class Optimizer:
                 # Not saved: as a new optimizer has it.
                 if s.always and not s.kernel_initialized:
                     fill = 0.0 if s.initial == "zero" else float(group[s.initial])
-                    arrays[k] = state_like(param, fill)
+                    arrays[k] = _new_state_array(s, param, fill)
                 else:
                     arrays[k] = None
             else:
                 target = arrays[k]
                 if target is None:
-                    target = arrays[k] = state_like(param)
+                    target = arrays[k] = state_like(param, shape=s.shape_for(param.shape))
                 np.copyto(target, value)
         for scalar in self.rule.scalars:
             value = None if entry is None else entry.get(scalar.name)
@@ -755,6 +760,14 @@ class OptimizerSnapshot:
             for name in [n for n in group if n not in ("params", "param_names") and n not in saved]:
                 del group[name]
             group.update(saved)
+
+
+def _new_state_array(state: StateArray, param: np.ndarray, fill: float) -> Optional[np.ndarray]:
+    """A new state array for ``param`` (its own shape when it is not the parameter's), or None when
+    parameters of its shape do not have this state (Adafactor's vectors have no ``row_var``)."""
+    if not state.exists_for(param.shape):
+        return None
+    return state_like(param, fill, shape=state.shape_for(param.shape))
 
 
 def _check_max_grad_norm(value: Any) -> Any:
