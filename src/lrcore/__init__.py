@@ -56,6 +56,8 @@ from .plotting import plot_schedule
 # (plotting is a consumer of schedules, never a dependency of them).
 setattr(schedules, "plot", plot_schedule)  # an alias the schedules package does not declare
 from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
+from .optim import RowWiseAdagrad, SparseAdam
+from ._core import SparseRows
 
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _distribution_version
@@ -103,4 +105,7 @@ __all__ = [
     "set_isa",
     "set_num_threads",
     "__version__",
+    "SparseAdam",
+    "RowWiseAdagrad",
+    "SparseRows",
 ]

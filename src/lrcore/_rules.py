@@ -58,12 +58,15 @@ class StateArray:
         needed_when: the configuration that needs it, in words; ``""`` when always.
         initial: ``"zero"``, ``"gradient"`` (the kernel starts it from the
             gradient on its first use) or the name of the option it is filled with.
+        per_row: one value per row of the parameter (shape ``param.shape[:1]``)
+            instead of one per element (row-wise AdaGrad's accumulator).
     """
 
     name: str
     list_name: str
     needed_when: str
     initial: str
+    per_row: bool = False
 
     @property
     def always(self) -> bool:
@@ -86,6 +89,8 @@ class RuleDescription:
         functional_arguments: the functional layer's positional arguments after ``params, grads``.
         states: the state arrays (from the native description).
         has_step: whether the kernel uses per-tensor step numbers.
+        dense_gradients: whether the rule takes numpy gradients (SparseAdam does not).
+        sparse_gradients: whether it takes row-sparse gradients (:class:`lrcore.SparseRows`).
     """
 
     name: str
@@ -99,6 +104,8 @@ class RuleDescription:
     functional_arguments: Tuple[str, ...] = ()
     states: Tuple[StateArray, ...] = ()
     has_step: bool = False
+    dense_gradients: bool = True
+    sparse_gradients: bool = False
 
     @property
     def defaults(self) -> Dict[str, Any]:
@@ -155,16 +162,18 @@ def _complete(rule: RuleDescription) -> RuleDescription:
     missing = set(native_kinds) - set(covered)
     if missing:
         raise RuntimeError(f"{rule.class_name}: native hyperparameters {sorted(missing)} have no argument")
+    row_states = set(rule.native.row_states)
     states = tuple(
         StateArray(name, list_name, needed_when,
-                   "gradient" if kernel_initialized else rule.initial.get(name, "zero"))
+                   "gradient" if kernel_initialized else rule.initial.get(name, "zero"), name in row_states)
         for name, list_name, needed_when, kernel_initialized in rule.native.states
     )
     expected = {s.list_name for s in states} | ({"steps"} if rule.native.has_step else set())
     if not expected <= set(rule.functional_arguments) <= expected | {"steps"}:
         raise RuntimeError(f"{rule.name}: functional arguments {rule.functional_arguments} do not match the "
                            f"native states {sorted(expected)}")
-    return replace(rule, hyperparameters=tuple(hyperparameters), states=states, has_step=rule.native.has_step)
+    return replace(rule, hyperparameters=tuple(hyperparameters), states=states, has_step=rule.native.has_step,
+                   dense_gradients=rule.native.dense_gradients, sparse_gradients=rule.native.sparse_gradients)
 
 
 SGD = _complete(RuleDescription(
@@ -278,8 +287,51 @@ ADAMW = replace(
     fixed={"decoupled_weight_decay": True},
 )
 
+SPARSE_ADAM = _complete(RuleDescription(
+    name="sparse_adam",
+    class_name="SparseAdam",
+    native=_core.rules.sparse_adam,
+    summary="SparseAdam: lazy Adam for row-sparse gradients (lrcore.SparseRows); only the referenced rows "
+            "of the parameter and of its moments change (torch.optim.SparseAdam semantics).",
+    formula="""\
+g    = s * (the values of row r, duplicates summed in the order given)
+m[r] = m[r] + (g - m[r]) * (1 - beta1)
+v[r] = v[r] + (g * g - v[r]) * (1 - beta2)
+p[r] = p[r] - (lr * sqrt(1 - beta2**t) / (1 - beta1**t)) * (m[r] / (sqrt(v[r]) + eps))
+(a dense gradient is refused with TypeError, as torch refuses it)""",
+    hyperparameters=(
+        _number("lr", 1e-3, "learning rate"),
+        _pair("betas", ("beta1", "beta2"), (0.9, 0.999),
+              "decay rates of the first and second moment estimates; each a number or a schedule"),
+        _number("eps", 1e-8, "added to the denominator for numerical stability"),
+        _MAXIMIZE,
+    ),
+    functional_arguments=("exp_avgs", "exp_avg_sqs", "steps"),
+))
+
+ROWWISE_ADAGRAD = _complete(RuleDescription(
+    name="rowwise_adagrad",
+    class_name="RowWiseAdagrad",
+    native=_core.rules.rowwise_adagrad,
+    summary="Row-wise AdaGrad (FBGEMM's): one accumulator per row of a table, for dense or row-sparse "
+            "gradients (lrcore.SparseRows).",
+    formula="""\
+g      = s * grad[r] + weight_decay * p[r]     (grad[r]: row r's gradient, duplicates summed)
+sum[r] = sum[r] + mean_j(g[j] * g[j])          (the mean in a fixed order, the same on every ISA)
+p[r]   = p[r] + (-lr / (sqrt(sum[r]) + eps)) * g
+(row-sparse: only the referenced rows change, weight decay included)""",
+    hyperparameters=(
+        _number("lr", 1e-2, "learning rate"),
+        _number("eps", 1e-10, "added to the root for numerical stability"),
+        _number("weight_decay", 0.0, "L2 penalty added to the gradient of each row updated"),
+        _MAXIMIZE,
+    ),
+    functional_arguments=("state_sums",),
+))
+
 #: Every rule, by name, in the order the documentation lists them.
-RULES: Dict[str, RuleDescription] = {rule.name: rule for rule in (SGD, ADAGRAD, RMSPROP, ADAM, ADAMW)}
+RULES: Dict[str, RuleDescription] = {rule.name: rule for rule in (SGD, ADAGRAD, RMSPROP, ADAM, ADAMW,
+                                                                  SPARSE_ADAM, ROWWISE_ADAGRAD)}
 
 
 def documentation_table() -> str:
@@ -290,7 +342,8 @@ def documentation_table() -> str:
             f"`{h.name}={h.default!r}` ({h.valid})" for h in rule.hyperparameters
         )
         states = "<br>".join(
-            f"`{s.name}`" + (f" (when {s.needed_when})" if s.needed_when else "") for s in rule.states
+            f"`{s.name}`" + (f" (when {s.needed_when})" if s.needed_when else "")
+            + (" (one per row)" if s.per_row else "") for s in rule.states
         ) or "none"
         lines.append(f"| `lrcore.{rule.class_name}` | {arguments} | {states} |")
     return "\n".join(lines)

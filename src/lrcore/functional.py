@@ -30,7 +30,8 @@ import numpy as np
 
 from ._rules import RULES, RuleDescription
 
-__all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd", "state_like"]
+__all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd", "state_like", "sparse_adam", "rowwise_adagrad",
+           "row_state_like"]
 
 _CACHE_LINE = 64
 
@@ -51,11 +52,19 @@ def state_like(param: np.ndarray, fill: float = 0.0) -> np.ndarray:
     return array
 
 
+def row_state_like(param: np.ndarray, fill: float = 0.0) -> np.ndarray:
+    """A new array of ``param``'s dtype with one value per row of ``param`` (shape ``param.shape[:1]``),
+    filled with ``fill``: the state of rules that keep one value per row (row-wise AdaGrad's ``sum``)."""
+    return np.full(param.shape[:1], fill, dtype=param.dtype)
+
+
 def _docstring(rule: RuleDescription) -> str:
     formula = "\n".join("    " + line for line in rule.formula.splitlines())
     lines = [rule.summary, "", "::", "", formula, "", "Args:",
              "    params: parameter arrays, updated in place.",
-             "    grads: one gradient per parameter (or ``None`` to skip it)."]
+             "    grads: one gradient per parameter (or ``None`` to skip it)"
+             + (", each an array or an :class:`lrcore.SparseRows`." if rule.sparse_gradients and rule.dense_gradients
+                else ", each an :class:`lrcore.SparseRows`." if rule.sparse_gradients else ".")]
     for name in rule.functional_arguments:
         if name == "steps":
             lines.append("    steps: int64 counters, one per tensor, incremented for each tensor updated.")
@@ -64,7 +73,8 @@ def _docstring(rule: RuleDescription) -> str:
         when = f"; required when {state.needed_when}" if state.needed_when else ""
         start = {"zero": "start at zero", "gradient": "None entries start as the gradient on their first use"}.get(
             state.initial, f"start at {state.initial}")
-        lines.append(f"    {name}: the ``{state.name}`` arrays ({start}{when}).")
+        shape = "; one value per row, see :func:`row_state_like`" if state.per_row else ""
+        lines.append(f"    {name}: the ``{state.name}`` arrays ({start}{when}{shape}).")
     for h in rule.hyperparameters:
         if h.kind == "option":
             continue
@@ -119,3 +129,5 @@ adagrad = _make_function(RULES["adagrad"])
 rmsprop = _make_function(RULES["rmsprop"])
 adam = _make_function(RULES["adam"])
 adamw = _make_function(RULES["adamw"])
+sparse_adam = _make_function(RULES["sparse_adam"])
+rowwise_adagrad = _make_function(RULES["rowwise_adagrad"])

@@ -1,6 +1,7 @@
 """Optimizer classes with torch.optim's names, arguments and semantics."""
 
 from ._classes import SGD, Adagrad, Adam, AdamW, RMSprop
+from ._classes import RowWiseAdagrad, SparseAdam
 from ._optimizer import Optimizer, OptimizerSnapshot
 
-__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "OptimizerSnapshot", "RMSprop"]
+__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "OptimizerSnapshot", "RMSprop", "SparseAdam", "RowWiseAdagrad"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from .._rules import RULES
 from ._optimizer import Optimizer
 
-__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW"]
+__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "SparseAdam", "RowWiseAdagrad"]
 
 
 class SGD(Optimizer, rule=RULES["sgd"]):
@@ -29,4 +29,12 @@ class Adam(Optimizer, rule=RULES["adam"]):
 
 
 class AdamW(Optimizer, rule=RULES["adamw"]):
+    pass
+
+
+class SparseAdam(Optimizer, rule=RULES["sparse_adam"]):
+    pass
+
+
+class RowWiseAdagrad(Optimizer, rule=RULES["rowwise_adagrad"]):
     pass

@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import _core
 from .._rules import RuleDescription
-from ..functional import state_like
+from ..functional import row_state_like, state_like
 
 __all__ = ["Optimizer", "OptimizerSnapshot"]
 
@@ -194,7 +194,8 @@ class Optimizer:
         for s in self.rule.states:
             if s.always:
                 fill = 0.0 if s.initial == "zero" else float(group[s.initial])
-                state[s.name] = [state_like(p, fill) for p in group["params"]]
+                allocate = row_state_like if s.per_row else state_like
+                state[s.name] = [allocate(p, fill) for p in group["params"]]
             else:
                 state[s.name] = [None] * len(group["params"])
         return state
@@ -587,17 +588,18 @@ class Optimizer:
         step = entry.get("step", 0)
         if isinstance(step, bool) or not isinstance(step, numbers.Integral) or not 0 <= int(step) <= _MAX_COUNT:
             raise ValueError(f"{where}['step'] must be an integer in [0, 2**63 - 1], got {step!r}")
-        names = {s.name for s in self.rule.states}
+        shapes = {s.name: param.shape[:1] if s.per_row else param.shape for s in self.rule.states}
         for name, value in entry.items():
             if name == "step":
                 continue
-            if name not in names:
+            if name not in shapes:
                 raise ValueError(f"{where} has unknown entry {name!r}")
             if value is None:
                 continue
-            if not isinstance(value, np.ndarray) or value.shape != param.shape or value.dtype != param.dtype:
+            shape = shapes[name]
+            if not isinstance(value, np.ndarray) or value.shape != shape or value.dtype != param.dtype:
                 got = f"{value.dtype} {value.shape}" if isinstance(value, np.ndarray) else type(value).__name__
-                raise ValueError(f"{where}[{name!r}] must be a {param.dtype} array of shape {param.shape}, got {got}")
+                raise ValueError(f"{where}[{name!r}] must be a {param.dtype} array of shape {shape}, got {got}")
 
     def _import_param_state(self, g: int, k: int, entry: Optional[Dict[str, Any]]) -> None:
         group, state = self.param_groups[g], self._states[g]
@@ -606,17 +608,18 @@ class Optimizer:
         for s in self.rule.states:
             value = None if entry is None else entry.get(s.name)
             arrays = state[s.name]
+            allocate = row_state_like if s.per_row else state_like
             if value is None:
                 # Not saved: as a new optimizer has it.
                 if s.always:
                     fill = 0.0 if s.initial == "zero" else float(group[s.initial])
-                    arrays[k] = state_like(param, fill)
+                    arrays[k] = allocate(param, fill)
                 else:
                     arrays[k] = None
             else:
                 target = arrays[k]
                 if target is None:
-                    target = arrays[k] = state_like(param)
+                    target = arrays[k] = allocate(param)
                 np.copyto(target, value)
 
     # -------------------------------------------------------------- snapshot
