@@ -58,7 +58,8 @@ class Rule:
                 state[s.list_name] = [None] * len(params)
             else:
                 fill = 0.0 if s.initial == "zero" else config.get(s.initial, 0.0)
-                state[s.list_name] = [np.full_like(p, fill) for p in params]
+                state[s.list_name] = [np.full(p.shape[:1], fill, dtype=p.dtype) if s.per_row else np.full_like(p, fill)
+                                      for p in params]
         if "steps" in description.functional_arguments:
             state["steps"] = np.zeros(len(params), dtype=np.int64)
         return state
@@ -96,6 +97,19 @@ RULES = [
         dict(lr=0.01, amsgrad=True, weight_decay=0.1),
         dict(lr=0.01, betas=(0.8, 0.99), maximize=True),
     ], "AdamW"),
+]
+
+#: The rules for tables (row-sparse gradients, per-row state), tested in test_sparse_rows.py: SparseAdam
+#: takes no dense gradient and torch has no row-wise AdaGrad, so the dense test modules above do not run them.
+ROW_RULES = [
+    Rule("sparse_adam", lrcore.SparseAdam, [
+        dict(lr=0.01),
+        dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, maximize=True),
+    ], "SparseAdam"),
+    Rule("rowwise_adagrad", lrcore.RowWiseAdagrad, [
+        dict(lr=0.05),
+        dict(lr=0.05, weight_decay=0.1, eps=1e-6, maximize=True),
+    ], ""),
 ]
 
 RULE_CASES = [(rule, config) for rule in RULES for config in rule.configs]

@@ -129,23 +129,27 @@ def functional_parameters(rule: RuleDescription) -> List[str]:
 
 def functional_stub() -> str:
     """The text of ``functional.pyi``: every rule's function with its real signature, and state_like."""
-    names = sorted([*RULES, "state_like"])
+    names = sorted([*RULES, "state_like", "row_state_like"])
     parts = [
         _HEADER,
         "\n",
-        "from typing import Optional, Sequence\n",
+        "from typing import Optional, Sequence, Union\n",
         "\n",
         "import numpy as np\n",
         "\n",
         _all(names),
         "\n",
-        "_Grads = Sequence[Optional[np.ndarray]]\n",
+        "from ._core import SparseRows\n",
+        "\n",
+        "# One gradient per tensor: an array, a row-sparse gradient (rules that take one) or None.\n",
+        "_Grads = Sequence[Optional[Union[np.ndarray, SparseRows]]]\n",
         "# One array per tensor.\n",
         "_Arrays = Sequence[np.ndarray]\n",
         "# One array per tensor; None entries (in a list) are created by the step.\n",
         "_LazyArrays = Sequence[Optional[np.ndarray]]\n",
         "\n",
         "def state_like(param: np.ndarray, fill: float = 0.0) -> np.ndarray: ...\n",
+        "def row_state_like(param: np.ndarray, fill: float = 0.0) -> np.ndarray: ...\n",
     ]
     for rule in RULES.values():
         arguments = ["params: _Arrays", "grads: _Grads"] + functional_parameters(rule)

@@ -2,19 +2,23 @@
 # lrcore/_rules.py. Do not edit by hand: tests/test_stubs.py compares this file
 # with the generator's output.
 
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
-__all__ = ['adagrad', 'adam', 'adamw', 'rmsprop', 'sgd', 'state_like']
+__all__ = ['adagrad', 'adam', 'adamw', 'rmsprop', 'row_state_like', 'rowwise_adagrad', 'sgd', 'sparse_adam', 'state_like']
 
-_Grads = Sequence[Optional[np.ndarray]]
+from ._core import SparseRows
+
+# One gradient per tensor: an array, a row-sparse gradient (rules that take one) or None.
+_Grads = Sequence[Optional[Union[np.ndarray, SparseRows]]]
 # One array per tensor.
 _Arrays = Sequence[np.ndarray]
 # One array per tensor; None entries (in a list) are created by the step.
 _LazyArrays = Sequence[Optional[np.ndarray]]
 
 def state_like(param: np.ndarray, fill: float = 0.0) -> np.ndarray: ...
+def row_state_like(param: np.ndarray, fill: float = 0.0) -> np.ndarray: ...
 def sgd(
     params: _Arrays,
     grads: _Grads,
@@ -85,5 +89,28 @@ def adamw(
     eps: float = 1e-08,
     weight_decay: float = 0.01,
     amsgrad: bool = False,
+    maximize: bool = False,
+) -> None: ...
+def sparse_adam(
+    params: _Arrays,
+    grads: _Grads,
+    exp_avgs: _Arrays,
+    exp_avg_sqs: _Arrays,
+    steps: np.ndarray,
+    *,
+    lr: float = 0.001,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-08,
+    maximize: bool = False,
+) -> None: ...
+def rowwise_adagrad(
+    params: _Arrays,
+    grads: _Grads,
+    state_sums: _Arrays,
+    *,
+    lr: float = 0.01,
+    eps: float = 1e-10,
+    weight_decay: float = 0.0,
     maximize: bool = False,
 ) -> None: ...
