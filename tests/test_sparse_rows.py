@@ -42,9 +42,9 @@ ROW_CONFIGS = {
 
 
 def sparse_gradient(rng: np.random.Generator, rows: int, row_shape: Tuple[int, ...], count: int, dtype: Any,
-                    index_dtype: Any = np.int64) -> lrcore.SparseRows:
-    """count Zipf-like row numbers (many duplicates) with random values."""
-    indices = np.minimum(rng.zipf(1.3, count) - 1, rows - 1)
+                    index_dtype: Any = np.int64, zipf: bool = True) -> lrcore.SparseRows:
+    """count Zipf-like row numbers (many duplicates; uniform ones with zipf False) with random values."""
+    indices = np.minimum(rng.zipf(1.3, count) - 1, rows - 1) if zipf else rng.integers(0, rows, count)
     indices = rng.permutation(rows)[indices].astype(index_dtype)
     values = (rng.standard_normal((count, *row_shape)) + 0.1).astype(dtype)
     return lrcore.SparseRows(indices, values)
@@ -165,8 +165,7 @@ def test_agrees_with_torch_sparse_gradients(name, config, dtype, source):
 @pytest.mark.parametrize("name", sorted(ROW_CONFIGS))
 def test_bitwise_equal_to_the_reference_on_every_isa_and_thread_count(name, dtype, threads, each_isa):
     rng = np.random.default_rng(3)
-    rows, row_shape = 3000, (7, 13)  # a row of 91 elements: vector body and scalar tail
-    # Enough rows touched (> 1 MiB) that the step runs on the pool.
+    rows, row_shape = 3000, (9, 17)  # a row of 153 elements: vector body and scalar tail
     param = rng.standard_normal((rows, *row_shape)).astype(dtype)
     expected = param.copy()
     state, expected_state = fresh_state(name, param), fresh_state(name, param)
@@ -174,7 +173,10 @@ def test_bitwise_equal_to_the_reference_on_every_isa_and_thread_count(name, dtyp
     lrcore.set_num_threads(threads)
     try:
         for step in range(3):
-            gradient = sparse_gradient(rng, rows, row_shape, 6000, dtype, np.int32 if step % 2 else np.int64)
+            gradient = sparse_gradient(rng, rows, row_shape, 6000, dtype, np.int32 if step % 2 else np.int64,
+                                       zipf=False)
+            # Enough rows touched (the step's threshold: 1 MiB) that the step runs on the pool.
+            assert len(np.unique(gradient.indices)) * 153 * param.itemsize > 1 << 20
             getattr(functional, name)([param], [gradient], *state, **ROW_CONFIGS[name])
             getattr(reference, name)([expected], [gradient], *expected_state, **ROW_CONFIGS[name])
             assert same_bits(param, expected)

@@ -177,11 +177,14 @@ void run_row_step(const Config& config, const typename rules::Rule<Config>::temp
             chunks.push_back({i, begin, std::min(grads[i].count, begin + rows_per_chunk)});
         }
     }
+    // The pool's threads must reach the calling thread's vectors through pointers:
+    // named inside the task, a thread_local would be the worker's own.
     const Chunk* data = chunks.data();
+    const Constants* constants_of = constants.data();
     auto task = [&](std::size_t c) {
         const DenormalGuard guard;
         const Chunk& chunk = data[c];
-        kernel(constants[chunk.tensor], tensors[chunk.tensor], grads[chunk.tensor], chunk.begin, chunk.end);
+        kernel(constants_of[chunk.tensor], tensors[chunk.tensor], grads[chunk.tensor], chunk.begin, chunk.end);
     };
     parallel_for(chunks.size(), TaskRef(task));
 }

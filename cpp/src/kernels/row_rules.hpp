@@ -18,6 +18,7 @@
 // elements in order from +0, and the A are then added in index order.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -45,11 +46,49 @@ inline typename V::reg gather(const RowSource<T>& s, std::size_t i) {
     return g;
 }
 
-/// Calls body(table_row, source) for the distinct rows [begin, end) of g.
-template <class T, class Body>
-inline void for_each_row(const RowGradient<T>& g, std::size_t begin, std::size_t end, Body&& body) {
+/// How many distinct rows ahead the row loop prefetches. The rows of a large
+/// table are scattered: each is a TLB miss and a few cache misses, and a core
+/// working through them one after the other waits for each in turn. Asking
+/// for the rows a few places ahead keeps several misses in flight (measured on
+/// the embedding workload: 2^20 x 64 float32, 16384 Zipf indices).
+constexpr std::size_t prefetch_distance = 8;
+
+/// Asks for the cache lines of `bytes` bytes at `p`, to be read (Write false)
+/// or written (Write true) soon.
+template <bool Write>
+inline void prefetch_lines(const void* p, std::size_t bytes) {
+#if defined(__GNUC__) || defined(__clang__)
+    const char* c = static_cast<const char*>(p);
+    for (std::size_t offset = 0; offset < bytes; offset += 64) {
+        __builtin_prefetch(c + offset, Write ? 1 : 0, 3);
+        // GCC's -O3 vectoriser turns this loop into vector code and drops the
+        // prefetches from it; an (empty) asm statement keeps the loop scalar.
+        __asm__ volatile("" : : "r"(c + offset));
+    }
+    if (bytes != 0) __builtin_prefetch(c + bytes - 1, Write ? 1 : 0, 3);  // the last line, when p is not line-aligned
+#else
+    (void)p;
+    (void)bytes;
+#endif
+}
+
+/// Calls body(table_row, source) for the distinct rows [begin, end) of g, and
+/// prefetch(table_row) for the row prefetch_distance places ahead, whose first
+/// value row it prefetches itself (a row-sparse gradient only: a dense one is
+/// walked in order, which the hardware prefetches).
+template <class T, class Body, class Prefetch>
+inline void for_each_row(const RowGradient<T>& g, std::size_t begin, std::size_t end, Prefetch&& prefetch,
+                         Body&& body) {
     const std::size_t length = g.row_length;
+    auto ahead = [&](std::size_t u) {
+        prefetch_lines<false>(g.values + g.positions[g.starts[u]] * length, length * sizeof(T));
+        prefetch(static_cast<std::size_t>(g.rows[u]));
+    };
+    if (g.rows != nullptr) {
+        for (std::size_t u = begin; u < std::min(end, begin + prefetch_distance); ++u) ahead(u);
+    }
     for (std::size_t u = begin; u < end; ++u) {
+        if (g.rows != nullptr && u + prefetch_distance < end) ahead(u + prefetch_distance);
         if (g.rows == nullptr) {
             body(u, RowSource<T>{g.values + u * length, g.values, nullptr, 0, 0, length});
         } else {
@@ -64,8 +103,10 @@ inline void for_each_row(const RowGradient<T>& g, std::size_t begin, std::size_t
 template <template <class> class Lane, class T>
 void sgd_rows(const SgdConstants<T>& c, const SgdTensor<T>& t, const RowGradient<T>& g, std::size_t begin,
               std::size_t end) {
+    const std::size_t row_bytes = g.row_length * sizeof(T);
+    auto prefetch = [&](std::size_t row) { prefetch_lines<true>(t.param + row * g.row_length, row_bytes); };
     select(c.grad_scale.active, [&](auto scales) {
-        for_each_row(g, begin, end, [&](std::size_t row, const RowSource<T>& s) {
+        for_each_row(g, begin, end, prefetch, [&](std::size_t row, const RowSource<T>& s) {
             T* __restrict param = t.param + row * g.row_length;
             for_each_lane<Lane, T>(g.row_length, param, [&](auto lane, std::size_t i) LRCORE_ALWAYS_INLINE {
                 using V = decltype(lane);
@@ -81,8 +122,13 @@ void sgd_rows(const SgdConstants<T>& c, const SgdTensor<T>& t, const RowGradient
 template <template <class> class Lane, class T>
 void adagrad_rows(const AdagradConstants<T>& c, const AdagradTensor<T>& t, const RowGradient<T>& g,
                   std::size_t begin, std::size_t end) {
+    const std::size_t row_bytes = g.row_length * sizeof(T);
+    auto prefetch = [&](std::size_t row) {
+        prefetch_lines<true>(t.param + row * g.row_length, row_bytes);
+        prefetch_lines<true>(t.sum + row * g.row_length, row_bytes);
+    };
     select(c.grad_scale.active, [&](auto scales) {
-        for_each_row(g, begin, end, [&](std::size_t row, const RowSource<T>& s) {
+        for_each_row(g, begin, end, prefetch, [&](std::size_t row, const RowSource<T>& s) {
             T* __restrict param = t.param + row * g.row_length;
             T* __restrict sum = t.sum + row * g.row_length;
             for_each_lane<Lane, T>(g.row_length, param, [&](auto lane, std::size_t i) LRCORE_ALWAYS_INLINE {
@@ -103,8 +149,14 @@ void adagrad_rows(const AdagradConstants<T>& c, const AdagradTensor<T>& t, const
 template <template <class> class Lane, class T>
 void sparse_adam_rows(const SparseAdamConstants<T>& c, const SparseAdamTensor<T>& t, const RowGradient<T>& g,
                       std::size_t begin, std::size_t end) {
+    const std::size_t row_bytes = g.row_length * sizeof(T);
+    auto prefetch = [&](std::size_t row) {
+        prefetch_lines<true>(t.param + row * g.row_length, row_bytes);
+        prefetch_lines<true>(t.exp_avg + row * g.row_length, row_bytes);
+        prefetch_lines<true>(t.exp_avg_sq + row * g.row_length, row_bytes);
+    };
     select(c.grad_scale.active, [&](auto scales) {
-        for_each_row(g, begin, end, [&](std::size_t row, const RowSource<T>& s) {
+        for_each_row(g, begin, end, prefetch, [&](std::size_t row, const RowSource<T>& s) {
             T* __restrict param = t.param + row * g.row_length;
             T* __restrict exp_avg = t.exp_avg + row * g.row_length;
             T* __restrict exp_avg_sq = t.exp_avg_sq + row * g.row_length;
@@ -145,7 +197,11 @@ void rowwise_adagrad_rows(const RowwiseAdagradConstants<T>& c, const RowwiseAdag
             if constexpr (has_weight_decay) grad = L::add(grad, L::mul(L::broadcast(c.weight_decay), L::load(param + i)));
             return grad;
         };
-        for_each_row(g, begin, end, [&](std::size_t row, const RowSource<T>& s) {
+        auto prefetch = [&](std::size_t row) {
+            prefetch_lines<true>(t.param + row * length, length * sizeof(T));
+            prefetch_lines<true>(t.sum + row, sizeof(T));
+        };
+        for_each_row(g, begin, end, prefetch, [&](std::size_t row, const RowSource<T>& s) {
             T* __restrict param = t.param + row * length;
             typename V::reg partial[registers];
             for (std::size_t r = 0; r < registers; ++r) partial[r] = V::broadcast(T(0));
