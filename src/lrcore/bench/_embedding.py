@@ -43,8 +43,10 @@ ROWS = 1 << 20
 WIDTH = 64
 INDICES = 16384
 ZIPF_EXPONENT = 1.1
-#: Distinct gradients the timed steps cycle through.
+#: Distinct gradients the timed steps cycle through (so the rows are not all in cache from the last step).
 GRADIENTS = 4
+#: Elements of each array of the roof measurement (3 x 64 MiB in float32: far beyond the caches).
+ROOF_ELEMENTS = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -152,8 +154,8 @@ def _check(table: np.ndarray, expected: np.ndarray, initial: np.ndarray, rows: n
 
 
 def _roof(dtype: np.dtype, budget: TimingBudget) -> float:
-    """Streaming GB/s of u <- u + g over one read and two updated arrays of 2^22 elements (beyond the caches)."""
-    size = 1 << 22
+    """Streaming GB/s of u <- u + g over one read and two updated arrays of ROOF_ELEMENTS (beyond the caches)."""
+    size = ROOF_ELEMENTS
     inputs = [[np.ones(size, dtype)]]
     updates = [[np.zeros(size, dtype), np.zeros(size, dtype)]]
     samples = measure_interleaved([Timed("roof", lambda: _core.bench.roof_stream(inputs, updates))], budget)
@@ -250,7 +252,7 @@ def run_embedding(dtype: Any, threads: int, budget: TimingBudget, with_torch: bo
                     group.append(Timed(name, torch_runner.step))
             del expected
             phase(f"timing {contender.name}")
-            for name, samples in measure_interleaved(group, budget).items():
+            for name, samples in (measure_interleaved(group, budget) if group else {}).items():
                 result.entries[name].seconds, result.entries[name].spread = samples.median, samples.spread
             del group, runner, table
             gc.collect()

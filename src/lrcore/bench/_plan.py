@@ -115,8 +115,9 @@ def make_plan(rules: Sequence[Rule], workloads: Sequence[Workload], threads: Seq
     # opt-step: one group of up to five tiny contenders per thread count, near the budget each.
     opt_estimate = len(opt_threads) * (budget.seconds * 1.2 + 0.2)
     if any(w.name == EMBEDDING for w in workloads):
-        # Per thread count: the table and gradients (~2 s), then four groups of up to two contenders.
-        opt_estimate += len(threads) * (4 * budget.seconds * 1.2 + 6.0)
+        # Per thread count: the table, gradients and verification (~15 s), then the roof and four
+        # groups of up to two contenders.
+        opt_estimate += len(threads) * (5 * budget.seconds * 1.5 + 15.0)
     return Plan(cells, opt_threads, opt_estimate, skipped)
 
 
