@@ -72,6 +72,26 @@ inline void prefetch_lines(const void* p, std::size_t bytes) {
 #endif
 }
 
+/// Runs body(lane, i) over [0, count) with whole vectors from the row's start
+/// (unaligned), then a scalar tail. Unlike for_each_lane, no scalar prologue
+/// up to an aligned address: a numpy table starts 16 bytes into a page, so
+/// every row would spend most of a short row (12 of 64 floats on AVX-512) in
+/// it, and scalar division and square roots cost more than the loads that
+/// straddle two cache lines. Scalar and vector lanes round alike, so the
+/// result is the same either way.
+template <template <class> class Lane, class T, class Body>
+inline void for_each_lane_of_row(std::size_t count, Body&& body) {
+    using V = Lane<T>;
+    constexpr std::size_t width = V::width;
+    std::size_t i = 0;
+    for (; i + 2 * width <= count; i += 2 * width) {
+        body(V{}, i);
+        body(V{}, i + width);
+    }
+    for (; i + width <= count; i += width) body(V{}, i);
+    for (; i < count; ++i) body(ScalarLane<T>{}, i);
+}
+
 /// Calls body(table_row, source) for the distinct rows [begin, end) of g, and
 /// prefetch(table_row) for the row prefetch_distance places ahead, whose first
 /// value row it prefetches itself (a row-sparse gradient only: a dense one is
@@ -108,7 +128,7 @@ void sgd_rows(const SgdConstants<T>& c, const SgdTensor<T>& t, const RowGradient
     select(c.grad_scale.active, [&](auto scales) {
         for_each_row(g, begin, end, prefetch, [&](std::size_t row, const RowSource<T>& s) {
             T* __restrict param = t.param + row * g.row_length;
-            for_each_lane<Lane, T>(g.row_length, param, [&](auto lane, std::size_t i) LRCORE_ALWAYS_INLINE {
+            for_each_lane_of_row<Lane, T>(g.row_length, [&](auto lane, std::size_t i) LRCORE_ALWAYS_INLINE {
                 using V = decltype(lane);
                 const auto p = V::load(param + i);
                 const auto grad = signed_gradient<V>(gather<V>(s, i), c.grad_scale, c.grad_sign, scales);
@@ -131,7 +151,7 @@ void adagrad_rows(const AdagradConstants<T>& c, const AdagradTensor<T>& t, const
         for_each_row(g, begin, end, prefetch, [&](std::size_t row, const RowSource<T>& s) {
             T* __restrict param = t.param + row * g.row_length;
             T* __restrict sum = t.sum + row * g.row_length;
-            for_each_lane<Lane, T>(g.row_length, param, [&](auto lane, std::size_t i) LRCORE_ALWAYS_INLINE {
+            for_each_lane_of_row<Lane, T>(g.row_length, [&](auto lane, std::size_t i) LRCORE_ALWAYS_INLINE {
                 using V = decltype(lane);
                 const auto p = V::load(param + i);
                 const auto sum_loaded = V::load(sum + i);
@@ -160,7 +180,7 @@ void sparse_adam_rows(const SparseAdamConstants<T>& c, const SparseAdamTensor<T>
             T* __restrict param = t.param + row * g.row_length;
             T* __restrict exp_avg = t.exp_avg + row * g.row_length;
             T* __restrict exp_avg_sq = t.exp_avg_sq + row * g.row_length;
-            for_each_lane<Lane, T>(g.row_length, param, [&](auto lane, std::size_t i) LRCORE_ALWAYS_INLINE {
+            for_each_lane_of_row<Lane, T>(g.row_length, [&](auto lane, std::size_t i) LRCORE_ALWAYS_INLINE {
                 using V = decltype(lane);
                 const auto p = V::load(param + i);
                 const auto m = V::load(exp_avg + i);
@@ -223,7 +243,7 @@ void rowwise_adagrad_rows(const RowwiseAdagradConstants<T>& c, const RowwiseAdag
             const T accumulated = t.sum[row] + total / row_length;
             t.sum[row] = accumulated;
             const T multiplier = c.neg_lr / (ScalarLane<T>::sqrt(accumulated) + c.eps);
-            for_each_lane<Lane, T>(length, param, [&](auto lane, std::size_t k) LRCORE_ALWAYS_INLINE {
+            for_each_lane_of_row<Lane, T>(length, [&](auto lane, std::size_t k) LRCORE_ALWAYS_INLINE {
                 using L = decltype(lane);
                 const auto p = L::load(param + k);
                 const auto grad = gradient(lane, s, param, k);
