@@ -240,7 +240,9 @@ class Optimizer:
             grads: one gradient per parameter, in the order the parameters
                 were given (groups flattened in order); or, when the
                 parameters were given with names, a mapping from every name to
-                its gradient. ``None`` skips that parameter for this step.
+                its gradient. ``None`` skips that parameter for this step. A
+                gradient is an array like its parameter or, for the rules
+                that take one, an :class:`lrcore.SparseRows` (row-sparse).
 
         Returns:
             True when the update was applied, False when it was skipped for a
@@ -805,6 +807,10 @@ def _class_docstring(rule: RuleDescription) -> str:
                  "(number >= 0 or schedule; default None, off); ``opt.last_grad_norm`` is the norm "
                  "(see :meth:`Optimizer.step`).")
     lines.append("    norm_type: p of that norm (number > 0 or inf; default 2.0).")
-    states = ", ".join(f"``{s.name}``" + (f" (when {s.needed_when})" if s.needed_when else "") for s in rule.states)
+    states = ", ".join(f"``{s.name}``" + (f" (when {s.needed_when})" if s.needed_when else "")
+                       + (" (one value per row)" if s.per_row else "") for s in rule.states)
     lines += ["", f"State per parameter: {states or 'none'}."]
+    if rule.sparse_gradients:
+        kinds = "arrays or row-sparse gradients" if rule.dense_gradients else "row-sparse gradients only"
+        lines += ["", f"Gradients: {kinds} (:class:`lrcore.SparseRows`; see the README's \"Embedding tables\")."]
     return "\n".join(lines) + "\n"
