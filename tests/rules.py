@@ -38,6 +38,20 @@ class Rule:
                 values[h.native[0]] = value
         return values
 
+    def torch_optimizer(self, params, **config):
+        """The reference implementation's optimizer over torch tensors (single-tensor path), ready to
+        step: torch.optim's class, or for ``torch_name = "schedulefree.<class>"`` the schedulefree
+        package's, put in train mode (skips the test when that package is not installed)."""
+        import pytest
+        import torch
+
+        if self.torch_name.startswith("schedulefree."):
+            schedulefree = pytest.importorskip("schedulefree", reason="schedulefree is not installed")
+            optimizer = getattr(schedulefree, self.torch_name.split(".", 1)[1])(params, foreach=False, **config)
+            optimizer.train()
+            return optimizer
+        return getattr(torch.optim, self.torch_name)(params, foreach=False, **config)
+
     def functional_call(self, module, params, grads, state, config) -> None:
         """One step of the rule through `module` (lrcore.functional or lrcore.reference), by its description."""
         description = self.description
@@ -54,7 +68,7 @@ class Rule:
         for s in description.states:
             if s.name not in needed:
                 state[s.list_name] = None
-            elif s.initial == "gradient":
+            elif s.kernel_initialized:
                 state[s.list_name] = [None] * len(params)
             else:
                 fill = 0.0 if s.initial == "zero" else config.get(s.initial, 0.0)
@@ -62,7 +76,29 @@ class Rule:
                                       for p in params]
         if "steps" in description.functional_arguments:
             state["steps"] = np.zeros(len(params), dtype=np.int64)
+        if "group_state" in description.functional_arguments:
+            # In train mode, as the optimizers of these tests start (see _Training).
+            group_state = lrcore.functional.new_group_state(description.name)
+            if description.has_modes:
+                group_state[[g.name for g in description.group_scalars].index("train_mode")] = 1.0
+            state["group_state"] = group_state
         return state
+
+
+# The schedule-free optimizers start in eval mode (as the schedulefree package's do) and refuse
+# to step there; the test modules that iterate over RULES step them right away, so they get
+# them already switched to train mode (a no-op on fresh parameters). Module-level classes, so
+# that they pickle.
+class TrainingScheduleFreeAdamW(lrcore.ScheduleFreeAdamW):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.train()
+
+
+class TrainingScheduleFreeSGD(lrcore.ScheduleFreeSGD):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.train()
 
 
 RULES = [
@@ -97,6 +133,17 @@ RULES = [
         dict(lr=0.01, amsgrad=True, weight_decay=0.1),
         dict(lr=0.01, betas=(0.8, 0.99), maximize=True),
     ], "AdamW"),
+    Rule("schedule_free_adamw", TrainingScheduleFreeAdamW, [
+        dict(lr=0.01),
+        dict(lr=0.01, weight_decay=0.05, warmup_steps=10),
+        dict(lr=0.01, betas=(0.3, 0.99), r=0.5, weight_lr_power=1.0),  # eval lerp weight -2.3: the other form
+        dict(lr=0.02, warmup_steps=3, weight_lr_power=0.0, eps=1e-6),
+    ], "schedulefree.AdamWScheduleFree"),
+    Rule("schedule_free_sgd", TrainingScheduleFreeSGD, [
+        dict(lr=0.05),
+        dict(lr=0.05, momentum=0.5, weight_decay=0.01, warmup_steps=7),
+        dict(lr=0.1, momentum=0.3, r=1.0, weight_lr_power=0.0),
+    ], "schedulefree.SGDScheduleFree"),
 ]
 
 #: The rules for tables (row-sparse gradients, per-row state), tested in test_sparse_rows.py: SparseAdam

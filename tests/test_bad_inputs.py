@@ -25,6 +25,8 @@ FULL_CONFIGS = {
     "rmsprop": dict(lr=0.01, centered=True, momentum=0.5),
     "adam": dict(lr=0.01, amsgrad=True),
     "adamw": dict(lr=0.01, amsgrad=True),
+    "schedule_free_adamw": dict(lr=0.01, weight_decay=0.01, warmup_steps=2),
+    "schedule_free_sgd": dict(lr=0.05, weight_decay=0.01),
 }
 STATE_LISTS = {
     "sgd": ["momentum_buffers"],
@@ -32,6 +34,8 @@ STATE_LISTS = {
     "rmsprop": ["square_avgs", "grad_avgs", "momentum_buffers"],
     "adam": ["exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs"],
     "adamw": ["exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs"],
+    "schedule_free_adamw": ["exp_avg_sqs", "zs"],  # zs second: its None entries are valid (created from params)
+    "schedule_free_sgd": ["zs"],
 }
 # A rule's hyperparameters that must be finite, by the functional name.
 HYPERPARAMETERS = {
@@ -40,7 +44,11 @@ HYPERPARAMETERS = {
     "rmsprop": ["lr", "alpha", "eps", "weight_decay", "momentum"],
     "adam": ["lr", "beta1", "beta2", "eps", "weight_decay"],
     "adamw": ["lr", "beta1", "beta2", "eps", "weight_decay"],
+    "schedule_free_adamw": ["lr", "beta1", "beta2", "eps", "weight_decay", "warmup_steps", "r", "weight_lr_power"],
+    "schedule_free_sgd": ["lr", "momentum", "weight_decay", "warmup_steps", "r", "weight_lr_power"],
 }
+# Keys of a functional call's arguments that are not per-tensor lists.
+NOT_LISTS = ("params", "grads", "steps", "group_state")
 RULE_BY_NAME = {rule.name: rule for rule in RULES}
 
 
@@ -182,11 +190,15 @@ def functional_cases(rule_name):
         ("grad-readonly-ok", set_item("grads", 1, lambda a, x: readonly(x)), None, "ok"),
         ("zero-size-no-op", "zero-size", None, "no-op"),
     ]
-    if rule_name != "sgd":
+    description = RULE_BY_NAME[rule_name].description
+    if not next(s for s in description.states if s.list_name == first_state).kernel_initialized:
         cases += [
             ("state-none", set_item(first_state, 0, lambda a, x: None), TypeError,
              rf"{first_state}\[0\] must be a numpy array"),
             ("state-list-none", set_list(first_state, lambda a, x: None), TypeError, f"{first_state} must be a list"),
+        ]
+    if "steps" in description.functional_arguments:
+        cases += [
             ("steps-int32", set_list("steps", lambda a, x: x.astype(np.int32)), TypeError,
              "steps must have dtype int64"),
             ("steps-negative", set_list("steps", lambda a, x: np.array([-1, 0], np.int64)), ValueError,
@@ -198,7 +210,9 @@ def functional_cases(rule_name):
     if len(STATE_LISTS[rule_name]) > 1:
         second = STATE_LISTS[rule_name][1]
         cases.append(("alias-two-states", set_item(second, 1, lambda a, x: a[first_state][1]), ValueError,
-                      rf"{second}\[1\] and {first_state}\[1\] share memory"))
+                      rf"({second}\[1\] and {first_state}\[1\]|{first_state}\[1\] and {second}\[1\]) share memory"))
+    if description.group_scalars:
+        cases += group_state_cases()
     for name in HYPERPARAMETERS[rule_name]:
         for value in (math.nan, math.inf, -math.inf):
             cases.append((f"{name}={value}", ("hyper", {name: value}), ValueError, rf"{name} must be"))
@@ -209,6 +223,44 @@ def functional_cases(rule_name):
     return cases
 
 
+def set_group_state(index, value):
+    def corrupt(args):
+        args["group_state"][index] = value
+    return corrupt
+
+
+def alias_group_state_with_param(args):
+    # A float64 view of params[0]'s memory holding a valid group state: only the overlap check can refuse it.
+    view = args["params"][0].view(np.float64)
+    view[:] = args["group_state"]
+    args["group_state"] = view
+
+
+def group_state_cases():
+    """The schedule-free group state [k, lr_max, weight_sum, train_mode] corrupted."""
+    return [
+        ("group-state-float32", set_list("group_state", lambda a, x: x.astype(np.float32)), TypeError,
+         r"group_state must be a writeable, contiguous float64 array of shape \(4,\)"),
+        ("group-state-short", set_list("group_state", lambda a, x: x[:3].copy()), TypeError, "group_state must be"),
+        ("group-state-list", set_list("group_state", lambda a, x: list(x)), TypeError, "group_state must be"),
+        ("group-state-none", set_list("group_state", lambda a, x: None), TypeError, "group_state must be"),
+        ("group-state-readonly", set_list("group_state", lambda a, x: readonly(x)), TypeError, "group_state must be"),
+        ("group-state-strided", set_list("group_state", lambda a, x: np.repeat(x, 2)[::2]), TypeError,
+         "group_state must be"),
+        ("group-state-k-fraction", set_group_state(0, 1.5), ValueError, r"group_state k must be an integer"),
+        ("group-state-k-negative", set_group_state(0, -1.0), ValueError, r"group_state k must be an integer"),
+        ("group-state-k-huge", set_group_state(0, 2.0**53), ValueError, r"group_state k must be an integer"),
+        ("group-state-lr-max-nan", set_group_state(1, math.nan), ValueError, "group_state lr_max must be"),
+        ("group-state-lr-max-negative", set_group_state(1, -0.5), ValueError, "group_state lr_max must be"),
+        ("group-state-weight-sum-negative", set_group_state(2, -1.0), ValueError, "group_state weight_sum must be"),
+        ("group-state-weight-sum-inf", set_group_state(2, math.inf), ValueError, "group_state weight_sum must be"),
+        ("group-state-mode-2", set_group_state(3, 2.0), ValueError, "group_state train_mode must be 0 or 1"),
+        ("group-state-eval-mode", set_group_state(3, 0.0), RuntimeError, r"eval mode .*call train\(\) before step"),
+        ("group-state-aliases-param", alias_group_state_with_param, ValueError, "share memory"),
+        ("weight-overflows", ("hyper", {"r": 2000.0}), ValueError, r"the average's weight .* is not finite at k = 1"),
+    ]
+
+
 def apply(corrupt, args):
     """Applies a corruption; returns hyperparameter overrides."""
     if callable(corrupt):
@@ -216,11 +268,11 @@ def apply(corrupt, args):
         return {}
     if isinstance(corrupt, tuple):
         return corrupt[1]
-    first_state = next(k for k in args if k not in ("params", "grads", "steps"))
+    first_state = next(k for k in args if k not in NOT_LISTS)
     if corrupt == "cross-grad":
         args["params"][1] = np.ones(8, np.float32)  # same shape as params[0]
         for key in args:
-            if key not in ("params", "grads", "steps") and args[key] is not None and args[key][1] is not None:
+            if key not in NOT_LISTS and args[key] is not None and args[key][1] is not None:
                 args[key][1] = np.zeros(8, np.float32)
         args["grads"][1] = np.ones(8, np.float32)
         args["grads"][0] = args["params"][1]
@@ -228,7 +280,7 @@ def apply(corrupt, args):
         args["params"][1] = np.ones(8, np.float32)
         args["grads"][1] = np.ones(8, np.float32)
         for key in args:
-            if key not in ("params", "grads", "steps") and args[key] is not None and args[key][1] is not None:
+            if key not in NOT_LISTS and args[key] is not None and args[key][1] is not None:
                 args[key][1] = np.zeros(8, np.float32)
         args[first_state][1] = args[first_state][0]
     elif corrupt == "overlap-params":
@@ -237,7 +289,7 @@ def apply(corrupt, args):
         args["params"][1] = buffer[4:10].reshape(2, 3)
     elif corrupt == "zero-size":
         for key in args:
-            if key in ("steps",) or args[key] is None:
+            if key in ("steps", "group_state") or args[key] is None:
                 continue
             args[key] = [np.zeros((0, 3), np.float32) if x is not None else None for x in args[key]]
     return {}

@@ -97,3 +97,34 @@ def test_an_injected_wrong_bitsandbytes_is_a_mismatch_not_timed(monkeypatch):
     for name in ("bnb", "bnb-8bit"):
         assert case.contenders[name].status == "mismatch"
         assert case.contenders[name].seconds is None
+
+
+def test_the_root_mean_square_measure_accepts_quantization_noise_and_refuses_a_wrong_formula():
+    from lrcore.bench._verify import deviation, rms_deviation
+
+    rng = np.random.default_rng(3)
+    initial = [np.zeros(10_000)]
+    update = rng.standard_normal(10_000)
+    noisy = update.copy()
+    noisy[:20] *= 0.75  # a few elements off by a quarter, as coarse 8-bit levels leave them
+    assert deviation([noisy], [update], initial) > 0.1
+    assert rms_deviation([noisy], [update], initial) < 0.02
+    assert rms_deviation([update * 0.7], [update], initial) == pytest.approx(0.3)
+    assert rms_deviation([np.full(10_000, np.nan)], [update], initial) == float("inf")
+    assert rms_deviation([update[:10]], [update], initial) == float("inf")
+    assert _contenders.CONTENDERS["bnb-8bit"].measure is rms_deviation
+    assert _contenders.CONTENDERS["bnb"].measure is deviation
+
+
+def test_the_installed_bitsandbytes_verifies_in_32_and_8_bits():
+    pytest.importorskip("torch")
+    pytest.importorskip("bitsandbytes")
+    if _contenders.bitsandbytes_optim() is None:
+        pytest.skip("bitsandbytes is installed but does not import here")
+    case = run_case(RULES["adam"], parse_workloads(["65536"])[0], 1, _options(["bnb", "bnb-8bit"]))
+    assert case.status == "ok", case.reason
+    for name in ("bnb", "bnb-8bit"):
+        entry = case.contenders[name]
+        assert entry.status == "ok", entry.reason
+    assert case.contenders["bnb"].deviation <= 1e-3
+    assert case.contenders["bnb-8bit"].deviation <= _contenders.BNB_8BIT_TOLERANCE

@@ -118,6 +118,43 @@ EXTENSION_SOURCE = textwrap.dedent(
         schedule.phases.anneal_strategy = cpp.AnnealStrategy.linear
         schedule.phases.three_phase = False
         return schedule(t)
+
+
+    def schedule_free_sgd(float[::1] param, const float[::1] grad, float[::1] z, int64_t steps):
+        \"\"\"Schedule-free SGD (lr 0.1, warmup 3) for `steps` steps with one gradient, then eval mode.\"\"\"
+        cdef cpp.ScheduleFreeSgdConfig config
+        config.lr = 0.1
+        config.warmup_steps = 3
+        cdef cpp.ScheduleFreeGroupState state
+        cdef cpp.ScheduleFreeSgdTensor[float] tensor
+        tensor.param = &param[0]
+        tensor.grad = &grad[0]
+        tensor.z = &z[0]
+        tensor.size = param.shape[0]
+        tensor.initialize_z = True
+        cdef int64_t t
+        with nogil:
+            cpp.schedule_free_sgd_train(config, state, &tensor, 1)
+            for t in range(steps):
+                cpp.schedule_free_sgd_step(config, state, &tensor, 1)
+                tensor.initialize_z = False
+            cpp.schedule_free_sgd_eval(config, state, &tensor, 1)
+        return state.k, state.lr_max, state.weight_sum, state.train_mode
+
+
+    def schedule_free_step_in_eval_mode():
+        \"\"\"A schedule-free step in eval mode: std::logic_error must surface as RuntimeError.\"\"\"
+        cdef float value = 1.0
+        cdef cpp.ScheduleFreeAdamWConfig config
+        cdef cpp.ScheduleFreeGroupState state
+        cdef cpp.ScheduleFreeAdamWTensor[float] tensor
+        tensor.param = &value
+        tensor.grad = &value
+        tensor.z = &value
+        tensor.exp_avg_sq = &value
+        tensor.size = 1
+        with nogil:
+            cpp.schedule_free_adamw_step(config, state, &tensor, 1)
     """
 )
 
@@ -219,3 +256,23 @@ def test_cython_runtime_and_schedules(extension):
                                          div_factor=10.0, final_div_factor=1.0)
     for t in (0, 3, 9, 10, 50):
         assert extension.one_cycle(t) == python_schedule(t)
+
+
+def test_cython_schedule_free_matches_the_functional_layer(extension):
+    rng = np.random.default_rng(5)
+    param = rng.standard_normal(37).astype(np.float32)
+    grad = rng.standard_normal(37).astype(np.float32)
+    z = np.zeros_like(param)
+    expected = param.copy()
+    group_state = lrcore.functional.new_group_state("schedule_free_sgd")
+    zs = [None]
+    lrcore.functional.schedule_free_sgd_train([expected], zs, group_state, lr=0.1, warmup_steps=3)
+    for _ in range(5):
+        lrcore.functional.schedule_free_sgd([expected], [grad], zs, group_state, lr=0.1, warmup_steps=3)
+    lrcore.functional.schedule_free_sgd_eval([expected], zs, group_state, lr=0.1, warmup_steps=3)
+    k, lr_max, weight_sum, train_mode = extension.schedule_free_sgd(param, grad, z, 5)
+    np.testing.assert_array_equal(param, expected)
+    np.testing.assert_array_equal(z, zs[0])
+    assert [k, lr_max, weight_sum, float(train_mode)] == group_state.tolist()
+    with pytest.raises(RuntimeError, match="eval mode"):
+        extension.schedule_free_step_in_eval_mode()

@@ -12,7 +12,8 @@ import lrcore
 
 def test_available_optimizers_are_the_classes_by_torch_name():
     names = lrcore.available_optimizers()
-    assert names == ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "SparseAdam", "RowWiseAdagrad"]
+    assert names == ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "ScheduleFreeAdamW", "ScheduleFreeSGD",
+                     "SparseAdam", "RowWiseAdagrad"]
     assert all(getattr(lrcore, name).__name__ == name for name in names)
 
 

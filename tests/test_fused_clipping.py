@@ -354,7 +354,7 @@ def test_matches_torch(rule, config, dtype, norm_type):
         ours = [p.copy() for p in initial]
         theirs = [torch.tensor(p.copy()) for p in initial]
         optimizer = rule.optimizer(ours, **config, max_grad_norm=1.5, norm_type=norm_type)
-        torch_optimizer = getattr(torch.optim, rule.torch_name)(theirs, foreach=False, **config)
+        torch_optimizer = rule.torch_optimizer(theirs, **config)
         for grads in make_gradients(rng, shapes, dtype, 20):
             grads = [g * dtype(4) for g in grads]
             optimizer.step(grads)

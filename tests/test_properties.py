@@ -42,6 +42,15 @@ def hyperparameters(draw, name):
     if name == "rmsprop":
         return dict(lr=draw(lr), alpha=draw(unit), eps=draw(eps), weight_decay=draw(small),
                     momentum=draw(st.one_of(st.just(0.0), unit)), centered=draw(st.booleans()), maximize=maximize)
+    if name.startswith("schedule_free"):
+        # A beta of at least 0.01 keeps eval's weight 1 - 1/beta moderate; the package's own ranges otherwise.
+        beta = st.floats(0.01, 0.99)
+        common = dict(lr=draw(lr), weight_decay=draw(small),
+                      warmup_steps=draw(st.one_of(st.integers(0, 4), st.floats(0.5, 4.0))),
+                      r=draw(st.floats(-1.0, 2.0)), weight_lr_power=draw(st.floats(0.0, 3.0)))
+        if name == "schedule_free_sgd":
+            return dict(common, momentum=draw(beta))
+        return dict(common, betas=(draw(beta), draw(unit)), eps=draw(eps))
     return dict(lr=draw(lr), betas=(draw(unit), draw(unit)), eps=draw(eps), weight_decay=draw(small),
                 amsgrad=draw(st.booleans()), maximize=maximize)
 
@@ -75,6 +84,12 @@ def run(module, name, config, tensors, steps, seed, skip):
         grads = [None if skip[step][i] else rng.standard_normal(s).astype(d) * d(3)
                  for i, (s, d) in enumerate(tensors)]
         rule.functional_call(module, params, grads, state, config)
+        if rule.description.has_modes:
+            # To the average x and back to y: the switch kernel against the reference too.
+            values = {k: v for k, v in rule.native_values(config).items() if k not in rule.description.fixed}
+            zs = state[rule.description.states[0].list_name]
+            for mode in ("eval", "train"):
+                getattr(module, f"{name}_{mode}")(params, zs, state["group_state"], **values)
     return params, state
 
 
@@ -132,9 +147,10 @@ def test_state_dict_round_trip_is_exact(problem):
 
 
 def test_properties_cover_every_rule():
-    assert set(RULE_BY_NAME) == {"sgd", "adagrad", "rmsprop", "adam", "adamw"}
+    assert set(RULE_BY_NAME) == {"sgd", "adagrad", "rmsprop", "adam", "adamw", "schedule_free_adamw",
+                                 "schedule_free_sgd"}
     # The row rules (row-sparse gradients, row-wise state) have their own tests: tests/test_sparse_rows.py.
     row_rules = {"sparse_adam", "rowwise_adagrad"}
-    assert set(lrcore.functional.__all__) - {"state_like", "row_state_like"} - row_rules == \
+    assert set(lrcore.functional.__all__) - {"state_like", "new_group_state", "row_state_like"} - row_rules == \
         set(reference.__all__) - {"coalesce"} - row_rules
     assert row_rules <= set(reference.__all__)

@@ -19,6 +19,8 @@ DESCRIPTIONS = list(RULES.values())
 IDS = [rule.name for rule in DESCRIPTIONS]
 # torch.optim arguments that choose an implementation, not the update: lrcore has one implementation.
 TORCH_IMPLEMENTATION_FLAGS = {"foreach", "capturable", "differentiable", "fused"}
+# The rules whose reference is the schedulefree package (class there), not torch.optim.
+SCHEDULEFREE_CLASSES = {"ScheduleFreeAdamW": "AdamWScheduleFree", "ScheduleFreeSGD": "SGDScheduleFree"}
 
 
 def _native_names(rule):
@@ -84,7 +86,13 @@ def test_class_signature_is_torchs(rule):
     if not hasattr(torch.optim, rule.class_name):
         pytest.skip(f"torch.optim has no {rule.class_name} (FBGEMM's rule; its signature is lrcore's own)")
     ours = list(inspect.signature(getattr(lrcore, rule.class_name)).parameters.values())
-    theirs = list(inspect.signature(getattr(torch.optim, rule.class_name)).parameters.values())
+    if rule.class_name in SCHEDULEFREE_CLASSES:
+        # Not in torch.optim: the reference implementation is the schedulefree package's class.
+        schedulefree = pytest.importorskip("schedulefree", reason="schedulefree is not installed")
+        reference = getattr(schedulefree, SCHEDULEFREE_CLASSES[rule.class_name])
+    else:
+        reference = getattr(torch.optim, rule.class_name)
+    theirs = list(inspect.signature(reference).parameters.values())
     assert ours[0].name == theirs[0].name == "params"
     own = ("skip_nonfinite", "max_grad_norm", "norm_type")  # lrcore's keyword-only additions
     assert [p.name for p in ours if p.kind is inspect.Parameter.KEYWORD_ONLY] == list(own)
@@ -116,10 +124,11 @@ def test_class_signature_is_torchs(rule):
 # ------------------------------------------------------ the functional layer --
 @pytest.mark.parametrize("rule", DESCRIPTIONS, ids=IDS)
 def test_functional_arguments_are_the_native_states(rule):
-    native_states = [(name, list_name) for name, list_name, _, _ in rule.native.states]
+    native_states = [(name, list_name) for name, list_name, *_ in rule.native.states]
     assert [(s.name, s.list_name) for s in rule.states] == native_states
     lists = {list_name for _, list_name in native_states}
-    assert set(rule.functional_arguments) - lists <= {"steps"}
+    assert set(rule.functional_arguments) - lists <= {"steps", "group_state"}
+    assert ("group_state" in rule.functional_arguments) == bool(rule.native.group_scalars)
     assert lists <= set(rule.functional_arguments)
     assert len(set(rule.functional_arguments)) == len(rule.functional_arguments)
     if rule.native.has_step:
@@ -180,6 +189,8 @@ NEEDED = [
     ("adam", {"amsgrad": True}, ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]),
     ("adamw", {}, ["exp_avg", "exp_avg_sq"]),
     ("adamw", {"amsgrad": True}, ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]),
+    ("schedule_free_adamw", {}, ["z", "exp_avg_sq"]),
+    ("schedule_free_sgd", {}, ["z"]),
     ("sparse_adam", {}, ["exp_avg", "exp_avg_sq"]),
     ("rowwise_adagrad", {}, ["sum"]),
 ]

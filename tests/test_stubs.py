@@ -68,10 +68,14 @@ def test_class_stubs_match_the_runtime_constructors():
     classes = _definitions(_stub_tree("optim/_classes.pyi"), ast.ClassDef)
     assert sorted(classes) == sorted(rule.class_name for rule in RULES.values())
     for rule in RULES.values():
-        (init,) = [n for n in classes[rule.class_name].body if isinstance(n, ast.FunctionDef)]
-        assert init.name == "__init__"
+        methods = {n.name: n for n in classes[rule.class_name].body if isinstance(n, ast.FunctionDef)}
+        init = methods.pop("__init__")
         runtime = getattr(lrcore, rule.class_name).__init__
         assert _stub_parameters(init) == _runtime_parameters(runtime), rule.class_name
+        # A rule with modes adds train(), eval() and the train_mode property; no other rule adds anything.
+        assert sorted(methods) == (["eval", "train", "train_mode"] if rule.has_modes else []), rule.class_name
+        for name in methods:
+            assert hasattr(getattr(lrcore, rule.class_name), name), (rule.class_name, name)
 
 
 def test_functional_stubs_match_the_runtime_functions():

@@ -18,7 +18,7 @@ STEPS = 100
 # After 100 steps the trajectories differ only by rounding: torch's vectorized
 # CPU kernels fuse some multiply-adds, lrcore's never do.
 TOLERANCE = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
-STATE_NAMES = ("momentum_buffer", "sum", "square_avg", "grad_avg", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+STATE_NAMES = ("momentum_buffer", "sum", "square_avg", "grad_avg", "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "z")
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -37,7 +37,7 @@ def run_both(rule, config, size, dtype, seed=0):
     ours = initial.copy()
     theirs = torch.tensor(initial.copy())
     optimizer = rule.optimizer([ours], **config)
-    torch_optimizer = getattr(torch.optim, rule.torch_name)([theirs], foreach=False, **config)
+    torch_optimizer = rule.torch_optimizer([theirs], **config)
     for (grad,) in make_gradients(rng, [(size,)], dtype, STEPS):
         optimizer.step([grad])
         theirs.grad = torch.from_numpy(grad.copy())

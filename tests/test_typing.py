@@ -26,7 +26,8 @@ def test_mypy_strict_passes_on_the_package(tmp_path: Path) -> None:
     config.write_text(
         "[mypy]\nstrict = True\n"
         f"mypy_path = {sources}\n"
-        "[mypy-matplotlib,matplotlib.*]\nignore_missing_imports = True\n",
+        "[mypy-matplotlib,matplotlib.*]\nignore_missing_imports = True\n"
+        "[mypy-mpi4py,mpi4py.*]\nignore_missing_imports = True\n",
         encoding="utf-8",
     )
     stdout, stderr, status = api.run(["--config-file", str(config), "--cache-dir", str(tmp_path / "cache"),

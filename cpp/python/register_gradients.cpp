@@ -1,17 +1,22 @@
 // Bindings of the whole-gradient passes: lrcore._core.gradients.{all_finite,
-// global_norm, clip_grad_norm, clip_grad_value}.
+// global_norm, clip_grad_norm, clip_grad_value}, and the pieces of the global
+// norm for callers holding the gradients in parts (norm_partials,
+// norm_from_partials, clip_coefficient).
 //
 // Each call takes a list of gradient arrays (None entries are skipped; float32
 // and float64 may be mixed), checks them all, then runs without the GIL.
 // Norms add the float32 and the float64 sums of powers in that order, each
 // reduced in a fixed order, so results never depend on the thread count.
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "array_checks.hpp"
@@ -123,6 +128,46 @@ void clip_grad_value_binding(py::handle grads, double clip_value) {
     clamp(g.float64.data(), g.float64_sizes.data(), g.float64.size(), clip_value);
 }
 
+/// A copy of a std::vector<double> as a new 1-D float64 numpy array.
+py::array_t<double> to_array(const std::vector<double>& values) {
+    py::array_t<double> array(static_cast<py::ssize_t>(values.size()));
+    std::copy(values.begin(), values.end(), array.mutable_data());
+    return array;
+}
+
+py::tuple norm_partials_binding(py::handle grads, double norm_type) {
+    norm_type_value(norm_type);
+    const Gradients g = gather(grads, false);
+    std::vector<double> float32_partials;
+    std::vector<double> float64_partials;
+    {
+        py::gil_scoped_release release;
+        norm_partials(g.float32.data(), g.float32_sizes.data(), g.float32.size(), norm_type, float32_partials);
+        norm_partials(g.float64.data(), g.float64_sizes.data(), g.float64.size(), norm_type, float64_partials);
+    }
+    return py::make_tuple(to_array(float32_partials), to_array(float64_partials));
+}
+
+/// A 1-D float64 array's data and length (C-contiguous, native order), checked.
+std::pair<const double*, std::size_t> partials_of(py::handle object, const char* name) {
+    if (!py::isinstance<py::array_t<double>>(object)) {
+        throw py::type_error(std::string(name) + " must be a 1-D float64 numpy array");
+    }
+    const auto array = py::reinterpret_borrow<py::array>(object);
+    if (array.ndim() != 1 || !array.dtype().is(py::dtype::of<double>()) ||
+        !(array.flags() & py::array::c_style)) {
+        throw py::type_error(std::string(name) + " must be a 1-D, contiguous float64 numpy array");
+    }
+    return {static_cast<const double*>(array.data()), static_cast<std::size_t>(array.shape(0))};
+}
+
+double norm_from_partials_binding(py::handle float32_partials, py::handle float64_partials, double norm_type) {
+    norm_type_value(norm_type);
+    const auto [f32, f32_count] = partials_of(float32_partials, "float32_partials");
+    const auto [f64, f64_count] = partials_of(float64_partials, "float64_partials");
+    return norm_from_partials(f32, f32_count, f64, f64_count, norm_type);
+}
+
 }  // namespace
 
 void register_gradients(py::module_ m) {
@@ -135,6 +180,15 @@ void register_gradients(py::module_ m) {
     m.def("clip_grad_norm", &clip_grad_norm_binding, "grads"_a, "max_norm"_a, "norm_type"_a = 2.0,
           "error_if_nonfinite"_a = false,
           "Scales the arrays in place by max_norm / (total_norm + 1e-6) when that is < 1; returns total_norm.");
+    m.def("norm_partials", &norm_partials_binding, "grads"_a, "norm_type"_a = 2.0,
+          "Each 64 KiB chunk's contribution to global_norm (sum of |x|^p, or max |x| for inf), in chunk order: "
+          "a tuple (float32 partials, float64 partials) of float64 arrays.");
+    m.def("norm_from_partials", &norm_from_partials_binding, "float32_partials"_a, "float64_partials"_a,
+          "norm_type"_a = 2.0,
+          "The norm from every chunk's partial, combined as global_norm combines them (bitwise the same).");
+    m.def("clip_coefficient", &clip_coefficient, "total_norm"_a, "max_norm"_a,
+          "The factor clip_grad_norm scales by: max_norm / (total_norm + 1e-6) when that is < 1, else 1 "
+          "(also 1 when total_norm is not finite).");
 }
 
 }  // namespace lrcore::python

@@ -26,6 +26,7 @@
 #include <pybind11/pybind11.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -46,9 +47,25 @@ namespace {
 
 using namespace pybind11::literals;
 
+template <class Config>
+using RuleOf = rules::Rule<Config>;
+template <class Config>
+constexpr bool has_group_state = rules::HasGroupState<RuleOf<Config>>::value;
+
+/// What a group of a rule with per-group state adds to its plan: where its
+/// state lives (a float64 array, one element per group scalar) and the step's
+/// values computed from it at the boundary.
+template <class Config, bool = has_group_state<Config>>
+struct GroupStatePlan {};
+template <class Config>
+struct GroupStatePlan<Config, true> {
+    double* scalars = nullptr;
+    typename RuleOf<Config>::StepValues values{};
+};
+
 /// One group of the call, after its checks.
 template <class Config>
-struct GroupPlan {
+struct GroupPlan : GroupStatePlan<Config> {
     Config config{};
     std::size_t float32_begin = 0, float32_end = 0;
     std::size_t float64_begin = 0, float64_end = 0;
@@ -245,6 +262,77 @@ py::sequence sequence_argument(py::handle object, const char* name) {
     return py::reinterpret_borrow<py::sequence>(object);
 }
 
+/// A group's state array: a writeable, C-contiguous float64 array of shape
+/// (number of group scalars,).
+double* check_group_state_array(py::handle object, std::size_t length, const std::string& prefix) {
+    const auto fail = [&] {
+        return py::type_error(prefix + "group_state must be a writeable, contiguous float64 array of shape (" +
+                              std::to_string(length) + ",), got " + type_name(object));
+    };
+    if (!py::isinstance<py::array>(object)) throw fail();
+    auto array = py::reinterpret_borrow<py::array>(object);
+    const py::dtype dtype = array.dtype();
+    const bool float64 = dtype.kind() == 'f' && dtype.itemsize() == 8 && dtype.byteorder() != '>';
+    if (!float64 || array.ndim() != 1 || static_cast<std::size_t>(array.shape(0)) != length ||
+        (array.flags() & py::array::c_style) == 0 || !array.writeable()) {
+        throw fail();
+    }
+    return static_cast<double*>(array.mutable_data());
+}
+
+/// Reads and checks a group's state from its array (a count must be a whole
+/// number, a flag 0 or 1, then the rule's own ranges).
+template <class Rule>
+typename Rule::GroupState read_group_state(const double* scalars, const std::string& prefix) {
+    typename Rule::GroupState state{};
+    for (std::size_t k = 0; k < Rule::group_scalars.size(); ++k) {
+        const auto& scalar = Rule::group_scalars[k];
+        const double value = scalars[k];
+        switch (scalar.kind) {
+            case rules::ScalarKind::count:
+                if (!(value >= 0.0 && value < 9007199254740992.0 && value == std::floor(value))) {
+                    throw py::value_error(prefix + "group_state " + scalar.name +
+                                          " must be an integer in [0, 2**53), got " + rules::format_value(value));
+                }
+                state.*scalar.count = static_cast<std::int64_t>(value);
+                break;
+            case rules::ScalarKind::flag:
+                if (value != 0.0 && value != 1.0) {
+                    throw py::value_error(prefix + "group_state " + scalar.name + " must be 0 or 1, got " +
+                                          rules::format_value(value));
+                }
+                state.*scalar.flag = value == 1.0;
+                break;
+            case rules::ScalarKind::number:
+                state.*scalar.number = value;
+                break;
+        }
+    }
+    try {
+        Rule::check_group_state(state);
+    } catch (const std::invalid_argument& error) {
+        throw py::value_error(prefix + "group_state " + error.what());
+    }
+    return state;
+}
+
+template <class Rule>
+void write_group_state(double* scalars, const typename Rule::GroupState& state) {
+    for (std::size_t k = 0; k < Rule::group_scalars.size(); ++k) {
+        const auto& scalar = Rule::group_scalars[k];
+        switch (scalar.kind) {
+            case rules::ScalarKind::count: scalars[k] = static_cast<double>(state.*scalar.count); break;
+            case rules::ScalarKind::flag: scalars[k] = state.*scalar.flag ? 1.0 : 0.0; break;
+            case rules::ScalarKind::number: scalars[k] = state.*scalar.number; break;
+        }
+    }
+}
+
+Region group_state_region(const double* scalars, std::size_t length, std::size_t group) {
+    const auto begin = reinterpret_cast<std::uintptr_t>(scalars);
+    return Region{begin, begin + length * sizeof(double), "group_state", group, true};
+}
+
 /// Checks one group and appends its tensors to the batch. `first` is the
 /// index of the group's first tensor among all tensors of the call, which
 /// error messages use (params[first + i]).
@@ -253,7 +341,12 @@ void gather_group(Batch<Config>& batch, py::handle group_object, std::size_t gro
                   bool labels, bool can_create) {
     using Rule = rules::Rule<Config>;
     const std::string prefix = group_prefix(labels, group);
-    if (!PyTuple_Check(group_object.ptr()) || PyTuple_GET_SIZE(group_object.ptr()) != 5) {
+    if constexpr (has_group_state<Config>) {
+        if (!PyTuple_Check(group_object.ptr()) || PyTuple_GET_SIZE(group_object.ptr()) != 6) {
+            throw py::type_error(prefix +
+                                 "a group must be a tuple (hyperparameters, params, grads, state, steps, group_state)");
+        }
+    } else if (!PyTuple_Check(group_object.ptr()) || PyTuple_GET_SIZE(group_object.ptr()) != 5) {
         throw py::type_error(prefix + "a group must be a tuple (hyperparameters, params, grads, state, steps)");
     }
     const auto items = py::reinterpret_borrow<py::tuple>(group_object);
@@ -286,6 +379,22 @@ void gather_group(Batch<Config>& batch, py::handle group_object, std::size_t gro
         if (Rule::has_step) throw py::type_error("steps must be a numpy array of int64 step counters, got None");
     } else {
         plan.steps = check_steps(steps_object, count);
+    }
+    if constexpr (has_group_state<Config>) {
+        // The group's state and the step's values from it, checked before any tensor.
+        constexpr std::size_t length = Rule::group_scalars.size();
+        plan.scalars = check_group_state_array(items[5], length, prefix);
+        const auto state = read_group_state<Rule>(plan.scalars, prefix);
+        try {
+            plan.values = Rule::advance(plan.config, state);
+        } catch (const rules::WrongMode& error) {
+            PyErr_SetString(PyExc_RuntimeError, (prefix + error.what()).c_str());
+            throw py::error_already_set();
+        } catch (const std::invalid_argument& error) {
+            throw py::value_error(prefix + error.what());
+        }
+        batch.regions.push_back(group_state_region(plan.scalars, length, group));
+        batch.alive.push_back(py::reinterpret_borrow<py::object>(items[5]));
     }
 
     plan.float32_begin = batch.float32.size();
@@ -613,6 +722,19 @@ bool step(py::handle groups_object, py::handle counters_object, bool skip_nonfin
     {
         py::gil_scoped_release release;
         for (const GroupPlan<Config>& plan : batch.groups) {
+            if constexpr (has_group_state<Config>) {
+                if (plan.float32_end > plan.float32_begin) {
+                    detail::run_group_step<Config, float>(plan.config, plan.values,
+                                                          batch.float32.data() + plan.float32_begin,
+                                                          plan.float32_end - plan.float32_begin);
+                }
+                if (plan.float64_end > plan.float64_begin) {
+                    detail::run_group_step<Config, double>(plan.config, plan.values,
+                                                           batch.float64.data() + plan.float64_begin,
+                                                           plan.float64_end - plan.float64_begin);
+                }
+                continue;  // (rules with group state take dense gradients only)
+            }
             if constexpr (rules::Gradients<Config>::dense) {
                 if (plan.float32_end > plan.float32_begin) {
                     detail::run_step<Config, float>(plan.config, batch.float32.data() + plan.float32_begin,
@@ -639,6 +761,10 @@ bool step(py::handle groups_object, py::handle counters_object, bool skip_nonfin
             }
         }
     }
+    // Every group advances its state, also one whose tensors all had no gradient (as the package does).
+    if constexpr (has_group_state<Config>) {
+        for (const GroupPlan<Config>& plan : batch.groups) write_group_state<Rule>(plan.scalars, plan.values.next);
+    }
     for (const GroupPlan<Config>& plan : batch.groups) {
         if (plan.steps == nullptr) continue;
         for (std::size_t u = plan.updated_begin; u < plan.updated_end; ++u) ++plan.steps[batch.updated[u]];
@@ -646,6 +772,112 @@ bool step(py::handle groups_object, py::handle counters_object, bool skip_nonfin
     if (counters != nullptr) ++counters[0];
     record_norm();
     return true;
+}
+
+/// The mode switch of a rule with modes (schedule-free train/eval): every
+/// group (hyperparameters, params, state, group_state) not already in the
+/// mode moves each parameter that has its mode state (z) in place; a
+/// transaction like a step: everything is checked first, the group states'
+/// mode is written last.
+template <class Config>
+void switch_mode(py::handle groups_object, bool to_train) {
+    using Rule = RuleOf<Config>;
+    if constexpr (has_group_state<Config>) {
+        try {
+            detail::prepare_runtime();
+        } catch (const std::invalid_argument& error) {
+            throw py::value_error(error.what());
+        }
+        if (!PyList_Check(groups_object.ptr()) && !PyTuple_Check(groups_object.ptr())) {
+            throw py::type_error(std::string("groups must be a list of group tuples, got ") + type_name(groups_object));
+        }
+        const auto groups = py::reinterpret_borrow<py::sequence>(groups_object);
+        constexpr std::size_t length = Rule::group_scalars.size();
+        const auto& mode_state = Rule::states[Rule::mode_state];
+        const py::str mode_key(mode_state.name);
+        using Float32 = typename Rule::template Tensor<float>;
+        using Float64 = typename Rule::template Tensor<double>;
+        struct Switch {
+            std::vector<Float32> float32;
+            std::vector<Float64> float64;
+            double weight;
+            double* scalars;
+            typename Rule::GroupState state;
+        };
+        std::vector<Switch> switches;
+        std::vector<Region> regions;
+        std::vector<py::object> alive;
+        std::size_t first = 0;
+        const std::size_t group_count = py::len(groups);
+        for (std::size_t g = 0; g < group_count; ++g) {
+            py::object group_object = groups[g];
+            const std::string prefix = group_prefix(true, g);
+            if (!PyTuple_Check(group_object.ptr()) || PyTuple_GET_SIZE(group_object.ptr()) != 4) {
+                throw py::type_error(prefix + "a group must be a tuple (hyperparameters, params, state, group_state)");
+            }
+            const auto items = py::reinterpret_borrow<py::tuple>(group_object);
+            const Config config = parse_config<Config>(items[0], prefix);
+            const py::sequence params = sequence_argument(items[1], "params");
+            const std::size_t count = py::len(params);
+            const py::handle state = items[2];
+            if (!PyDict_Check(state.ptr())) throw py::type_error(prefix + "state must be a dict of state lists");
+            double* scalars = check_group_state_array(items[3], length, prefix);
+            const auto group_state = read_group_state<Rule>(scalars, prefix);
+            regions.push_back(group_state_region(scalars, length, g));
+            alive.push_back(group_object);
+            if (group_state.train_mode == to_train) {
+                first += count;
+                continue;
+            }
+            PyObject* list_object = PyDict_GetItemWithError(state.ptr(), mode_key.ptr());
+            if (list_object == nullptr && PyErr_Occurred()) throw py::error_already_set();
+            const py::sequence list = check_list(list_object == nullptr ? Py_None : list_object, mode_state.list_name,
+                                                 count);
+            Switch& entry = switches.emplace_back();
+            entry.weight = Rule::mode_weight(config, to_train);
+            entry.scalars = scalars;
+            entry.state = group_state;
+            entry.state.train_mode = to_train;
+            for (std::size_t i = 0; i < count; ++i) {
+                py::object z = list[i];
+                if (z.is_none()) continue;  // never stepped: nothing to move
+                py::object param = params[i];
+                const ArrayView param_view = check_parameter(param, "params", first + i);
+                const ArrayView z_view = check_like(z, mode_state.list_name, first + i, param_view, "params", false);
+                regions.push_back(region_of(param_view, "params", first + i, true));
+                regions.push_back(region_of(z_view, mode_state.list_name, first + i, false));
+                auto attach = [&](auto& tensors) {
+                    using Tensor = typename std::remove_reference_t<decltype(tensors)>::value_type;
+                    using T = std::remove_pointer_t<decltype(Tensor::param)>;
+                    Tensor& tensor = tensors.emplace_back();
+                    tensor.param = static_cast<T*>(param_view.data);
+                    tensor.size = param_view.size;
+                    tensor.*(mode_state.template field<T>()) = static_cast<T*>(z_view.data);
+                };
+                if (param_view.type == ElementType::float32) {
+                    attach(entry.float32);
+                } else {
+                    attach(entry.float64);
+                }
+                alive.push_back(std::move(param));
+                alive.push_back(std::move(z));
+            }
+            first += count;
+        }
+        check_no_overlap(regions);
+        {
+            py::gil_scoped_release release;
+            for (const Switch& entry : switches) {
+                detail::run_mode_switch<Config, float>(entry.weight, entry.float32.data(), entry.float32.size());
+                detail::run_mode_switch<Config, double>(entry.weight, entry.float64.data(), entry.float64.size());
+            }
+        }
+        for (const Switch& entry : switches) write_group_state<Rule>(entry.scalars, entry.state);
+    } else {
+        (void)groups_object;
+        (void)to_train;
+        throw py::type_error(std::string("the rule ") + Rule::name + " has no modes");
+    }
 }
 
 /// What Python learns of a rule: the names, ranges and states it derives its
@@ -658,7 +890,11 @@ struct RuleEntry {
     py::tuple row_states;          // the states with one value per row (shape param.shape[:1])
     bool dense_gradients = true;   // takes numpy gradients
     bool sparse_gradients = false; // takes lrcore.SparseRows gradients
+    py::list group_scalars;    // (name, kind "count" | "number" | "flag", initial value); empty without group state
+    bool has_modes = false;
     bool (*step)(py::handle, py::handle, bool, py::handle, bool, py::handle, py::handle, py::handle) = nullptr;
+    void (*switch_mode)(py::handle, bool) = nullptr;
+    void (*check_group_state)(py::handle, const std::string&) = nullptr;
     void (*check_hyperparameters)(py::handle, const std::string&) = nullptr;
     py::list (*needed_states)(py::handle) = nullptr;
 };
@@ -673,7 +909,8 @@ RuleEntry describe() {
     }
     for (const auto& f : Rule::flags) entry.hyperparameters.append(py::make_tuple(f.name, "flag", "a bool"));
     for (const auto& s : Rule::states) {
-        entry.states.append(py::make_tuple(s.name, s.list_name, s.needed_when, s.float32_initialize != nullptr));
+        entry.states.append(py::make_tuple(s.name, s.list_name, s.needed_when, s.float32_initialize != nullptr,
+                                           s.float32_initialize != nullptr ? s.initialized_from : ""));
     }
     entry.has_step = Rule::has_step;
     py::list row_states;
@@ -683,6 +920,20 @@ RuleEntry describe() {
     entry.row_states = py::tuple(row_states);
     entry.dense_gradients = rules::Gradients<Config>::dense;
     entry.sparse_gradients = rules::Gradients<Config>::sparse;
+    if constexpr (has_group_state<Config>) {
+        const typename Rule::GroupState initial{};
+        std::array<double, Rule::group_scalars.size()> values{};
+        write_group_state<Rule>(values.data(), initial);
+        for (std::size_t k = 0; k < values.size(); ++k) {
+            const auto& scalar = Rule::group_scalars[k];
+            entry.group_scalars.append(py::make_tuple(scalar.name, rules::describe(scalar.kind), values[k]));
+        }
+        entry.has_modes = Rule::has_modes;
+        entry.switch_mode = &switch_mode<Config>;
+        entry.check_group_state = [](py::handle array, const std::string& prefix) {
+            read_group_state<Rule>(check_group_state_array(array, Rule::group_scalars.size(), prefix), prefix);
+        };
+    }
     entry.step = &step<Config>;
     entry.check_hyperparameters = [](py::handle hyperparameters, const std::string& prefix) {
         parse_config<Config>(hyperparameters, prefix);
@@ -773,6 +1024,8 @@ void register_optimizers(py::module_& m) {
         .def_readonly("row_states", &RuleEntry::row_states)
         .def_readonly("dense_gradients", &RuleEntry::dense_gradients)
         .def_readonly("sparse_gradients", &RuleEntry::sparse_gradients)
+        .def_readonly("group_scalars", &RuleEntry::group_scalars)
+        .def_readonly("has_modes", &RuleEntry::has_modes)
         .def(
             "step",
             [](const RuleEntry& rule, py::handle groups, py::handle counters, bool skip_nonfinite, py::handle create,
@@ -802,6 +1055,26 @@ void register_optimizers(py::module_& m) {
             "needed_states",
             [](const RuleEntry& rule, py::handle hyperparameters) { return rule.needed_states(hyperparameters); },
             "hyperparameters"_a, "The names of the state arrays a step with these hyperparameters reads and writes.")
+        .def(
+            "switch_mode",
+            [](const RuleEntry& rule, py::handle groups, bool train) {
+                if (rule.switch_mode == nullptr) throw py::type_error("the rule " + rule.name + " has no modes");
+                rule.switch_mode(groups, train);
+            },
+            "groups"_a, "train"_a,
+            "Moves every group (hyperparameters, params, state, group_state) not already in the mode to it, in "
+            "place: train puts the parameters at y (where gradients are taken), eval at the average x. Everything "
+            "is checked first; a group's group_state records its mode.")
+        .def(
+            "check_group_state",
+            [](const RuleEntry& rule, py::handle group_state, const std::string& prefix) {
+                if (rule.check_group_state == nullptr) {
+                    throw py::type_error("the rule " + rule.name + " has no group state");
+                }
+                rule.check_group_state(group_state, prefix);
+            },
+            "group_state"_a, "prefix"_a = "",
+            "The checks a step makes of a group's state array, alone (for loading a state_dict).")
         .def("__repr__", [](const RuleEntry& rule) { return "<lrcore rule " + rule.name + ">"; });
     py::list names;
     rules::for_each_rule([&](auto rule) {

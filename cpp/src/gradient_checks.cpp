@@ -107,14 +107,13 @@ bool all_finite_impl(const T* const* arrays, const std::size_t* sizes, std::size
 // Chunk sums come from the per-ISA passes (kernels/gradient_passes.hpp),
 // which all add in the same fixed order; the general power is the scalar
 // reference with std::pow, one libm function for every ISA, compiled here once.
-/// Per-chunk results of chunk_result(pointer, n), then combine(acc, partial) in chunk order.
-template <class T, class ChunkResult, class Combine>
-double reduce(const T* const* arrays, const std::size_t* sizes, std::size_t count, ChunkResult chunk_result,
-              Combine combine) {
+/// Per-chunk results of chunk_result(pointer, n), in chunk order, into `partials`.
+template <class T, class ChunkResult>
+void chunk_results(const T* const* arrays, const std::size_t* sizes, std::size_t count, ChunkResult chunk_result,
+                   std::vector<double>& partials) {
     check_arrays(arrays, sizes, count);
     std::size_t total = 0;
     const std::vector<Chunk>& chunks = chunks_of<T>(sizes, count, total);
-    thread_local std::vector<double> partials;
     partials.assign(chunks.size(), 0.0);
     const Chunk* chunk_data = chunks.data();
     double* partial_data = partials.data();
@@ -123,9 +122,23 @@ double reduce(const T* const* arrays, const std::size_t* sizes, std::size_t coun
         partial_data[c] = chunk_result(arrays[chunk.tensor] + chunk.begin, chunk.end - chunk.begin);
     };
     for_each_chunk<T>(chunks.size(), total, task);
+}
+
+/// combine(acc, partial) over the partials in order, from 0: the one place chunk results are combined.
+template <class Combine>
+double fold(const double* partials, std::size_t count, Combine combine) {
     double result = 0.0;
-    for (const double partial : partials) result = combine(result, partial);
+    for (std::size_t c = 0; c < count; ++c) result = combine(result, partials[c]);
     return result;
+}
+
+/// Per-chunk results of chunk_result(pointer, n), then combine(acc, partial) in chunk order.
+template <class T, class ChunkResult, class Combine>
+double reduce(const T* const* arrays, const std::size_t* sizes, std::size_t count, ChunkResult chunk_result,
+              Combine combine) {
+    thread_local std::vector<double> partials;
+    chunk_results(arrays, sizes, count, chunk_result, partials);
+    return fold(partials.data(), partials.size(), combine);
 }
 
 double add(double a, double b) { return a + b; }
@@ -135,18 +148,40 @@ double max_nan(double a, double b) {
     return b > a ? b : a;
 }
 
+/// The norm of float32 and float64 elements together from their two reductions (sums of
+/// powers, or maxima for infinity): the float32 sum plus the float64 sum, then the root.
+double combine_norms(double float32_result, double float64_result, double norm_type) {
+    if (std::isinf(norm_type)) {
+        const double a = float32_result;
+        const double b = float64_result;
+        return (a != a || b != b) ? std::numeric_limits<double>::quiet_NaN() : std::max(a, b);
+    }
+    return norm_from_sum_of_powers(float32_result + float64_result, norm_type);
+}
+
+/// Each chunk's contribution to the norm: its sum of |x|^p, or its max |x| for infinity.
 template <class T>
-double sum_of_powers_impl(const T* const* arrays, const std::size_t* sizes, std::size_t count, double p) {
+void norm_partials_impl(const T* const* arrays, const std::size_t* sizes, std::size_t count, double p,
+                        std::vector<double>& partials) {
     check_norm_type(p);
-    if (!std::isfinite(p)) throw std::invalid_argument("sum_of_powers: norm_type must be finite");
-    if (p == 2.0) return reduce(arrays, sizes, count, active_passes().of<T>().sum_squares, add);
-    if (p == 1.0) return reduce(arrays, sizes, count, active_passes().of<T>().sum_abs, add);
-    return reduce(arrays, sizes, count,
+    if (std::isinf(p)) return chunk_results(arrays, sizes, count, active_passes().of<T>().max_abs, partials);
+    if (p == 2.0) return chunk_results(arrays, sizes, count, active_passes().of<T>().sum_squares, partials);
+    if (p == 1.0) return chunk_results(arrays, sizes, count, active_passes().of<T>().sum_abs, partials);
+    chunk_results(arrays, sizes, count,
                   [p](const T* x, std::size_t n) {
                       return kernels::gradient_passes::reference_sum(
                           x, n, [p](double v) { return std::pow(std::fabs(v), p); });
                   },
-                  add);
+                  partials);
+}
+
+template <class T>
+double sum_of_powers_impl(const T* const* arrays, const std::size_t* sizes, std::size_t count, double p) {
+    check_norm_type(p);
+    if (!std::isfinite(p)) throw std::invalid_argument("sum_of_powers: norm_type must be finite");
+    thread_local std::vector<double> partials;
+    norm_partials_impl(arrays, sizes, count, p, partials);
+    return fold(partials.data(), partials.size(), add);
 }
 
 template <class T>
@@ -230,13 +265,30 @@ double global_norm(const float* const* f32, const std::size_t* f32_sizes, std::s
                    double norm_type) {
     check_norm_type(norm_type);
     if (std::isinf(norm_type)) {
-        const double a = max_abs(f32, f32_sizes, f32_count);
-        const double b = max_abs(f64, f64_sizes, f64_count);
-        return (a != a || b != b) ? std::numeric_limits<double>::quiet_NaN() : std::max(a, b);
+        return combine_norms(max_abs(f32, f32_sizes, f32_count), max_abs(f64, f64_sizes, f64_count), norm_type);
     }
-    const double sum = sum_of_powers(f32, f32_sizes, f32_count, norm_type) +
-                       sum_of_powers(f64, f64_sizes, f64_count, norm_type);
-    return norm_from_sum_of_powers(sum, norm_type);
+    return combine_norms(sum_of_powers(f32, f32_sizes, f32_count, norm_type),
+                         sum_of_powers(f64, f64_sizes, f64_count, norm_type), norm_type);
+}
+
+void norm_partials(const float* const* a, const std::size_t* s, std::size_t n, double p, std::vector<double>& out) {
+    norm_partials_impl(a, s, n, p, out);
+}
+void norm_partials(const double* const* a, const std::size_t* s, std::size_t n, double p, std::vector<double>& out) {
+    norm_partials_impl(a, s, n, p, out);
+}
+
+double norm_from_partials(const double* float32_partials, std::size_t float32_count, const double* float64_partials,
+                          std::size_t float64_count, double norm_type) {
+    check_norm_type(norm_type);
+    if (float32_count != 0 && float32_partials == nullptr) throw std::invalid_argument("float32_partials is null");
+    if (float64_count != 0 && float64_partials == nullptr) throw std::invalid_argument("float64_partials is null");
+    if (std::isinf(norm_type)) {
+        return combine_norms(fold(float32_partials, float32_count, max_nan),
+                             fold(float64_partials, float64_count, max_nan), norm_type);
+    }
+    return combine_norms(fold(float32_partials, float32_count, add), fold(float64_partials, float64_count, add),
+                         norm_type);
 }
 
 double norm_from_sum_of_powers(double sum, double norm_type) {

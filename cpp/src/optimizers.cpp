@@ -51,6 +51,21 @@ struct KernelOf<AdamConfig> {
     using Constants = kernels::AdamConstants<T>;
 };
 
+template <>
+struct KernelOf<ScheduleFreeAdamWConfig> {
+    template <class T>
+    static auto of(const kernels::TypedKernels<T>& k) { return k.schedule_free_adamw; }
+    template <class T>
+    using Constants = kernels::ScheduleFreeAdamWConstants<T>;
+};
+template <>
+struct KernelOf<ScheduleFreeSgdConfig> {
+    template <class T>
+    static auto of(const kernels::TypedKernels<T>& k) { return k.schedule_free_sgd; }
+    template <class T>
+    using Constants = kernels::ScheduleFreeSgdConstants<T>;
+};
+
 /// Runs kernel(constants[i], tensors[i], begin, end) over every element of every tensor.
 template <class T, class Tensor, class Constants, class Kernel>
 void run_chunks(const Tensor* tensors, std::size_t count, const std::vector<Constants>& constants,
@@ -99,6 +114,44 @@ void checked_step(const Config& config, const typename rules::Rule<Config>::temp
     detail::run_step<Config, T>(config, tensors, count);
 }
 
+/// The public step of a rule with group state: every check (configuration,
+/// tensors, group state, the step's values), then the kernels, then the new state.
+template <class Config, class T>
+void checked_group_step(const Config& config, ScheduleFreeGroupState& state,
+                        const typename rules::Rule<Config>::template Tensor<T>* tensors, std::size_t count) {
+    using Rule = rules::Rule<Config>;
+    check_arguments(config, tensors, count);
+    Rule::check_group_state(state);
+    const auto values = Rule::advance(config, state);
+    detail::run_group_step<Config, T>(config, values, tensors, count);
+    state = values.next;
+}
+
+/// The public mode switch: nothing when the group is already in that mode;
+/// tensors whose mode state does not exist yet (null or about to be
+/// initialized) are left alone, as the package skips parameters without z.
+template <class Config, class T>
+void checked_mode_switch(const Config& config, ScheduleFreeGroupState& state,
+                         const typename rules::Rule<Config>::template Tensor<T>* tensors, std::size_t count,
+                         bool to_train) {
+    using Rule = rules::Rule<Config>;
+    using Tensor = typename Rule::template Tensor<T>;
+    rules::validate_config(config);
+    Rule::check_group_state(state);
+    if (state.train_mode == to_train) return;
+    const auto& z = Rule::states[Rule::mode_state];
+    thread_local std::vector<Tensor> switched;
+    switched.clear();
+    for (std::size_t i = 0; i < count; ++i) {
+        const Tensor& t = tensors[i];
+        if (t.size == 0 || t.*(z.template field<T>()) == nullptr || t.*(z.template initialize<T>())) continue;
+        if (t.param == nullptr) throw std::invalid_argument(tensor_label(i) + ": param must not be null");
+        switched.push_back(t);
+    }
+    detail::run_mode_switch<Config, T>(Rule::mode_weight(config, to_train), switched.data(), switched.size());
+    state.train_mode = to_train;
+}
+
 }  // namespace
 
 namespace detail {
@@ -141,6 +194,31 @@ void run_element_step(const Config& config, const typename rules::Rule<Config>::
     run_chunks<T>(tensors, count, constants, kernel);
 }
 
+template <class Config, class T>
+void run_group_step(const Config& config, const typename rules::Rule<Config>::StepValues& values,
+                    const typename rules::Rule<Config>::template Tensor<T>* tensors, std::size_t count) {
+    using Constants = typename KernelOf<Config>::template Constants<T>;
+    const auto kernel = KernelOf<Config>::of(kernels::active_kernels().of<T>());
+    thread_local std::vector<Constants> constants;
+    constants.assign(count, Constants::make(config, values));
+    run_chunks<T>(tensors, count, constants, kernel);
+}
+
+template <class Config, class T>
+void run_mode_switch(double weight, const typename rules::Rule<Config>::template Tensor<T>* tensors,
+                     std::size_t count) {
+    using Rule = rules::Rule<Config>;
+    const auto kernel = kernels::active_kernels().of<T>().interpolate;
+    const auto w = kernels::LerpConstants<T>::from_weight(weight);
+    const auto z = Rule::states[Rule::mode_state].template field<T>();
+    detail::for_each_range<T>(
+        count, [&](std::size_t i) { return tensors[i].size; },
+        [&](std::size_t i, std::size_t begin, std::size_t end) {
+            const detail::DenormalGuard guard;
+            kernel(w, tensors[i].param + begin, tensors[i].*z + begin, end - begin);
+        });
+}
+
 void prepare_runtime() {
     kernels::active_kernels();
     get_num_threads();
@@ -154,6 +232,26 @@ template void run_step<RmspropConfig, float>(const RmspropConfig&, const Rmsprop
 template void run_step<RmspropConfig, double>(const RmspropConfig&, const RmspropTensor<double>*, std::size_t);
 template void run_step<AdamConfig, float>(const AdamConfig&, const AdamTensor<float>*, std::size_t);
 template void run_step<AdamConfig, double>(const AdamConfig&, const AdamTensor<double>*, std::size_t);
+template void run_group_step<ScheduleFreeAdamWConfig, float>(const ScheduleFreeAdamWConfig&,
+                                                             const kernels::ScheduleFreeSchedule&,
+                                                             const ScheduleFreeAdamWTensor<float>*, std::size_t);
+template void run_group_step<ScheduleFreeAdamWConfig, double>(const ScheduleFreeAdamWConfig&,
+                                                              const kernels::ScheduleFreeSchedule&,
+                                                              const ScheduleFreeAdamWTensor<double>*, std::size_t);
+template void run_group_step<ScheduleFreeSgdConfig, float>(const ScheduleFreeSgdConfig&,
+                                                           const kernels::ScheduleFreeSchedule&,
+                                                           const ScheduleFreeSgdTensor<float>*, std::size_t);
+template void run_group_step<ScheduleFreeSgdConfig, double>(const ScheduleFreeSgdConfig&,
+                                                            const kernels::ScheduleFreeSchedule&,
+                                                            const ScheduleFreeSgdTensor<double>*, std::size_t);
+template void run_mode_switch<ScheduleFreeAdamWConfig, float>(double, const ScheduleFreeAdamWTensor<float>*,
+                                                              std::size_t);
+template void run_mode_switch<ScheduleFreeAdamWConfig, double>(double, const ScheduleFreeAdamWTensor<double>*,
+                                                               std::size_t);
+template void run_mode_switch<ScheduleFreeSgdConfig, float>(double, const ScheduleFreeSgdTensor<float>*,
+                                                            std::size_t);
+template void run_mode_switch<ScheduleFreeSgdConfig, double>(double, const ScheduleFreeSgdTensor<double>*,
+                                                             std::size_t);
 template void run_step<RowwiseAdagradConfig, float>(const RowwiseAdagradConfig&, const RowwiseAdagradTensor<float>*,
                                                     std::size_t);
 template void run_step<RowwiseAdagradConfig, double>(const RowwiseAdagradConfig&,
@@ -165,6 +263,8 @@ void validate(const SgdConfig& c) { rules::validate_config(c); }
 void validate(const AdagradConfig& c) { rules::validate_config(c); }
 void validate(const RmspropConfig& c) { rules::validate_config(c); }
 void validate(const AdamConfig& c) { rules::validate_config(c); }
+void validate(const ScheduleFreeAdamWConfig& c) { rules::validate_config(c); }
+void validate(const ScheduleFreeSgdConfig& c) { rules::validate_config(c); }
 
 void sgd_step(const SgdConfig& c, const SgdTensor<float>* t, std::size_t n) { checked_step<SgdConfig, float>(c, t, n); }
 void sgd_step(const SgdConfig& c, const SgdTensor<double>* t, std::size_t n) { checked_step<SgdConfig, double>(c, t, n); }
@@ -183,6 +283,55 @@ void rmsprop_step(const RmspropConfig& c, const RmspropTensor<double>* t, std::s
 void adam_step(const AdamConfig& c, const AdamTensor<float>* t, std::size_t n) { checked_step<AdamConfig, float>(c, t, n); }
 void adam_step(const AdamConfig& c, const AdamTensor<double>* t, std::size_t n) {
     checked_step<AdamConfig, double>(c, t, n);
+}
+
+void schedule_free_adamw_step(const ScheduleFreeAdamWConfig& c, ScheduleFreeGroupState& s,
+                              const ScheduleFreeAdamWTensor<float>* t, std::size_t n) {
+    checked_group_step<ScheduleFreeAdamWConfig, float>(c, s, t, n);
+}
+void schedule_free_adamw_step(const ScheduleFreeAdamWConfig& c, ScheduleFreeGroupState& s,
+                              const ScheduleFreeAdamWTensor<double>* t, std::size_t n) {
+    checked_group_step<ScheduleFreeAdamWConfig, double>(c, s, t, n);
+}
+void schedule_free_adamw_train(const ScheduleFreeAdamWConfig& c, ScheduleFreeGroupState& s,
+                               const ScheduleFreeAdamWTensor<float>* t, std::size_t n) {
+    checked_mode_switch<ScheduleFreeAdamWConfig, float>(c, s, t, n, true);
+}
+void schedule_free_adamw_train(const ScheduleFreeAdamWConfig& c, ScheduleFreeGroupState& s,
+                               const ScheduleFreeAdamWTensor<double>* t, std::size_t n) {
+    checked_mode_switch<ScheduleFreeAdamWConfig, double>(c, s, t, n, true);
+}
+void schedule_free_adamw_eval(const ScheduleFreeAdamWConfig& c, ScheduleFreeGroupState& s,
+                              const ScheduleFreeAdamWTensor<float>* t, std::size_t n) {
+    checked_mode_switch<ScheduleFreeAdamWConfig, float>(c, s, t, n, false);
+}
+void schedule_free_adamw_eval(const ScheduleFreeAdamWConfig& c, ScheduleFreeGroupState& s,
+                              const ScheduleFreeAdamWTensor<double>* t, std::size_t n) {
+    checked_mode_switch<ScheduleFreeAdamWConfig, double>(c, s, t, n, false);
+}
+void schedule_free_sgd_step(const ScheduleFreeSgdConfig& c, ScheduleFreeGroupState& s,
+                            const ScheduleFreeSgdTensor<float>* t, std::size_t n) {
+    checked_group_step<ScheduleFreeSgdConfig, float>(c, s, t, n);
+}
+void schedule_free_sgd_step(const ScheduleFreeSgdConfig& c, ScheduleFreeGroupState& s,
+                            const ScheduleFreeSgdTensor<double>* t, std::size_t n) {
+    checked_group_step<ScheduleFreeSgdConfig, double>(c, s, t, n);
+}
+void schedule_free_sgd_train(const ScheduleFreeSgdConfig& c, ScheduleFreeGroupState& s,
+                             const ScheduleFreeSgdTensor<float>* t, std::size_t n) {
+    checked_mode_switch<ScheduleFreeSgdConfig, float>(c, s, t, n, true);
+}
+void schedule_free_sgd_train(const ScheduleFreeSgdConfig& c, ScheduleFreeGroupState& s,
+                             const ScheduleFreeSgdTensor<double>* t, std::size_t n) {
+    checked_mode_switch<ScheduleFreeSgdConfig, double>(c, s, t, n, true);
+}
+void schedule_free_sgd_eval(const ScheduleFreeSgdConfig& c, ScheduleFreeGroupState& s,
+                            const ScheduleFreeSgdTensor<float>* t, std::size_t n) {
+    checked_mode_switch<ScheduleFreeSgdConfig, float>(c, s, t, n, false);
+}
+void schedule_free_sgd_eval(const ScheduleFreeSgdConfig& c, ScheduleFreeGroupState& s,
+                            const ScheduleFreeSgdTensor<double>* t, std::size_t n) {
+    checked_mode_switch<ScheduleFreeSgdConfig, double>(c, s, t, n, false);
 }
 
 }  // namespace lrcore

@@ -21,7 +21,9 @@
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
+#include "kernels/step_constants.hpp"
 #include "lrcore/config.hpp"
 #include "lrcore/tensors.hpp"
 
@@ -29,7 +31,7 @@ namespace lrcore::rules {
 
 /// The range a numeric hyperparameter must lie in. Non-finite values are
 /// always refused.
-enum class Range { finite, non_negative, unit_interval };
+enum class Range { finite, non_negative, unit_interval, open_unit_interval };
 
 /// How error messages and the documentation state a range.
 constexpr const char* describe(Range range) {
@@ -37,6 +39,7 @@ constexpr const char* describe(Range range) {
         case Range::finite: return "a finite number";
         case Range::non_negative: return "a finite number >= 0";
         case Range::unit_interval: return "in [0, 1)";
+        case Range::open_unit_interval: return "in (0, 1)";
     }
     return "";
 }
@@ -46,6 +49,7 @@ inline bool within(Range range, double value) {
         case Range::finite: return std::isfinite(value);
         case Range::non_negative: return std::isfinite(value) && value >= 0.0;
         case Range::unit_interval: return value >= 0.0 && value < 1.0;
+        case Range::open_unit_interval: return value > 0.0 && value < 1.0;
     }
     return false;
 }
@@ -67,7 +71,9 @@ struct Flag {
 /// is read and written (always when null; `needed_when` says so in words).
 /// A state array with `kernel_initialized` set is written by the kernel on its
 /// first use instead of read (SGD's momentum buffer starts as the gradient);
-/// otherwise a new one starts at zero.
+/// otherwise a new one starts at zero. `initialized_from` says what the
+/// kernel starts it from: "gradient" (SGD's momentum buffer) or "param"
+/// (the schedule-free z).
 template <class Config, template <class> class Tensor>
 struct State {
     const char* name;          // as the optimizer's state_dict names it, e.g. "exp_avg"
@@ -78,6 +84,7 @@ struct State {
     double* Tensor<double>::*float64_field;
     bool Tensor<float>::*float32_initialize = nullptr;
     bool Tensor<double>::*float64_initialize = nullptr;
+    const char* initialized_from = "gradient";
     // One value per row of the parameter (shape param.shape[:1]) instead of one
     // per element: row-wise AdaGrad's accumulator.
     bool per_row = false;
@@ -209,6 +216,158 @@ struct Rule<AdamConfig> {
     static void check(const AdamConfig&) {}
 };
 
+inline std::string format_value(double value);  // below
+
+/// What a scalar of a group's state holds (how Python stores and checks it).
+enum class ScalarKind { count, number, flag };
+
+constexpr const char* describe(ScalarKind kind) {
+    switch (kind) {
+        case ScalarKind::count: return "count";
+        case ScalarKind::number: return "number";
+        case ScalarKind::flag: return "flag";
+    }
+    return "";
+}
+
+/// One scalar of a rule's per-group state (rules with `GroupState`): state
+/// that evolves with the steps of a parameter group rather than per element
+/// or per tensor, e.g. the schedule-free step count and weight sum. Exactly
+/// one of the three fields is set, by `kind`.
+template <class GroupState>
+struct GroupScalar {
+    const char* name;
+    ScalarKind kind;
+    std::int64_t GroupState::*count = nullptr;
+    double GroupState::*number = nullptr;
+    bool GroupState::*flag = nullptr;
+};
+
+/// Whether Rule keeps per-group state: it then names `GroupState` (a value
+/// type, default-constructed for a new group), lists its `group_scalars`, and
+/// provides `StepValues advance(config, state)` (the step's group-level values
+/// in double, and the state after it; throws std::invalid_argument or
+/// WrongMode when the step cannot be taken) and `check_group_state(state)`.
+/// A rule with `has_modes` also switches its parameters between two points:
+/// `mode_weight(config, to_train)` is the lerp weight toward its state array
+/// `mode_state`, and the group's state records the mode (`train_mode`).
+template <class R, class = void>
+struct HasGroupState : std::false_type {};
+template <class R>
+struct HasGroupState<R, std::void_t<typename R::GroupState>> : std::true_type {};
+
+/// The error of a step taken in the wrong mode (Python: RuntimeError).
+struct WrongMode : std::logic_error {
+    using std::logic_error::logic_error;
+};
+
+/// The schedule-free rules' shared group state and checks.
+struct ScheduleFreeGroup {
+    using GroupState = ScheduleFreeGroupState;
+    using StepValues = kernels::ScheduleFreeSchedule;
+    static constexpr bool has_modes = true;
+    static constexpr std::size_t mode_state = 0;  // z
+    static constexpr std::array<GroupScalar<ScheduleFreeGroupState>, 4> group_scalars{{
+        {"k", ScalarKind::count, &ScheduleFreeGroupState::k, nullptr, nullptr},
+        {"lr_max", ScalarKind::number, nullptr, &ScheduleFreeGroupState::lr_max, nullptr},
+        {"weight_sum", ScalarKind::number, nullptr, &ScheduleFreeGroupState::weight_sum, nullptr},
+        {"train_mode", ScalarKind::flag, nullptr, nullptr, &ScheduleFreeGroupState::train_mode},
+    }};
+
+    /// The ranges a group's state can reach: k >= 0 (and below 2**53, exact in
+    /// the double Python stores it in), lr_max -1 (no step yet) or >= 0, weight_sum >= 0.
+    static void check_group_state(const ScheduleFreeGroupState& s) {
+        if (s.k < 0 || s.k >= (std::int64_t{1} << 53)) {
+            throw std::invalid_argument("k must be an integer in [0, 2**53), got " + std::to_string(s.k));
+        }
+        if (!(std::isfinite(s.lr_max) && (s.lr_max == -1.0 || s.lr_max >= 0.0))) {
+            throw std::invalid_argument("lr_max must be -1 or a finite number >= 0, got " + format_value(s.lr_max));
+        }
+        if (!(std::isfinite(s.weight_sum) && s.weight_sum >= 0.0)) {
+            throw std::invalid_argument("weight_sum must be a finite number >= 0, got " +
+                                        format_value(s.weight_sum));
+        }
+    }
+
+    static kernels::ScheduleFreeSchedule schedule(double lr, double warmup_steps, double r, double weight_lr_power,
+                                                  double beta2, const ScheduleFreeGroupState& s) {
+        if (!s.train_mode) {
+            throw WrongMode("the optimizer is in eval mode (the parameters hold the average x): call train() "
+                            "before step(), and eval() before evaluating or saving");
+        }
+        const auto values = kernels::ScheduleFreeSchedule::make(lr, warmup_steps, r, weight_lr_power, beta2, s);
+        if (!values.finite) {
+            throw std::invalid_argument("the warmup-scaled lr or the average's weight (k + 1)**r * "
+                                        "lr_max**weight_lr_power is not finite at k = " + std::to_string(s.k) +
+                                        " (lr * warmup = " + format_value(values.lr) + ", r = " + format_value(r) +
+                                        ", weight_lr_power = " + format_value(weight_lr_power) + ", lr_max = " +
+                                        format_value(values.next.lr_max) + ")");
+        }
+        return values;
+    }
+
+    /// The lerp weight from y toward z that gives x (eval) or from x that gives y (train).
+    static double weight_toward_z(double beta, bool to_train) { return to_train ? 1.0 - beta : 1.0 - 1.0 / beta; }
+};
+
+template <>
+struct Rule<ScheduleFreeAdamWConfig> : ScheduleFreeGroup {
+    using Config = ScheduleFreeAdamWConfig;
+    static constexpr const char* name = "schedule_free_adamw";
+    template <class T>
+    using Tensor = ScheduleFreeAdamWTensor<T>;
+    static constexpr bool has_step = false;
+    static constexpr std::array<Number<Config>, 8> numbers{{
+        {"lr", &Config::lr, Range::non_negative},
+        {"beta1", &Config::beta1, Range::open_unit_interval},
+        {"beta2", &Config::beta2, Range::unit_interval},
+        {"eps", &Config::eps, Range::non_negative},
+        {"weight_decay", &Config::weight_decay, Range::non_negative},
+        {"warmup_steps", &Config::warmup_steps, Range::non_negative},
+        {"r", &Config::r, Range::finite},
+        {"weight_lr_power", &Config::weight_lr_power, Range::finite},
+    }};
+    static constexpr std::array<Flag<Config>, 0> flags{};
+    static constexpr std::array<State<Config, ScheduleFreeAdamWTensor>, 2> states{{
+        {"z", "zs", "", nullptr, &ScheduleFreeAdamWTensor<float>::z, &ScheduleFreeAdamWTensor<double>::z,
+         &ScheduleFreeAdamWTensor<float>::initialize_z, &ScheduleFreeAdamWTensor<double>::initialize_z, "param"},
+        {"exp_avg_sq", "exp_avg_sqs", "", nullptr, &ScheduleFreeAdamWTensor<float>::exp_avg_sq,
+         &ScheduleFreeAdamWTensor<double>::exp_avg_sq},
+    }};
+    static void check(const Config&) {}
+    static StepValues advance(const Config& c, const GroupState& s) {
+        return schedule(c.lr, c.warmup_steps, c.r, c.weight_lr_power, c.beta2, s);
+    }
+    static double mode_weight(const Config& c, bool to_train) { return weight_toward_z(c.beta1, to_train); }
+};
+
+template <>
+struct Rule<ScheduleFreeSgdConfig> : ScheduleFreeGroup {
+    using Config = ScheduleFreeSgdConfig;
+    static constexpr const char* name = "schedule_free_sgd";
+    template <class T>
+    using Tensor = ScheduleFreeSgdTensor<T>;
+    static constexpr bool has_step = false;
+    static constexpr std::array<Number<Config>, 6> numbers{{
+        {"lr", &Config::lr, Range::non_negative},
+        {"momentum", &Config::momentum, Range::open_unit_interval},
+        {"weight_decay", &Config::weight_decay, Range::non_negative},
+        {"warmup_steps", &Config::warmup_steps, Range::non_negative},
+        {"r", &Config::r, Range::finite},
+        {"weight_lr_power", &Config::weight_lr_power, Range::finite},
+    }};
+    static constexpr std::array<Flag<Config>, 0> flags{};
+    static constexpr std::array<State<Config, ScheduleFreeSgdTensor>, 1> states{{
+        {"z", "zs", "", nullptr, &ScheduleFreeSgdTensor<float>::z, &ScheduleFreeSgdTensor<double>::z,
+         &ScheduleFreeSgdTensor<float>::initialize_z, &ScheduleFreeSgdTensor<double>::initialize_z, "param"},
+    }};
+    static void check(const Config&) {}
+    static StepValues advance(const Config& c, const GroupState& s) {
+        return schedule(c.lr, c.warmup_steps, c.r, c.weight_lr_power, 0.0, s);
+    }
+    static double mode_weight(const Config& c, bool to_train) { return weight_toward_z(c.momentum, to_train); }
+};
+
 template <>
 struct Rule<SparseAdamConfig> {
     using Config = SparseAdamConfig;
@@ -246,7 +405,7 @@ struct Rule<RowwiseAdagradConfig> {
     static constexpr std::array<Flag<RowwiseAdagradConfig>, 1> flags{{{"maximize", &RowwiseAdagradConfig::maximize}}};
     static constexpr std::array<State<RowwiseAdagradConfig, RowwiseAdagradTensor>, 1> states{{
         {"sum", "state_sums", "", nullptr, &RowwiseAdagradTensor<float>::sum, &RowwiseAdagradTensor<double>::sum,
-         nullptr, nullptr, true},
+         nullptr, nullptr, "gradient", true},
     }};
     static void check(const RowwiseAdagradConfig&) {}
 };
@@ -258,6 +417,8 @@ void for_each_rule(F&& f) {
     f(Rule<AdagradConfig>{});
     f(Rule<RmspropConfig>{});
     f(Rule<AdamConfig>{});
+    f(Rule<ScheduleFreeAdamWConfig>{});
+    f(Rule<ScheduleFreeSgdConfig>{});
     f(Rule<SparseAdamConfig>{});
     f(Rule<RowwiseAdagradConfig>{});
 }

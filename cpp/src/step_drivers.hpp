@@ -18,6 +18,20 @@ template <class Config, class T>
 void run_step(const Config& config, const typename rules::Rule<Config>::template Tensor<T>* tensors,
               std::size_t count);
 
+/// Runs one step of a rule with per-group state (rules::HasGroupState) over
+/// `count` checked tensors, with the values rules::Rule<Config>::advance gave
+/// for the group. The caller stores the group's next state afterwards.
+template <class Config, class T>
+void run_group_step(const Config& config, const typename rules::Rule<Config>::StepValues& values,
+                    const typename rules::Rule<Config>::template Tensor<T>* tensors, std::size_t count);
+
+/// The mode switch of a rule with modes over `count` checked tensors:
+/// param <- lerp(param, mode state, weight) for every tensor (weight from
+/// rules::Rule<Config>::mode_weight).
+template <class Config, class T>
+void run_mode_switch(double weight, const typename rules::Rule<Config>::template Tensor<T>* tensors,
+                     std::size_t count);
+
 /// Makes the runtime settings (LRCORE_ISA, LRCORE_NUM_THREADS) take effect,
 /// throwing now if an environment variable is invalid, so that a step can
 /// report it before it writes anything.

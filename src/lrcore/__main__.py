@@ -23,6 +23,8 @@ class Command(NamedTuple):
 _commands: Dict[str, Command] = {
     "bench": Command("time the update rules against numpy, torch.optim and a memory roof", "lrcore.bench"),
     "plot": Command("draw learning-rate schedules to an image file (needs matplotlib)", "lrcore._plot_command"),
+    "bench-distributed": Command("time the ZeRO-1 sharded step under mpiexec (needs lrcore[mpi])",
+                                 "lrcore.distributed._bench"),
 }
 
 

@@ -9,19 +9,30 @@
 # carry stub files of its own submodules.
 from types import ModuleType
 from typing import (
-    Any, Callable, ClassVar, Iterable, List, Literal, Mapping, Optional, Sequence, SupportsIndex, Tuple,
+    Any, Callable, ClassVar, Iterable, List, Literal, Mapping, Optional, Sequence, SupportsIndex, Tuple, Union,
 )
 
 import numpy as np
 
 # One parameter group of a step: (native hyperparameters, params, grads,
-# state name -> list of arrays (None entries are created), per-tensor step counters or None).
-_Group = Tuple[
-    Mapping[str, Any],
-    Sequence[np.ndarray],
-    Sequence[Optional[np.ndarray]],
-    Mapping[str, Optional[List[Optional[np.ndarray]]]],
-    Optional[np.ndarray],
+# state name -> list of arrays (None entries are created), per-tensor step counters or None),
+# and for a rule with per-group state, the group's float64 state array.
+_Group = Union[
+    Tuple[
+        Mapping[str, Any],
+        Sequence[np.ndarray],
+        Sequence[Optional[np.ndarray]],
+        Mapping[str, Optional[List[Optional[np.ndarray]]]],
+        Optional[np.ndarray],
+    ],
+    Tuple[
+        Mapping[str, Any],
+        Sequence[np.ndarray],
+        Sequence[Optional[np.ndarray]],
+        Mapping[str, Optional[List[Optional[np.ndarray]]]],
+        Optional[np.ndarray],
+        np.ndarray,
+    ],
 ]
 
 class _Rule:
@@ -31,11 +42,17 @@ class _Rule:
     # (name, kind "number" | "flag", valid range in words), in the kernel's order.
     @property
     def hyperparameters(self) -> List[Tuple[str, str, str]]: ...
-    # (state name, functional list name, needed when ("" = always), kernel-initialized).
+    # (state name, functional list name, needed when ("" = always), kernel-initialized,
+    # what the kernel initializes it from: "gradient", "param", or "" when not kernel-initialized).
     @property
-    def states(self) -> List[Tuple[str, str, str, bool]]: ...
+    def states(self) -> List[Tuple[str, str, str, bool, str]]: ...
     @property
     def has_step(self) -> bool: ...
+    # (name, kind "count" | "number" | "flag", initial value) of the per-group state; empty without one.
+    @property
+    def group_scalars(self) -> List[Tuple[str, str, float]]: ...
+    @property
+    def has_modes(self) -> bool: ...
     # The states with one value per row of the parameter (shape param.shape[:1]).
     @property
     def row_states(self) -> Tuple[str, ...]: ...
@@ -57,6 +74,9 @@ class _Rule:
     ) -> bool: ...
     def check_hyperparameters(self, hyperparameters: Mapping[str, Any], prefix: str = "") -> None: ...
     def needed_states(self, hyperparameters: Mapping[str, Any]) -> List[str]: ...
+    # Rules with modes: groups are (hyperparameters, params, state, group_state).
+    def switch_mode(self, groups: Sequence[Tuple[Any, ...]], train: bool) -> None: ...
+    def check_group_state(self, group_state: np.ndarray, prefix: str = "") -> None: ...
 
 class _RulesModule(ModuleType):
     # lrcore._core.rules: one Rule object per native rule.
@@ -65,6 +85,8 @@ class _RulesModule(ModuleType):
     adagrad: _Rule
     rmsprop: _Rule
     adam: _Rule
+    schedule_free_adamw: _Rule
+    schedule_free_sgd: _Rule
     sparse_adam: _Rule
     rowwise_adagrad: _Rule
     names: Tuple[str, ...]
@@ -330,6 +352,15 @@ class _GradientsModule(ModuleType):
     ) -> float: ...
     @staticmethod
     def clip_grad_value(grads: Sequence[Optional[np.ndarray]], clip_value: float) -> None: ...
+    # The pieces of global_norm, for a caller holding the gradients in parts (lrcore.distributed).
+    @staticmethod
+    def norm_partials(
+        grads: Sequence[Optional[np.ndarray]], norm_type: float = 2.0
+    ) -> Tuple[np.ndarray, np.ndarray]: ...
+    @staticmethod
+    def norm_from_partials(float32_partials: np.ndarray, float64_partials: np.ndarray, norm_type: float = 2.0) -> float: ...
+    @staticmethod
+    def clip_coefficient(total_norm: float, max_norm: float) -> float: ...
 
 # ------------------------------------------------------------------- bench --
 # cpp/python/register_bench.cpp: the benchmark's memory roof. For tensor i,

@@ -22,7 +22,7 @@ from typing import Any, Dict, Mapping, Tuple
 
 from . import _core
 
-__all__ = ["RULES", "Hyperparameter", "RuleDescription", "StateArray", "documentation_table"]
+__all__ = ["RULES", "GroupScalar", "Hyperparameter", "RuleDescription", "StateArray", "documentation_table"]
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,9 @@ class StateArray:
         list_name: the functional layer's argument for the list of them.
         needed_when: the configuration that needs it, in words; ``""`` when always.
         initial: ``"zero"``, ``"gradient"`` (the kernel starts it from the
-            gradient on its first use) or the name of the option it is filled with.
+            gradient on its first use), ``"param"`` (the kernel starts it as a
+            copy of the parameter on its first use) or the name of the option
+            it is filled with.
         per_row: one value per row of the parameter (shape ``param.shape[:1]``)
             instead of one per element (row-wise AdaGrad's accumulator).
     """
@@ -71,6 +73,34 @@ class StateArray:
     @property
     def always(self) -> bool:
         return not self.needed_when
+
+    @property
+    def kernel_initialized(self) -> bool:
+        """Whether the step creates it (None until the tensor's first step) and the kernel fills it."""
+        return self.initial in ("gradient", "param")
+
+
+@dataclass(frozen=True)
+class GroupScalar:
+    """One scalar a rule keeps per parameter group (the schedule-free step count, weight sum, mode).
+
+    Attributes:
+        name: its key in ``state_dict()["group_states"][g]``.
+        kind: ``"count"`` (an int), ``"number"`` (a float) or ``"flag"`` (a bool).
+        initial: its value in a new group.
+    """
+
+    name: str
+    kind: str
+    initial: float
+
+    def export(self, value: float) -> Any:
+        """The stored float as state_dict shows it: an int, a float or a bool."""
+        if self.kind == "count":
+            return int(value)
+        if self.kind == "flag":
+            return bool(value)
+        return float(value)
 
 
 @dataclass(frozen=True)
@@ -91,6 +121,10 @@ class RuleDescription:
         has_step: whether the kernel uses per-tensor step numbers.
         dense_gradients: whether the rule takes numpy gradients (SparseAdam does not).
         sparse_gradients: whether it takes row-sparse gradients (:class:`lrcore.SparseRows`).
+        group_scalars: the per-group state (from the native description); a
+            step takes and advances it (the functional layer's ``group_state``).
+        has_modes: whether the rule switches its parameters between a train
+            and an eval point (the classes then have ``train()`` and ``eval()``).
     """
 
     name: str
@@ -106,6 +140,8 @@ class RuleDescription:
     has_step: bool = False
     dense_gradients: bool = True
     sparse_gradients: bool = False
+    group_scalars: Tuple[GroupScalar, ...] = ()
+    has_modes: bool = False
 
     @property
     def defaults(self) -> Dict[str, Any]:
@@ -165,14 +201,18 @@ def _complete(rule: RuleDescription) -> RuleDescription:
     row_states = set(rule.native.row_states)
     states = tuple(
         StateArray(name, list_name, needed_when,
-                   "gradient" if kernel_initialized else rule.initial.get(name, "zero"), name in row_states)
-        for name, list_name, needed_when, kernel_initialized in rule.native.states
+                   initialized_from if kernel_initialized else rule.initial.get(name, "zero"),
+                   name in row_states)
+        for name, list_name, needed_when, kernel_initialized, initialized_from in rule.native.states
     )
-    expected = {s.list_name for s in states} | ({"steps"} if rule.native.has_step else set())
+    group_scalars = tuple(GroupScalar(name, kind, initial) for name, kind, initial in rule.native.group_scalars)
+    expected = ({s.list_name for s in states} | ({"steps"} if rule.native.has_step else set())
+                | ({"group_state"} if group_scalars else set()))
     if not expected <= set(rule.functional_arguments) <= expected | {"steps"}:
         raise RuntimeError(f"{rule.name}: functional arguments {rule.functional_arguments} do not match the "
                            f"native states {sorted(expected)}")
     return replace(rule, hyperparameters=tuple(hyperparameters), states=states, has_step=rule.native.has_step,
+                   group_scalars=group_scalars, has_modes=rule.native.has_modes,
                    dense_gradients=rule.native.dense_gradients, sparse_gradients=rule.native.sparse_gradients)
 
 
@@ -287,6 +327,71 @@ ADAMW = replace(
     fixed={"decoupled_weight_decay": True},
 )
 
+_SCHEDULE_FREE_GROUP = """\
+with k the group's step count (state: k, lr_max, weight_sum, train_mode):
+lr     = lr * (k + 1) / warmup_steps   (while k < warmup_steps)
+lr_max = max(lr, lr_max);  w = (k + 1)**r * lr_max**weight_lr_power
+weight_sum = weight_sum + w;  c = w / weight_sum   (0 when weight_sum == 0)"""
+
+_SCHEDULE_FREE_MODES = """\
+z = y on the tensor's first step; train()/eval() move p between y and x:
+eval: p = lerp(p, z, 1 - 1/{beta})    train: p = lerp(p, z, 1 - {beta})"""
+
+
+def _warmup() -> Hyperparameter:
+    return _number("warmup_steps", 0, "linear learning-rate warmup over this many steps (the package's own)")
+
+
+def _weighting() -> Tuple[Hyperparameter, Hyperparameter]:
+    return (_number("r", 0.0, "weight the average's iterates by (k + 1)**r"),
+            _number("weight_lr_power", 2.0, "weight the average's iterates by lr_max**weight_lr_power"))
+
+
+SCHEDULE_FREE_ADAMW = _complete(RuleDescription(
+    name="schedule_free_adamw",
+    class_name="ScheduleFreeAdamW",
+    native=_core.rules.schedule_free_adamw,
+    summary="Schedule-free AdamW (Defazio et al. 2024): no learning-rate schedule needed; the parameters hold y "
+            "in train mode and the average x in eval mode (the schedulefree package's AdamWScheduleFree).",
+    formula=_SCHEDULE_FREE_GROUP + """
+v = beta2 * v + (1 - beta2) * g * g
+u = g / (sqrt(v / (1 - beta2**(k + 1))) + eps) + weight_decay * y
+y = lerp(y, z, c) + lr * (beta1 * (1 - c) - 1) * u
+z = z - lr * u
+""" + _SCHEDULE_FREE_MODES.format(beta="beta1"),
+    hyperparameters=(
+        _number("lr", 0.0025, "learning rate"),
+        _pair("betas", ("beta1", "beta2"), (0.9, 0.999),
+              "interpolation between z and x, and the second-moment decay; each a number or a schedule"),
+        _number("eps", 1e-8, "added to the denominator for numerical stability"),
+        _number("weight_decay", 0.0, "weight decay, taken at y (added to the normalized gradient)"),
+        _warmup(),
+        *_weighting(),
+    ),
+    functional_arguments=("zs", "exp_avg_sqs", "group_state"),
+))
+
+SCHEDULE_FREE_SGD = _complete(RuleDescription(
+    name="schedule_free_sgd",
+    class_name="ScheduleFreeSGD",
+    native=_core.rules.schedule_free_sgd,
+    summary="Schedule-free SGD (Defazio et al. 2024): no learning-rate schedule needed; the parameters hold y "
+            "in train mode and the average x in eval mode (the schedulefree package's SGDScheduleFree).",
+    formula=_SCHEDULE_FREE_GROUP + """
+u = g + weight_decay * y
+y = lerp(y, z, c) + lr * (momentum * (1 - c) - 1) * u
+z = z - lr * u
+""" + _SCHEDULE_FREE_MODES.format(beta="momentum"),
+    hyperparameters=(
+        _number("lr", 1.0, "learning rate"),
+        _number("momentum", 0.9, "interpolation between z and x (in (0, 1), as the package requires)"),
+        _number("weight_decay", 0.0, "L2 penalty added to the gradient, taken at y"),
+        _warmup(),
+        *_weighting(),
+    ),
+    functional_arguments=("zs", "group_state"),
+))
+
 SPARSE_ADAM = _complete(RuleDescription(
     name="sparse_adam",
     class_name="SparseAdam",
@@ -331,6 +436,7 @@ p[r]   = p[r] + (-lr / (sqrt(sum[r]) + eps)) * g
 
 #: Every rule, by name, in the order the documentation lists them.
 RULES: Dict[str, RuleDescription] = {rule.name: rule for rule in (SGD, ADAGRAD, RMSPROP, ADAM, ADAMW,
+                                                                  SCHEDULE_FREE_ADAMW, SCHEDULE_FREE_SGD,
                                                                   SPARSE_ADAM, ROWWISE_ADAGRAD)}
 
 
@@ -345,5 +451,7 @@ def documentation_table() -> str:
             f"`{s.name}`" + (f" (when {s.needed_when})" if s.needed_when else "")
             + (" (one per row)" if s.per_row else "") for s in rule.states
         ) or "none"
+        if rule.group_scalars:
+            states += "<br>per group: " + ", ".join(f"`{g.name}`" for g in rule.group_scalars)
         lines.append(f"| `lrcore.{rule.class_name}` | {arguments} | {states} |")
     return "\n".join(lines)

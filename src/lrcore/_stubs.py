@@ -96,6 +96,13 @@ def classes_stub() -> str:
             "".join(f"        {argument},\n" for argument in arguments),
             "    ) -> None: ...\n",
         ]
+        if rule.has_modes:
+            parts += [
+                "    def train(self) -> None: ...\n",
+                "    def eval(self) -> None: ...\n",
+                "    @property\n",
+                "    def train_mode(self) -> bool: ...\n",
+            ]
     return "".join(parts)
 
 
@@ -110,11 +117,11 @@ def functional_parameters(rule: RuleDescription) -> List[str]:
     parameters: List[str] = []
     for name in rule.functional_arguments:
         state = next((s for s in rule.states if s.list_name == name), None)
-        if state is None:  # the per-tensor step counters
-            annotation, required = "np.ndarray", rule.has_step
+        if state is None:  # the per-tensor step counters, or the group's state
+            annotation, required = "np.ndarray", rule.has_step or name == "group_state"
         else:
             # Lists the step may fill in (None entries) must be lists; complete ones may be any sequence.
-            annotation = "_Arrays" if state.always and state.initial != "gradient" else "_LazyArrays"
+            annotation = "_Arrays" if state.always and not state.kernel_initialized else "_LazyArrays"
             required = state.always
         parameters.append(f"{name}: {annotation}" if required else f"{name}: Optional[{annotation}] = None")
     parameters.append("*")
@@ -129,7 +136,9 @@ def functional_parameters(rule: RuleDescription) -> List[str]:
 
 def functional_stub() -> str:
     """The text of ``functional.pyi``: every rule's function with its real signature, and state_like."""
-    names = sorted([*RULES, "state_like", "row_state_like"])
+    modes = [f"{rule.name}_{mode}" for rule in RULES.values() if rule.has_modes for mode in ("train", "eval")]
+    group_states = ["new_group_state"] if any(rule.group_scalars for rule in RULES.values()) else []
+    names = sorted([*RULES, *modes, *group_states, "state_like", "row_state_like"])
     parts = [
         _HEADER,
         "\n",
@@ -158,6 +167,18 @@ def functional_stub() -> str:
             "".join(f"    {argument},\n" for argument in arguments),
             ") -> None: ...\n",
         ]
+        if rule.has_modes:
+            keywords = [p for p in functional_parameters(rule) if ": float =" in p or ": bool =" in p]
+            for mode in ("train", "eval"):
+                arguments = ["params: _Arrays", f"{rule.states[0].list_name}: _LazyArrays",
+                             "group_state: np.ndarray", "*", *keywords]
+                parts += [
+                    f"def {rule.name}_{mode}(\n",
+                    "".join(f"    {argument},\n" for argument in arguments),
+                    ") -> None: ...\n",
+                ]
+    if group_states:
+        parts.append("def new_group_state(rule: str) -> np.ndarray: ...\n")
     return "".join(parts)
 
 

@@ -145,6 +145,9 @@ def save(path: PathLike, optimizer: Optimizer, *, params: bool = True) -> None:
         "params": [{"shape": list(p.shape), "dtype": p.dtype.str} for p in param_list] if params else None,
         "num_params": len(param_list),
     }
+    if "group_states" in state_dict:
+        # Per-group state of the schedule-free rules: plain ints, floats and bools (JSON keeps them exactly).
+        metadata["group_states"] = state_dict["group_states"]
     text = json.dumps(metadata, allow_nan=True)
     _atomic_savez(os.fspath(path), arrays, text)
 
@@ -388,6 +391,8 @@ def _state_dict_from(metadata: Dict[str, Any], arrays: Dict[str, np.ndarray], pa
         state_dict["max_grad_norm"] = _decode(clipping["max_grad_norm"])
         state_dict["norm_type"] = clipping["norm_type"]
         state_dict["last_grad_norm"] = clipping["last_grad_norm"]
+    if "group_states" in metadata:
+        state_dict["group_states"] = metadata["group_states"]  # its types and ranges: load_state_dict checks them
     return state_dict, (stored_params if load_params and stored is not None else None)
 
 

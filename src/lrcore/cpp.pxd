@@ -81,6 +81,36 @@ cdef extern from "lrcore/lrcore.hpp" namespace "lrcore" nogil:
     void validate(const RmspropConfig& config) except +
     void validate(const AdamConfig& config) except +
 
+    cdef cppclass ScheduleFreeAdamWConfig:
+        double lr
+        double beta1
+        double beta2
+        double eps
+        double weight_decay
+        double warmup_steps
+        double r
+        double weight_lr_power
+        double grad_scale
+
+    cdef cppclass ScheduleFreeSgdConfig:
+        double lr
+        double momentum
+        double weight_decay
+        double warmup_steps
+        double r
+        double weight_lr_power
+        double grad_scale
+
+    # A schedule-free parameter group's state (caller-owned; starts in eval mode).
+    cdef cppclass ScheduleFreeGroupState:
+        int64_t k
+        double lr_max
+        double weight_sum
+        bool train_mode
+
+    void validate(const ScheduleFreeAdamWConfig& config) except +
+    void validate(const ScheduleFreeSgdConfig& config) except +
+
     # --- tensors.hpp: one parameter and its state, as caller-owned pointers
     # (T is float or double; optional state may be NULL when unused) -------
 
@@ -115,6 +145,21 @@ cdef extern from "lrcore/lrcore.hpp" namespace "lrcore" nogil:
         size_t size
         int64_t step
 
+    cdef cppclass ScheduleFreeAdamWTensor[T]:
+        T* param
+        const T* grad
+        T* z
+        T* exp_avg_sq
+        size_t size
+        bool initialize_z
+
+    cdef cppclass ScheduleFreeSgdTensor[T]:
+        T* param
+        const T* grad
+        T* z
+        size_t size
+        bool initialize_z
+
     # --- optimizers.hpp: one step over `count` tensors, or over one -------
 
     void sgd_step(const SgdConfig& config, const SgdTensor[float]* tensors, size_t count) except +
@@ -136,6 +181,32 @@ cdef extern from "lrcore/lrcore.hpp" namespace "lrcore" nogil:
     void adam_step(const AdamConfig& config, const AdamTensor[double]* tensors, size_t count) except +
     void adam_step(const AdamConfig& config, const AdamTensor[float]& tensor) except +
     void adam_step(const AdamConfig& config, const AdamTensor[double]& tensor) except +
+
+    # Schedule-free: a step in eval mode raises RuntimeError (std::logic_error); train/eval switch modes.
+    void schedule_free_adamw_step(const ScheduleFreeAdamWConfig& config, ScheduleFreeGroupState& state,
+                                  const ScheduleFreeAdamWTensor[float]* tensors, size_t count) except +
+    void schedule_free_adamw_step(const ScheduleFreeAdamWConfig& config, ScheduleFreeGroupState& state,
+                                  const ScheduleFreeAdamWTensor[double]* tensors, size_t count) except +
+    void schedule_free_adamw_train(const ScheduleFreeAdamWConfig& config, ScheduleFreeGroupState& state,
+                                   const ScheduleFreeAdamWTensor[float]* tensors, size_t count) except +
+    void schedule_free_adamw_train(const ScheduleFreeAdamWConfig& config, ScheduleFreeGroupState& state,
+                                   const ScheduleFreeAdamWTensor[double]* tensors, size_t count) except +
+    void schedule_free_adamw_eval(const ScheduleFreeAdamWConfig& config, ScheduleFreeGroupState& state,
+                                  const ScheduleFreeAdamWTensor[float]* tensors, size_t count) except +
+    void schedule_free_adamw_eval(const ScheduleFreeAdamWConfig& config, ScheduleFreeGroupState& state,
+                                  const ScheduleFreeAdamWTensor[double]* tensors, size_t count) except +
+    void schedule_free_sgd_step(const ScheduleFreeSgdConfig& config, ScheduleFreeGroupState& state,
+                                const ScheduleFreeSgdTensor[float]* tensors, size_t count) except +
+    void schedule_free_sgd_step(const ScheduleFreeSgdConfig& config, ScheduleFreeGroupState& state,
+                                const ScheduleFreeSgdTensor[double]* tensors, size_t count) except +
+    void schedule_free_sgd_train(const ScheduleFreeSgdConfig& config, ScheduleFreeGroupState& state,
+                                 const ScheduleFreeSgdTensor[float]* tensors, size_t count) except +
+    void schedule_free_sgd_train(const ScheduleFreeSgdConfig& config, ScheduleFreeGroupState& state,
+                                 const ScheduleFreeSgdTensor[double]* tensors, size_t count) except +
+    void schedule_free_sgd_eval(const ScheduleFreeSgdConfig& config, ScheduleFreeGroupState& state,
+                                const ScheduleFreeSgdTensor[float]* tensors, size_t count) except +
+    void schedule_free_sgd_eval(const ScheduleFreeSgdConfig& config, ScheduleFreeGroupState& state,
+                                const ScheduleFreeSgdTensor[double]* tensors, size_t count) except +
 
     # --- runtime.hpp: instruction set, threads, denormals -----------------
 

@@ -17,6 +17,14 @@ State lists that only some configurations need (e.g. ``max_exp_avg_sqs`` with
 AMSGrad) may hold ``None`` entries: the step creates those arrays in the list
 (with :func:`state_like`) once every check has passed.
 
+A rule with per-group state (the schedule-free rules) also takes
+``group_state``, a float64 array with one element per group scalar (made by
+:func:`new_group_state`), which each call advances; its schedule-free
+parameters hold y, where gradients are taken, and ``<name>_train`` /
+``<name>_eval`` move them between y and the average x in place (a new group
+state is in eval mode, as the package's optimizers start: call the train
+function first).
+
 The functions are made from the rule descriptions in :mod:`lrcore._rules`;
 each one's docstring states its formula (``s = -1`` when maximizing, else 1;
 ``t`` is the tensor's 1-based step number).
@@ -30,8 +38,10 @@ import numpy as np
 
 from ._rules import RULES, RuleDescription
 
-__all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd", "state_like", "sparse_adam", "rowwise_adagrad",
-           "row_state_like"]
+__all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd", "state_like",
+           "schedule_free_adamw", "schedule_free_adamw_train", "schedule_free_adamw_eval",
+           "schedule_free_sgd", "schedule_free_sgd_train", "schedule_free_sgd_eval", "new_group_state",
+           "sparse_adam", "rowwise_adagrad", "row_state_like"]
 
 _CACHE_LINE = 64
 
@@ -69,9 +79,14 @@ def _docstring(rule: RuleDescription) -> str:
         if name == "steps":
             lines.append("    steps: int64 counters, one per tensor, incremented for each tensor updated.")
             continue
+        if name == "group_state":
+            scalars = ", ".join(g.name for g in rule.group_scalars)
+            lines.append(f"    group_state: float64 array [{scalars}] (from new_group_state), advanced by each call.")
+            continue
         state = next(s for s in rule.states if s.list_name == name)
         when = f"; required when {state.needed_when}" if state.needed_when else ""
-        start = {"zero": "start at zero", "gradient": "None entries start as the gradient on their first use"}.get(
+        start = {"zero": "start at zero", "gradient": "None entries start as the gradient on their first use",
+                 "param": "None entries start as a copy of the parameter on their first use"}.get(
             state.initial, f"start at {state.initial}")
         shape = "; one value per row, see :func:`row_state_like`" if state.per_row else ""
         lines.append(f"    {name}: the ``{state.name}`` arrays ({start}{when}{shape}).")
@@ -90,7 +105,7 @@ def _make_function(rule: RuleDescription) -> Callable[..., None]:
     optional = False
     for name in rule.functional_arguments:
         state = next((s for s in rule.states if s.list_name == name), None)
-        required = state.always if state is not None else rule.has_step
+        required = state.always if state is not None else (rule.has_step or name == "group_state")
         if required and optional:
             raise RuntimeError(f"{rule.name}: required argument {name} follows an optional one")
         optional = optional or not required
@@ -110,9 +125,10 @@ def _make_function(rule: RuleDescription) -> Callable[..., None]:
             values.append(f"{native!r}: {native}")
     values.extend(f"{name!r}: {value!r}" for name, value in rule.fixed.items())
     steps = "steps" if "steps" in rule.functional_arguments else "None"
+    group_state = ", group_state" if rule.group_scalars else ""
     source = (
         f"def {rule.name}(params, grads, {', '.join(positional + ['*'] + keywords)}):\n"
-        f"    _step([({{{', '.join(values)}}}, params, grads, {{{', '.join(state_entries)}}}, {steps})],\n"
+        f"    _step([({{{', '.join(values)}}}, params, grads, {{{', '.join(state_entries)}}}, {steps}{group_state})],\n"
         f"          None, False, _state_like)\n"
     )
     namespace: Dict[str, Any] = {"_defaults": defaults, "_step": rule.native.step, "_state_like": state_like}
@@ -124,10 +140,59 @@ def _make_function(rule: RuleDescription) -> Callable[..., None]:
     return function
 
 
+def _make_mode_function(rule: RuleDescription, train: bool) -> Callable[..., None]:
+    """``<rule>_train`` / ``<rule>_eval``: the rule's mode switch over one group, with the step's keywords."""
+    keywords: List[str] = []
+    values: List[str] = []
+    defaults: Dict[str, Any] = {}
+    for h in rule.hyperparameters:
+        native_defaults = h.default if len(h.native) > 1 else (h.default,)
+        for native, default in zip(h.native, native_defaults):
+            defaults[native] = default
+            keywords.append(f"{native}=_defaults[{native!r}]")
+            values.append(f"{native!r}: {native}")
+    values.extend(f"{name!r}: {value!r}" for name, value in rule.fixed.items())
+    mode_state = rule.states[0]
+    name = f"{rule.name}_{'train' if train else 'eval'}"
+    source = (
+        f"def {name}(params, {mode_state.list_name}, group_state, *, {', '.join(keywords)}):\n"
+        f"    _switch([({{{', '.join(values)}}}, params, {{{mode_state.name!r}: {mode_state.list_name}}}, "
+        f"group_state)], {train})\n"
+    )
+    namespace: Dict[str, Any] = {"_defaults": defaults, "_switch": rule.native.switch_mode}
+    exec(source, namespace)  # noqa: S102 - the source is built above from the rule descriptions only
+    function = namespace[name]
+    point = "y (where gradients are taken)" if train else "the average x (to evaluate)"
+    function.__doc__ = (
+        f"Moves the parameters of one {rule.name} group to {point}, in place; nothing when "
+        f"``group_state`` is already in {'train' if train else 'eval'} mode. Parameters whose "
+        f"``{mode_state.list_name}`` entry is None (never stepped) stay.\n\n::\n\n"
+        + "\n".join("    " + line for line in rule.formula.splitlines()[-2:]) + "\n"
+    )
+    function.__module__ = __name__
+    function.__qualname__ = name
+    return function
+
+
+def new_group_state(rule: str) -> np.ndarray:
+    """A new group's state for the rule named ``rule`` (e.g. ``"schedule_free_adamw"``): a float64 array
+    of its group scalars at their initial values ([k, lr_max, weight_sum, train_mode] = [0, -1, 0, 0])."""
+    description = RULES.get(rule)
+    if description is None or not description.group_scalars:
+        raise ValueError(f"rule must name a rule with per-group state, got {rule!r}")
+    return np.array([g.initial for g in description.group_scalars], dtype=np.float64)
+
+
 sgd = _make_function(RULES["sgd"])
 adagrad = _make_function(RULES["adagrad"])
 rmsprop = _make_function(RULES["rmsprop"])
 adam = _make_function(RULES["adam"])
 adamw = _make_function(RULES["adamw"])
+schedule_free_adamw = _make_function(RULES["schedule_free_adamw"])
+schedule_free_adamw_train = _make_mode_function(RULES["schedule_free_adamw"], True)
+schedule_free_adamw_eval = _make_mode_function(RULES["schedule_free_adamw"], False)
+schedule_free_sgd = _make_function(RULES["schedule_free_sgd"])
+schedule_free_sgd_train = _make_mode_function(RULES["schedule_free_sgd"], True)
+schedule_free_sgd_eval = _make_mode_function(RULES["schedule_free_sgd"], False)
 sparse_adam = _make_function(RULES["sparse_adam"])
 rowwise_adagrad = _make_function(RULES["rowwise_adagrad"])

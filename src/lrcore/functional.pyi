@@ -6,7 +6,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-__all__ = ['adagrad', 'adam', 'adamw', 'rmsprop', 'row_state_like', 'rowwise_adagrad', 'sgd', 'sparse_adam', 'state_like']
+__all__ = ['adagrad', 'adam', 'adamw', 'new_group_state', 'rmsprop', 'row_state_like', 'rowwise_adagrad', 'schedule_free_adamw', 'schedule_free_adamw_eval', 'schedule_free_adamw_train', 'schedule_free_sgd', 'schedule_free_sgd_eval', 'schedule_free_sgd_train', 'sgd', 'sparse_adam', 'state_like']
 
 from ._core import SparseRows
 
@@ -91,6 +91,87 @@ def adamw(
     amsgrad: bool = False,
     maximize: bool = False,
 ) -> None: ...
+def schedule_free_adamw(
+    params: _Arrays,
+    grads: _Grads,
+    zs: _LazyArrays,
+    exp_avg_sqs: _Arrays,
+    group_state: np.ndarray,
+    *,
+    lr: float = 0.0025,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-08,
+    weight_decay: float = 0.0,
+    warmup_steps: float = 0,
+    r: float = 0.0,
+    weight_lr_power: float = 2.0,
+) -> None: ...
+def schedule_free_adamw_train(
+    params: _Arrays,
+    zs: _LazyArrays,
+    group_state: np.ndarray,
+    *,
+    lr: float = 0.0025,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-08,
+    weight_decay: float = 0.0,
+    warmup_steps: float = 0,
+    r: float = 0.0,
+    weight_lr_power: float = 2.0,
+) -> None: ...
+def schedule_free_adamw_eval(
+    params: _Arrays,
+    zs: _LazyArrays,
+    group_state: np.ndarray,
+    *,
+    lr: float = 0.0025,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-08,
+    weight_decay: float = 0.0,
+    warmup_steps: float = 0,
+    r: float = 0.0,
+    weight_lr_power: float = 2.0,
+) -> None: ...
+def schedule_free_sgd(
+    params: _Arrays,
+    grads: _Grads,
+    zs: _LazyArrays,
+    group_state: np.ndarray,
+    *,
+    lr: float = 1.0,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    warmup_steps: float = 0,
+    r: float = 0.0,
+    weight_lr_power: float = 2.0,
+) -> None: ...
+def schedule_free_sgd_train(
+    params: _Arrays,
+    zs: _LazyArrays,
+    group_state: np.ndarray,
+    *,
+    lr: float = 1.0,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    warmup_steps: float = 0,
+    r: float = 0.0,
+    weight_lr_power: float = 2.0,
+) -> None: ...
+def schedule_free_sgd_eval(
+    params: _Arrays,
+    zs: _LazyArrays,
+    group_state: np.ndarray,
+    *,
+    lr: float = 1.0,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    warmup_steps: float = 0,
+    r: float = 0.0,
+    weight_lr_power: float = 2.0,
+) -> None: ...
 def sparse_adam(
     params: _Arrays,
     grads: _Grads,
@@ -114,3 +195,4 @@ def rowwise_adagrad(
     weight_decay: float = 0.0,
     maximize: bool = False,
 ) -> None: ...
+def new_group_state(rule: str) -> np.ndarray: ...

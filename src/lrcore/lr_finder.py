@@ -235,6 +235,13 @@ def find_lr(optimizer: Any, loss_and_grads: LossAndGrads, *, start_lr: float = 1
     ``loss_and_grads`` changes (a data iterator, running statistics) is the
     caller's; pass such arrays as ``also_restore`` to have them restored too.
 
+    A schedule-free optimizer (:class:`lrcore.ScheduleFreeAdamW`,
+    :class:`lrcore.ScheduleFreeSGD`) must be in train mode: the losses are
+    then taken at y, where its gradients are, which diverges with z, the
+    sequence the learning rate drives. Its own warmup (``warmup_steps``) is
+    held at 0 during the sweep, so that each recorded learning rate is the one
+    applied; the averaging weights and train mode are restored with the rest.
+
     Args:
         optimizer: Any lrcore optimizer, already holding the parameters.
         loss_and_grads: Called with no arguments; returns ``(loss, grads)``
@@ -265,7 +272,8 @@ def find_lr(optimizer: Any, loss_and_grads: LossAndGrads, *, start_lr: float = 1
     Raises:
         TypeError: ``optimizer`` is not an lrcore optimizer, ``loss_and_grads``
             is not callable or returns something other than ``(loss, grads)``.
-        ValueError: an argument is out of range (the message names it).
+        ValueError: an argument is out of range (the message names it), or a
+            schedule-free optimizer is in eval mode.
 
     Examples:
         >>> import numpy as np, lrcore
@@ -296,6 +304,9 @@ def find_lr(optimizer: Any, loss_and_grads: LossAndGrads, *, start_lr: float = 1
     skip_start = integer("skip_start", skip_start, 0)
     skip_end = integer("skip_end", skip_end, 0)
     extra = _check_extra_arrays(also_restore)
+    if optimizer.rule.has_modes and not getattr(optimizer, "train_mode"):
+        raise ValueError(f"find_lr needs the {type(optimizer).__name__} in train mode, where its gradients are "
+                         "taken: call optimizer.train() first")
 
     if mode == "exp":
         schedule = start_lr * (end_lr / start_lr) ** (np.arange(num_steps) / (num_steps - 1))
@@ -360,8 +371,11 @@ def _hold_hyperparameters(optimizer: Any) -> None:
     """Replaces each scheduled hyperparameter by its value at the optimizer's next step."""
     t = optimizer.step_count
     for group in optimizer.param_groups:
+        if optimizer.rule.has_modes and "warmup_steps" in group:
+            # The schedule-free rules' own warmup would scale every swept lr.
+            group["warmup_steps"] = 0
         for name, value in list(group.items()):
-            if name in ("params", "lr"):
+            if name in ("params", "lr", "warmup_steps"):
                 continue
             if isinstance(value, tuple):
                 group[name] = tuple(_value_at(item, t) for item in value)

@@ -14,7 +14,9 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd", "sparse_adam", "rowwise_adagrad", "coalesce"]
+__all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd", "schedule_free_adamw", "schedule_free_adamw_eval",
+           "schedule_free_adamw_train", "schedule_free_sgd", "schedule_free_sgd_eval", "schedule_free_sgd_train",
+           "sparse_adam", "rowwise_adagrad", "coalesce"]
 
 
 def _gradient(param: np.ndarray, grad: np.ndarray, maximize: bool, weight_decay: float) -> np.ndarray:
@@ -192,6 +194,108 @@ def adamw(params: Sequence[np.ndarray], grads: Sequence[Optional[np.ndarray]], e
     _adam(params, grads, exp_avgs, exp_avg_sqs, steps, max_exp_avg_sqs, lr, beta1, beta2, eps, weight_decay,
           amsgrad, maximize, decoupled=True)
 
+
+def _schedule_free_group(group_state: np.ndarray, lr: float, warmup_steps: float, r: float,
+                         weight_lr_power: float) -> Tuple[float, float, int]:
+    """The package's per-group bookkeeping: advances group_state [k, lr_max, weight_sum, train_mode]
+    and returns (warmup-scaled lr, ckp1, k before the step)."""
+    k, lr_max, weight_sum, train_mode = group_state
+    if train_mode != 1.0:
+        raise RuntimeError("the optimizer is in eval mode")
+    k = int(k)
+    lr = lr * ((k + 1) / warmup_steps if k < warmup_steps else 1.0)
+    lr_max = max(lr, float(lr_max))
+    weight = ((k + 1) ** r) * (lr_max ** weight_lr_power)
+    weight_sum = float(weight_sum) + weight
+    ckp1 = weight / weight_sum if weight_sum != 0 else 0.0
+    group_state[:3] = (k + 1, lr_max, weight_sum)
+    return lr, ckp1, k
+
+
+def _schedule_free_z(zs: List[Optional[np.ndarray]], i: int, y: np.ndarray) -> np.ndarray:
+    if zs[i] is None:
+        zs[i] = y.copy()
+    z = zs[i]
+    assert z is not None
+    return z
+
+
+def schedule_free_adamw(params: Sequence[np.ndarray], grads: Sequence[Optional[np.ndarray]],
+                        zs: List[Optional[np.ndarray]], exp_avg_sqs: Sequence[np.ndarray], group_state: np.ndarray,
+                        *, lr: float = 0.0025, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+                        weight_decay: float = 0.0, warmup_steps: float = 0, r: float = 0.0,
+                        weight_lr_power: float = 2.0) -> None:
+    """Reference of :func:`lrcore.functional.schedule_free_adamw`."""
+    lr, ckp1, k = _schedule_free_group(group_state, lr, warmup_steps, r, weight_lr_power)
+    bias_correction2 = 1 - beta2 ** (k + 1)
+    for i, (y, grad) in enumerate(zip(params, grads)):
+        if grad is None:
+            continue
+        dt = y.dtype.type
+        z = _schedule_free_z(zs, i, y)
+        v = exp_avg_sqs[i]
+        v *= dt(beta2)
+        v += dt(1 - beta2) * grad * grad
+        denom = np.sqrt(v / dt(bias_correction2)) + dt(eps)
+        u = grad / denom
+        if weight_decay != 0:
+            u += dt(weight_decay) * y
+        _lerp_(y, z, ckp1)
+        y += dt(lr * (beta1 * (1 - ckp1) - 1)) * u
+        z += dt(-lr) * u
+
+
+def schedule_free_sgd(params: Sequence[np.ndarray], grads: Sequence[Optional[np.ndarray]],
+                      zs: List[Optional[np.ndarray]], group_state: np.ndarray, *, lr: float = 1.0,
+                      momentum: float = 0.9, weight_decay: float = 0.0, warmup_steps: float = 0, r: float = 0.0,
+                      weight_lr_power: float = 2.0) -> None:
+    """Reference of :func:`lrcore.functional.schedule_free_sgd`."""
+    lr, ckp1, _ = _schedule_free_group(group_state, lr, warmup_steps, r, weight_lr_power)
+    for i, (y, grad) in enumerate(zip(params, grads)):
+        if grad is None:
+            continue
+        dt = y.dtype.type
+        z = _schedule_free_z(zs, i, y)
+        u = grad.copy()
+        if weight_decay != 0:
+            u += dt(weight_decay) * y
+        _lerp_(y, z, ckp1)
+        y += dt(lr * (momentum * (1 - ckp1) - 1)) * u
+        z += dt(-lr) * u
+
+
+def _schedule_free_switch(params: Sequence[np.ndarray], zs: Sequence[Optional[np.ndarray]],
+                          group_state: np.ndarray, beta: float, train: bool) -> None:
+    if bool(group_state[3]) == train:
+        return
+    for p, z in zip(params, zs):
+        if z is not None:
+            _lerp_(p, z, 1 - beta if train else 1 - 1 / beta)
+    group_state[3] = 1.0 if train else 0.0
+
+
+def schedule_free_adamw_train(params: Sequence[np.ndarray], zs: Sequence[Optional[np.ndarray]],
+                              group_state: np.ndarray, *, beta1: float = 0.9, **_: float) -> None:
+    """Reference of :func:`lrcore.functional.schedule_free_adamw_train`."""
+    _schedule_free_switch(params, zs, group_state, beta1, True)
+
+
+def schedule_free_adamw_eval(params: Sequence[np.ndarray], zs: Sequence[Optional[np.ndarray]],
+                             group_state: np.ndarray, *, beta1: float = 0.9, **_: float) -> None:
+    """Reference of :func:`lrcore.functional.schedule_free_adamw_eval`."""
+    _schedule_free_switch(params, zs, group_state, beta1, False)
+
+
+def schedule_free_sgd_train(params: Sequence[np.ndarray], zs: Sequence[Optional[np.ndarray]],
+                            group_state: np.ndarray, *, momentum: float = 0.9, **_: float) -> None:
+    """Reference of :func:`lrcore.functional.schedule_free_sgd_train`."""
+    _schedule_free_switch(params, zs, group_state, momentum, True)
+
+
+def schedule_free_sgd_eval(params: Sequence[np.ndarray], zs: Sequence[Optional[np.ndarray]],
+                           group_state: np.ndarray, *, momentum: float = 0.9, **_: float) -> None:
+    """Reference of :func:`lrcore.functional.schedule_free_sgd_eval`."""
+    _schedule_free_switch(params, zs, group_state, momentum, False)
 
 def sparse_adam(params: Sequence[np.ndarray], grads: Sequence[Any], exp_avgs: Sequence[np.ndarray],
                 exp_avg_sqs: Sequence[np.ndarray], steps: np.ndarray, *, lr: float = 1e-3, beta1: float = 0.9,

@@ -183,6 +183,67 @@ void check_schedule_validation() {
     s::validate(s::Cyclic{0.0, 0.0, s::CyclicWave{1.0, 0.0, s::CyclicMode::exp_range, 0.5}});
 }
 
+/// Schedule-free SGD through the public API: validation, the group state's
+/// transaction, the mode check, the train/eval switch, against a plain
+/// double-precision loop of the package's formulas.
+void check_schedule_free() {
+    lrcore::ScheduleFreeAdamWConfig adamw;
+    adamw.beta1 = 0.0;  // eval would divide by it
+    LRCORE_CHECK_THROWS(lrcore::validate(adamw), std::invalid_argument);
+    lrcore::ScheduleFreeSgdConfig config;
+    config.momentum = 1.0;
+    LRCORE_CHECK_THROWS(lrcore::validate(config), std::invalid_argument);
+    config = lrcore::ScheduleFreeSgdConfig{};
+    config.lr = 0.1;
+    config.warmup_steps = 2;
+
+    std::vector<double> y{1.0, -2.0, 0.5}, z(3), grad{0.3, -0.1, 0.2};
+    lrcore::ScheduleFreeSgdTensor<double> tensor{y.data(), grad.data(), z.data(), y.size(), true};
+    lrcore::ScheduleFreeGroupState state;
+    LRCORE_CHECK(!state.train_mode && state.k == 0 && state.lr_max == -1.0);
+    LRCORE_CHECK_THROWS(lrcore::schedule_free_sgd_step(config, state, &tensor, 1), std::logic_error);
+    LRCORE_CHECK(state.k == 0 && y[0] == 1.0);
+    lrcore::schedule_free_sgd_train(config, state, &tensor, 1);  // z not initialized yet: nothing moves
+    LRCORE_CHECK(state.train_mode && y[0] == 1.0);
+
+    std::vector<double> ry = y, rz = y;
+    double lr_max = -1.0, weight_sum = 0.0;
+    for (int k = 0; k < 4; ++k) {
+        lrcore::schedule_free_sgd_step(config, state, &tensor, 1);
+        tensor.initialize_z = false;
+        const double lr = config.lr * (k < config.warmup_steps ? (k + 1) / config.warmup_steps : 1.0);
+        lr_max = std::max(lr, lr_max);
+        const double weight = lr_max * lr_max;
+        weight_sum += weight;
+        const double c = weight / weight_sum;
+        for (std::size_t i = 0; i < ry.size(); ++i) {
+            ry[i] = ry[i] + c * (rz[i] - ry[i]) + lr * (config.momentum * (1 - c) - 1) * grad[i];
+            rz[i] -= lr * grad[i];
+        }
+    }
+    LRCORE_CHECK(state.k == 4 && state.lr_max == lr_max && state.weight_sum == weight_sum);
+    for (std::size_t i = 0; i < ry.size(); ++i) {
+        LRCORE_CHECK(std::abs(y[i] - ry[i]) < 1e-12 && std::abs(z[i] - rz[i]) < 1e-12);
+    }
+    const std::vector<double> before = y;
+    lrcore::schedule_free_sgd_eval(config, state, &tensor, 1);
+    LRCORE_CHECK(!state.train_mode);
+    for (std::size_t i = 0; i < y.size(); ++i) {
+        // y = (1 - momentum) z + momentum x
+        LRCORE_CHECK(std::abs((1 - config.momentum) * z[i] + config.momentum * y[i] - before[i]) < 1e-12);
+    }
+    lrcore::schedule_free_sgd_eval(config, state, &tensor, 1);  // already in eval mode: a no-op
+    lrcore::schedule_free_sgd_train(config, state, &tensor, 1);
+    for (std::size_t i = 0; i < y.size(); ++i) LRCORE_CHECK(std::abs(y[i] - before[i]) < 1e-12);
+
+    // A weight that overflows is refused before anything changes.
+    config.r = 2000.0;
+    const lrcore::ScheduleFreeGroupState kept = state;
+    const std::vector<double> y_kept = y;
+    LRCORE_CHECK_THROWS(lrcore::schedule_free_sgd_step(config, state, &tensor, 1), std::invalid_argument);
+    LRCORE_CHECK(state.k == kept.k && state.weight_sum == kept.weight_sum && y == y_kept);
+}
+
 /// Empty tensors (and empty calls) are no-ops, even with null pointers.
 void check_empty() {
     lrcore::AdamTensor<double> empty;
@@ -299,5 +360,6 @@ int main() {
     check_empty();
     check_version();
     check_sparse_rows();
+    check_schedule_free();
     return lrcore_test::finish();
 }

@@ -19,6 +19,8 @@
 // When it is 1 the multiplication is not compiled into the kernel at all.
 #pragma once
 
+#include <cstdint>
+
 namespace lrcore {
 
 /// Stochastic gradient descent, optionally with (Nesterov) momentum.
@@ -70,6 +72,46 @@ struct AdamConfig {
     double grad_scale = 1.0;     // each gradient element is multiplied by T(grad_scale) first
 };
 
+/// Schedule-free AdamW (Defazio et al. 2024, "The Road Less Scheduled"), as the
+/// `schedulefree` package's AdamWScheduleFree computes it. The parameter arrays
+/// hold y, where gradients are taken, in train mode and the average x in eval
+/// mode (see ScheduleFreeGroupState::train_mode and the train/eval functions in
+/// optimizers.hpp). The package has no maximize and validates nothing; the
+/// ranges below are where its computations are defined (eval divides by beta1).
+struct ScheduleFreeAdamWConfig {
+    double lr = 0.0025;          // >= 0; scaled by (k + 1) / warmup_steps during the warmup
+    double beta1 = 0.9;          // in (0, 1); interpolation between z and x (y = (1 - beta1) z + beta1 x)
+    double beta2 = 0.999;        // in [0, 1); second-moment decay
+    double eps = 1e-8;           // >= 0; added to the denominator
+    double weight_decay = 0.0;   // >= 0; weight_decay * y added to the normalized gradient
+    double warmup_steps = 0.0;   // >= 0; linear learning-rate warmup over the first warmup_steps steps
+    double r = 0.0;              // finite; the average weights step k by (k + 1)^r
+    double weight_lr_power = 2.0;  // finite; ... and by lr_max^weight_lr_power
+    double grad_scale = 1.0;     // each gradient element is multiplied by T(grad_scale) first
+};
+
+/// Schedule-free SGD (the `schedulefree` package's SGDScheduleFree).
+struct ScheduleFreeSgdConfig {
+    double lr = 1.0;             // >= 0; scaled by (k + 1) / warmup_steps during the warmup
+    double momentum = 0.9;       // in (0, 1), as the package requires
+    double weight_decay = 0.0;   // >= 0; L2 penalty added to the gradient (at y)
+    double warmup_steps = 0.0;   // >= 0
+    double r = 0.0;              // finite
+    double weight_lr_power = 2.0;  // finite
+    double grad_scale = 1.0;     // each gradient element is multiplied by T(grad_scale) first
+};
+
+/// What a schedule-free rule keeps per parameter group between steps (the
+/// package keeps the same values in each param_group). The caller owns it,
+/// starts it as default-constructed, and passes it to every step and mode
+/// switch of the group; a step that throws leaves it unchanged.
+struct ScheduleFreeGroupState {
+    std::int64_t k = 0;          // steps taken by the group
+    double lr_max = -1.0;        // the largest warmup-scaled lr so far (-1 before the first step)
+    double weight_sum = 0.0;     // the sum of the average's weights so far
+    bool train_mode = false;     // the parameters hold y (true) or x (false); a new optimizer starts in eval mode
+};
+
 /// Checks a configuration; throws std::invalid_argument naming the first bad
 /// field (negative or non-finite value where a number >= 0 is required,
 /// betas outside [0, 1), Nesterov without momentum or with dampening, ...).
@@ -77,6 +119,8 @@ void validate(const SgdConfig& config);
 void validate(const AdagradConfig& config);
 void validate(const RmspropConfig& config);
 void validate(const AdamConfig& config);
+void validate(const ScheduleFreeAdamWConfig& config);
+void validate(const ScheduleFreeSgdConfig& config);
 
 }  // namespace lrcore
 

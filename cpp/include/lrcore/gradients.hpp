@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstddef>
+#include <vector>
 
 namespace lrcore {
 
@@ -60,6 +61,23 @@ void scale(double* const* arrays, const std::size_t* sizes, std::size_t count, d
 /// >= 0 (infinity leaves every finite value as it is). The arrays must not overlap.
 void clamp(float* const* arrays, const std::size_t* sizes, std::size_t count, double limit);
 void clamp(double* const* arrays, const std::size_t* sizes, std::size_t count, double limit);
+
+/// The pieces global_norm is made of, for a caller that holds the arrays in
+/// parts (one process of several): out[c] is chunk c's contribution, in chunk
+/// order (each array cut from its start into 64 KiB chunks, arrays in order):
+/// its sum of |x|^norm_type, or its max |x| for norm_type = +infinity. An
+/// array of at most one chunk's elements gives exactly one partial, so a
+/// caller can compute any chunk from a copy of its elements.
+void norm_partials(const float* const* arrays, const std::size_t* sizes, std::size_t count, double norm_type,
+                   std::vector<double>& out);
+void norm_partials(const double* const* arrays, const std::size_t* sizes, std::size_t count, double norm_type,
+                   std::vector<double>& out);
+
+/// The norm from every chunk's partial of the float32 and of the float64
+/// arrays (norm_partials), combined exactly as global_norm combines them, so
+/// the result is bitwise global_norm's when the partials are all of them, in order.
+double norm_from_partials(const double* float32_partials, std::size_t float32_count, const double* float64_partials,
+                          std::size_t float64_count, double norm_type);
 
 /// The factor clip_grad_norm_ scales by: max_norm / (total_norm + 1e-6) when
 /// that is < 1, else 1 (also 1 when total_norm is not finite: clipping leaves

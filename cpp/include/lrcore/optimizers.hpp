@@ -68,6 +68,49 @@ void rmsprop_step(const RmspropConfig& config, const RmspropTensor<double>* tens
 void adam_step(const AdamConfig& config, const AdamTensor<float>* tensors, std::size_t count);
 void adam_step(const AdamConfig& config, const AdamTensor<double>* tensors, std::size_t count);
 
+/// Schedule-free AdamW and SGD (Defazio et al. 2024), as the `schedulefree`
+/// package 1.4 computes them. `state` is the parameter group's (see
+/// ScheduleFreeGroupState); a step needs it in train mode (else it throws
+/// std::logic_error) and advances it, with in double (k = state.k):
+///   lr <- lr * (k + 1) / warmup_steps while k < warmup_steps
+///   lr_max <- max(lr, lr_max);  w = (k + 1)^r * lr_max^weight_lr_power
+///   weight_sum <- weight_sum + w;  c = w / weight_sum (0 when weight_sum is 0)
+/// and per element, with y = param (z starts as a copy of y: initialize_z):
+///   AdamW: v <- beta2*v + (1 - beta2)*g*g                (v = exp_avg_sq)
+///          u <- g / (sqrt(v / (1 - beta2^(k + 1))) + eps)
+///   SGD:   u <- g
+///   u <- u + weight_decay*y
+///   y <- lerp(y, z, c) + lr*(beta*(1 - c) - 1)*u          (beta = beta1 or momentum)
+///   z <- z - lr*u
+/// train()/eval() move every tensor between y and the average x in place:
+///   eval:  p <- lerp(p, z, 1 - 1/beta)    train: p <- lerp(p, z, 1 - beta)
+/// skipping tensors whose z is null or still to be initialized; nothing
+/// happens when the group is already in that mode.
+void schedule_free_adamw_step(const ScheduleFreeAdamWConfig& config, ScheduleFreeGroupState& state,
+                              const ScheduleFreeAdamWTensor<float>* tensors, std::size_t count);
+void schedule_free_adamw_step(const ScheduleFreeAdamWConfig& config, ScheduleFreeGroupState& state,
+                              const ScheduleFreeAdamWTensor<double>* tensors, std::size_t count);
+void schedule_free_adamw_train(const ScheduleFreeAdamWConfig& config, ScheduleFreeGroupState& state,
+                               const ScheduleFreeAdamWTensor<float>* tensors, std::size_t count);
+void schedule_free_adamw_train(const ScheduleFreeAdamWConfig& config, ScheduleFreeGroupState& state,
+                               const ScheduleFreeAdamWTensor<double>* tensors, std::size_t count);
+void schedule_free_adamw_eval(const ScheduleFreeAdamWConfig& config, ScheduleFreeGroupState& state,
+                              const ScheduleFreeAdamWTensor<float>* tensors, std::size_t count);
+void schedule_free_adamw_eval(const ScheduleFreeAdamWConfig& config, ScheduleFreeGroupState& state,
+                              const ScheduleFreeAdamWTensor<double>* tensors, std::size_t count);
+void schedule_free_sgd_step(const ScheduleFreeSgdConfig& config, ScheduleFreeGroupState& state,
+                            const ScheduleFreeSgdTensor<float>* tensors, std::size_t count);
+void schedule_free_sgd_step(const ScheduleFreeSgdConfig& config, ScheduleFreeGroupState& state,
+                            const ScheduleFreeSgdTensor<double>* tensors, std::size_t count);
+void schedule_free_sgd_train(const ScheduleFreeSgdConfig& config, ScheduleFreeGroupState& state,
+                             const ScheduleFreeSgdTensor<float>* tensors, std::size_t count);
+void schedule_free_sgd_train(const ScheduleFreeSgdConfig& config, ScheduleFreeGroupState& state,
+                             const ScheduleFreeSgdTensor<double>* tensors, std::size_t count);
+void schedule_free_sgd_eval(const ScheduleFreeSgdConfig& config, ScheduleFreeGroupState& state,
+                            const ScheduleFreeSgdTensor<float>* tensors, std::size_t count);
+void schedule_free_sgd_eval(const ScheduleFreeSgdConfig& config, ScheduleFreeGroupState& state,
+                            const ScheduleFreeSgdTensor<double>* tensors, std::size_t count);
+
 /// Single-tensor conveniences.
 inline void sgd_step(const SgdConfig& c, const SgdTensor<float>& t) { sgd_step(c, &t, 1); }
 inline void sgd_step(const SgdConfig& c, const SgdTensor<double>& t) { sgd_step(c, &t, 1); }

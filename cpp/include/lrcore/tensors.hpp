@@ -71,6 +71,31 @@ struct AdamTensor {
     std::int64_t step = 1;                 // drives the bias corrections 1 - beta^step
 };
 
+/// Schedule-free AdamW state. `param` holds y in train mode (where the
+/// gradient was taken), x in eval mode.
+template <class T>
+struct ScheduleFreeAdamWTensor {
+    T* param = nullptr;
+    const T* grad = nullptr;
+    T* z = nullptr;                        // the base (SGD-like) sequence
+    T* exp_avg_sq = nullptr;               // second moment (running mean of squared gradients)
+    std::size_t size = 0;
+    // Set it on the tensor's first step: z then starts as a copy of the
+    // parameter (its previous contents ignored), as the package creates it;
+    // clear it for every later step and for the mode switches.
+    bool initialize_z = false;
+};
+
+/// Schedule-free SGD state.
+template <class T>
+struct ScheduleFreeSgdTensor {
+    T* param = nullptr;
+    const T* grad = nullptr;
+    T* z = nullptr;
+    std::size_t size = 0;
+    bool initialize_z = false;             // as ScheduleFreeAdamWTensor::initialize_z
+};
+
 }  // namespace lrcore
 
 namespace lrcore {

@@ -16,6 +16,12 @@ struct TypedKernels {
     void (*adagrad)(const AdagradConstants<T>&, const AdagradTensor<T>&, std::size_t, std::size_t);
     void (*rmsprop)(const RmspropConstants<T>&, const RmspropTensor<T>&, std::size_t, std::size_t);
     void (*adam)(const AdamConstants<T>&, const AdamTensor<T>&, std::size_t, std::size_t);
+    void (*schedule_free_adamw)(const ScheduleFreeAdamWConstants<T>&, const ScheduleFreeAdamWTensor<T>&, std::size_t,
+                                std::size_t);
+    void (*schedule_free_sgd)(const ScheduleFreeSgdConstants<T>&, const ScheduleFreeSgdTensor<T>&, std::size_t,
+                              std::size_t);
+    // param[i] <- lerp(param[i], end[i], weight) for i in [0, count): the schedule-free mode switch.
+    void (*interpolate)(const LerpConstants<T>&, T* param, const T* end, std::size_t count);
 };
 
 struct KernelTable {
@@ -48,8 +54,11 @@ const KernelTable& avx512_kernels();
         static const ::lrcore::kernels::KernelTable table{                                        \
             isa_name,                                                                             \
             {&sgd_chunk<Lane, float>, &adagrad_chunk<Lane, float>, &rmsprop_chunk<Lane, float>,  \
-             &adam_chunk<Lane, float>},                                                           \
+             &adam_chunk<Lane, float>, &schedule_free_adamw_chunk<Lane, float>,                  \
+             &schedule_free_sgd_chunk<Lane, float>, &interpolate_chunk<Lane, float>},            \
             {&sgd_chunk<Lane, double>, &adagrad_chunk<Lane, double>,                             \
-             &rmsprop_chunk<Lane, double>, &adam_chunk<Lane, double>}};                           \
+             &rmsprop_chunk<Lane, double>, &adam_chunk<Lane, double>,                            \
+             &schedule_free_adamw_chunk<Lane, double>, &schedule_free_sgd_chunk<Lane, double>,   \
+             &interpolate_chunk<Lane, double>}};                                                  \
         return table;                                                                             \
     }

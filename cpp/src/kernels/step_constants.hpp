@@ -143,6 +143,88 @@ struct AdamConstants {
     }
 };
 
+/// One step of a schedule-free parameter group, as the `schedulefree` package
+/// computes it at the start of each group's step, in double:
+///   warmup = (k + 1) / warmup_steps while k < warmup_steps, else 1
+///   lr     = lr * warmup;  lr_max = max(lr, lr_max)
+///   weight = (k + 1)^r * lr_max^weight_lr_power;  weight_sum += weight
+///   ckp1   = weight / weight_sum  (0 when weight_sum is 0)
+///   bias_correction2 = 1 - beta2^(k + 1)
+/// and the group's state after the step (k + 1, lr_max, weight_sum).
+struct ScheduleFreeSchedule {
+    double lr = 0.0;                 // the warmup-scaled learning rate
+    double ckp1 = 0.0;               // the weight of the new iterate in the average x
+    double bias_correction2 = 1.0;   // AdamW only
+    ScheduleFreeGroupState next{};
+    bool finite = true;              // false when lr * warmup or a weight overflowed (the package raises or diverges)
+
+    static ScheduleFreeSchedule make(double base_lr, double warmup_steps, double r, double weight_lr_power,
+                                     double beta2, const ScheduleFreeGroupState& state) {
+        ScheduleFreeSchedule s;
+        const double k1 = static_cast<double>(state.k + 1);
+        const double warmup = static_cast<double>(state.k) < warmup_steps ? k1 / warmup_steps : 1.0;
+        s.lr = base_lr * warmup;
+        s.bias_correction2 = 1.0 - std::pow(beta2, k1);
+        // Python's max(lr, lr_max) keeps lr unless lr_max is larger.
+        const double lr_max = state.lr_max > s.lr ? state.lr_max : s.lr;
+        const double weight = std::pow(k1, r) * std::pow(lr_max, weight_lr_power);
+        const double weight_sum = state.weight_sum + weight;
+        s.finite = std::isfinite(s.lr) && std::isfinite(weight) && std::isfinite(weight_sum);
+        s.ckp1 = weight_sum == 0.0 ? 0.0 : weight / weight_sum;
+        s.next = state;
+        s.next.k = state.k + 1;
+        s.next.lr_max = lr_max;
+        s.next.weight_sum = weight_sum;
+        return s;
+    }
+};
+
+template <class T>
+struct ScheduleFreeAdamWConstants {
+    GradScale<T> grad_scale;
+    T beta2;
+    T one_minus_beta2;
+    T bias_correction2;       // 1 - beta2^(k + 1); the second moment is divided by it
+    T eps;
+    T weight_decay;           // weight_decay * y added to the normalized gradient
+    LerpConstants<T> average_lerp;   // y <- lerp(y, z, ckp1)
+    T y_step;                 // lr * (beta1 * (1 - ckp1) - 1)
+    T neg_lr;                 // z <- z - lr * normalized gradient
+    bool has_weight_decay;
+
+    static ScheduleFreeAdamWConstants make(const ScheduleFreeAdamWConfig& c, const ScheduleFreeSchedule& s) {
+        return {GradScale<T>::from(c.grad_scale),
+                static_cast<T>(c.beta2),
+                static_cast<T>(1.0 - c.beta2),
+                static_cast<T>(s.bias_correction2),
+                static_cast<T>(c.eps),
+                static_cast<T>(c.weight_decay),
+                LerpConstants<T>::from_weight(s.ckp1),
+                static_cast<T>(s.lr * (c.beta1 * (1.0 - s.ckp1) - 1.0)),
+                static_cast<T>(-s.lr),
+                c.weight_decay != 0.0};
+    }
+};
+
+template <class T>
+struct ScheduleFreeSgdConstants {
+    GradScale<T> grad_scale;
+    T weight_decay;
+    LerpConstants<T> average_lerp;   // y <- lerp(y, z, ckp1)
+    T y_step;                 // lr * (momentum * (1 - ckp1) - 1)
+    T neg_lr;
+    bool has_weight_decay;
+
+    static ScheduleFreeSgdConstants make(const ScheduleFreeSgdConfig& c, const ScheduleFreeSchedule& s) {
+        return {GradScale<T>::from(c.grad_scale),
+                static_cast<T>(c.weight_decay),
+                LerpConstants<T>::from_weight(s.ckp1),
+                static_cast<T>(s.lr * (c.momentum * (1.0 - s.ckp1) - 1.0)),
+                static_cast<T>(-s.lr),
+                c.weight_decay != 0.0};
+    }
+};
+
 template <class T>
 struct SparseAdamConstants {
     GradScale<T> grad_scale;

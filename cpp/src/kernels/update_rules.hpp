@@ -243,5 +243,76 @@ void adam_chunk(const AdamConstants<T>& c, const AdamTensor<T>& t, std::size_t b
     }); }); }); });
 }
 
+// ---------------------------------------------------------- schedule-free --
+// The `schedulefree` package's operation order (AdamWScheduleFree,
+// SGDScheduleFree, single-tensor path). The parameter holds y; z is the base
+// sequence; the average x is never stored in train mode: y moves toward z by
+// the new iterate's weight ckp1, then along the (normalized) gradient.
+template <template <class> class Lane, class T>
+void schedule_free_adamw_chunk(const ScheduleFreeAdamWConstants<T>& c, const ScheduleFreeAdamWTensor<T>& t,
+                               std::size_t begin, std::size_t end) {
+    T* __restrict param = t.param + begin;
+    const T* __restrict grad = t.grad + begin;
+    T* __restrict z = t.z + begin;
+    T* __restrict exp_avg_sq = t.exp_avg_sq + begin;
+    select(c.grad_scale.active, [&](auto scales) {
+    select(c.has_weight_decay, [&](auto has_weight_decay) {
+    select(t.initialize_z, [&](auto first_step) {
+        for_each_lane<Lane, T>(end - begin, param, [&](auto lane, std::size_t i) LRCORE_ALWAYS_INLINE {
+            using V = decltype(lane);
+            const auto y = V::load(param + i);
+            auto g = V::load(grad + i);
+            const auto exp_avg_sq_loaded = V::load(exp_avg_sq + i);
+            // z starts as a copy of the parameter.
+            typename V::reg z_old = y;
+            if constexpr (!first_step) z_old = V::load(z + i);
+            if constexpr (scales) g = V::mul(g, V::broadcast(c.grad_scale.factor));
+            const auto v = V::add(V::mul(exp_avg_sq_loaded, V::broadcast(c.beta2)),
+                                  V::mul(V::mul(V::broadcast(c.one_minus_beta2), g), g));
+            V::store(exp_avg_sq + i, v);
+            const auto denom = V::add(V::sqrt(V::div(v, V::broadcast(c.bias_correction2))), V::broadcast(c.eps));
+            auto u = V::div(g, denom);
+            if constexpr (has_weight_decay) u = V::add(u, V::mul(V::broadcast(c.weight_decay), y));
+            V::store(param + i, V::add(lerp<V>(y, z_old, c.average_lerp), V::mul(V::broadcast(c.y_step), u)));
+            V::store(z + i, V::add(z_old, V::mul(V::broadcast(c.neg_lr), u)));
+        });
+    }); }); });
+}
+
+template <template <class> class Lane, class T>
+void schedule_free_sgd_chunk(const ScheduleFreeSgdConstants<T>& c, const ScheduleFreeSgdTensor<T>& t,
+                             std::size_t begin, std::size_t end) {
+    T* __restrict param = t.param + begin;
+    const T* __restrict grad = t.grad + begin;
+    T* __restrict z = t.z + begin;
+    select(c.grad_scale.active, [&](auto scales) {
+    select(c.has_weight_decay, [&](auto has_weight_decay) {
+    select(t.initialize_z, [&](auto first_step) {
+        for_each_lane<Lane, T>(end - begin, param, [&](auto lane, std::size_t i) LRCORE_ALWAYS_INLINE {
+            using V = decltype(lane);
+            const auto y = V::load(param + i);
+            auto g = V::load(grad + i);
+            typename V::reg z_old = y;
+            if constexpr (!first_step) z_old = V::load(z + i);
+            if constexpr (scales) g = V::mul(g, V::broadcast(c.grad_scale.factor));
+            if constexpr (has_weight_decay) g = V::add(g, V::mul(V::broadcast(c.weight_decay), y));
+            V::store(param + i, V::add(lerp<V>(y, z_old, c.average_lerp), V::mul(V::broadcast(c.y_step), g)));
+            V::store(z + i, V::add(z_old, V::mul(V::broadcast(c.neg_lr), g)));
+        });
+    }); }); });
+}
+
+/// param <- lerp(param, end, w), as torch's lerp_ with a scalar weight: the
+/// schedule-free switch between y and x.
+template <template <class> class Lane, class T>
+void interpolate_chunk(const LerpConstants<T>& w, T* param, const T* end, std::size_t count) {
+    T* __restrict p = param;
+    const T* __restrict e = end;
+    for_each_lane<Lane, T>(count, p, [&](auto lane, std::size_t i) LRCORE_ALWAYS_INLINE {
+        using V = decltype(lane);
+        V::store(p + i, lerp<V>(V::load(p + i), V::load(e + i), w));
+    });
+}
+
 }  // namespace
 }  // namespace lrcore::kernels

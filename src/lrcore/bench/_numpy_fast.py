@@ -29,6 +29,7 @@ class FastNumpyStep:
         self._step: Callable[[Sequence[np.ndarray], Sequence[np.ndarray], State], None] = {
             "sgd": self._sgd, "momentum": self._momentum, "adagrad": self._adagrad,
             "rmsprop": self._rmsprop, "adam": self._adam, "adamw": self._adam,
+            "schedule_free_adamw": self._schedule_free, "schedule_free_sgd": self._schedule_free,
         }[rule.name]
 
     def __call__(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], state: State) -> None:
@@ -126,3 +127,44 @@ class FastNumpyStep:
             np.multiply(m, dt(-step_size), out=b)
             b /= a
             p += b
+
+    def _schedule_free(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], state: State) -> None:
+        from ..reference import _schedule_free_group
+
+        hp = self._rule.hyperparameters
+        adamw = self._rule.name == "schedule_free_adamw"
+        assert hp.get("weight_decay", 0.0) == 0.0, "weight decay is not part of the benchmark's schedule-free rules"
+        lr, ckp1, k = _schedule_free_group(state["group_state"], hp["lr"], hp.get("warmup_steps", 0),
+                                           hp.get("r", 0.0), hp.get("weight_lr_power", 2.0))
+        beta = hp["beta1"] if adamw else hp["momentum"]
+        zs = state["zs"]
+        for i, (y, g) in enumerate(zip(params, grads)):
+            dt = y.dtype.type
+            if zs[i] is None:
+                zs[i] = y.copy()
+            z = zs[i]
+            a, b = self._scratch_like(y)
+            if adamw:
+                beta2 = hp["beta2"]
+                v = state["exp_avg_sqs"][i]
+                v *= dt(beta2)
+                np.multiply(g, dt(1 - beta2), out=a)
+                a *= g
+                v += a
+                np.divide(v, dt(1 - beta2 ** (k + 1)), out=a)
+                np.sqrt(a, out=a)
+                a += dt(hp["eps"])
+                np.divide(g, a, out=a)            # the normalized gradient u
+            else:
+                np.copyto(a, g)
+            np.subtract(z, y, out=b)           # y = lerp(y, z, ckp1), torch's two-sided form
+            if abs(ckp1) < 0.5:
+                b *= dt(ckp1)
+                y += b
+            else:
+                b *= dt(1) - dt(ckp1)
+                np.subtract(z, b, out=y)
+            np.multiply(a, dt(lr * (beta * (1 - ckp1) - 1)), out=b)
+            y += b
+            a *= dt(-lr)
+            z += a

@@ -39,6 +39,8 @@ class Rule:
         torch_class: name of the torch.optim class computing the same update.
         torch_arguments: its keyword arguments.
         deepspeed_adamw_mode: for DeepSpeedCPUAdam (Adam rules only): its adamw_mode flag.
+        schedulefree_class: for the schedule-free rules, the schedulefree package's class (torch.optim
+            has none; ``torch_class`` then names it too, and the torch contenders report it missing).
     """
 
     name: str
@@ -48,6 +50,7 @@ class Rule:
     torch_class: str
     torch_arguments: Mapping[str, Any]
     deepspeed_adamw_mode: Optional[bool] = None
+    schedulefree_class: Optional[str] = None
 
     @property
     def description(self) -> RuleDescription:
@@ -74,7 +77,7 @@ class Rule:
     @property
     def created_on_first_step(self) -> Tuple[str, ...]:
         """State lists whose entries start as None and are created by the first step."""
-        return tuple(s.list_name for s in self.description.states if s.initial == "gradient")
+        return tuple(s.list_name for s in self.description.states if s.kernel_initialized)
 
     def bytes_per_element(self, itemsize: int) -> int:
         """Bytes one step must move per element: read the gradient, read and write the parameter and each state array."""
@@ -90,6 +93,12 @@ class Rule:
                 state[name] = [state_like(p) for p in params]
         if self.has_steps:
             state["steps"] = np.zeros(len(params), dtype=np.int64)
+        if self.description.group_scalars:
+            # The per-group state, in train mode (the parameters hold y) when the rule has modes.
+            group_state = np.array([g.initial for g in self.description.group_scalars], dtype=np.float64)
+            if self.description.has_modes:
+                group_state[[g.name for g in self.description.group_scalars].index("train_mode")] = 1.0
+            state["group_state"] = group_state
         return state
 
 
@@ -108,6 +117,12 @@ RULES: Dict[str, Rule] = {
         Rule("adamw", "AdamW lr=1e-3 weight_decay=1e-2", "adamw",
              {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 1e-2}, "AdamW",
              {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-2}, deepspeed_adamw_mode=True),
+        Rule("schedule_free_adamw", "ScheduleFreeAdamW lr=2.5e-3 betas=(0.9, 0.999)", "schedule_free_adamw",
+             {"lr": 2.5e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}, "AdamWScheduleFree",
+             {"lr": 2.5e-3, "betas": (0.9, 0.999), "eps": 1e-8}, schedulefree_class="AdamWScheduleFree"),
+        Rule("schedule_free_sgd", "ScheduleFreeSGD lr=1e-2 momentum=0.9", "schedule_free_sgd",
+             {"lr": 1e-2, "momentum": 0.9}, "SGDScheduleFree", {"lr": 1e-2, "momentum": 0.9},
+             schedulefree_class="SGDScheduleFree"),
     )
 }
 

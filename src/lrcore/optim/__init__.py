@@ -1,7 +1,8 @@
 """Optimizer classes with torch.optim's names, arguments and semantics."""
 
-from ._classes import SGD, Adagrad, Adam, AdamW, RMSprop
+from ._classes import SGD, Adagrad, Adam, AdamW, RMSprop, ScheduleFreeAdamW, ScheduleFreeSGD
 from ._classes import RowWiseAdagrad, SparseAdam
 from ._optimizer import Optimizer, OptimizerSnapshot
 
-__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "OptimizerSnapshot", "RMSprop", "SparseAdam", "RowWiseAdagrad"]
+__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "OptimizerSnapshot", "RMSprop", "ScheduleFreeAdamW", "ScheduleFreeSGD",
+           "SparseAdam", "RowWiseAdagrad"]

@@ -9,7 +9,8 @@ from __future__ import annotations
 from .._rules import RULES
 from ._optimizer import Optimizer
 
-__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "SparseAdam", "RowWiseAdagrad"]
+__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "ScheduleFreeAdamW", "ScheduleFreeSGD", "SparseAdam",
+           "RowWiseAdagrad"]
 
 
 class SGD(Optimizer, rule=RULES["sgd"]):
@@ -29,6 +30,14 @@ class Adam(Optimizer, rule=RULES["adam"]):
 
 
 class AdamW(Optimizer, rule=RULES["adamw"]):
+    pass
+
+
+class ScheduleFreeAdamW(Optimizer, rule=RULES["schedule_free_adamw"]):
+    pass
+
+
+class ScheduleFreeSGD(Optimizer, rule=RULES["schedule_free_sgd"]):
     pass
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from ..schedules import Schedule
 from ._optimizer import Optimizer
 
-__all__ = ['SGD', 'Adagrad', 'RMSprop', 'Adam', 'AdamW', 'SparseAdam', 'RowWiseAdagrad']
+__all__ = ['SGD', 'Adagrad', 'RMSprop', 'Adam', 'AdamW', 'ScheduleFreeAdamW', 'ScheduleFreeSGD', 'SparseAdam', 'RowWiseAdagrad']
 
 # A numeric hyperparameter: a number, or a schedule (any function of the step count).
 _Value = Union[float, Schedule, Callable[[int], float]]
@@ -96,6 +96,47 @@ class AdamW(Optimizer):
         max_grad_norm: Optional[_Value] = None,
         norm_type: Union[float, str] = 2.0,
     ) -> None: ...
+
+class ScheduleFreeAdamW(Optimizer):
+    def __init__(
+        self,
+        params: _Params,
+        lr: _Value = 0.0025,
+        betas: Tuple[_Value, _Value] = (0.9, 0.999),
+        eps: _Value = 1e-08,
+        weight_decay: _Value = 0.0,
+        warmup_steps: _Value = 0,
+        r: _Value = 0.0,
+        weight_lr_power: _Value = 2.0,
+        *,
+        skip_nonfinite: bool = False,
+        max_grad_norm: Optional[_Value] = None,
+        norm_type: Union[float, str] = 2.0,
+    ) -> None: ...
+    def train(self) -> None: ...
+    def eval(self) -> None: ...
+    @property
+    def train_mode(self) -> bool: ...
+
+class ScheduleFreeSGD(Optimizer):
+    def __init__(
+        self,
+        params: _Params,
+        lr: _Value = 1.0,
+        momentum: _Value = 0.9,
+        weight_decay: _Value = 0.0,
+        warmup_steps: _Value = 0,
+        r: _Value = 0.0,
+        weight_lr_power: _Value = 2.0,
+        *,
+        skip_nonfinite: bool = False,
+        max_grad_norm: Optional[_Value] = None,
+        norm_type: Union[float, str] = 2.0,
+    ) -> None: ...
+    def train(self) -> None: ...
+    def eval(self) -> None: ...
+    @property
+    def train_mode(self) -> bool: ...
 
 class SparseAdam(Optimizer):
     def __init__(

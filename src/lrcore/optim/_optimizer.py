@@ -81,6 +81,10 @@ class Optimizer:
             cls.__init__ = _make_constructor(rule)  # type: ignore[method-assign]
             cls._resolve_group = staticmethod(_make_resolver(rule))
             cls.__doc__ = _class_docstring(rule)
+            if rule.has_modes:
+                cls.train = _train  # type: ignore[attr-defined]
+                cls.eval = _eval  # type: ignore[attr-defined]
+                cls.train_mode = property(_train_mode)  # type: ignore[attr-defined]
 
     def __init__(self, params: Iterable[Any], defaults: Dict[str, Any], skip_nonfinite: bool = False,
                  max_grad_norm: Any = None, norm_type: Any = 2.0) -> None:
@@ -100,6 +104,9 @@ class Optimizer:
         # Per group: state name -> list of arrays (None until created), and the per-tensor step counts.
         self._states: List[Dict[str, List[Optional[np.ndarray]]]] = []
         self._steps: List[np.ndarray] = []
+        # Per group, for a rule with per-group state (schedule-free): its float64 array of
+        # group scalars, which the native step checks and advances with the counters.
+        self._group_states: List[np.ndarray] = []
         # [step_count, skipped_steps], incremented by the native step together with the
         # per-tensor counts, so no interruption can make them disagree.
         self._counters = np.zeros(2, dtype=np.int64)
@@ -152,6 +159,14 @@ class Optimizer:
         self._check_options(new_group, index)
         self._states.append(self._new_state(new_group))
         self._steps.append(np.zeros(len(arrays), dtype=np.int64))
+        if self.rule.group_scalars:
+            group_state = np.array([g.initial for g in self.rule.group_scalars], dtype=np.float64)
+            if self._group_states and self.rule.has_modes:
+                # A group added later joins in the optimizer's mode (its parameters have no z
+                # yet, so no switch is needed), where the package would start it in eval mode.
+                mode = [g.name for g in self.rule.group_scalars].index("train_mode")
+                group_state[mode] = self._group_states[0][mode]
+            self._group_states.append(group_state)
         self.param_groups.append(new_group)
         self._num_params += len(arrays)
 
@@ -192,7 +207,7 @@ class Optimizer:
         """The state lists of a new group: arrays every configuration needs now, None for the others."""
         state: Dict[str, List[Optional[np.ndarray]]] = {}
         for s in self.rule.states:
-            if s.always:
+            if s.always and not s.kernel_initialized:
                 fill = 0.0 if s.initial == "zero" else float(group[s.initial])
                 allocate = row_state_like if s.per_row else state_like
                 state[s.name] = [allocate(p, fill) for p in group["params"]]
@@ -270,6 +285,9 @@ class Optimizer:
                 groups = [(resolve(group, t), group["params"], split[index], self._states[index], self._steps[index])
                           for index, group in enumerate(param_groups)]
                 self._attempt = (t + 1, [g[0] for g in groups])
+            if self._group_states:
+                groups = [group + (group_state,)  # type: ignore[misc]  # 6-tuples: the rule takes group state
+                          for group, group_state in zip(groups, self._group_states)]
             # The attempt is recorded before the native step: last_hyperparameters reads it
             # once step_count has moved, which the native step does as its very last write.
             max_grad_norm = self.max_grad_norm
@@ -414,10 +432,16 @@ class Optimizer:
                 saved["param_names"] = list(group["param_names"])
             saved["params"] = indices
             groups.append(saved)
-        return {"state": state, "param_groups": groups, "step_count": self.step_count,
-                "skipped_steps": self.skipped_steps, "last_hyperparameters": self.last_hyperparameters,
-                "max_grad_norm": _export_hyperparameter(self.max_grad_norm), "norm_type": self.norm_type,
-                "last_grad_norm": self.last_grad_norm}
+        result = {"state": state, "param_groups": groups, "step_count": self.step_count,
+                  "skipped_steps": self.skipped_steps, "last_hyperparameters": self.last_hyperparameters,
+                  "max_grad_norm": _export_hyperparameter(self.max_grad_norm), "norm_type": self.norm_type,
+                  "last_grad_norm": self.last_grad_norm}
+        if self.rule.group_scalars:
+            result["group_states"] = [
+                {g.name: g.export(value) for g, value in zip(self.rule.group_scalars, group_state)}
+                for group_state in self._group_states
+            ]
+        return result
 
     def load_state_dict(self, state_dict: Dict[str, Any], *,
                         params: Optional[Sequence[np.ndarray]] = None) -> None:
@@ -511,6 +535,7 @@ class Optimizer:
                 self._check_options(candidate, g)
             except TypeError as error:
                 raise ValueError(str(error)) from None
+        group_states = self._check_group_states(state_dict)
         unlisted = sorted(str(key) for key in saved_state if str(key) not in listed)
         if unlisted:
             raise ValueError(f"state_dict has state for parameter(s) {unlisted} that no group lists")
@@ -550,6 +575,8 @@ class Optimizer:
             raise
         for g, k, entry in plans:
             self._import_param_state(g, k, entry)
+        for target, values in zip(self._group_states, group_states):
+            target[:] = values
         self._counters[:] = (step_count, skipped_steps)
         self.norm_type = norm_type
         self._grad_norm[:] = grad_norm
@@ -557,6 +584,40 @@ class Optimizer:
         if params is not None:
             for value, array in zip(params, arrays):
                 np.copyto(array, value)
+
+    def _check_group_states(self, state_dict: Dict[str, Any]) -> List[np.ndarray]:
+        """The saved per-group state of a rule that keeps one, checked as a step checks it."""
+        scalars = self.rule.group_scalars
+        if not scalars:
+            if "group_states" in state_dict:
+                raise ValueError(f"state_dict has group_states but {self.rule.class_name} keeps no per-group state")
+            return []
+        saved = state_dict.get("group_states")
+        if not isinstance(saved, (list, tuple)) or len(saved) != len(self.param_groups):
+            raise ValueError(f"state_dict group_states must be a list of one dict per parameter group "
+                             f"({len(self.param_groups)}), got {type(saved).__name__}")
+        names = [g.name for g in scalars]
+        arrays = []
+        for index, entry in enumerate(saved):
+            if not isinstance(entry, dict) or sorted(entry) != sorted(names):
+                raise ValueError(f"state_dict group_states[{index}] must be a dict with the entries {names}")
+            values = []
+            for g in scalars:
+                value = entry[g.name]
+                if g.kind == "flag":
+                    ok = isinstance(value, (bool, np.bool_))
+                elif g.kind == "count":
+                    ok = isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+                else:
+                    ok = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+                if not ok:
+                    raise ValueError(f"state_dict group_states[{index}][{g.name!r}] must be a {g.kind}, "
+                                     f"got {value!r}")
+                values.append(float(value) if g.kind != "count" or abs(int(value)) < 2**63 else float("inf"))
+            array = np.array(values, dtype=np.float64)
+            self.rule.native.check_group_state(array, f"state_dict group_states[{index}]: ")
+            arrays.append(array)
+        return arrays
 
     def _values_to_check(self, group: Dict[str, Any]) -> Dict[str, Any]:
         """The group's native hyperparameters with every schedule replaced by its rule's default
@@ -613,7 +674,7 @@ class Optimizer:
             allocate = row_state_like if s.per_row else state_like
             if value is None:
                 # Not saved: as a new optimizer has it.
-                if s.always:
+                if s.always and not s.kernel_initialized:
                     fill = 0.0 if s.initial == "zero" else float(group[s.initial])
                     arrays[k] = allocate(param, fill)
                 else:
@@ -742,6 +803,40 @@ def _import_hyperparameter(current: Any, saved: Any) -> Any:
             current.load_state_dict(copy.deepcopy(saved["schedule_state"]))
         return current
     return saved
+
+
+# ------------------------------------------------------------------- modes --
+def _switch(optimizer: Optimizer, train: bool) -> None:
+    with optimizer._step_lock:
+        t = optimizer.step_count
+        groups = [(optimizer._resolve(group, t), group["params"], state, group_state)
+                  for group, state, group_state in zip(optimizer.param_groups, optimizer._states,
+                                                       optimizer._group_states)]
+        optimizer.rule.native.switch_mode(groups, train)
+
+
+def _train(self: Optimizer) -> None:
+    """Train mode: moves every parameter (that has been stepped) from the average x to y, where
+    gradients are taken: ``p = lerp(p, z, 1 - beta)``. Nothing when already in train mode.
+
+    A new optimizer is in eval mode, as the schedulefree package's: call ``train()`` before the
+    first :meth:`step`, and ``eval()`` before evaluating the model or saving it. ``beta`` (beta1 or
+    momentum) is the group's value at ``step_count``. Everything is checked before any parameter moves.
+    """
+    _switch(self, True)
+
+
+def _eval(self: Optimizer) -> None:
+    """Eval mode: moves every parameter (that has been stepped) from y to the average x, the point to
+    evaluate or save: ``p = lerp(p, z, 1 - 1/beta)``. Nothing when already in eval mode; a step in
+    eval mode raises RuntimeError."""
+    _switch(self, False)
+
+
+def _train_mode(self: Optimizer) -> bool:
+    """Whether the parameters hold y (train mode, steps allowed) rather than the average x."""
+    mode = [g.name for g in self.rule.group_scalars].index("train_mode")
+    return bool(self._group_states[0][mode])
 
 
 # ------------------------------------------------------- derived from a rule --

@@ -1,0 +1,674 @@
+"""The torch.optim.Optimizer subclass behind lrcore.torch's classes.
+
+A class names its rule (``optimizer_class(RULES["adam"])``); its constructor,
+defaults and state come from the rule description, as for lrcore's numpy
+classes. The tensors are handed to the rule's native step as numpy views of
+their own storage (``tensor.numpy()`` shares memory), so the step updates
+them in place: one native call per step, which checks everything first and
+writes nothing unless all of it is valid.
+
+State is kept as torch keeps it: ``self.state[p]`` is a dict of tensors with
+torch's names (``step``, ``exp_avg``, ...), created on a parameter's first
+step, so torch's ``state_dict`` and ``load_state_dict`` work unchanged and
+the layouts agree with torch.optim's. Two details make a step cheap:
+
+* the per-group arguments of the native call (the parameters' views, the
+  state views, the int64 step counters) are built once and reused while
+  ``param_groups``, the parameters' storage and ``self.state`` stay the same
+  objects; anything else rebuilds them (see ``Optimizer._current_plans``);
+* each group's ``step`` tensors are 0-d views into one float32 tensor of the
+  group (torch's step dtype), read into the int64 counters the native step
+  increments when the arguments are built, and written from them after each
+  step: one numpy assignment per group instead of a tensor operation per
+  parameter.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+import weakref
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+
+import numpy as np
+import torch
+from torch.optim import optimizer as _torch_optimizer
+
+from .. import _core
+from .._rules import RuleDescription
+from ..optim._optimizer import _check_max_grad_norm, _check_norm_type, _is_schedule
+
+__all__ = ["Optimizer", "SUPPORTED_DTYPES", "optimizer_class"]
+
+#: The tensor dtypes a step takes today (lrcore's kernels: float32, float64).
+#: bfloat16 and float16 come later, through a 16-bit view of the storage (see _array_of).
+SUPPORTED_DTYPES: Tuple[torch.dtype, ...] = (torch.float32, torch.float64)
+
+_STEP_COUNT, _SKIPPED_STEPS = 0, 1
+#: Options of torch.optim's constructors that choose an implementation; lrcore has one.
+_IMPLEMENTATION_OPTIONS = ("foreach", "fused")
+
+
+# torch's registries of the global step hooks (register_optimizer_step_pre_hook / _post_hook).
+_GLOBAL_PRE_HOOKS = _torch_optimizer._global_optimizer_pre_hooks
+_GLOBAL_POST_HOOKS = _torch_optimizer._global_optimizer_post_hooks
+_profiler_enabled = torch._C._autograd._profiler_enabled
+
+
+class _Stale(Exception):
+    """The cached step arguments no longer describe the parameters: rebuild them."""
+
+
+def _array_of(tensor: torch.Tensor, where: str) -> np.ndarray:
+    """A numpy view sharing ``tensor``'s storage: what the native step reads and writes.
+
+    This is the one place that knows which dtypes lrcore takes; a 16-bit
+    dtype (bfloat16) would be viewed here as int16/uint16 bits once the
+    kernels have it.
+    """
+    if tensor.dtype not in SUPPORTED_DTYPES:
+        raise TypeError(f"lrcore.torch: {where} is {tensor.dtype}; lrcore's kernels take "
+                        f"{' and '.join(str(d) for d in SUPPORTED_DTYPES)} tensors "
+                        "(bfloat16 and float16 are not supported yet)")
+    if tensor.layout is not torch.strided:
+        raise TypeError(f"lrcore.torch: {where} is a sparse tensor ({tensor.layout}); "
+                        "lrcore takes dense tensors only")
+    if tensor.device.type != "cpu":
+        raise ValueError(f"lrcore.torch: {where} is on {tensor.device}; lrcore updates CPU tensors only")
+    if not tensor.is_contiguous():
+        raise ValueError(f"lrcore.torch: {where} is not contiguous (strides {tensor.stride()}); "
+                         "lrcore updates contiguous tensors in place")
+    return tensor.detach().numpy()
+
+
+def _grad_array(grad: torch.Tensor, where: str) -> np.ndarray:
+    """The gradient's view (the step only reads it: a non-contiguous one is copied)."""
+    if grad.layout is torch.strided and grad.device.type == "cpu" and not grad.is_contiguous():
+        grad = grad.contiguous()
+    return _array_of(grad, where)
+
+
+def _dead() -> None:
+    """A weak reference to nothing."""
+    return None
+
+
+class _GroupPlan:
+    """One group's arguments of the native step, reused between steps."""
+
+    __slots__ = ("group", "params", "count", "names", "views", "pointers", "stepped", "states", "tensors",
+                 "steps", "step_buffer", "step_view", "offset", "grad_refs", "grad_arrays",
+                 "grad_pointers")
+
+    def __init__(self, group: Dict[str, Any], offset: int) -> None:
+        self.group = group
+        self.params: List[torch.Tensor] = group["params"]
+        self.count = len(self.params)
+        self.offset = offset  # index of the group's first parameter among all of them
+        self.names: Optional[List[str]] = group.get("param_names")
+        self.views: List[np.ndarray] = []
+        self.pointers: List[int] = []
+        self.stepped: List[bool] = []
+        # state name -> per-parameter numpy views (None: not created yet) and their tensors
+        self.states: Dict[str, List[Optional[np.ndarray]]] = {}
+        self.tensors: Dict[str, List[Optional[torch.Tensor]]] = {}
+        self.steps: Optional[np.ndarray] = None
+        self.step_buffer: Optional[torch.Tensor] = None
+        self.step_view: Optional[np.ndarray] = None
+        # The last gradient seen per parameter (weakly) and, once seen twice, a view of its memory.
+        self.grad_refs: List[Callable[[], Optional[torch.Tensor]]] = [_dead] * self.count
+        self.grad_arrays: List[Optional[np.ndarray]] = [None] * self.count
+        self.grad_pointers: List[int] = [0] * self.count
+
+
+class Optimizer(torch.optim.Optimizer):
+    """Base class of lrcore.torch's optimizers: a torch.optim.Optimizer whose step is lrcore's.
+
+    A subclass is made per rule by :func:`optimizer_class`; its constructor
+    has torch's signature plus lrcore's keyword-only options:
+
+    Args:
+        skip_nonfinite: check every gradient first; when any element is NaN
+            or Inf, skip the whole step (nothing is written; ``skipped_steps``
+            counts it).
+        max_grad_norm: global-norm clipping of all gradients, fused into the
+            step (number >= 0 or None, the default, for off); the gradient
+            tensors are not written. ``last_grad_norm`` is the norm.
+        norm_type: p of that norm (number > 0 or inf; default 2).
+        foreach, fused: accepted for compatibility with torch.optim and
+            ignored (lrcore has one implementation, a fused native step).
+
+    Attributes:
+        step_count: steps applied; skipped_steps: steps skipped for a
+            non-finite gradient; last_grad_norm: the norm the last step
+            computed (None without clipping).
+    """
+
+    #: The update rule; set by optimizer_class.
+    rule: RuleDescription
+    #: (group) -> the native hyperparameters of a group, written from the rule.
+    _resolve_group: Callable[[Dict[str, Any]], Dict[str, Any]]
+    #: (state name, initial) of the state arrays a parameter's first step starts (the rest the
+    #: kernel initializes or a configuration creates on demand).
+    _initial_states: Tuple[Tuple[str, str], ...]
+
+    def __init__(self, params: Iterable[Any], defaults: Dict[str, Any], *, skip_nonfinite: bool = False,
+                 max_grad_norm: Any = None, norm_type: Any = 2.0) -> None:
+        if not isinstance(skip_nonfinite, (bool, np.bool_)):
+            raise TypeError(f"skip_nonfinite must be a bool, got {type(skip_nonfinite).__name__}")
+        if _is_schedule(max_grad_norm):
+            raise TypeError("max_grad_norm must be a number >= 0 or None in lrcore.torch "
+                            "(change it between steps to schedule it)")
+        self.skip_nonfinite = bool(skip_nonfinite)
+        self.max_grad_norm: Any = _check_max_grad_norm(max_grad_norm)
+        self.norm_type: float = _check_norm_type(norm_type)
+        # [step_count, skipped_steps] and [last norm, marker], written by the native step.
+        self._counters = np.zeros(2, dtype=np.int64)
+        self._grad_norm = np.array([0.0, -1.0])
+        self._plans: Optional[List[_GroupPlan]] = None
+        self._plan_key: Tuple[Any, ...] = ()
+        self._created: Dict[int, torch.Tensor] = {}
+        super().__init__(params, defaults)
+
+    # ------------------------------------------------------------------ groups
+    def add_param_group(self, param_group: Dict[str, Any]) -> None:
+        """Adds a group as torch does, then checks its tensors and hyperparameters; a group that
+        fails a check is not added."""
+        index = len(self.param_groups)
+        super().add_param_group(param_group)
+        try:
+            group = self.param_groups[index]
+            params = group["params"]
+            if not params:
+                raise ValueError(f"param_groups[{index}] has no parameters")
+            views = [_array_of(p, self._where(index, k, group)) for k, p in enumerate(params)]
+            existing = [p.detach().numpy() for g in self.param_groups[:index] for p in g["params"]]
+            try:
+                _core.check_parameters(existing + views)
+            except (TypeError, ValueError) as error:
+                raise self._named_error(error) from None
+            self._check_group(group, f"param_groups[{index}]: ")
+        except BaseException:
+            del self.param_groups[index]
+            raise
+        self._plans = None
+
+    def _check_group(self, group: Dict[str, Any], prefix: str) -> None:
+        for name, value in self.rule.fixed.items():
+            if group.get(name, value) != value:
+                raise ValueError(f"{prefix}{name} is {value!r} for {type(self).__name__}, got {group[name]!r}")
+        for name in _IMPLEMENTATION_OPTIONS:
+            group.pop(name, None)
+        for name in ("capturable", "differentiable"):
+            if group.get(name, False):
+                raise ValueError(f"{prefix}{name}=True is not supported by lrcore.torch")
+        self.rule.native.check_hyperparameters(self._resolve_group(group), prefix)
+        for h in self.rule.hyperparameters:
+            if h.kind == "option":
+                value = group[h.name]
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < float("inf"):
+                    raise ValueError(f"{prefix}{h.name} must be a finite number >= 0, got {value!r}")
+
+    def _where(self, g: int, k: int, group: Optional[Dict[str, Any]] = None) -> str:
+        group = self.param_groups[g] if group is None else group
+        names = group.get("param_names")
+        if names is not None and k < len(names):
+            return f"parameter {names[k]!r}"
+        return f"param_groups[{g}]['params'][{k}]"
+
+    def _flat_where(self, index: int) -> str:
+        for g, group in enumerate(self.param_groups):
+            if index < len(group["params"]):
+                return self._where(g, index)
+            index -= len(group["params"])
+        return f"parameter {index}"
+
+    def _named_error(self, error: Exception) -> Exception:
+        """A native error names tensors by their index among all parameters (grads[3]); this adds
+        which parameter that is."""
+        message = str(error)
+        lists = ["params", "grads", *(s.list_name for s in self.rule.states)]
+        found = dict.fromkeys(int(i) for i in re.findall(rf"\b(?:{'|'.join(lists)})\[(\d+)\]", message))
+        if not found:
+            return error
+        where = "; ".join(f"[{i}] is {self._flat_where(i)}" for i in found)
+        return type(error)(f"{message} ({where})")
+
+    # -------------------------------------------------------------- counters
+    @property
+    def step_count(self) -> int:
+        return int(self._counters[_STEP_COUNT])
+
+    @property
+    def skipped_steps(self) -> int:
+        return int(self._counters[_SKIPPED_STEPS])
+
+    @property
+    def last_grad_norm(self) -> Optional[float]:
+        norm, marker = self._grad_norm
+        return float(norm) if marker == float(self._counters[0]) + float(self._counters[1]) else None
+
+    # ------------------------------------------------------------------- step
+    def _plain_step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        self._apply()
+        return loss
+
+    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
+        """Performs one step: ``closure`` (if given) is called with grad enabled and its loss
+        returned; then every parameter with a gradient is updated in place, in one native call.
+
+        The step is a transaction: the hyperparameters of every group and every
+        tensor are checked first, and on a bad one it raises (naming the
+        group or the parameter) with nothing modified: no tensor, no state,
+        no counter. Parameters whose ``grad`` is None are skipped, as torch
+        does. Returns the closure's loss (or None).
+
+        Step hooks (``register_step_pre_hook``, ``register_step_post_hook`` and
+        the global ones) and the profiler's record run through torch's own
+        wrapper, entered only when one is registered or the profiler is on: it
+        costs more than a small step.
+        """
+        if (self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks or _GLOBAL_PRE_HOOKS
+                or _GLOBAL_POST_HOOKS or _profiler_enabled()):
+            return _hooked_step(self, closure)
+        return self._plain_step(closure)
+
+    # torch's Optimizer wraps a subclass's step in its hook-and-profiler wrapper unless it is marked.
+    step.hooked = True  # type: ignore[attr-defined]
+
+    def _current_plans(self) -> List[_GroupPlan]:
+        """The cached arguments, rebuilt when the groups, their parameter lists or the state changed."""
+        groups = self.param_groups
+        plans = self._plans
+        if plans is not None and self._plan_key[0] is groups and self._plan_key[1] is self.state and len(plans) == len(
+                groups):
+            for plan, group in zip(plans, groups):
+                if plan.group is not group or group["params"] is not plan.params or len(plan.params) != plan.count:
+                    break
+            else:
+                return plans
+        plans = self._build_plans()
+        self._plans, self._plan_key = plans, (groups, self.state)
+        return plans
+
+    def _build_plans(self) -> List[_GroupPlan]:
+        rule = self.rule
+        plans = []
+        offset = 0
+        for g, group in enumerate(self.param_groups):
+            plan = _GroupPlan(group, offset)
+            offset += plan.count
+            for name in [s.name for s in rule.states]:
+                plan.states[name] = [None] * plan.count
+                plan.tensors[name] = [None] * plan.count
+            if _keeps_step(rule):
+                plan.steps = np.zeros(plan.count, dtype=np.int64)
+                plan.step_buffer = torch.zeros(plan.count, dtype=torch.float32)
+                plan.step_view = plan.step_buffer.numpy()
+            for k, p in enumerate(plan.params):
+                where = self._where(g, k, group)
+                plan.views.append(_array_of(p, where))
+                plan.pointers.append(p.data_ptr())
+                entry = self.state.get(p)
+                stepped = bool(entry)
+                plan.stepped.append(stepped)
+                if not stepped:
+                    continue
+                assert entry is not None
+                self._check_entry(entry, p, where)
+                for s in rule.states:
+                    tensor = entry.get(s.name)
+                    if tensor is not None:
+                        plan.tensors[s.name][k] = tensor
+                        plan.states[s.name][k] = _array_of(tensor, f"state {s.name!r} of {where}")
+                if plan.steps is not None:
+                    assert plan.steps is not None and plan.step_buffer is not None
+                    plan.steps[k] = _step_value(entry.get("step", 0), where)
+                    plan.step_buffer[k] = float(plan.steps[k])
+                    # torch's layout: a 0-d float32 tensor per parameter, here a view into the group's buffer.
+                    entry["step"] = plan.step_buffer[k]
+            plans.append(plan)
+        return plans
+
+    def _check_entry(self, entry: Dict[str, Any], param: torch.Tensor, where: str) -> None:
+        """A parameter's state (saved by lrcore.torch or by torch.optim): torch's names, tensors shaped like it."""
+        if not isinstance(entry, dict):
+            raise ValueError(f"the state of {where} must be a dict, got {type(entry).__name__}")
+        known = {s.name: s for s in self.rule.states}
+        for name, value in entry.items():
+            if name == "step" and _keeps_step(self.rule):
+                _step_value(value, where)
+                continue
+            if name not in known:
+                raise ValueError(f"the state of {where} has an entry {name!r} that {type(self).__name__} "
+                                 f"does not know (its state: {sorted(known)})")
+            if value is None:
+                continue
+            if not isinstance(value, torch.Tensor) or value.shape != param.shape or value.dtype != param.dtype:
+                got = f"{value.dtype} {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
+                raise ValueError(f"state {name!r} of {where} must be a {param.dtype} tensor of shape "
+                                 f"{tuple(param.shape)}, got {got}")
+        for s in self.rule.states:
+            if s.always and s.initial != "gradient" and entry.get(s.name) is None:
+                raise ValueError(f"the state of {where} has no {s.name!r}")
+
+    def _create_state(self, like: np.ndarray) -> np.ndarray:
+        """The native step's allocator of state a configuration needs (zeros; the kernel fills
+        the ones it initializes): a new tensor, remembered until the step commits it."""
+        tensor = torch.zeros(like.shape, dtype=torch.float32 if like.dtype == np.float32 else torch.float64)
+        array = tensor.numpy()
+        self._created[id(array)] = tensor
+        return array
+
+    def _apply(self) -> bool:
+        """The native step over every group, and its bookkeeping."""
+        try:
+            plans = self._current_plans()
+            return self._apply_plans(plans)
+        except _Stale:
+            self._plans = None
+            return self._apply_plans(self._current_plans())
+
+    def _apply_plans(self, plans: List[_GroupPlan]) -> bool:
+        # The per-step path: its cost is most of a small step's, so it does only what changes
+        # between steps (the gradients, the resolved hyperparameters) and reuses the rest.
+        resolve = self._resolve_group
+        arguments = []
+        new: List[Tuple[_GroupPlan, int]] = []
+        alive: List[torch.Tensor] = []  # the gradients stay alive until the step is done
+        for plan in plans:
+            grads: List[Optional[np.ndarray]] = []
+            append = grads.append
+            k = 0
+            grad_refs, grad_arrays, grad_pointers = plan.grad_refs, plan.grad_arrays, plan.grad_pointers
+            for p, pointer in zip(plan.params, plan.pointers):
+                grad = p.grad
+                if grad is None:
+                    append(None)
+                else:
+                    if p.data_ptr() != pointer:
+                        raise _Stale  # the parameter's storage was replaced (p.data = ...)
+                    alive.append(grad)
+                    array = grad_arrays[k]
+                    if grad_refs[k]() is not grad or array is None or grad.data_ptr() != grad_pointers[k] \
+                            or not grad.is_contiguous():
+                        array = self._grad_view(plan, k, grad)
+                    append(array)
+                    if not plan.stepped[k]:
+                        new.append((plan, k))
+                k += 1
+            arguments.append((resolve(plan.group), plan.views, grads, plan.states, plan.steps))
+        if new:
+            self._start_state(new)
+        max_grad_norm = self.max_grad_norm
+        try:
+            if max_grad_norm is None:
+                applied = self.rule.native.step(arguments, self._counters, self.skip_nonfinite, self._create_state,
+                                                True)
+            else:
+                applied = self.rule.native.step(arguments, self._counters, self.skip_nonfinite, self._create_state,
+                                                True, max_grad_norm, self.norm_type, self._grad_norm)
+        except (TypeError, ValueError) as error:
+            self._forget(new)
+            raise self._named_error(error) from None
+        except BaseException:
+            self._forget(new)
+            raise
+        if not applied:
+            self._forget(new)
+            return False
+        for plan in plans:
+            if plan.step_view is not None:
+                plan.step_view[:] = plan.steps
+        if self._created:
+            self._adopt_created(plans)
+        if new:
+            self._commit_state(new)
+        return True
+
+    def _grad_view(self, plan: _GroupPlan, k: int, grad: torch.Tensor) -> np.ndarray:
+        """The view of a gradient not seen before: ``grad.numpy()``. A gradient seen twice in a
+        row (``zero_grad(set_to_none=False)`` keeps one tensor per parameter) gets a view of its
+        memory that does not hold the tensor, cached, and reused while ``p.grad`` is that
+        tensor with that storage: no reference to a gradient outlives a step, so
+        ``zero_grad()`` still frees them."""
+        if plan.grad_refs[k]() is grad and grad.is_contiguous():
+            array = _array_of(grad, f"the gradient of {self._plan_where(plan, k)}")
+            pointer = ctypes.cast(array.ctypes.data, ctypes.POINTER(np.ctypeslib.as_ctypes_type(array.dtype)))
+            view = np.ctypeslib.as_array(pointer, shape=array.shape)
+            plan.grad_arrays[k] = view
+            plan.grad_pointers[k] = grad.data_ptr()
+            return view
+        plan.grad_refs[k] = weakref.ref(grad)
+        plan.grad_arrays[k] = None
+        try:
+            array = grad.numpy()
+            if array.flags.c_contiguous:
+                return array
+        except (RuntimeError, TypeError):  # e.g. a gradient that requires grad, or a sparse one
+            pass
+        return _grad_array(grad, f"the gradient of {self._plan_where(plan, k)}")
+
+    def _start_state(self, new: List[Tuple[_GroupPlan, int]]) -> None:
+        """A parameter's first step: its state starts as torch's does (zeros, or an option's value)."""
+        for plan, k in new:
+            like = plan.params[k]
+            for name, initial in self._initial_states:
+                if plan.tensors[name][k] is None:
+                    fill = 0.0 if initial == "zero" else float(plan.group[initial])
+                    tensor = torch.full(like.shape, fill, dtype=like.dtype)
+                    plan.tensors[name][k] = tensor
+                    plan.states[name][k] = tensor.numpy()
+
+    def _commit_state(self, new: List[Tuple[_GroupPlan, int]]) -> None:
+        """After a parameter's first step has been applied: its state enters self.state."""
+        state = self.state
+        for plan, k in new:
+            entry: Dict[str, Any] = {}
+            if plan.step_buffer is not None:
+                entry["step"] = plan.step_buffer[k]
+            for name, tensors in plan.tensors.items():
+                tensor = tensors[k]
+                if tensor is not None:
+                    entry[name] = tensor
+            if entry:  # as torch.optim's SGD without momentum, a rule may keep nothing
+                state[plan.params[k]] = entry
+            plan.stepped[k] = True
+
+    def _plan_where(self, plan: _GroupPlan, k: int) -> str:
+        g = next((i for i, group in enumerate(self.param_groups) if group is plan.group), 0)
+        return self._where(g, k, plan.group)
+
+    def _forget(self, new: List[Tuple[_GroupPlan, int]]) -> None:
+        """Drops the state made for parameters whose first step did not happen."""
+        for plan, k in new:
+            for name in plan.states:
+                plan.states[name][k] = None
+                plan.tensors[name][k] = None
+
+    def _adopt_created(self, plans: List[_GroupPlan]) -> None:
+        """State the native step created (a kernel-initialized buffer, or one a configuration change
+        made necessary): the tensors behind the new arrays go into self.state too."""
+        created = self._created
+        for plan in plans:
+            for name, arrays in plan.states.items():
+                tensors = plan.tensors[name]
+                for k, array in enumerate(arrays):
+                    if array is not None and tensors[k] is None:
+                        tensor = created[id(array)]
+                        tensors[k] = tensor
+                        if plan.stepped[k]:
+                            self.state.setdefault(plan.params[k], {})[name] = tensor
+        created.clear()
+
+    # ------------------------------------------------------------ state_dict
+    def state_dict(self) -> Dict[str, Any]:
+        """torch's state_dict (``state``: per parameter index torch's entries, ``step`` a 0-d float32
+        tensor; ``param_groups``), plus ``"lrcore"``: the step counters and the last clipping norm.
+        It holds the live state tensors, as torch's does: copy it (or ``torch.save`` it) to keep it."""
+        state_dict = super().state_dict()
+        state_dict["lrcore"] = {"step_count": self.step_count, "skipped_steps": self.skipped_steps,
+                                "last_grad_norm": self.last_grad_norm}
+        return state_dict
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        """Loads a state_dict of lrcore.torch's or of torch.optim's optimizer of the same rule.
+
+        Everything is checked (torch's checks, then each group's hyperparameters
+        and each parameter's state) before the optimizer changes.
+        """
+        extra = state_dict.get("lrcore") if isinstance(state_dict, dict) else None
+        counters, grad_norm = self._counters.copy(), self._grad_norm.copy()
+        if extra is not None:
+            if not isinstance(extra, dict):
+                raise ValueError("state_dict['lrcore'] must be a dict")
+            counters = np.array([_count(extra.get("step_count", 0), "step_count"),
+                                 _count(extra.get("skipped_steps", 0), "skipped_steps")], dtype=np.int64)
+            norm = extra.get("last_grad_norm")
+            if norm is not None and (isinstance(norm, bool) or not isinstance(norm, (int, float))):
+                raise ValueError(f"state_dict['lrcore']['last_grad_norm'] must be a number or None, got {norm!r}")
+            grad_norm = (np.array([0.0, -1.0]) if norm is None
+                         else np.array([float(norm), float(counters[0]) + float(counters[1])]))
+        super().load_state_dict(state_dict)
+        self._counters[:] = counters
+        self._grad_norm[:] = grad_norm
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        # torch's load_state_dict ends here with the new state and groups: check them, and keep
+        # the old ones if they fail (nothing is modified then).
+        previous: Dict[str, Any] = {name: self.__dict__[name] for name in ("state", "param_groups")
+                                    if name in self.__dict__}
+        super().__setstate__(state)
+        try:
+            for g, group in enumerate(self.param_groups):
+                for name, default in self.defaults.items():
+                    group.setdefault(name, default)
+                self._check_group(group, f"state_dict param_groups[{g}]: ")
+                for k, p in enumerate(group["params"]):
+                    entry = self.state.get(p)
+                    if entry:
+                        self._check_entry(entry, p, self._where(g, k, group))
+        except BaseException:
+            self.__dict__.update(previous)
+            raise
+        # A saved tensor need not be contiguous (torch.save keeps strides); the step updates
+        # contiguous ones in place.
+        for entry in self.state.values():
+            if isinstance(entry, dict):
+                for name, value in entry.items():
+                    if name != "step" and isinstance(value, torch.Tensor) and not value.is_contiguous():
+                        entry[name] = value.contiguous()
+        if "_counters" not in self.__dict__:  # unpickled from torch's __getstate__ only
+            self._counters = np.zeros(2, dtype=np.int64)
+            self._grad_norm = np.array([0.0, -1.0])
+        self._plans = None
+        self._plan_key = ()
+        self._created = {}
+
+    def __getstate__(self) -> Dict[str, Any]:
+        state = super().__getstate__()
+        state.update({name: self.__dict__[name] for name in
+                      ("skip_nonfinite", "max_grad_norm", "norm_type", "_counters", "_grad_norm")})
+        return state
+
+
+def _keeps_step(rule: RuleDescription) -> bool:
+    """Whether a parameter's state holds ``step``, as torch.optim's does: for a rule that uses step
+    numbers, and for one that keeps a state array from the first step (torch's RMSprop counts steps it
+    does not use); not for SGD, whose only state is the momentum buffer momentum != 0 needs."""
+    return rule.has_step or any(s.always for s in rule.states)
+
+
+#: torch's wrapper of a step: hooks, then the step inside a profiler record, then hooks.
+_hooked_step = torch.optim.Optimizer.profile_hook_step(Optimizer._plain_step)
+
+
+def _step_value(value: Any, where: str) -> int:
+    """A saved step number (torch keeps a float32 0-d tensor; older checkpoints a number)."""
+    number = value.item() if isinstance(value, torch.Tensor) and value.numel() == 1 else value
+    if isinstance(number, bool) or not isinstance(number, (int, float)) or not (
+            0 <= number < 2**63 and float(number).is_integer()):
+        raise ValueError(f"the step of {where} must be a whole number >= 0, got {value!r}")
+    return int(number)
+
+
+def _count(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise ValueError(f"state_dict['lrcore'][{name!r}] must be an integer in [0, 2**63 - 1], got {value!r}")
+    return value
+
+
+# ------------------------------------------------------- derived from a rule --
+def optimizer_class(rule: RuleDescription) -> type[Optimizer]:
+    """The lrcore.torch class of a rule: torch's constructor signature from the description."""
+    names = [h.name for h in rule.hyperparameters]
+    arguments = ", ".join(f"{name}=_defaults[{name!r}]" for name in names)
+    source = (
+        f"def __init__(self, params, {arguments}, *, skip_nonfinite=False, max_grad_norm=None, norm_type=2.0,\n"
+        f"             foreach=None, fused=None, capturable=False, differentiable=False):\n"
+        f"    if capturable or differentiable:\n"
+        f"        raise ValueError('capturable and differentiable are not supported by lrcore.torch')\n"
+        f"    defaults = {{{', '.join(f'{n!r}: {n}' for n in names)}}}\n"
+        f"    defaults.update(_fixed)\n"
+        f"    _Optimizer.__init__(self, params, defaults, skip_nonfinite=skip_nonfinite,\n"
+        f"                        max_grad_norm=max_grad_norm, norm_type=norm_type)\n"
+    )
+    namespace: Dict[str, Any] = {"_defaults": rule.defaults, "_fixed": dict(rule.fixed), "_Optimizer": Optimizer}
+    exec(source, namespace)  # noqa: S102 - the source is built above from the rule description only
+    constructor = namespace["__init__"]
+    constructor.__qualname__ = f"{rule.class_name}.__init__"
+    attributes = {
+        "__init__": constructor,
+        "__module__": "lrcore.torch",
+        "__qualname__": rule.class_name,
+        "__doc__": _class_docstring(rule),
+        "rule": rule,
+        "_resolve_group": staticmethod(_make_resolver(rule)),
+        "_initial_states": tuple((s.name, s.initial) for s in rule.states if s.always and s.initial != "gradient"),
+    }
+    return type(rule.class_name, (Optimizer,), attributes)
+
+
+def _make_resolver(rule: RuleDescription) -> Callable[[Dict[str, Any]], Dict[str, Any]]:
+    """group -> the native hyperparameters, as straight-line code (it runs on every step).
+    Values go to the native step as they are (a float, an int, a 0-d tensor: it reads any number)."""
+    lines = ["def resolve(group):"]
+    entries = [f"{name!r}: {value!r}" for name, value in rule.fixed.items()]
+    for h in rule.hyperparameters:
+        if h.kind == "option":
+            continue
+        if len(h.native) == 1:
+            entries.append(f"{h.native[0]!r}: group[{h.name!r}]")
+            continue
+        variable = f"_{h.name}"
+        lines.append(f"    {variable} = group[{h.name!r}]")
+        lines.append(f"    if type({variable}) not in (tuple, list) or len({variable}) != {len(h.native)}:")
+        lines.append(f"        raise TypeError(f'{h.name} must be a pair ({', '.join(h.native)}), "
+                     f"got {{{variable}!r}}')")
+        entries += [f"{native!r}: {variable}[{k}]" for k, native in enumerate(h.native)]
+    lines.append(f"    return {{{', '.join(entries)}}}")
+    namespace: Dict[str, Any] = {}
+    exec("\n".join(lines) + "\n", namespace)  # noqa: S102 - the source is built here from the rule only
+    resolve: Callable[[Dict[str, Any]], Dict[str, Any]] = namespace["resolve"]
+    return resolve
+
+
+def _class_docstring(rule: RuleDescription) -> str:
+    lines = [rule.summary.replace("(torch.optim.", "(a drop-in for torch.optim.", 1), "",
+             f"lrcore's {rule.class_name} for torch CPU tensors; the formula is in "
+             f":func:`lrcore.functional.{rule.name}`.", "", "Args:",
+             "    params: ``model.parameters()``, ``model.named_parameters()`` or parameter groups."]
+    for h in rule.hyperparameters:
+        kind = {"number": "number", "flag": "bool", "option": "number"}[h.kind]
+        lines.append(f"    {h.name}: {h.doc} ({kind}; {h.valid}; default {h.default!r}).")
+    lines += ["    skip_nonfinite, max_grad_norm, norm_type, foreach, fused: see :class:`lrcore.torch.Optimizer`.",
+              "", "State per parameter (torch's names): " + ", ".join(
+                  (["``step``"] if _keeps_step(rule) else [])
+                  + [f"``{s.name}``" + (f" (when {s.needed_when})" if s.needed_when else "") for s in rule.states])
+              + "."]
+    return "\n".join(lines) + "\n"
+
