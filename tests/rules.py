@@ -8,7 +8,7 @@ option combinations that between them exercise every branch of the kernel.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -20,7 +20,7 @@ class Rule:
     name: str
     optimizer: type
     configs: List[Dict[str, Any]]
-    torch_name: str
+    torch_name: Optional[str]  # None: torch.optim has no such rule
 
     @property
     def description(self):
@@ -74,6 +74,8 @@ class Rule:
                 fill = 0.0 if s.initial == "zero" else config.get(s.initial, 0.0)
                 state[s.list_name] = [np.full(p.shape[:1], fill, dtype=p.dtype) if s.per_row else np.full_like(p, fill)
                                       for p in params]
+        for scalar in description.scalars:
+            state[scalar.list_name] = [scalar.new() for _ in params]
         if "steps" in description.functional_arguments:
             state["steps"] = np.zeros(len(params), dtype=np.int64)
         if "group_state" in description.functional_arguments:
@@ -133,6 +135,28 @@ RULES = [
         dict(lr=0.01, amsgrad=True, weight_decay=0.1),
         dict(lr=0.01, betas=(0.8, 0.99), maximize=True),
     ], "AdamW"),
+    Rule("nadam", lrcore.NAdam, [
+        dict(lr=0.01),
+        dict(lr=0.01, weight_decay=0.1),
+        dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True),
+        dict(lr=0.01, betas=(0.3, 0.9), momentum_decay=0.01, maximize=True),  # lerp weight 0.7
+    ], "NAdam"),
+    Rule("radam", lrcore.RAdam, [
+        dict(lr=0.01),  # un-adapted for steps 1-5 (rho_t <= 5), rectified after
+        dict(lr=0.01, weight_decay=0.1),
+        dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True, maximize=True),
+        dict(lr=0.01, betas=(0.3, 0.5)),  # rho_inf = 3: never rectified; lerp weight 0.7
+    ], "RAdam"),
+    Rule("adamax", lrcore.Adamax, [
+        dict(lr=0.01),
+        dict(lr=0.01, weight_decay=0.1),
+        dict(lr=0.01, betas=(0.3, 0.9), eps=1e-3, maximize=True),  # lerp weight 0.7
+    ], "Adamax"),
+    Rule("lion", lrcore.Lion, [
+        dict(lr=0.01),
+        dict(lr=0.01, weight_decay=0.1),
+        dict(lr=0.01, betas=(0.5, 0.9), maximize=True),
+    ], None),
     Rule("schedule_free_adamw", TrainingScheduleFreeAdamW, [
         dict(lr=0.01),
         dict(lr=0.01, weight_decay=0.05, warmup_steps=10),
@@ -161,6 +185,9 @@ ROW_RULES = [
 
 RULE_CASES = [(rule, config) for rule in RULES for config in rule.configs]
 RULE_IDS = [f"{rule.name}-" + "-".join(f"{k}={v}" for k, v in config.items()) for rule, config in RULE_CASES]
+# The cases torch.optim can check (Lion is not in torch.optim).
+TORCH_RULE_CASES = [(rule, config) for rule, config in RULE_CASES if rule.torch_name is not None]
+TORCH_RULE_IDS = [i for (rule, _), i in zip(RULE_CASES, RULE_IDS) if rule.torch_name is not None]
 
 SIZES = [1, 7, 17, 1023, 4097, 100003]
 DTYPES = [np.float32, np.float64]

@@ -25,6 +25,10 @@ FULL_CONFIGS = {
     "rmsprop": dict(lr=0.01, centered=True, momentum=0.5),
     "adam": dict(lr=0.01, amsgrad=True),
     "adamw": dict(lr=0.01, amsgrad=True),
+    "nadam": dict(lr=0.01, weight_decay=0.1),
+    "radam": dict(lr=0.01, weight_decay=0.1),
+    "adamax": dict(lr=0.01, weight_decay=0.1),
+    "lion": dict(lr=0.01, weight_decay=0.1),
     "schedule_free_adamw": dict(lr=0.01, weight_decay=0.01, warmup_steps=2),
     "schedule_free_sgd": dict(lr=0.05, weight_decay=0.01),
 }
@@ -34,8 +38,16 @@ STATE_LISTS = {
     "rmsprop": ["square_avgs", "grad_avgs", "momentum_buffers"],
     "adam": ["exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs"],
     "adamw": ["exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs"],
+    "nadam": ["exp_avgs", "exp_avg_sqs"],
+    "radam": ["exp_avgs", "exp_avg_sqs"],
+    "adamax": ["exp_avgs", "exp_infs"],
+    "lion": ["exp_avgs"],
     "schedule_free_adamw": ["exp_avg_sqs", "zs"],  # zs second: its None entries are valid (created from params)
     "schedule_free_sgd": ["zs"],
+}
+# Per-tensor scalar state lists (0-d float64 arrays), by the functional name.
+SCALAR_LISTS = {
+    "nadam": ["mu_products"],
 }
 # A rule's hyperparameters that must be finite, by the functional name.
 HYPERPARAMETERS = {
@@ -44,8 +56,19 @@ HYPERPARAMETERS = {
     "rmsprop": ["lr", "alpha", "eps", "weight_decay", "momentum"],
     "adam": ["lr", "beta1", "beta2", "eps", "weight_decay"],
     "adamw": ["lr", "beta1", "beta2", "eps", "weight_decay"],
+    "nadam": ["lr", "beta1", "beta2", "eps", "weight_decay", "momentum_decay"],
+    "radam": ["lr", "beta1", "beta2", "eps", "weight_decay"],
+    "adamax": ["lr", "beta1", "beta2", "eps", "weight_decay"],
+    "lion": ["lr", "beta1", "beta2", "weight_decay"],
     "schedule_free_adamw": ["lr", "beta1", "beta2", "eps", "weight_decay", "warmup_steps", "r", "weight_lr_power"],
     "schedule_free_sgd": ["lr", "momentum", "weight_decay", "warmup_steps", "r", "weight_lr_power"],
+}
+# Hyperparameters with a range narrower than "finite", with a value just outside it.
+OUT_OF_RANGE = {
+    "nadam": {"momentum_decay": -1e-3, "beta1": 1.0, "beta2": -0.1, "eps": -1e-8},
+    "radam": {"beta1": 1.0, "beta2": 1.5, "eps": -1e-8, "weight_decay": -0.1},
+    "adamax": {"beta1": -0.5, "beta2": 1.0, "eps": -1e-8, "weight_decay": -0.1},
+    "lion": {"beta1": 1.0, "beta2": -0.1, "weight_decay": -0.1},
 }
 # Keys of a functional call's arguments that are not per-tensor lists.
 NOT_LISTS = ("params", "grads", "steps", "group_state")
@@ -190,6 +213,23 @@ def functional_cases(rule_name):
         ("grad-readonly-ok", set_item("grads", 1, lambda a, x: readonly(x)), None, "ok"),
         ("zero-size-no-op", "zero-size", None, "no-op"),
     ]
+    for name in SCALAR_LISTS.get(rule_name, []):
+        cases += [
+            (f"{name}-float32", set_item(name, 0, lambda a, x: np.array(1.0, np.float32)), TypeError,
+             rf"{name}\[0\] must be a 0-d float64 numpy array, got float32"),
+            (f"{name}-shape", set_item(name, 1, lambda a, x: np.ones(1)), TypeError,
+             rf"{name}\[1\] must be a 0-d float64 numpy array, got float64 of shape \(1,\)"),
+            (f"{name}-python-float", set_item(name, 0, lambda a, x: 0.5), TypeError,
+             rf"{name}\[0\] must be a 0-d float64 numpy array"),
+            (f"{name}-readonly", set_item(name, 1, lambda a, x: readonly(x)), ValueError, rf"{name}\[1\] is read-only"),
+            (f"{name}-shared", set_item(name, 1, lambda a, x, n=name: a[n][0]), ValueError, "share memory"),
+            (f"{name}-too-short", set_list(name, lambda a, x: x[:1]), ValueError, rf"{name} has 1 entries"),
+            (f"{name}-missing", set_list(name, lambda a, x: None), TypeError, rf"{name} must be a list"),
+            (f"{name}-tuple-with-none", set_list(name, lambda a, x: (None, x[1])), TypeError,
+             rf"{name} must be a list when it has None entries"),
+        ]
+    for name, value in OUT_OF_RANGE.get(rule_name, {}).items():
+        cases.append((f"{name}={value}", ("hyper", {name: value}), ValueError, rf"{name} must be"))
     description = RULE_BY_NAME[rule_name].description
     if not next(s for s in description.states if s.list_name == first_state).kernel_initialized:
         cases += [
@@ -259,6 +299,7 @@ def group_state_cases():
         ("group-state-aliases-param", alias_group_state_with_param, ValueError, "share memory"),
         ("weight-overflows", ("hyper", {"r": 2000.0}), ValueError, r"the average's weight .* is not finite at k = 1"),
     ]
+SCALARS = {name for names in SCALAR_LISTS.values() for name in names}
 
 
 def apply(corrupt, args):
@@ -272,7 +313,7 @@ def apply(corrupt, args):
     if corrupt == "cross-grad":
         args["params"][1] = np.ones(8, np.float32)  # same shape as params[0]
         for key in args:
-            if key not in NOT_LISTS and args[key] is not None and args[key][1] is not None:
+            if key not in (*NOT_LISTS, *SCALARS) and args[key] is not None and args[key][1] is not None:
                 args[key][1] = np.zeros(8, np.float32)
         args["grads"][1] = np.ones(8, np.float32)
         args["grads"][0] = args["params"][1]
@@ -280,7 +321,7 @@ def apply(corrupt, args):
         args["params"][1] = np.ones(8, np.float32)
         args["grads"][1] = np.ones(8, np.float32)
         for key in args:
-            if key not in NOT_LISTS and args[key] is not None and args[key][1] is not None:
+            if key not in (*NOT_LISTS, *SCALARS) and args[key] is not None and args[key][1] is not None:
                 args[key][1] = np.zeros(8, np.float32)
         args[first_state][1] = args[first_state][0]
     elif corrupt == "overlap-params":
@@ -289,7 +330,7 @@ def apply(corrupt, args):
         args["params"][1] = buffer[4:10].reshape(2, 3)
     elif corrupt == "zero-size":
         for key in args:
-            if key in ("steps", "group_state") or args[key] is None:
+            if key in ("steps", "group_state", *SCALARS) or args[key] is None:
                 continue
             args[key] = [np.zeros((0, 3), np.float32) if x is not None else None for x in args[key]]
     return {}

@@ -77,7 +77,7 @@ def test_opt_step_case(capsys):
     assert "lrcore Adam.step(grads)" in out and "lrcore._core.rules.adam.step" in out
 
 
-@pytest.mark.parametrize("argv", [["--rules", "adamax"], ["--sizes", "huge"], ["--threads", "0"],
+@pytest.mark.parametrize("argv", [["--rules", "lamb"], ["--sizes", "huge"], ["--threads", "0"],
                                   ["--against", "jax"]])
 def test_bad_arguments_exit_2(argv, capsys):
     assert bench(*argv) == 2

@@ -37,7 +37,7 @@ def assert_same_state(a, b):
         for name, value in a["state"][key].items():
             other = b["state"][key][name]
             if isinstance(value, np.ndarray):
-                assert other.dtype == value.dtype and np.array_equal(value.view(np.uint8), other.view(np.uint8))
+                assert other.dtype == value.dtype and np.array_equal(value.reshape(-1).view(np.uint8), other.reshape(-1).view(np.uint8))
             else:
                 assert value == other
     for ga, gb in zip(a["param_groups"], b["param_groups"]):
@@ -66,7 +66,7 @@ def test_round_trip_restores_everything_and_continues_identically(tmp_path, rule
     for step in range(3, 6):
         fresh.step(grads_for(fresh_params, step))
     for a, b in zip(fresh_params, params):
-        assert np.array_equal(a.view(np.uint8), b.view(np.uint8))
+        assert np.array_equal(a.reshape(-1).view(np.uint8), b.reshape(-1).view(np.uint8))
     assert_same_state(fresh.state_dict(), opt.state_dict())
 
 
@@ -335,4 +335,4 @@ def test_resume_in_a_fresh_process_is_bitwise_identical(tmp_path):
         assert float(a["scale"]) < 1.0, "the plateau schedule should have reduced the learning rate"
         for name in a.files:
             x, y = np.atleast_1d(a[name]), np.atleast_1d(b[name])
-            assert np.array_equal(x.view(np.uint8), y.view(np.uint8)), name
+            assert np.array_equal(x.reshape(-1).view(np.uint8), y.reshape(-1).view(np.uint8)), name

@@ -102,6 +102,28 @@ EXTENSION_SOURCE = textwrap.dedent(
             adam_step(config, tensor)
 
 
+    def nadam_steps(double[::1] param, const double[::1] grad, double[::1] exp_avg, double[::1] exp_avg_sq,
+                    int64_t steps):
+        \"\"\"NAdam (decoupled decay) for `steps` steps on a fixed gradient; returns the final mu_product.\"\"\"
+        cdef cpp.NadamConfig config
+        config.weight_decay = 0.01
+        config.decoupled_weight_decay = True
+        cdef double mu_product = 1.0
+        cdef cpp.NadamTensor[double] tensor
+        tensor.param = &param[0]
+        tensor.grad = &grad[0]
+        tensor.exp_avg = &exp_avg[0]
+        tensor.exp_avg_sq = &exp_avg_sq[0]
+        tensor.mu_product = &mu_product
+        tensor.size = param.shape[0]
+        cdef int64_t t
+        with nogil:
+            for t in range(steps):
+                tensor.step = t + 1
+                cpp.nadam_step(config, tensor)
+        return mu_product
+
+
     def runtime():
         return (cpp.active_isa().decode(), [name.decode() for name in cpp.available_isas()],
                 cpp.get_num_threads(),
@@ -276,3 +298,14 @@ def test_cython_schedule_free_matches_the_functional_layer(extension):
     assert [k, lr_max, weight_sum, float(train_mode)] == group_state.tolist()
     with pytest.raises(RuntimeError, match="eval mode"):
         extension.schedule_free_step_in_eval_mode()
+def test_cython_nadam_keeps_its_scalar_state_in_the_callers_double(extension):
+    rng = np.random.default_rng(2)
+    param = rng.standard_normal(77)
+    grad = rng.standard_normal(77)
+    expected = param.copy()
+    mu_product = extension.nadam_steps(param, grad, np.zeros(77), np.zeros(77), 7)
+    optimizer = lrcore.NAdam([expected], weight_decay=0.01, decoupled_weight_decay=True)
+    for _ in range(7):
+        optimizer.step([grad])
+    np.testing.assert_array_equal(param, expected)
+    assert mu_product == float(optimizer.state_dict()["state"][0]["mu_product"])

@@ -12,7 +12,8 @@ import lrcore
 
 def test_available_optimizers_are_the_classes_by_torch_name():
     names = lrcore.available_optimizers()
-    assert names == ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "ScheduleFreeAdamW", "ScheduleFreeSGD",
+    assert names == ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "NAdam", "RAdam", "Adamax", "Lion",
+                     "ScheduleFreeAdamW", "ScheduleFreeSGD",
                      "SparseAdam", "RowWiseAdagrad"]
     assert all(getattr(lrcore, name).__name__ == name for name in names)
 
@@ -30,7 +31,7 @@ def test_create_optimizer_is_case_insensitive_and_equals_the_class(spelling):
 
 
 def test_create_optimizer_errors_name_what_is_wrong():
-    with pytest.raises(ValueError, match=r"unknown optimizer 'lamb'; available: SGD, Adagrad, RMSprop, Adam, AdamW"):
+    with pytest.raises(ValueError, match=r"unknown optimizer 'lamb'; available: SGD, Adagrad, RMSprop, Adam, AdamW, NAdam, RAdam, Adamax, Lion"):
         lrcore.create_optimizer("lamb", [np.zeros(3)])
     with pytest.raises(TypeError, match="Adam takes no argument.* lrr; it takes lr, betas"):
         lrcore.create_optimizer("adam", [np.zeros(3)], lrr=0.1)

@@ -32,7 +32,7 @@ def run_functional(module, rule, config, shapes, dtype, steps, seed=0):
 
 def assert_same_bits(a, b):
     assert a.dtype == b.dtype and a.shape == b.shape
-    assert np.array_equal(a.view(np.uint8), b.view(np.uint8)), f"max |diff| = {np.max(np.abs(a - b))}"
+    assert np.array_equal(a.reshape(-1).view(np.uint8), b.reshape(-1).view(np.uint8)), f"max |diff| = {np.max(np.abs(a - b))}"
 
 
 def assert_same_state(state_a, state_b):

@@ -144,6 +144,15 @@ def _make(name, params):
                            betas=(0.9, 0.999), amsgrad=True)
     if name == "AdamW":
         return lrcore.AdamW(groups, lr=0.01, betas=[0.8, 0.99])
+    if name == "NAdam":  # mu_product, a per-tensor scalar, must come back too
+        return lrcore.NAdam(groups, lr=Warmup(CosineAnnealing(0.01, T_max=40), warmup_steps=5),
+                            decoupled_weight_decay=True)
+    if name == "RAdam":
+        return lrcore.RAdam(groups, lr=0.01)
+    if name == "Adamax":
+        return lrcore.Adamax(groups, lr=0.01)
+    if name == "Lion":
+        return lrcore.Lion(groups, lr=1e-3, betas=(0.8, 0.99))
     raise AssertionError(name)
 
 
@@ -186,7 +195,7 @@ def _assert_same_state(a, b):
     assert a["param_groups"] == b["param_groups"]
 
 
-OPTIMIZERS = ["SGD", "SGD-onecycle", "Adagrad", "RMSprop", "Adam", "AdamW"]
+OPTIMIZERS = ["SGD", "SGD-onecycle", "Adagrad", "RMSprop", "Adam", "AdamW", "NAdam", "RAdam", "Adamax", "Lion"]
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)

@@ -72,8 +72,11 @@ def assert_same_bits(ours, theirs, what):
 def state_arrays(rule, config, size, dtype, rng, initialized_buffers):
     """State for one parameter, in the functional layout, with well-behaved (positive) values."""
     state = rule.new_state([np.zeros(size, dtype)], config)
+    scalars = {s.list_name for s in rule.description.scalars}
     for name, value in state.items():
-        if isinstance(value, list):
+        if name in scalars:  # a per-tensor number (0-d float64), as after a few steps
+            value[0] = np.array(rng.uniform(0.05, 0.9))
+        elif isinstance(value, list):
             if value[0] is None and initialized_buffers:
                 value[0] = rng.uniform(0.1, 2.0, size).astype(dtype)
             elif value[0] is not None:
@@ -87,7 +90,8 @@ def copy_state(state, buffer_size, offset):
     copied = {}
     for name, value in state.items():
         if isinstance(value, list):
-            copied[name] = [None if x is None else view_at(buffer_size, offset, x.size, x) for x in value]
+            copied[name] = [None if x is None else x.copy() if x.shape == () else view_at(buffer_size, offset, x.size, x)
+                            for x in value]
         elif isinstance(value, np.ndarray):
             copied[name] = value.copy()
         else:
@@ -98,7 +102,8 @@ def copy_state(state, buffer_size, offset):
 def hostile_cases(rule, config, dtype):
     """(size, offset, target, rotation, initialized buffers) for every case of one rule configuration."""
     probe = state_arrays(rule, config, 1, dtype, np.random.default_rng(0), initialized_buffers=True)
-    state_names = [name for name, value in probe.items() if isinstance(value, list) and value[0] is not None]
+    state_names = [name for name, value in probe.items()
+                   if isinstance(value, list) and value[0] is not None and value[0].shape != ()]
     first_step_buffers = any(isinstance(v, list) and v[0] is None
                              for v in rule.new_state([np.zeros(1, dtype)], config).values())
     for size in SIZES:

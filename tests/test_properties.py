@@ -42,6 +42,18 @@ def hyperparameters(draw, name):
     if name == "rmsprop":
         return dict(lr=draw(lr), alpha=draw(unit), eps=draw(eps), weight_decay=draw(small),
                     momentum=draw(st.one_of(st.just(0.0), unit)), centered=draw(st.booleans()), maximize=maximize)
+    if name == "nadam":
+        return dict(lr=draw(lr), betas=(draw(unit), draw(unit)), eps=draw(eps), weight_decay=draw(small),
+                    momentum_decay=draw(st.one_of(st.just(0.0), st.floats(0.0, 1.0))),
+                    decoupled_weight_decay=draw(st.booleans()), maximize=maximize)
+    if name == "radam":
+        return dict(lr=draw(lr), betas=(draw(unit), draw(unit)), eps=draw(eps), weight_decay=draw(small),
+                    decoupled_weight_decay=draw(st.booleans()), maximize=maximize)
+    if name == "adamax":
+        return dict(lr=draw(lr), betas=(draw(unit), draw(unit)), eps=draw(eps), weight_decay=draw(small),
+                    maximize=maximize)
+    if name == "lion":
+        return dict(lr=draw(lr), betas=(draw(unit), draw(unit)), weight_decay=draw(small), maximize=maximize)
     if name.startswith("schedule_free"):
         # A beta of at least 0.01 keeps eval's weight 1 - 1/beta moderate; the package's own ranges otherwise.
         beta = st.floats(0.01, 0.99)
@@ -94,7 +106,7 @@ def run(module, name, config, tensors, steps, seed, skip):
 
 
 def same_bits(a, b):
-    return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a.view(np.uint8), b.view(np.uint8))
+    return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a.reshape(-1).view(np.uint8), b.reshape(-1).view(np.uint8))
 
 
 @SETTINGS
@@ -147,8 +159,8 @@ def test_state_dict_round_trip_is_exact(problem):
 
 
 def test_properties_cover_every_rule():
-    assert set(RULE_BY_NAME) == {"sgd", "adagrad", "rmsprop", "adam", "adamw", "schedule_free_adamw",
-                                 "schedule_free_sgd"}
+    assert set(RULE_BY_NAME) == {"sgd", "adagrad", "rmsprop", "adam", "adamw", "nadam", "radam", "adamax", "lion",
+                                 "schedule_free_adamw", "schedule_free_sgd"}
     # The row rules (row-sparse gradients, row-wise state) have their own tests: tests/test_sparse_rows.py.
     row_rules = {"sparse_adam", "rowwise_adagrad"}
     assert set(lrcore.functional.__all__) - {"state_like", "new_group_state", "row_state_like"} - row_rules == \

@@ -126,7 +126,9 @@ def test_class_signature_is_torchs(rule):
 def test_functional_arguments_are_the_native_states(rule):
     native_states = [(name, list_name) for name, list_name, *_ in rule.native.states]
     assert [(s.name, s.list_name) for s in rule.states] == native_states
-    lists = {list_name for _, list_name in native_states}
+    native_scalars = [(name, list_name) for name, list_name, _ in rule.native.scalars]
+    assert [(s.name, s.list_name) for s in rule.scalars] == native_scalars
+    lists = {list_name for _, list_name in native_states + native_scalars}
     assert set(rule.functional_arguments) - lists <= {"steps", "group_state"}
     assert ("group_state" in rule.functional_arguments) == bool(rule.native.group_scalars)
     assert lists <= set(rule.functional_arguments)
@@ -189,6 +191,10 @@ NEEDED = [
     ("adam", {"amsgrad": True}, ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]),
     ("adamw", {}, ["exp_avg", "exp_avg_sq"]),
     ("adamw", {"amsgrad": True}, ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]),
+    ("nadam", {}, ["exp_avg", "exp_avg_sq"]),
+    ("radam", {}, ["exp_avg", "exp_avg_sq"]),
+    ("adamax", {}, ["exp_avg", "exp_inf"]),
+    ("lion", {}, ["exp_avg"]),
     ("schedule_free_adamw", {}, ["z", "exp_avg_sq"]),
     ("schedule_free_sgd", {}, ["z"]),
     ("sparse_adam", {}, ["exp_avg", "exp_avg_sq"]),
@@ -230,3 +236,35 @@ def test_optimizer_keeps_exactly_the_needed_states(amsgrad):
     saved = set(opt.state_dict()["state"][0]) - {"step"}
     assert ("max_exp_avg_sq" in saved) == amsgrad
     assert saved == set(opt.rule.native.needed_states(opt.last_hyperparameters[0]))
+
+
+# ---------------------------------------------------------- scalar states --
+def test_nadam_keeps_mu_product_as_a_scalar_state():
+    rule = RULES["nadam"]
+    assert [(s.name, s.list_name, s.initial) for s in rule.scalars] == [("mu_product", "mu_products", 1.0)]
+    assert rule.native.scalars == [("mu_product", "mu_products", 1.0)]
+    assert all(rule.scalars == () for rule in DESCRIPTIONS if rule.name != "nadam")
+    parameters = inspect.signature(lrcore.functional.nadam).parameters
+    assert parameters["mu_products"].default is inspect.Parameter.empty  # every configuration needs it
+    assert "``mu_product``" in lrcore.functional.nadam.__doc__
+
+
+def test_a_description_without_its_scalar_list_is_refused():
+    nadam = RULES["nadam"]
+    without = tuple(name for name in nadam.functional_arguments if name != "mu_products")
+    with pytest.raises(RuntimeError, match="do not match the native states"):
+        _rules._complete(replace(nadam, functional_arguments=without))
+
+
+def test_scalar_state_lives_in_state_dict_as_a_float64_number():
+    w = np.ones(4, np.float32)
+    opt = lrcore.NAdam([w])
+    saved = opt.state_dict()
+    assert saved["state"] == {}  # nothing before the first step, as in torch
+    opt.step([np.ones(4, np.float32)])
+    mu_product = opt.state_dict()["state"][0]["mu_product"]
+    assert isinstance(mu_product, np.ndarray) and mu_product.shape == () and mu_product.dtype == np.float64
+    mu_1 = 0.9 * (1 - 0.5 * 0.96 ** 0.004)
+    assert float(mu_product) == mu_1
+    opt.step([np.ones(4, np.float32)])
+    assert float(opt.state_dict()["state"][0]["mu_product"]) == mu_1 * (0.9 * (1 - 0.5 * 0.96 ** 0.008))

@@ -35,6 +35,10 @@ LAZY_SWITCH = {
     "rmsprop": {"momentum": 0.9, "centered": True},
     "adam": {"amsgrad": True},
     "adamw": {"amsgrad": True},
+    "nadam": {},
+    "radam": {},
+    "adamax": {},
+    "lion": {},
     "schedule_free_adamw": {},  # z is created lazily, but by the tensor's first step, not by a configuration
     "schedule_free_sgd": {},
 }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rules import DTYPES, RULE_CASES, RULE_IDS, SIZES, make_gradients
+from rules import DTYPES, SIZES, TORCH_RULE_CASES, TORCH_RULE_IDS, make_gradients
 
 torch = pytest.importorskip("torch")
 
@@ -18,7 +18,8 @@ STEPS = 100
 # After 100 steps the trajectories differ only by rounding: torch's vectorized
 # CPU kernels fuse some multiply-adds, lrcore's never do.
 TOLERANCE = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
-STATE_NAMES = ("momentum_buffer", "sum", "square_avg", "grad_avg", "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "z")
+STATE_NAMES = ("momentum_buffer", "sum", "square_avg", "grad_avg", "exp_avg", "exp_avg_sq", "max_exp_avg_sq",
+               "exp_inf", "mu_product", "z")
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -32,22 +33,32 @@ def torch_single_thread():
 
 
 def run_both(rule, config, size, dtype, seed=0):
+    shape = size if isinstance(size, tuple) else (size,)
     rng = np.random.default_rng(seed)
-    initial = rng.standard_normal(size).astype(dtype)
+    initial = rng.standard_normal(shape).astype(dtype)
     ours = initial.copy()
     theirs = torch.tensor(initial.copy())
     optimizer = rule.optimizer([ours], **config)
-    torch_optimizer = rule.torch_optimizer([theirs], **config)
-    for (grad,) in make_gradients(rng, [(size,)], dtype, STEPS):
-        optimizer.step([grad])
-        theirs.grad = torch.from_numpy(grad.copy())
-        torch_optimizer.step()
+    # torch keeps per-tensor scalar state (NAdam's mu_product) in its default dtype, float32
+    # unless changed; lrcore keeps it in float64. For float64 parameters torch is asked for
+    # float64 scalars too, else its float32 product alone would part the trajectories by ~1e-10.
+    default_dtype = torch.get_default_dtype()
+    if dtype == np.float64 and rule.description.scalars:
+        torch.set_default_dtype(torch.float64)
+    try:
+        torch_optimizer = rule.torch_optimizer([theirs], **config)
+        for (grad,) in make_gradients(rng, [shape], dtype, STEPS):
+            optimizer.step([grad])
+            theirs.grad = torch.from_numpy(grad.copy())
+            torch_optimizer.step()
+    finally:
+        torch.set_default_dtype(default_dtype)
     return ours, theirs.numpy(), optimizer, torch_optimizer
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("size", SIZES)
-@pytest.mark.parametrize(("rule", "config"), RULE_CASES, ids=RULE_IDS)
+@pytest.mark.parametrize(("rule", "config"), TORCH_RULE_CASES, ids=TORCH_RULE_IDS)
 def test_matches_torch(each_isa, rule, config, size, dtype):
     ours, theirs, optimizer, torch_optimizer = run_both(rule, config, size, dtype)
     np.testing.assert_allclose(ours, theirs, **TOLERANCE[dtype])
@@ -63,3 +74,15 @@ def test_matches_torch(each_isa, rule, config, size, dtype):
     assert compared >= 1 or rule.name == "sgd" and not config.get("momentum")
     if "step" in their_state:
         assert our_state["step"] == int(their_state["step"]) == STEPS
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize(("rule", "config"), TORCH_RULE_CASES, ids=TORCH_RULE_IDS)
+def test_matches_torch_two_dimensional(rule, config, dtype):
+    ours, theirs, optimizer, torch_optimizer = run_both(rule, config, (37, 29), dtype, seed=1)
+    assert ours.shape == theirs.shape == (37, 29)
+    np.testing.assert_allclose(ours, theirs, **TOLERANCE[dtype])
+    our_state = optimizer.state_dict()["state"].get(0, {})
+    for name, value in torch_optimizer.state_dict()["state"].get(0, {}).items():
+        if name in STATE_NAMES:
+            np.testing.assert_allclose(our_state[name], value.numpy(), **TOLERANCE[dtype], err_msg=name)

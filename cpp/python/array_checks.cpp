@@ -236,6 +236,32 @@ std::int64_t* check_steps(py::handle object, std::size_t expected_length) {
     return steps;
 }
 
+ArrayView check_scalar_state(py::handle object, const char* list_name, std::size_t index) {
+    if (!py::isinstance<py::array>(object)) {
+        throw py::type_error(argument_name(list_name, index) + " must be a 0-d float64 numpy array (one per tensor), got " +
+                             type_name(object));
+    }
+    const auto* array = py::detail::array_proxy(object.ptr());
+    const auto* descr = py::detail::array_descriptor_proxy(array->descr);
+    if (descr->type_num != npy_double || !native_byte_order(descr->byteorder) || array->nd != 0) {
+        throw py::type_error(argument_name(list_name, index) + " must be a 0-d float64 numpy array, got " +
+                             dtype_name(array) + " of shape " + shape_string(array));
+    }
+    if (reinterpret_cast<std::uintptr_t>(array->data) % alignof(double) != 0) {
+        throw py::value_error(argument_name(list_name, index) + " must be aligned to 8 bytes");
+    }
+    if (!writeable(array)) {
+        throw py::value_error(argument_name(list_name, index) + " is read-only; lrcore updates it in place");
+    }
+    ArrayView view;
+    view.object = object;
+    view.data = array->data;
+    view.size = 1;
+    view.bytes = sizeof(double);
+    view.type = ElementType::float64;
+    return view;
+}
+
 }  // namespace lrcore::python
 
 namespace lrcore::python {

@@ -44,6 +44,9 @@ ArrayView check_parameter(py::handle object, const char* list_name, std::size_t 
 ArrayView check_like(py::handle object, const char* list_name, std::size_t index, const ArrayView& param,
                      const char* param_list_name, bool writeable);
 
+/// Checks a per-tensor scalar state: a writeable, aligned, 0-d float64 array in native byte order.
+ArrayView check_scalar_state(py::handle object, const char* list_name, std::size_t index);
+
 /// Throws ValueError when two arrays of one tensor share memory.
 void check_disjoint(const ArrayView& a, const std::string& a_name, const ArrayView& b, const std::string& b_name);
 

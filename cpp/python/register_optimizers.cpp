@@ -86,6 +86,15 @@ struct PendingState {
     bool sparse = false;    // ... of the tables with row-sparse gradients
 };
 
+/// A per-tensor scalar state to create (at its initial value) once every check has passed.
+struct PendingScalar {
+    py::list list;          // the scalar list that receives it
+    std::size_t index;      // its position there
+    std::size_t scalar;     // which scalar state of the rule
+    bool float32;           // the tensor's element type
+    std::size_t tensor;     // position in the float32 or float64 tensors
+};
+
 /// Everything one step call gathers before it writes anything.
 template <class Config>
 struct Batch {
@@ -97,6 +106,7 @@ struct Batch {
     std::vector<std::size_t> updated;     // per group, the positions of the tensors that have a gradient
     std::vector<Region> regions;          // every array of the call, for the overlap check
     std::vector<PendingState> pending;
+    std::vector<PendingScalar> pending_scalars;
     std::vector<py::object> alive;        // keeps every array referenced while the GIL is released
     // Tables with row-sparse gradients, their coalesced gradients, and the
     // coalescing results these point into (kept, with their capacity, across steps).
@@ -120,6 +130,7 @@ struct Batch {
         updated.clear();
         regions.clear();
         pending.clear();
+        pending_scalars.clear();
         alive.clear();
         sparse_float32.clear();
         sparse_float64.clear();
@@ -149,6 +160,7 @@ public:
     }
     ~BatchLease() {
         batch_->pending.clear();
+        batch_->pending_scalars.clear();
         batch_->alive.clear();
         batch_->in_use = false;
     }
@@ -167,6 +179,7 @@ struct Keys {
     std::vector<py::str> numbers;
     std::vector<py::str> flags;
     std::vector<py::str> states;
+    std::vector<py::str> scalars;
     static const Keys& get() {
         static const Keys* keys = [] {
             auto* k = new Keys;  // never destroyed: Python strings must not outlive the interpreter's teardown
@@ -174,6 +187,7 @@ struct Keys {
             for (const auto& n : Rule::numbers) k->numbers.emplace_back(n.name);
             for (const auto& f : Rule::flags) k->flags.emplace_back(f.name);
             for (const auto& s : Rule::states) k->states.emplace_back(s.name);
+            for (const auto& s : rules::scalars_of<Rule>()) k->scalars.emplace_back(s.name);
             return k;
         }();
         return *keys;
@@ -374,6 +388,18 @@ void gather_group(Batch<Config>& batch, py::handle group_object, std::size_t gro
         lists[s] = check_list(list == nullptr ? Py_None : list, description.list_name, count);
     }
 
+    // The per-tensor scalar lists (every configuration needs them).
+    constexpr auto& scalars = rules::scalars_of<Rule>();
+    std::array<py::sequence, scalars.size()> scalar_lists;
+    for (std::size_t s = 0; s < scalars.size(); ++s) {
+        PyObject* list = PyDict_GetItemWithError(state.ptr(), keys.scalars[s].ptr());
+        if (list == nullptr && PyErr_Occurred()) throw py::error_already_set();
+        if (list == nullptr || list == Py_None) {
+            throw py::type_error(prefix + scalars[s].list_name + " must be a list of 0-d float64 arrays, got None");
+        }
+        scalar_lists[s] = check_list(list, scalars[s].list_name, count);
+    }
+
     py::handle steps_object = items[4];
     if (steps_object.is_none()) {
         if (Rule::has_step) throw py::type_error("steps must be a numpy array of int64 step counters, got None");
@@ -484,6 +510,22 @@ void gather_group(Batch<Config>& batch, py::handle group_object, std::size_t gro
                 batch.regions.push_back(region_of(view, description.list_name, index, true));
                 batch.alive.push_back(std::move(array));
                 tensor.*(description.template field<T>()) = static_cast<T*>(view.data);
+            }
+            for (std::size_t s = 0; s < scalars.size(); ++s) {
+                py::object value = scalar_lists[s][i];
+                if (value.is_none()) {  // created at its initial value after the checks
+                    if (!PyList_Check(scalar_lists[s].ptr())) {
+                        throw py::type_error(std::string(scalars[s].list_name) +
+                                             " must be a list when it has None entries (they are created in it)");
+                    }
+                    batch.pending_scalars.push_back({py::reinterpret_borrow<py::list>(scalar_lists[s]), i, s,
+                                                     std::is_same_v<T, float>, tensors.size() - 1});
+                    continue;
+                }
+                const ArrayView view = check_scalar_state(value, scalars[s].list_name, index);
+                batch.regions.push_back(region_of(view, scalars[s].list_name, index, true));
+                batch.alive.push_back(std::move(value));
+                tensor.*(scalars[s].template field<T>()) = static_cast<double*>(view.data);
             }
         };
         if (!sparse) {
@@ -687,8 +729,16 @@ bool step(py::handle groups_object, py::handle counters_object, bool skip_nonfin
         for (GroupPlan<Config>& plan : batch.groups) plan.config.grad_scale = coefficient;
     }
 
-    // Every check has passed. Create the missing state arrays (Python code
-    // runs here; if it fails, nothing has changed yet).
+    // Every check has passed. Create the missing scalar states and state arrays
+    // (Python code runs here; if it fails, nothing has changed yet).
+    constexpr auto& scalars = rules::scalars_of<Rule>();
+    std::vector<py::array_t<double>> created_scalars;
+    created_scalars.reserve(batch.pending_scalars.size());
+    for (const PendingScalar& p : batch.pending_scalars) {
+        py::array_t<double> value{std::vector<py::ssize_t>{}};
+        *value.mutable_data() = scalars[p.scalar].initial;
+        created_scalars.push_back(std::move(value));
+    }
     if (!batch.pending.empty()) {
         if (create.is_none()) throw py::type_error("missing state arrays and no allocator to create them");
         std::vector<py::object> created;
@@ -718,6 +768,17 @@ bool step(py::handle groups_object, py::handle counters_object, bool skip_nonfin
             // PyList_SetItem steals a reference and cannot fail for an index within the list.
             PyList_SetItem(p.list.ptr(), static_cast<Py_ssize_t>(p.index), created[k].release().ptr());
         }
+    }
+    for (std::size_t k = 0; k < batch.pending_scalars.size(); ++k) {
+        const PendingScalar& p = batch.pending_scalars[k];
+        double* data = created_scalars[k].mutable_data();
+        if (p.float32) {
+            batch.float32[p.tensor].*(scalars[p.scalar].template field<float>()) = data;
+        } else {
+            batch.float64[p.tensor].*(scalars[p.scalar].template field<double>()) = data;
+        }
+        batch.alive.push_back(created_scalars[k]);
+        PyList_SetItem(p.list.ptr(), static_cast<Py_ssize_t>(p.index), created_scalars[k].release().ptr());
     }
     {
         py::gil_scoped_release release;
@@ -886,6 +947,7 @@ struct RuleEntry {
     std::string name;
     py::list hyperparameters;  // (name, kind "number" | "flag", range text)
     py::list states;           // (name, list name, needed when ("" = always), created by the kernel)
+    py::list scalars;          // per-tensor scalar states: (name, list name, initial value)
     bool has_step = false;
     py::tuple row_states;          // the states with one value per row (shape param.shape[:1])
     bool dense_gradients = true;   // takes numpy gradients
@@ -911,6 +973,9 @@ RuleEntry describe() {
     for (const auto& s : Rule::states) {
         entry.states.append(py::make_tuple(s.name, s.list_name, s.needed_when, s.float32_initialize != nullptr,
                                            s.float32_initialize != nullptr ? s.initialized_from : ""));
+    }
+    for (const auto& s : rules::scalars_of<Rule>()) {
+        entry.scalars.append(py::make_tuple(s.name, s.list_name, s.initial));
     }
     entry.has_step = Rule::has_step;
     py::list row_states;
@@ -1020,6 +1085,7 @@ void register_optimizers(py::module_& m) {
         .def_readonly("name", &RuleEntry::name)
         .def_readonly("hyperparameters", &RuleEntry::hyperparameters)
         .def_readonly("states", &RuleEntry::states)
+        .def_readonly("scalars", &RuleEntry::scalars)
         .def_readonly("has_step", &RuleEntry::has_step)
         .def_readonly("row_states", &RuleEntry::row_states)
         .def_readonly("dense_gradients", &RuleEntry::dense_gradients)

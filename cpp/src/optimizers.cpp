@@ -3,7 +3,9 @@
 
 #include "lrcore/optimizers.hpp"
 
+#include <array>
 #include <stdexcept>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -52,6 +54,35 @@ struct KernelOf<AdamConfig> {
 };
 
 template <>
+struct KernelOf<NadamConfig> {
+    template <class T>
+    static auto of(const kernels::TypedKernels<T>& k) { return k.nadam; }
+    template <class T>
+    using Constants = kernels::NadamConstants<T>;
+};
+template <>
+struct KernelOf<RadamConfig> {
+    template <class T>
+    static auto of(const kernels::TypedKernels<T>& k) { return k.radam; }
+    template <class T>
+    using Constants = kernels::RadamConstants<T>;
+};
+template <>
+struct KernelOf<AdamaxConfig> {
+    template <class T>
+    static auto of(const kernels::TypedKernels<T>& k) { return k.adamax; }
+    template <class T>
+    using Constants = kernels::AdamaxConstants<T>;
+};
+template <>
+struct KernelOf<LionConfig> {
+    template <class T>
+    static auto of(const kernels::TypedKernels<T>& k) { return k.lion; }
+    template <class T>
+    using Constants = kernels::LionConstants<T>;
+};
+
+template <>
 struct KernelOf<ScheduleFreeAdamWConfig> {
     template <class T>
     static auto of(const kernels::TypedKernels<T>& k) { return k.schedule_free_adamw; }
@@ -97,6 +128,11 @@ void check_arguments(const Config& config, const Tensor* tensors, std::size_t co
             if (state.needed_by(config) && t.*(state.template field<T>()) == nullptr) {
                 throw std::invalid_argument(tensor_label(i) + ": " + state.name +
                                             " must not be null for this configuration");
+            }
+        }
+        for (const auto& scalar : rules::scalars_of<Rule>()) {
+            if (t.*(scalar.template field<T>()) == nullptr) {
+                throw std::invalid_argument(tensor_label(i) + ": " + scalar.name + " must not be null");
             }
         }
         if constexpr (Rule::has_step) {
@@ -177,7 +213,30 @@ void run_element_step(const Config& config, const typename rules::Rule<Config>::
     const auto kernel = KernelOf<Config>::of(kernels::active_kernels().of<T>());
     thread_local std::vector<Constants> constants;
     constants.clear();
-    if constexpr (rules::Rule<Config>::has_step) {
+    constexpr auto& scalars = rules::scalars_of<rules::Rule<Config>>();
+    if constexpr (scalars.size() != 0) {
+        // The constants read the scalar states' current values (a null one, allowed
+        // for an empty tensor, reads as its initial value); consecutive tensors with
+        // the same step number and values reuse the last constants.
+        using Values = std::array<double, scalars.size()>;
+        Values last_values{};
+        std::int64_t last_step = -1;
+        for (std::size_t i = 0; i < count; ++i) {
+            Values values{};
+            for (std::size_t s = 0; s < scalars.size(); ++s) {
+                const double* value = tensors[i].*(scalars[s].template field<T>());
+                values[s] = value != nullptr ? *value : scalars[s].initial;
+            }
+            if (constants.empty() || tensors[i].step != last_step || values != last_values) {
+                constants.push_back(std::apply(
+                    [&](auto... v) { return Constants::make(config, tensors[i].step, v...); }, values));
+                last_step = tensors[i].step;
+                last_values = values;
+            } else {
+                constants.push_back(constants.back());
+            }
+        }
+    } else if constexpr (rules::Rule<Config>::has_step) {
         // Consecutive tensors usually share a step number: reuse the last constants.
         std::int64_t last_step = -1;
         for (std::size_t i = 0; i < count; ++i) {
@@ -192,6 +251,16 @@ void run_element_step(const Config& config, const typename rules::Rule<Config>::
         constants.assign(count, Constants::make(config));
     }
     run_chunks<T>(tensors, count, constants, kernel);
+    if constexpr (scalars.size() != 0) {
+        // Every kernel has run: now the scalar states move on to their values after this step.
+        for (std::size_t i = 0; i < count; ++i) {
+            for (const auto& scalar : scalars) {
+                if (double* value = tensors[i].*(scalar.template field<T>()); value != nullptr) {
+                    *value = scalar.next(config, tensors[i].step, *value);
+                }
+            }
+        }
+    }
 }
 
 template <class Config, class T>
@@ -232,6 +301,14 @@ template void run_step<RmspropConfig, float>(const RmspropConfig&, const Rmsprop
 template void run_step<RmspropConfig, double>(const RmspropConfig&, const RmspropTensor<double>*, std::size_t);
 template void run_step<AdamConfig, float>(const AdamConfig&, const AdamTensor<float>*, std::size_t);
 template void run_step<AdamConfig, double>(const AdamConfig&, const AdamTensor<double>*, std::size_t);
+template void run_step<NadamConfig, float>(const NadamConfig&, const NadamTensor<float>*, std::size_t);
+template void run_step<NadamConfig, double>(const NadamConfig&, const NadamTensor<double>*, std::size_t);
+template void run_step<RadamConfig, float>(const RadamConfig&, const RadamTensor<float>*, std::size_t);
+template void run_step<RadamConfig, double>(const RadamConfig&, const RadamTensor<double>*, std::size_t);
+template void run_step<AdamaxConfig, float>(const AdamaxConfig&, const AdamaxTensor<float>*, std::size_t);
+template void run_step<AdamaxConfig, double>(const AdamaxConfig&, const AdamaxTensor<double>*, std::size_t);
+template void run_step<LionConfig, float>(const LionConfig&, const LionTensor<float>*, std::size_t);
+template void run_step<LionConfig, double>(const LionConfig&, const LionTensor<double>*, std::size_t);
 template void run_group_step<ScheduleFreeAdamWConfig, float>(const ScheduleFreeAdamWConfig&,
                                                              const kernels::ScheduleFreeSchedule&,
                                                              const ScheduleFreeAdamWTensor<float>*, std::size_t);
@@ -263,6 +340,10 @@ void validate(const SgdConfig& c) { rules::validate_config(c); }
 void validate(const AdagradConfig& c) { rules::validate_config(c); }
 void validate(const RmspropConfig& c) { rules::validate_config(c); }
 void validate(const AdamConfig& c) { rules::validate_config(c); }
+void validate(const NadamConfig& c) { rules::validate_config(c); }
+void validate(const RadamConfig& c) { rules::validate_config(c); }
+void validate(const AdamaxConfig& c) { rules::validate_config(c); }
+void validate(const LionConfig& c) { rules::validate_config(c); }
 void validate(const ScheduleFreeAdamWConfig& c) { rules::validate_config(c); }
 void validate(const ScheduleFreeSgdConfig& c) { rules::validate_config(c); }
 
@@ -283,6 +364,28 @@ void rmsprop_step(const RmspropConfig& c, const RmspropTensor<double>* t, std::s
 void adam_step(const AdamConfig& c, const AdamTensor<float>* t, std::size_t n) { checked_step<AdamConfig, float>(c, t, n); }
 void adam_step(const AdamConfig& c, const AdamTensor<double>* t, std::size_t n) {
     checked_step<AdamConfig, double>(c, t, n);
+}
+void nadam_step(const NadamConfig& c, const NadamTensor<float>* t, std::size_t n) {
+    checked_step<NadamConfig, float>(c, t, n);
+}
+void nadam_step(const NadamConfig& c, const NadamTensor<double>* t, std::size_t n) {
+    checked_step<NadamConfig, double>(c, t, n);
+}
+void radam_step(const RadamConfig& c, const RadamTensor<float>* t, std::size_t n) {
+    checked_step<RadamConfig, float>(c, t, n);
+}
+void radam_step(const RadamConfig& c, const RadamTensor<double>* t, std::size_t n) {
+    checked_step<RadamConfig, double>(c, t, n);
+}
+void adamax_step(const AdamaxConfig& c, const AdamaxTensor<float>* t, std::size_t n) {
+    checked_step<AdamaxConfig, float>(c, t, n);
+}
+void adamax_step(const AdamaxConfig& c, const AdamaxTensor<double>* t, std::size_t n) {
+    checked_step<AdamaxConfig, double>(c, t, n);
+}
+void lion_step(const LionConfig& c, const LionTensor<float>* t, std::size_t n) { checked_step<LionConfig, float>(c, t, n); }
+void lion_step(const LionConfig& c, const LionTensor<double>* t, std::size_t n) {
+    checked_step<LionConfig, double>(c, t, n);
 }
 
 void schedule_free_adamw_step(const ScheduleFreeAdamWConfig& c, ScheduleFreeGroupState& s,

@@ -17,12 +17,15 @@
 #include <array>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <type_traits>
 
+#include "kernels/step_constants.hpp"
 #include "kernels/step_constants.hpp"
 #include "lrcore/config.hpp"
 #include "lrcore/tensors.hpp"
@@ -104,6 +107,33 @@ struct State {
             return float32_initialize;
         } else {
             return float64_initialize;
+        }
+    }
+};
+
+/// One per-tensor scalar state: a double per tensor (torch keeps it as a 0-d
+/// tensor in the parameter's state, e.g. NAdam's mu_product). It starts at
+/// `initial`. A step's per-step constants read its current value; after every
+/// kernel of the step has run, the step driver replaces it with
+/// next(config, step, value), `step` being the tensor's step number of that
+/// update (so a step that fails its checks changes no scalar either).
+/// A rule lists them in `scalars`; rules without one leave it out (see
+/// scalars_of()). Scalar states need per-tensor step numbers (has_step).
+template <class Config, template <class> class Tensor>
+struct Scalar {
+    const char* name;          // as the optimizer's state_dict names it, e.g. "mu_product"
+    const char* list_name;     // as the functional layer's argument names the list, e.g. "mu_products"
+    double initial;
+    double (*next)(const Config&, std::int64_t step, double value);
+    double* Tensor<float>::*float32_field;
+    double* Tensor<double>::*float64_field;
+
+    template <class T>
+    double* Tensor<T>::*field() const {
+        if constexpr (sizeof(T) == sizeof(float)) {
+            return float32_field;
+        } else {
+            return float64_field;
         }
     }
 };
@@ -215,6 +245,119 @@ struct Rule<AdamConfig> {
     }};
     static void check(const AdamConfig&) {}
 };
+
+template <>
+struct Rule<NadamConfig> {
+    using Config = NadamConfig;
+    static constexpr const char* name = "nadam";
+    template <class T>
+    using Tensor = NadamTensor<T>;
+    static constexpr bool has_step = true;
+    static constexpr std::array<Number<NadamConfig>, 6> numbers{{
+        {"lr", &NadamConfig::lr, Range::non_negative},
+        {"beta1", &NadamConfig::beta1, Range::unit_interval},
+        {"beta2", &NadamConfig::beta2, Range::unit_interval},
+        {"eps", &NadamConfig::eps, Range::non_negative},
+        {"weight_decay", &NadamConfig::weight_decay, Range::non_negative},
+        {"momentum_decay", &NadamConfig::momentum_decay, Range::non_negative},
+    }};
+    static constexpr std::array<Flag<NadamConfig>, 2> flags{{
+        {"decoupled_weight_decay", &NadamConfig::decoupled_weight_decay},
+        {"maximize", &NadamConfig::maximize},
+    }};
+    static constexpr std::array<State<NadamConfig, NadamTensor>, 2> states{{
+        {"exp_avg", "exp_avgs", "", nullptr, &NadamTensor<float>::exp_avg, &NadamTensor<double>::exp_avg},
+        {"exp_avg_sq", "exp_avg_sqs", "", nullptr, &NadamTensor<float>::exp_avg_sq, &NadamTensor<double>::exp_avg_sq},
+    }};
+    static constexpr std::array<Scalar<NadamConfig, NadamTensor>, 1> scalars{{
+        {"mu_product", "mu_products", 1.0,
+         [](const NadamConfig& c, std::int64_t step, double value) { return value * kernels::nadam_momentum(c, step); },
+         &NadamTensor<float>::mu_product, &NadamTensor<double>::mu_product},
+    }};
+    static void check(const NadamConfig&) {}
+};
+
+template <>
+struct Rule<RadamConfig> {
+    using Config = RadamConfig;
+    static constexpr const char* name = "radam";
+    template <class T>
+    using Tensor = RadamTensor<T>;
+    static constexpr bool has_step = true;
+    static constexpr std::array<Number<RadamConfig>, 5> numbers{{
+        {"lr", &RadamConfig::lr, Range::non_negative},
+        {"beta1", &RadamConfig::beta1, Range::unit_interval},
+        {"beta2", &RadamConfig::beta2, Range::unit_interval},
+        {"eps", &RadamConfig::eps, Range::non_negative},
+        {"weight_decay", &RadamConfig::weight_decay, Range::non_negative},
+    }};
+    static constexpr std::array<Flag<RadamConfig>, 2> flags{{
+        {"decoupled_weight_decay", &RadamConfig::decoupled_weight_decay},
+        {"maximize", &RadamConfig::maximize},
+    }};
+    static constexpr std::array<State<RadamConfig, RadamTensor>, 2> states{{
+        {"exp_avg", "exp_avgs", "", nullptr, &RadamTensor<float>::exp_avg, &RadamTensor<double>::exp_avg},
+        {"exp_avg_sq", "exp_avg_sqs", "", nullptr, &RadamTensor<float>::exp_avg_sq, &RadamTensor<double>::exp_avg_sq},
+    }};
+    static void check(const RadamConfig&) {}
+};
+
+template <>
+struct Rule<AdamaxConfig> {
+    using Config = AdamaxConfig;
+    static constexpr const char* name = "adamax";
+    template <class T>
+    using Tensor = AdamaxTensor<T>;
+    static constexpr bool has_step = true;
+    static constexpr std::array<Number<AdamaxConfig>, 5> numbers{{
+        {"lr", &AdamaxConfig::lr, Range::non_negative},
+        {"beta1", &AdamaxConfig::beta1, Range::unit_interval},
+        {"beta2", &AdamaxConfig::beta2, Range::unit_interval},
+        {"eps", &AdamaxConfig::eps, Range::non_negative},
+        {"weight_decay", &AdamaxConfig::weight_decay, Range::non_negative},
+    }};
+    static constexpr std::array<Flag<AdamaxConfig>, 1> flags{{{"maximize", &AdamaxConfig::maximize}}};
+    static constexpr std::array<State<AdamaxConfig, AdamaxTensor>, 2> states{{
+        {"exp_avg", "exp_avgs", "", nullptr, &AdamaxTensor<float>::exp_avg, &AdamaxTensor<double>::exp_avg},
+        {"exp_inf", "exp_infs", "", nullptr, &AdamaxTensor<float>::exp_inf, &AdamaxTensor<double>::exp_inf},
+    }};
+    static void check(const AdamaxConfig&) {}
+};
+
+template <>
+struct Rule<LionConfig> {
+    using Config = LionConfig;
+    static constexpr const char* name = "lion";
+    template <class T>
+    using Tensor = LionTensor<T>;
+    static constexpr bool has_step = false;
+    static constexpr std::array<Number<LionConfig>, 4> numbers{{
+        {"lr", &LionConfig::lr, Range::non_negative},
+        {"beta1", &LionConfig::beta1, Range::unit_interval},
+        {"beta2", &LionConfig::beta2, Range::unit_interval},
+        {"weight_decay", &LionConfig::weight_decay, Range::non_negative},
+    }};
+    static constexpr std::array<Flag<LionConfig>, 1> flags{{{"maximize", &LionConfig::maximize}}};
+    static constexpr std::array<State<LionConfig, LionTensor>, 1> states{{
+        {"exp_avg", "exp_avgs", "", nullptr, &LionTensor<float>::exp_avg, &LionTensor<double>::exp_avg},
+    }};
+    static void check(const LionConfig&) {}
+};
+
+/// A rule's scalar states: Rule::scalars, or none when the rule lists none.
+template <class R, class = void>
+struct ScalarsOf {
+    static constexpr std::array<Scalar<typename R::Config, R::template Tensor>, 0> value{};
+};
+template <class R>
+struct ScalarsOf<R, std::void_t<decltype(R::scalars)>> {
+    static constexpr const auto& value = R::scalars;
+};
+template <class R>
+constexpr const auto& scalars_of() {
+    static_assert(ScalarsOf<R>::value.size() == 0 || R::has_step, "scalar states need per-tensor step numbers");
+    return ScalarsOf<R>::value;
+}
 
 inline std::string format_value(double value);  // below
 
@@ -417,6 +560,10 @@ void for_each_rule(F&& f) {
     f(Rule<AdagradConfig>{});
     f(Rule<RmspropConfig>{});
     f(Rule<AdamConfig>{});
+    f(Rule<NadamConfig>{});
+    f(Rule<RadamConfig>{});
+    f(Rule<AdamaxConfig>{});
+    f(Rule<LionConfig>{});
     f(Rule<ScheduleFreeAdamWConfig>{});
     f(Rule<ScheduleFreeSgdConfig>{});
     f(Rule<SparseAdamConfig>{});

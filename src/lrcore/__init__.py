@@ -55,7 +55,8 @@ from .plotting import plot_schedule
 # that imports both, because the schedules package must not import plotting
 # (plotting is a consumer of schedules, never a dependency of them).
 setattr(schedules, "plot", plot_schedule)  # an alias the schedules package does not declare
-from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, ScheduleFreeAdamW, ScheduleFreeSGD
+from .optim import (SGD, Adagrad, Adam, Adamax, AdamW, Lion, NAdam, Optimizer, RAdam, RMSprop, ScheduleFreeAdamW,
+                    ScheduleFreeSGD)
 from .optim import RowWiseAdagrad, SparseAdam
 from ._core import SparseRows
 
@@ -105,6 +106,10 @@ __all__ = [
     "set_isa",
     "set_num_threads",
     "__version__",
+    "NAdam",
+    "RAdam",
+    "Adamax",
+    "Lion",
     "ScheduleFreeAdamW",
     "ScheduleFreeSGD",
     "SparseAdam",

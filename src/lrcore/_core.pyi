@@ -46,6 +46,9 @@ class _Rule:
     # what the kernel initializes it from: "gradient", "param", or "" when not kernel-initialized).
     @property
     def states(self) -> List[Tuple[str, str, str, bool, str]]: ...
+    # Per-tensor scalar states: (name, functional list name, initial value).
+    @property
+    def scalars(self) -> List[Tuple[str, str, float]]: ...
     @property
     def has_step(self) -> bool: ...
     # (name, kind "count" | "number" | "flag", initial value) of the per-group state; empty without one.
@@ -85,6 +88,10 @@ class _RulesModule(ModuleType):
     adagrad: _Rule
     rmsprop: _Rule
     adam: _Rule
+    nadam: _Rule
+    radam: _Rule
+    adamax: _Rule
+    lion: _Rule
     schedule_free_adamw: _Rule
     schedule_free_sgd: _Rule
     sparse_adam: _Rule

@@ -20,9 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Dict, Mapping, Tuple
 
+import numpy as np
+
 from . import _core
 
-__all__ = ["RULES", "GroupScalar", "Hyperparameter", "RuleDescription", "StateArray", "documentation_table"]
+__all__ = ["RULES", "GroupScalar", "Hyperparameter", "RuleDescription", "ScalarState", "StateArray", "documentation_table"]
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,30 @@ class GroupScalar:
 
 
 @dataclass(frozen=True)
+class ScalarState:
+    """One number a rule keeps per parameter (torch keeps it as a 0-d tensor), e.g. NAdam's ``mu_product``.
+
+    It is held as a 0-d float64 numpy array, in ``state_dict()["state"][i]``
+    under ``name`` and in the functional layer's list ``list_name`` (``None``
+    entries are created at ``initial``). The native step reads it for its
+    per-step constants and writes its next value after the update.
+
+    Attributes:
+        name: its key in ``state_dict()["state"][i]`` (torch's name).
+        list_name: the functional layer's argument for the list of them.
+        initial: its value before the first step.
+    """
+
+    name: str
+    list_name: str
+    initial: float
+
+    def new(self) -> np.ndarray:
+        """A fresh 0-d float64 array holding the initial value."""
+        return np.array(self.initial, dtype=np.float64)
+
+
+@dataclass(frozen=True)
 class RuleDescription:
     """An update rule: everything the optimizer class and the functional layer derive from.
 
@@ -118,6 +144,7 @@ class RuleDescription:
         initial: state arrays filled with an option's value instead of zero (state name -> option name).
         functional_arguments: the functional layer's positional arguments after ``params, grads``.
         states: the state arrays (from the native description).
+        scalars: the per-tensor scalar states (from the native description).
         has_step: whether the kernel uses per-tensor step numbers.
         dense_gradients: whether the rule takes numpy gradients (SparseAdam does not).
         sparse_gradients: whether it takes row-sparse gradients (:class:`lrcore.SparseRows`).
@@ -137,6 +164,7 @@ class RuleDescription:
     initial: Mapping[str, str] = field(default_factory=dict)
     functional_arguments: Tuple[str, ...] = ()
     states: Tuple[StateArray, ...] = ()
+    scalars: Tuple[ScalarState, ...] = ()
     has_step: bool = False
     dense_gradients: bool = True
     sparse_gradients: bool = False
@@ -205,14 +233,16 @@ def _complete(rule: RuleDescription) -> RuleDescription:
                    name in row_states)
         for name, list_name, needed_when, kernel_initialized, initialized_from in rule.native.states
     )
+    scalars = tuple(ScalarState(name, list_name, float(initial)) for name, list_name, initial in rule.native.scalars)
     group_scalars = tuple(GroupScalar(name, kind, initial) for name, kind, initial in rule.native.group_scalars)
-    expected = ({s.list_name for s in states} | ({"steps"} if rule.native.has_step else set())
+    expected = ({s.list_name for s in states} | {s.list_name for s in scalars}
+                | ({"steps"} if rule.native.has_step else set())
                 | ({"group_state"} if group_scalars else set()))
     if not expected <= set(rule.functional_arguments) <= expected | {"steps"}:
         raise RuntimeError(f"{rule.name}: functional arguments {rule.functional_arguments} do not match the "
                            f"native states {sorted(expected)}")
-    return replace(rule, hyperparameters=tuple(hyperparameters), states=states, has_step=rule.native.has_step,
-                   group_scalars=group_scalars, has_modes=rule.native.has_modes,
+    return replace(rule, hyperparameters=tuple(hyperparameters), states=states, scalars=scalars,
+                   has_step=rule.native.has_step, group_scalars=group_scalars, has_modes=rule.native.has_modes,
                    dense_gradients=rule.native.dense_gradients, sparse_gradients=rule.native.sparse_gradients)
 
 
@@ -327,6 +357,108 @@ ADAMW = replace(
     fixed={"decoupled_weight_decay": True},
 )
 
+NADAM = _complete(RuleDescription(
+    name="nadam",
+    class_name="NAdam",
+    native=_core.rules.nadam,
+    summary="NAdam: Adam with Nesterov momentum and torch's momentum schedule (torch.optim.NAdam semantics).",
+    formula="""\
+g  = s * grad + weight_decay * p                         (L2 penalty)
+p  = p * (1 - lr * weight_decay)                         (decoupled_weight_decay)
+mu_t = beta1 * (1 - 0.5 * 0.96**(t * momentum_decay))
+mu_product = mu_product * mu_t                           (a float64 per tensor, from 1)
+m  = lerp(m, g, 1 - beta1)
+v  = beta2 * v + (1 - beta2) * g * g
+d  = sqrt(v / (1 - beta2**t)) + eps
+p  = p - lr * (1 - mu_t) / (1 - mu_product) * g / d
+p  = p - lr * mu_{t+1} / (1 - mu_product * mu_{t+1}) * m / d""",
+    hyperparameters=(
+        _number("lr", 2e-3, "learning rate"),
+        _pair("betas", ("beta1", "beta2"), (0.9, 0.999),
+              "decay rates of the first and second moment estimates; each a number or a schedule"),
+        _number("eps", 1e-8, "added to the denominator for numerical stability"),
+        _number("weight_decay", 0.0, "weight decay (an L2 penalty, or decoupled)"),
+        _number("momentum_decay", 4e-3, "decay of the momentum schedule"),
+        _flag("decoupled_weight_decay", False, "shrink the parameter (NAdamW) instead of adding an L2 penalty"),
+        _MAXIMIZE,
+    ),
+    functional_arguments=("exp_avgs", "exp_avg_sqs", "mu_products", "steps"),
+))
+
+RADAM = _complete(RuleDescription(
+    name="radam",
+    class_name="RAdam",
+    native=_core.rules.radam,
+    summary="RAdam: Adam with its adaptive step rectified, plain momentum while the variance estimate "
+            "is untractable (torch.optim.RAdam semantics).",
+    formula="""\
+g  = s * grad + weight_decay * p                         (L2 penalty)
+p  = p * (1 - lr * weight_decay)                         (decoupled_weight_decay)
+m  = lerp(m, g, 1 - beta1)
+v  = beta2 * v + (1 - beta2) * g * g
+rho_inf = 2 / (1 - beta2) - 1;  rho_t = rho_inf - 2 t beta2**t / (1 - beta2**t)
+r  = sqrt((rho_t - 4) (rho_t - 2) rho_inf / ((rho_inf - 4) (rho_inf - 2) rho_t))
+p  = p - m / (1 - beta1**t) * lr * sqrt(1 - beta2**t) / (sqrt(v) + eps) * r   (rho_t > 5)
+p  = p - m / (1 - beta1**t) * lr                                              (otherwise)""",
+    hyperparameters=(
+        _number("lr", 1e-3, "learning rate"),
+        _pair("betas", ("beta1", "beta2"), (0.9, 0.999),
+              "decay rates of the first and second moment estimates; each a number or a schedule"),
+        _number("eps", 1e-8, "added to the denominator for numerical stability"),
+        _number("weight_decay", 0.0, "weight decay (an L2 penalty, or decoupled)"),
+        _flag("decoupled_weight_decay", False, "shrink the parameter (RAdamW) instead of adding an L2 penalty"),
+        _MAXIMIZE,
+    ),
+    functional_arguments=("exp_avgs", "exp_avg_sqs", "steps"),
+))
+
+ADAMAX = _complete(RuleDescription(
+    name="adamax",
+    class_name="Adamax",
+    native=_core.rules.adamax,
+    summary="Adamax: Adam with an exponentially weighted infinity norm in the denominator "
+            "(torch.optim.Adamax semantics).",
+    formula="""\
+g = s * grad + weight_decay * p
+m = lerp(m, g, 1 - beta1)
+u = maximum(beta2 * u, |g| + eps)                        (a NaN in either propagates)
+p = p - lr / (1 - beta1**t) * m / u""",
+    hyperparameters=(
+        _number("lr", 2e-3, "learning rate"),
+        _pair("betas", ("beta1", "beta2"), (0.9, 0.999),
+              "decay rates of the first moment and of the infinity norm; each a number or a schedule"),
+        _number("eps", 1e-8, "added to |g| for numerical stability"),
+        _number("weight_decay", 0.0, "L2 penalty added to the gradient"),
+        _MAXIMIZE,
+    ),
+    functional_arguments=("exp_avgs", "exp_infs", "steps"),
+))
+
+LION = _complete(RuleDescription(
+    name="lion",
+    class_name="Lion",
+    native=_core.rules.lion,
+    summary="Lion: steps of the sign of an interpolated momentum, with decoupled weight decay "
+            "(Chen et al. 2023, 'Symbolic Discovery of Optimization Algorithms'; not in torch.optim).",
+    formula="""\
+g = s * grad
+c = beta1 * m + (1 - beta1) * g
+p = p * (1 - lr * weight_decay) - lr * sign(c)           (sign(0) = 0; a NaN stays NaN)
+m = beta2 * m + (1 - beta2) * g""",
+    hyperparameters=(
+        _number("lr", 1e-4, "learning rate"),
+        _pair("betas", ("beta1", "beta2"), (0.9, 0.99),
+              "interpolation weight of the update direction and decay of the momentum; "
+              "each a number or a schedule"),
+        _number("weight_decay", 0.0, "decoupled weight decay"),
+        _MAXIMIZE,
+    ),
+    functional_arguments=("exp_avgs",),
+))
+
+#: Every rule, by name, in the order the documentation lists them.
+
+
 _SCHEDULE_FREE_GROUP = """\
 with k the group's step count (state: k, lr_max, weight_sum, train_mode):
 lr     = lr * (k + 1) / warmup_steps   (while k < warmup_steps)
@@ -435,9 +567,10 @@ p[r]   = p[r] + (-lr / (sqrt(sum[r]) + eps)) * g
 ))
 
 #: Every rule, by name, in the order the documentation lists them.
-RULES: Dict[str, RuleDescription] = {rule.name: rule for rule in (SGD, ADAGRAD, RMSPROP, ADAM, ADAMW,
-                                                                  SCHEDULE_FREE_ADAMW, SCHEDULE_FREE_SGD,
-                                                                  SPARSE_ADAM, ROWWISE_ADAGRAD)}
+RULES: Dict[str, RuleDescription] = {
+    rule.name: rule for rule in (SGD, ADAGRAD, RMSPROP, ADAM, ADAMW, NADAM, RADAM, ADAMAX, LION,
+                                 SCHEDULE_FREE_ADAMW, SCHEDULE_FREE_SGD, SPARSE_ADAM, ROWWISE_ADAGRAD)
+}
 
 
 def documentation_table() -> str:
@@ -453,5 +586,8 @@ def documentation_table() -> str:
         ) or "none"
         if rule.group_scalars:
             states += "<br>per group: " + ", ".join(f"`{g.name}`" for g in rule.group_scalars)
+        if rule.scalars:
+            states += "<br>" + "<br>".join(f"`{s.name}` (a float64 per tensor, from {s.initial!r})"
+                                           for s in rule.scalars)
         lines.append(f"| `lrcore.{rule.class_name}` | {arguments} | {states} |")
     return "\n".join(lines)

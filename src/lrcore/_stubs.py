@@ -117,7 +117,9 @@ def functional_parameters(rule: RuleDescription) -> List[str]:
     parameters: List[str] = []
     for name in rule.functional_arguments:
         state = next((s for s in rule.states if s.list_name == name), None)
-        if state is None:  # the per-tensor step counters, or the group's state
+        if any(s.list_name == name for s in rule.scalars):  # 0-d arrays; None entries are created
+            annotation, required = "_LazyArrays", True
+        elif state is None:  # the per-tensor step counters, or the group's state
             annotation, required = "np.ndarray", rule.has_step or name == "group_state"
         else:
             # Lists the step may fill in (None entries) must be lists; complete ones may be any sequence.

@@ -232,7 +232,7 @@ def _read(path: PathLike, optimizer: Optimizer) -> Any:
     """
     where = os.fspath(path)
     param_list = _flat_params(optimizer)
-    state_names = {s.name for s in optimizer.rule.states}
+    state_names = {s.name for s in optimizer.rule.states} | {s.name for s in optimizer.rule.scalars}
     with open(where, "rb") as file:  # FileNotFoundError propagates as is
         try:
             with zipfile.ZipFile(file) as archive:

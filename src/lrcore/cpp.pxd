@@ -76,10 +76,52 @@ cdef extern from "lrcore/lrcore.hpp" namespace "lrcore" nogil:
         bool decoupled_weight_decay
         double grad_scale
 
+    cdef cppclass NadamConfig:
+        double lr
+        double beta1
+        double beta2
+        double eps
+        double weight_decay
+        double momentum_decay
+        bool decoupled_weight_decay
+        bool maximize
+        double grad_scale
+
+    cdef cppclass RadamConfig:
+        double lr
+        double beta1
+        double beta2
+        double eps
+        double weight_decay
+        bool decoupled_weight_decay
+        bool maximize
+        double grad_scale
+
+    cdef cppclass AdamaxConfig:
+        double lr
+        double beta1
+        double beta2
+        double eps
+        double weight_decay
+        bool maximize
+        double grad_scale
+
+    cdef cppclass LionConfig:
+        double lr
+        double beta1
+        double beta2
+        double weight_decay
+        bool maximize
+        double grad_scale
+
     void validate(const SgdConfig& config) except +
     void validate(const AdagradConfig& config) except +
     void validate(const RmspropConfig& config) except +
     void validate(const AdamConfig& config) except +
+    void validate(const NadamConfig& config) except +
+    void validate(const RadamConfig& config) except +
+    void validate(const AdamaxConfig& config) except +
+    void validate(const LionConfig& config) except +
 
     cdef cppclass ScheduleFreeAdamWConfig:
         double lr
@@ -145,6 +187,38 @@ cdef extern from "lrcore/lrcore.hpp" namespace "lrcore" nogil:
         size_t size
         int64_t step
 
+    # mu_product: the caller's double (1 before the first step), replaced after the step.
+    cdef cppclass NadamTensor[T]:
+        T* param
+        const T* grad
+        T* exp_avg
+        T* exp_avg_sq
+        double* mu_product
+        size_t size
+        int64_t step
+
+    cdef cppclass RadamTensor[T]:
+        T* param
+        const T* grad
+        T* exp_avg
+        T* exp_avg_sq
+        size_t size
+        int64_t step
+
+    cdef cppclass AdamaxTensor[T]:
+        T* param
+        const T* grad
+        T* exp_avg
+        T* exp_inf
+        size_t size
+        int64_t step
+
+    cdef cppclass LionTensor[T]:
+        T* param
+        const T* grad
+        T* exp_avg
+        size_t size
+
     cdef cppclass ScheduleFreeAdamWTensor[T]:
         T* param
         const T* grad
@@ -181,6 +255,26 @@ cdef extern from "lrcore/lrcore.hpp" namespace "lrcore" nogil:
     void adam_step(const AdamConfig& config, const AdamTensor[double]* tensors, size_t count) except +
     void adam_step(const AdamConfig& config, const AdamTensor[float]& tensor) except +
     void adam_step(const AdamConfig& config, const AdamTensor[double]& tensor) except +
+
+    void nadam_step(const NadamConfig& config, const NadamTensor[float]* tensors, size_t count) except +
+    void nadam_step(const NadamConfig& config, const NadamTensor[double]* tensors, size_t count) except +
+    void nadam_step(const NadamConfig& config, const NadamTensor[float]& tensor) except +
+    void nadam_step(const NadamConfig& config, const NadamTensor[double]& tensor) except +
+
+    void radam_step(const RadamConfig& config, const RadamTensor[float]* tensors, size_t count) except +
+    void radam_step(const RadamConfig& config, const RadamTensor[double]* tensors, size_t count) except +
+    void radam_step(const RadamConfig& config, const RadamTensor[float]& tensor) except +
+    void radam_step(const RadamConfig& config, const RadamTensor[double]& tensor) except +
+
+    void adamax_step(const AdamaxConfig& config, const AdamaxTensor[float]* tensors, size_t count) except +
+    void adamax_step(const AdamaxConfig& config, const AdamaxTensor[double]* tensors, size_t count) except +
+    void adamax_step(const AdamaxConfig& config, const AdamaxTensor[float]& tensor) except +
+    void adamax_step(const AdamaxConfig& config, const AdamaxTensor[double]& tensor) except +
+
+    void lion_step(const LionConfig& config, const LionTensor[float]* tensors, size_t count) except +
+    void lion_step(const LionConfig& config, const LionTensor[double]* tensors, size_t count) except +
+    void lion_step(const LionConfig& config, const LionTensor[float]& tensor) except +
+    void lion_step(const LionConfig& config, const LionTensor[double]& tensor) except +
 
     # Schedule-free: a step in eval mode raises RuntimeError (std::logic_error); train/eval switch modes.
     void schedule_free_adamw_step(const ScheduleFreeAdamWConfig& config, ScheduleFreeGroupState& state,

@@ -38,7 +38,7 @@ import numpy as np
 
 from ._rules import RULES, RuleDescription
 
-__all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd", "state_like",
+__all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd", "state_like", "nadam", "radam", "adamax", "lion",
            "schedule_free_adamw", "schedule_free_adamw_train", "schedule_free_adamw_eval",
            "schedule_free_sgd", "schedule_free_sgd_train", "schedule_free_sgd_eval", "new_group_state",
            "sparse_adam", "rowwise_adagrad", "row_state_like"]
@@ -79,6 +79,11 @@ def _docstring(rule: RuleDescription) -> str:
         if name == "steps":
             lines.append("    steps: int64 counters, one per tensor, incremented for each tensor updated.")
             continue
+        scalar = next((s for s in rule.scalars if s.list_name == name), None)
+        if scalar is not None:
+            lines.append(f"    {name}: the ``{scalar.name}`` values, one 0-d float64 array per tensor, updated in "
+                         f"place (``None`` entries of a list are created at {scalar.initial!r}).")
+            continue
         if name == "group_state":
             scalars = ", ".join(g.name for g in rule.group_scalars)
             lines.append(f"    group_state: float64 array [{scalars}] (from new_group_state), advanced by each call.")
@@ -105,13 +110,15 @@ def _make_function(rule: RuleDescription) -> Callable[..., None]:
     optional = False
     for name in rule.functional_arguments:
         state = next((s for s in rule.states if s.list_name == name), None)
-        required = state.always if state is not None else (rule.has_step or name == "group_state")
+        scalar = next((s for s in rule.scalars if s.list_name == name), None)
+        required = state.always if state is not None else (scalar is not None or rule.has_step
+                                                           or name == "group_state")
         if required and optional:
             raise RuntimeError(f"{rule.name}: required argument {name} follows an optional one")
         optional = optional or not required
         positional.append(name if required else f"{name}=None")
-        if state is not None:
-            state_entries.append(f"{state.name!r}: {name}")
+        if state is not None or scalar is not None:
+            state_entries.append(f"{(state or scalar).name!r}: {name}")
     keywords: List[str] = []
     values: List[str] = []
     defaults: Dict[str, Any] = {}
@@ -188,6 +195,10 @@ adagrad = _make_function(RULES["adagrad"])
 rmsprop = _make_function(RULES["rmsprop"])
 adam = _make_function(RULES["adam"])
 adamw = _make_function(RULES["adamw"])
+nadam = _make_function(RULES["nadam"])
+radam = _make_function(RULES["radam"])
+adamax = _make_function(RULES["adamax"])
+lion = _make_function(RULES["lion"])
 schedule_free_adamw = _make_function(RULES["schedule_free_adamw"])
 schedule_free_adamw_train = _make_mode_function(RULES["schedule_free_adamw"], True)
 schedule_free_adamw_eval = _make_mode_function(RULES["schedule_free_adamw"], False)

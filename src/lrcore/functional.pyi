@@ -6,7 +6,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-__all__ = ['adagrad', 'adam', 'adamw', 'new_group_state', 'rmsprop', 'row_state_like', 'rowwise_adagrad', 'schedule_free_adamw', 'schedule_free_adamw_eval', 'schedule_free_adamw_train', 'schedule_free_sgd', 'schedule_free_sgd_eval', 'schedule_free_sgd_train', 'sgd', 'sparse_adam', 'state_like']
+__all__ = ['adagrad', 'adam', 'adamax', 'adamw', 'lion', 'nadam', 'new_group_state', 'radam', 'rmsprop', 'row_state_like', 'rowwise_adagrad', 'schedule_free_adamw', 'schedule_free_adamw_eval', 'schedule_free_adamw_train', 'schedule_free_sgd', 'schedule_free_sgd_eval', 'schedule_free_sgd_train', 'sgd', 'sparse_adam', 'state_like']
 
 from ._core import SparseRows
 
@@ -89,6 +89,63 @@ def adamw(
     eps: float = 1e-08,
     weight_decay: float = 0.01,
     amsgrad: bool = False,
+    maximize: bool = False,
+) -> None: ...
+def nadam(
+    params: _Arrays,
+    grads: _Grads,
+    exp_avgs: _Arrays,
+    exp_avg_sqs: _Arrays,
+    mu_products: _LazyArrays,
+    steps: np.ndarray,
+    *,
+    lr: float = 0.002,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-08,
+    weight_decay: float = 0.0,
+    momentum_decay: float = 0.004,
+    decoupled_weight_decay: bool = False,
+    maximize: bool = False,
+) -> None: ...
+def radam(
+    params: _Arrays,
+    grads: _Grads,
+    exp_avgs: _Arrays,
+    exp_avg_sqs: _Arrays,
+    steps: np.ndarray,
+    *,
+    lr: float = 0.001,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-08,
+    weight_decay: float = 0.0,
+    decoupled_weight_decay: bool = False,
+    maximize: bool = False,
+) -> None: ...
+def adamax(
+    params: _Arrays,
+    grads: _Grads,
+    exp_avgs: _Arrays,
+    exp_infs: _Arrays,
+    steps: np.ndarray,
+    *,
+    lr: float = 0.002,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-08,
+    weight_decay: float = 0.0,
+    maximize: bool = False,
+) -> None: ...
+def lion(
+    params: _Arrays,
+    grads: _Grads,
+    exp_avgs: _Arrays,
+    *,
+    lr: float = 0.0001,
+    beta1: float = 0.9,
+    beta2: float = 0.99,
+    weight_decay: float = 0.0,
     maximize: bool = False,
 ) -> None: ...
 def schedule_free_adamw(

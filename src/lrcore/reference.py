@@ -10,12 +10,14 @@ as the numpy baseline.
 
 from __future__ import annotations
 
+import math
 from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd", "schedule_free_adamw", "schedule_free_adamw_eval",
-           "schedule_free_adamw_train", "schedule_free_sgd", "schedule_free_sgd_eval", "schedule_free_sgd_train",
+__all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd", "nadam", "radam", "adamax", "lion",
+           "schedule_free_adamw", "schedule_free_adamw_eval", "schedule_free_adamw_train",
+           "schedule_free_sgd", "schedule_free_sgd_eval", "schedule_free_sgd_train",
            "sparse_adam", "rowwise_adagrad", "coalesce"]
 
 
@@ -195,6 +197,110 @@ def adamw(params: Sequence[np.ndarray], grads: Sequence[Optional[np.ndarray]], e
           amsgrad, maximize, decoupled=True)
 
 
+def _decayed_gradient(p: np.ndarray, grad: np.ndarray, maximize: bool, lr: float, weight_decay: float,
+                      decoupled: bool) -> np.ndarray:
+    """The gradient after maximize and weight decay; decoupled decay shrinks p in place instead."""
+    if decoupled:
+        if weight_decay != 0:
+            p *= p.dtype.type(1 - lr * weight_decay)
+        return -grad if maximize else grad.copy()
+    return _gradient(p, grad, maximize, weight_decay)
+
+
+def _nadam_momentum(beta1: float, momentum_decay: float, t: int) -> float:
+    return beta1 * (1.0 - 0.5 * float(0.96 ** (float(t) * momentum_decay)))
+
+
+def nadam(params: Sequence[np.ndarray], grads: Sequence[Optional[np.ndarray]], exp_avgs: Sequence[np.ndarray],
+          exp_avg_sqs: Sequence[np.ndarray], mu_products: List[Optional[np.ndarray]], steps: np.ndarray, *,
+          lr: float = 2e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0,
+          momentum_decay: float = 4e-3, decoupled_weight_decay: bool = False, maximize: bool = False) -> None:
+    """Reference of :func:`lrcore.functional.nadam` (``mu_products``: 0-d float64 arrays, None entries created at 1)."""
+    for i, (p, grad) in enumerate(zip(params, grads)):
+        if grad is None:
+            continue
+        dt = p.dtype.type
+        steps[i] += 1
+        t = int(steps[i])
+        mu_product = mu_products[i]
+        if mu_product is None:
+            mu_product = mu_products[i] = np.array(1.0)
+        g = _decayed_gradient(p, grad, maximize, lr, weight_decay, decoupled_weight_decay)
+        mu = _nadam_momentum(beta1, momentum_decay, t)
+        mu_next = _nadam_momentum(beta1, momentum_decay, t + 1)
+        product = float(mu_product) * mu
+        product_next = product * mu_next
+        m, v = exp_avgs[i], exp_avg_sqs[i]
+        _lerp_(m, g, 1 - beta1)
+        v *= dt(beta2)
+        v += dt(1 - beta2) * g * g
+        denom = np.sqrt(v / dt(1 - beta2 ** t)) + dt(eps)
+        p += dt((-lr * (1.0 - mu)) / (1.0 - product)) * g / denom
+        p += dt((-lr * mu_next) / (1.0 - product_next)) * m / denom
+        mu_product[()] = product
+
+
+def radam(params: Sequence[np.ndarray], grads: Sequence[Optional[np.ndarray]], exp_avgs: Sequence[np.ndarray],
+          exp_avg_sqs: Sequence[np.ndarray], steps: np.ndarray, *, lr: float = 1e-3, beta1: float = 0.9,
+          beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0, decoupled_weight_decay: bool = False,
+          maximize: bool = False) -> None:
+    """Reference of :func:`lrcore.functional.radam`."""
+    for i, (p, grad) in enumerate(zip(params, grads)):
+        if grad is None:
+            continue
+        dt = p.dtype.type
+        steps[i] += 1
+        t = int(steps[i])
+        g = _decayed_gradient(p, grad, maximize, lr, weight_decay, decoupled_weight_decay)
+        m, v = exp_avgs[i], exp_avg_sqs[i]
+        _lerp_(m, g, 1 - beta1)
+        v *= dt(beta2)
+        v += dt(1 - beta2) * g * g
+        bias_correction1 = 1 - beta1 ** t
+        beta2_power = beta2 ** float(t)
+        bias_correction2 = 1 - beta2_power
+        rho_inf = 2 / (1 - beta2) - 1
+        rho_t = rho_inf - 2 * float(t) * beta2_power / bias_correction2
+        update = m / dt(bias_correction1) * dt(lr)
+        if rho_t > 5:
+            rectification = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+            adaptive = dt(1) / (np.sqrt(v) + dt(eps)) * dt(math.sqrt(bias_correction2))
+            update = update * adaptive * dt(rectification)
+        p -= update
+
+
+def adamax(params: Sequence[np.ndarray], grads: Sequence[Optional[np.ndarray]], exp_avgs: Sequence[np.ndarray],
+           exp_infs: Sequence[np.ndarray], steps: np.ndarray, *, lr: float = 2e-3, beta1: float = 0.9,
+           beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0, maximize: bool = False) -> None:
+    """Reference of :func:`lrcore.functional.adamax`."""
+    for i, (p, grad) in enumerate(zip(params, grads)):
+        if grad is None:
+            continue
+        dt = p.dtype.type
+        steps[i] += 1
+        g = _gradient(p, grad, maximize, weight_decay)
+        m, u = exp_avgs[i], exp_infs[i]
+        _lerp_(m, g, 1 - beta1)
+        np.maximum(u * dt(beta2), np.abs(g) + dt(eps), out=u)
+        clr = lr / (1 - beta1 ** int(steps[i]))
+        p += dt(-clr) * m / u
+
+
+def lion(params: Sequence[np.ndarray], grads: Sequence[Optional[np.ndarray]], exp_avgs: Sequence[np.ndarray], *,
+         lr: float = 1e-4, beta1: float = 0.9, beta2: float = 0.99, weight_decay: float = 0.0,
+         maximize: bool = False) -> None:
+    """Reference of :func:`lrcore.functional.lion` (np.sign: sign(0) = 0, a NaN stays NaN)."""
+    for i, (p, grad) in enumerate(zip(params, grads)):
+        if grad is None:
+            continue
+        dt = p.dtype.type
+        g = -grad if maximize else grad
+        m = exp_avgs[i]
+        direction = dt(beta1) * m + dt(1 - beta1) * g
+        if weight_decay != 0:
+            p *= dt(1 - lr * weight_decay)
+        p -= dt(lr) * np.sign(direction)
+        m[...] = dt(beta2) * m + dt(1 - beta2) * g
 def _schedule_free_group(group_state: np.ndarray, lr: float, warmup_steps: float, r: float,
                          weight_lr_power: float) -> Tuple[float, float, int]:
     """The package's per-group bookkeeping: advances group_state [k, lr_max, weight_sum, train_mode]

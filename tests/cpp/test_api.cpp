@@ -254,6 +254,50 @@ void check_empty() {
     LRCORE_CHECK(true);
 }
 
+/// NAdam's mu_product lives in the caller's double: null is refused before anything is
+/// written, a failed step leaves it alone, and each step multiplies it by mu_t.
+void check_scalar_state() {
+    std::vector<float> param(9, 1.0f), grad(9, 0.5f), exp_avg(9, 0.0f), exp_avg_sq(9, 0.0f);
+    lrcore::NadamTensor<float> tensors[2];
+    double mu_products[2] = {1.0, 1.0};
+    for (auto& t : tensors) {
+        t.param = param.data();
+        t.grad = grad.data();
+        t.exp_avg = exp_avg.data();
+        t.exp_avg_sq = exp_avg_sq.data();
+        t.size = 9;
+    }
+    tensors[1].param = nullptr;  // an empty second tensor may have null pointers
+    tensors[1].size = 0;
+    tensors[0].mu_product = nullptr;
+    LRCORE_CHECK_THROWS(lrcore::nadam_step(lrcore::NadamConfig{}, tensors, 2), std::invalid_argument);
+    tensors[0].mu_product = &mu_products[0];
+    lrcore::NadamConfig bad;
+    bad.momentum_decay = -1.0;
+    LRCORE_CHECK_THROWS(lrcore::nadam_step(bad, tensors, 2), std::invalid_argument);
+    LRCORE_CHECK(mu_products[0] == 1.0 && param[0] == 1.0f);
+    tensors[1].mu_product = &mu_products[1];
+    const lrcore::NadamConfig config;
+    for (std::int64_t step = 1; step <= 2; ++step) {
+        tensors[0].step = tensors[1].step = step;
+        lrcore::nadam_step(config, tensors, 2);
+    }
+    auto mu = [&](double t) { return config.beta1 * (1.0 - 0.5 * std::pow(0.96, t * config.momentum_decay)); };
+    LRCORE_CHECK(mu_products[0] == 1.0 * mu(1) * mu(2));
+    LRCORE_CHECK(mu_products[1] == mu_products[0]);  // an empty tensor's scalar still steps, as in torch
+    LRCORE_CHECK(param[0] < 1.0f);
+
+    lrcore::LionConfig lion;
+    lion.beta2 = 1.0;
+    LRCORE_CHECK_THROWS(lrcore::validate(lion), std::invalid_argument);
+    lrcore::RadamConfig radam;
+    radam.eps = -1.0;
+    LRCORE_CHECK_THROWS(lrcore::validate(radam), std::invalid_argument);
+    lrcore::AdamaxConfig adamax;
+    adamax.beta1 = std::nan("");
+    LRCORE_CHECK_THROWS(lrcore::validate(adamax), std::invalid_argument);
+}
+
 void check_version() {
     const std::string version = std::to_string(LRCORE_VERSION_MAJOR) + "." + std::to_string(LRCORE_VERSION_MINOR) +
                                 "." + std::to_string(LRCORE_VERSION_PATCH);
@@ -358,6 +402,7 @@ int main() {
     check_step_validation();
     check_schedule_validation();
     check_empty();
+    check_scalar_state();
     check_version();
     check_sparse_rows();
     check_schedule_free();

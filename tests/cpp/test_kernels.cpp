@@ -13,6 +13,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "check.hpp"
@@ -33,13 +34,15 @@ template <class T>
 struct Arrays {
     std::vector<T> param;
     std::vector<T> state[3];
+    double scalar = 1.0;  // a per-tensor scalar state (NAdam's mu_product)
 
     bool operator==(const Arrays& other) const {
         auto same_bits = [](const std::vector<T>& a, const std::vector<T>& b) {
             return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
         };
         return same_bits(param, other.param) && same_bits(state[0], other.state[0]) &&
-               same_bits(state[1], other.state[1]) && same_bits(state[2], other.state[2]);
+               same_bits(state[1], other.state[1]) && same_bits(state[2], other.state[2]) &&
+               std::memcmp(&scalar, &other.scalar, sizeof(double)) == 0;
     }
 };
 
@@ -390,6 +393,228 @@ struct Adam {
     }
 };
 
+/// Option combinations shared by the rules with decoupled weight decay.
+template <class Config>
+std::vector<Config> decay_configs(bool has_decoupled) {
+    std::vector<Config> out;
+    for (double weight_decay : {0.0, 0.01}) {
+        for (bool decoupled : {false, true}) {
+            if (decoupled && !has_decoupled) continue;
+            for (bool maximize : {false, true}) {
+                Config c;
+                c.lr = 0.01;
+                c.weight_decay = weight_decay;
+                if constexpr (!std::is_same_v<Config, lrcore::AdamaxConfig> && !std::is_same_v<Config, lrcore::LionConfig>) {
+                    c.decoupled_weight_decay = decoupled;
+                }
+                c.maximize = maximize;
+                out.push_back(c);
+            }
+        }
+    }
+    return out;
+}
+
+template <class Config>
+std::string describe_decay(const Config& c) {
+    std::ostringstream s;
+    s << "weight_decay=" << c.weight_decay << " maximize=" << c.maximize;
+    if constexpr (!std::is_same_v<Config, lrcore::AdamaxConfig> && !std::is_same_v<Config, lrcore::LionConfig>) {
+        s << " decoupled_weight_decay=" << c.decoupled_weight_decay;
+    }
+    return s.str();
+}
+
+struct Nadam {
+    using Config = lrcore::NadamConfig;
+    static constexpr const char* name = "nadam";
+    static constexpr const char* state_names[3] = {"exp_avg", "exp_avg_sq", ""};
+
+    static std::vector<Config> configs() { return decay_configs<Config>(true); }
+    static std::string describe(const Config& c) { return describe_decay(c); }
+    static bool uses_state(const Config&, int k) { return k < 2; }
+
+    template <class T>
+    static void step(const Config& c, Arrays<T>& a, const std::vector<T>& grad, int step) {
+        lrcore::NadamTensor<T> t;
+        t.param = a.param.data();
+        t.grad = grad.data();
+        t.exp_avg = a.state[0].data();
+        t.exp_avg_sq = a.state[1].data();
+        t.mu_product = &a.scalar;
+        t.size = a.param.size();
+        t.step = step;
+        lrcore::nadam_step(c, t);
+    }
+
+    template <class T>
+    static void reference(const Config& c, Arrays<T>& a, const std::vector<T>& grad, int step) {
+        auto momentum = [&](int t) { return c.beta1 * (1.0 - 0.5 * std::pow(0.96, t * c.momentum_decay)); };
+        const double mu = momentum(step), mu_next = momentum(step + 1);
+        a.scalar *= mu;
+        const T grad_coefficient = static_cast<T>(c.lr * (1.0 - mu) / (1.0 - a.scalar));
+        const T exp_avg_coefficient = static_cast<T>(c.lr * mu_next / (1.0 - a.scalar * mu_next));
+        const T bias_correction2 = static_cast<T>(1.0 - std::pow(c.beta2, step));
+        const T beta1 = static_cast<T>(c.beta1), beta2 = static_cast<T>(c.beta2);
+        const T one_minus_beta1 = static_cast<T>(1.0 - c.beta1), one_minus_beta2 = static_cast<T>(1.0 - c.beta2);
+        const T weight_decay = static_cast<T>(c.weight_decay), eps = static_cast<T>(c.eps);
+        const T decay_factor = static_cast<T>(1.0 - c.lr * c.weight_decay);
+        for (std::size_t i = 0; i < a.param.size(); ++i) {
+            T& p = a.param[i];
+            T& m = a.state[0][i];
+            T& v = a.state[1][i];
+            T g = c.maximize ? -grad[i] : grad[i];
+            if (c.weight_decay != 0.0) {
+                if (c.decoupled_weight_decay) {
+                    p = p * decay_factor;
+                } else {
+                    g = g + weight_decay * p;
+                }
+            }
+            m = beta1 * m + one_minus_beta1 * g;
+            v = beta2 * v + one_minus_beta2 * g * g;
+            const T denom = std::sqrt(v / bias_correction2) + eps;
+            p = p - grad_coefficient * g / denom - exp_avg_coefficient * m / denom;
+        }
+    }
+};
+
+struct Radam {
+    using Config = lrcore::RadamConfig;
+    static constexpr const char* name = "radam";
+    static constexpr const char* state_names[3] = {"exp_avg", "exp_avg_sq", ""};
+
+    static std::vector<Config> configs() {
+        std::vector<Config> out = decay_configs<Config>(true);
+        Config never_rectified;  // rho_inf = 3: the un-adapted branch on every step
+        never_rectified.beta2 = 0.5;
+        out.push_back(never_rectified);
+        return out;
+    }
+    static std::string describe(const Config& c) { return describe_decay(c) + " beta2=" + std::to_string(c.beta2); }
+    static bool uses_state(const Config&, int k) { return k < 2; }
+
+    template <class T>
+    static void step(const Config& c, Arrays<T>& a, const std::vector<T>& grad, int step) {
+        lrcore::RadamTensor<T> t;
+        t.param = a.param.data();
+        t.grad = grad.data();
+        t.exp_avg = a.state[0].data();
+        t.exp_avg_sq = a.state[1].data();
+        t.size = a.param.size();
+        t.step = step;
+        lrcore::radam_step(c, t);
+    }
+
+    template <class T>
+    static void reference(const Config& c, Arrays<T>& a, const std::vector<T>& grad, int step) {
+        const double bias_correction2 = 1.0 - std::pow(c.beta2, step);
+        const double rho_inf = 2.0 / (1.0 - c.beta2) - 1.0;
+        const double rho_t = rho_inf - 2.0 * step * std::pow(c.beta2, step) / bias_correction2;
+        const bool rectified = rho_t > 5.0;
+        const double r = rectified ? std::sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) : 0.0;
+        const T step_size = static_cast<T>(c.lr / (1.0 - std::pow(c.beta1, step)));
+        const T adaptive_scale = static_cast<T>(std::sqrt(bias_correction2) * r);
+        const T beta1 = static_cast<T>(c.beta1), beta2 = static_cast<T>(c.beta2);
+        const T one_minus_beta1 = static_cast<T>(1.0 - c.beta1), one_minus_beta2 = static_cast<T>(1.0 - c.beta2);
+        const T weight_decay = static_cast<T>(c.weight_decay), eps = static_cast<T>(c.eps);
+        const T decay_factor = static_cast<T>(1.0 - c.lr * c.weight_decay);
+        for (std::size_t i = 0; i < a.param.size(); ++i) {
+            T& p = a.param[i];
+            T& m = a.state[0][i];
+            T& v = a.state[1][i];
+            T g = c.maximize ? -grad[i] : grad[i];
+            if (c.weight_decay != 0.0) {
+                if (c.decoupled_weight_decay) {
+                    p = p * decay_factor;
+                } else {
+                    g = g + weight_decay * p;
+                }
+            }
+            m = beta1 * m + one_minus_beta1 * g;
+            v = beta2 * v + one_minus_beta2 * g * g;
+            p = rectified ? p - step_size * m * adaptive_scale / (std::sqrt(v) + eps) : p - step_size * m;
+        }
+    }
+};
+
+struct Adamax {
+    using Config = lrcore::AdamaxConfig;
+    static constexpr const char* name = "adamax";
+    static constexpr const char* state_names[3] = {"exp_avg", "exp_inf", ""};
+
+    static std::vector<Config> configs() { return decay_configs<Config>(false); }
+    static std::string describe(const Config& c) { return describe_decay(c); }
+    static bool uses_state(const Config&, int k) { return k < 2; }
+
+    template <class T>
+    static void step(const Config& c, Arrays<T>& a, const std::vector<T>& grad, int step) {
+        lrcore::AdamaxTensor<T> t;
+        t.param = a.param.data();
+        t.grad = grad.data();
+        t.exp_avg = a.state[0].data();
+        t.exp_inf = a.state[1].data();
+        t.size = a.param.size();
+        t.step = step;
+        lrcore::adamax_step(c, t);
+    }
+
+    template <class T>
+    static void reference(const Config& c, Arrays<T>& a, const std::vector<T>& grad, int step) {
+        const T clr = static_cast<T>(c.lr / (1.0 - std::pow(c.beta1, step)));
+        const T beta1 = static_cast<T>(c.beta1), beta2 = static_cast<T>(c.beta2);
+        const T one_minus_beta1 = static_cast<T>(1.0 - c.beta1);
+        const T weight_decay = static_cast<T>(c.weight_decay), eps = static_cast<T>(c.eps);
+        for (std::size_t i = 0; i < a.param.size(); ++i) {
+            T& p = a.param[i];
+            T& m = a.state[0][i];
+            T& u = a.state[1][i];
+            T g = c.maximize ? -grad[i] : grad[i];
+            if (c.weight_decay != 0.0) g = g + weight_decay * p;
+            m = beta1 * m + one_minus_beta1 * g;
+            u = std::max(beta2 * u, std::abs(g) + eps);
+            p = p - clr * m / u;
+        }
+    }
+};
+
+struct Lion {
+    using Config = lrcore::LionConfig;
+    static constexpr const char* name = "lion";
+    static constexpr const char* state_names[3] = {"exp_avg", "", ""};
+
+    static std::vector<Config> configs() { return decay_configs<Config>(false); }
+    static std::string describe(const Config& c) { return describe_decay(c); }
+    static bool uses_state(const Config&, int k) { return k == 0; }
+
+    template <class T>
+    static void step(const Config& c, Arrays<T>& a, const std::vector<T>& grad, int) {
+        lrcore::LionTensor<T> t;
+        t.param = a.param.data();
+        t.grad = grad.data();
+        t.exp_avg = a.state[0].data();
+        t.size = a.param.size();
+        lrcore::lion_step(c, t);
+    }
+
+    template <class T>
+    static void reference(const Config& c, Arrays<T>& a, const std::vector<T>& grad, int) {
+        const T beta1 = static_cast<T>(c.beta1), beta2 = static_cast<T>(c.beta2);
+        const T one_minus_beta1 = static_cast<T>(1.0 - c.beta1), one_minus_beta2 = static_cast<T>(1.0 - c.beta2);
+        const T lr = static_cast<T>(c.lr), decay_factor = static_cast<T>(1.0 - c.lr * c.weight_decay);
+        for (std::size_t i = 0; i < a.param.size(); ++i) {
+            T& p = a.param[i];
+            T& m = a.state[0][i];
+            const T g = c.maximize ? -grad[i] : grad[i];
+            const T direction = beta1 * m + one_minus_beta1 * g;
+            const T sign = direction > T(0) ? T(1) : (direction < T(0) ? T(-1) : T(0));
+            if (c.weight_decay != 0.0) p = p * decay_factor;
+            p = p - lr * sign;
+            m = beta2 * m + one_minus_beta2 * g;
+        }
+    }
+};
+
 /// Fresh arrays of `size` elements: a random parameter, zeroed state (unused state stays empty).
 template <class Rule, class T>
 Arrays<T> initial_arrays(const typename Rule::Config& c, std::size_t size, std::uint32_t seed) {
@@ -425,6 +650,7 @@ template <class Rule, class T>
 void check_against_reference(const Arrays<T>& actual, const Arrays<T>& expected, const typename Rule::Config& c,
                              const std::string& where) {
     check_close(actual.param, expected.param, where + " param");
+    LRCORE_CHECK_MESSAGE(actual.scalar == expected.scalar, where + " scalar state");
     for (int k = 0; k < 3; ++k) {
         if (Rule::uses_state(c, k)) check_close(actual.state[k], expected.state[k], where + " " + Rule::state_names[k]);
     }
@@ -635,6 +861,14 @@ int main() {
     check_rule<Adam, double>(isas);
     check_amsgrad_max_propagates_nan<float>(isas);
     check_amsgrad_max_propagates_nan<double>(isas);
+    check_rule<Nadam, float>(isas);
+    check_rule<Nadam, double>(isas);
+    check_rule<Radam, float>(isas);
+    check_rule<Radam, double>(isas);
+    check_rule<Adamax, float>(isas);
+    check_rule<Adamax, double>(isas);
+    check_rule<Lion, float>(isas);
+    check_rule<Lion, double>(isas);
 
     lrcore::set_isa(isas.front());
     const int initial_threads = lrcore::get_num_threads();

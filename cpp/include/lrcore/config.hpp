@@ -72,6 +72,57 @@ struct AdamConfig {
     double grad_scale = 1.0;     // each gradient element is multiplied by T(grad_scale) first
 };
 
+/// NAdam (Dozat 2016), with torch's momentum schedule mu_t = beta1 * (1 - 0.5 * 0.96^(t * momentum_decay)).
+/// With decoupled_weight_decay the parameter is shrunk by (1 - lr * weight_decay) first
+/// (NAdamW) instead of adding weight_decay * param to the gradient.
+struct NadamConfig {
+    double lr = 2e-3;            // >= 0
+    double beta1 = 0.9;          // in [0, 1)
+    double beta2 = 0.999;        // in [0, 1)
+    double eps = 1e-8;           // >= 0
+    double weight_decay = 0.0;   // >= 0
+    double momentum_decay = 4e-3;  // >= 0
+    bool decoupled_weight_decay = false;
+    bool maximize = false;
+    double grad_scale = 1.0;     // each gradient element is multiplied by T(grad_scale) first
+};
+
+/// RAdam (Liu et al. 2019): Adam with the variance of its adaptive step rectified, and
+/// plain bias-corrected momentum while the variance estimate is not yet tractable
+/// (rho_t <= 5, a property of the step number and beta2 alone).
+struct RadamConfig {
+    double lr = 1e-3;            // >= 0
+    double beta1 = 0.9;          // in [0, 1)
+    double beta2 = 0.999;        // in [0, 1)
+    double eps = 1e-8;           // >= 0
+    double weight_decay = 0.0;   // >= 0
+    bool decoupled_weight_decay = false;
+    bool maximize = false;
+    double grad_scale = 1.0;     // each gradient element is multiplied by T(grad_scale) first
+};
+
+/// Adamax: Adam with the infinity norm (a running, decayed maximum of |g|) in the denominator.
+struct AdamaxConfig {
+    double lr = 2e-3;            // >= 0
+    double beta1 = 0.9;          // in [0, 1)
+    double beta2 = 0.999;        // in [0, 1)
+    double eps = 1e-8;           // >= 0; added to |g| before the maximum
+    double weight_decay = 0.0;   // >= 0; L2 penalty added to the gradient
+    bool maximize = false;
+    double grad_scale = 1.0;     // each gradient element is multiplied by T(grad_scale) first
+};
+
+/// Lion (Chen et al. 2023): the sign of an interpolation of momentum and gradient, with
+/// decoupled weight decay. Not in torch.optim.
+struct LionConfig {
+    double lr = 1e-4;            // >= 0
+    double beta1 = 0.9;          // in [0, 1); interpolation weight of the update direction
+    double beta2 = 0.99;         // in [0, 1); momentum decay
+    double weight_decay = 0.0;   // >= 0; decoupled: param *= 1 - lr * weight_decay
+    bool maximize = false;
+    double grad_scale = 1.0;     // each gradient element is multiplied by T(grad_scale) first
+};
+
 /// Schedule-free AdamW (Defazio et al. 2024, "The Road Less Scheduled"), as the
 /// `schedulefree` package's AdamWScheduleFree computes it. The parameter arrays
 /// hold y, where gradients are taken, in train mode and the average x in eval
@@ -119,6 +170,10 @@ void validate(const SgdConfig& config);
 void validate(const AdagradConfig& config);
 void validate(const RmspropConfig& config);
 void validate(const AdamConfig& config);
+void validate(const NadamConfig& config);
+void validate(const RadamConfig& config);
+void validate(const AdamaxConfig& config);
+void validate(const LionConfig& config);
 void validate(const ScheduleFreeAdamWConfig& config);
 void validate(const ScheduleFreeSgdConfig& config);
 

@@ -68,6 +68,43 @@ void rmsprop_step(const RmspropConfig& config, const RmspropTensor<double>* tens
 void adam_step(const AdamConfig& config, const AdamTensor<float>* tensors, std::size_t count);
 void adam_step(const AdamConfig& config, const AdamTensor<double>* tensors, std::size_t count);
 
+/// NAdam, with torch's momentum schedule mu_t = beta1*(1 - 0.5*0.96^(t*momentum_decay)):
+///   g <- s*g;  g <- g + weight_decay*p,  or with decoupled_weight_decay p <- p*(1 - lr*weight_decay)
+///   P <- mu_product*mu_t                                 (mu_product, a double per tensor, starts at 1)
+///   m <- beta1*m + (1 - beta1)*g                         (m = exp_avg; evaluated as torch.lerp)
+///   v <- beta2*v + (1 - beta2)*g*g                       (v = exp_avg_sq)
+///   d <- sqrt(v / (1 - beta2^t)) + eps
+///   p <- p - lr*(1 - mu_t)/(1 - P) * g/d;  p <- p - lr*mu_{t+1}/(1 - P*mu_{t+1}) * m/d
+///   after every kernel of the call: mu_product <- P
+void nadam_step(const NadamConfig& config, const NadamTensor<float>* tensors, std::size_t count);
+void nadam_step(const NadamConfig& config, const NadamTensor<double>* tensors, std::size_t count);
+
+/// RAdam:
+///   g <- s*g;  g <- g + weight_decay*p,  or with decoupled_weight_decay p <- p*(1 - lr*weight_decay)
+///   m <- beta1*m + (1 - beta1)*g  (as torch.lerp);   v <- beta2*v + (1 - beta2)*g*g
+///   rho_inf = 2/(1 - beta2) - 1,  rho_t = rho_inf - 2*t*beta2^t/(1 - beta2^t)
+///   rho_t > 5: p <- p - (m/(1 - beta1^t))*lr * (sqrt(1 - beta2^t) / (sqrt(v) + eps)) * r_t,
+///              r_t = sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t))
+///   otherwise: p <- p - (m/(1 - beta1^t))*lr
+void radam_step(const RadamConfig& config, const RadamTensor<float>* tensors, std::size_t count);
+void radam_step(const RadamConfig& config, const RadamTensor<double>* tensors, std::size_t count);
+
+/// Adamax:
+///   g <- s*g + weight_decay*p
+///   m <- beta1*m + (1 - beta1)*g  (as torch.lerp)
+///   u <- max(beta2*u, |g| + eps)                         (u = exp_inf; a NaN in either operand propagates)
+///   p <- p - (lr/(1 - beta1^t)) * m/u
+void adamax_step(const AdamaxConfig& config, const AdamaxTensor<float>* tensors, std::size_t count);
+void adamax_step(const AdamaxConfig& config, const AdamaxTensor<double>* tensors, std::size_t count);
+
+/// Lion (Chen et al. 2023):
+///   g <- s*g
+///   c <- beta1*m + (1 - beta1)*g
+///   p <- p*(1 - lr*weight_decay) - lr*sign(c)            (sign(+-0) = 0; a NaN stays NaN)
+///   m <- beta2*m + (1 - beta2)*g                         (m = exp_avg)
+void lion_step(const LionConfig& config, const LionTensor<float>* tensors, std::size_t count);
+void lion_step(const LionConfig& config, const LionTensor<double>* tensors, std::size_t count);
+
 /// Schedule-free AdamW and SGD (Defazio et al. 2024), as the `schedulefree`
 /// package 1.4 computes them. `state` is the parameter group's (see
 /// ScheduleFreeGroupState); a step needs it in train mode (else it throws
@@ -120,6 +157,14 @@ inline void rmsprop_step(const RmspropConfig& c, const RmspropTensor<float>& t) 
 inline void rmsprop_step(const RmspropConfig& c, const RmspropTensor<double>& t) { rmsprop_step(c, &t, 1); }
 inline void adam_step(const AdamConfig& c, const AdamTensor<float>& t) { adam_step(c, &t, 1); }
 inline void adam_step(const AdamConfig& c, const AdamTensor<double>& t) { adam_step(c, &t, 1); }
+inline void nadam_step(const NadamConfig& c, const NadamTensor<float>& t) { nadam_step(c, &t, 1); }
+inline void nadam_step(const NadamConfig& c, const NadamTensor<double>& t) { nadam_step(c, &t, 1); }
+inline void radam_step(const RadamConfig& c, const RadamTensor<float>& t) { radam_step(c, &t, 1); }
+inline void radam_step(const RadamConfig& c, const RadamTensor<double>& t) { radam_step(c, &t, 1); }
+inline void adamax_step(const AdamaxConfig& c, const AdamaxTensor<float>& t) { adamax_step(c, &t, 1); }
+inline void adamax_step(const AdamaxConfig& c, const AdamaxTensor<double>& t) { adamax_step(c, &t, 1); }
+inline void lion_step(const LionConfig& c, const LionTensor<float>& t) { lion_step(c, &t, 1); }
+inline void lion_step(const LionConfig& c, const LionTensor<double>& t) { lion_step(c, &t, 1); }
 
 }  // namespace lrcore
 

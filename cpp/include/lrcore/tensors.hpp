@@ -71,6 +71,53 @@ struct AdamTensor {
     std::int64_t step = 1;                 // drives the bias corrections 1 - beta^step
 };
 
+/// NAdam state: the moment estimates and the running product of the momentum
+/// schedule, mu_product = mu_1 * ... * mu_t (torch keeps it per tensor).
+/// `mu_product` points to the caller's double, 1 before the first step: the step
+/// reads it and, after every kernel of the call has run, replaces it with
+/// mu_product * mu_t.
+template <class T>
+struct NadamTensor {
+    T* param = nullptr;
+    const T* grad = nullptr;
+    T* exp_avg = nullptr;                  // first moment
+    T* exp_avg_sq = nullptr;               // second moment
+    double* mu_product = nullptr;          // product of the momentum schedule so far (starts at 1)
+    std::size_t size = 0;
+    std::int64_t step = 1;                 // drives the momentum schedule and the bias correction
+};
+
+/// RAdam state: the first and second moment estimates.
+template <class T>
+struct RadamTensor {
+    T* param = nullptr;
+    const T* grad = nullptr;
+    T* exp_avg = nullptr;
+    T* exp_avg_sq = nullptr;
+    std::size_t size = 0;
+    std::int64_t step = 1;                 // drives the bias corrections and the rectification
+};
+
+/// Adamax state: the first moment and the exponentially weighted infinity norm.
+template <class T>
+struct AdamaxTensor {
+    T* param = nullptr;
+    const T* grad = nullptr;
+    T* exp_avg = nullptr;
+    T* exp_inf = nullptr;                  // max(beta2 * exp_inf, |g| + eps)
+    std::size_t size = 0;
+    std::int64_t step = 1;                 // drives the bias correction 1 - beta1^step
+};
+
+/// Lion state: the momentum (no step counter: the rule does not depend on it).
+template <class T>
+struct LionTensor {
+    T* param = nullptr;
+    const T* grad = nullptr;
+    T* exp_avg = nullptr;
+    std::size_t size = 0;
+};
+
 /// Schedule-free AdamW state. `param` holds y in train mode (where the
 /// gradient was taken), x in eval mode.
 template <class T>

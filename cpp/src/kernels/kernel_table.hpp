@@ -16,6 +16,10 @@ struct TypedKernels {
     void (*adagrad)(const AdagradConstants<T>&, const AdagradTensor<T>&, std::size_t, std::size_t);
     void (*rmsprop)(const RmspropConstants<T>&, const RmspropTensor<T>&, std::size_t, std::size_t);
     void (*adam)(const AdamConstants<T>&, const AdamTensor<T>&, std::size_t, std::size_t);
+    void (*nadam)(const NadamConstants<T>&, const NadamTensor<T>&, std::size_t, std::size_t);
+    void (*radam)(const RadamConstants<T>&, const RadamTensor<T>&, std::size_t, std::size_t);
+    void (*adamax)(const AdamaxConstants<T>&, const AdamaxTensor<T>&, std::size_t, std::size_t);
+    void (*lion)(const LionConstants<T>&, const LionTensor<T>&, std::size_t, std::size_t);
     void (*schedule_free_adamw)(const ScheduleFreeAdamWConstants<T>&, const ScheduleFreeAdamWTensor<T>&, std::size_t,
                                 std::size_t);
     void (*schedule_free_sgd)(const ScheduleFreeSgdConstants<T>&, const ScheduleFreeSgdTensor<T>&, std::size_t,
@@ -49,16 +53,20 @@ const KernelTable& avx512_kernels();
 }  // namespace lrcore::kernels
 
 // Included only by the per-ISA translation units, after their lane header.
+// The entries of TypedKernels<T>, in its member order: one line per rule.
+#define LRCORE_TYPED_KERNELS(Lane, T)                                                           \
+    {                                                                                           \
+        &sgd_chunk<Lane, T>, &adagrad_chunk<Lane, T>, &rmsprop_chunk<Lane, T>,                  \
+        &adam_chunk<Lane, T>,                                                                   \
+        &nadam_chunk<Lane, T>, &radam_chunk<Lane, T>, &adamax_chunk<Lane, T>,                   \
+        &lion_chunk<Lane, T>,                                                                   \
+        &schedule_free_adamw_chunk<Lane, T>, &schedule_free_sgd_chunk<Lane, T>,                 \
+        &interpolate_chunk<Lane, T>,                                                            \
+    }
+
 #define LRCORE_DEFINE_KERNEL_TABLE(function_name, isa_name, Lane)                                  \
     const ::lrcore::kernels::KernelTable& function_name() {                                       \
         static const ::lrcore::kernels::KernelTable table{                                        \
-            isa_name,                                                                             \
-            {&sgd_chunk<Lane, float>, &adagrad_chunk<Lane, float>, &rmsprop_chunk<Lane, float>,  \
-             &adam_chunk<Lane, float>, &schedule_free_adamw_chunk<Lane, float>,                  \
-             &schedule_free_sgd_chunk<Lane, float>, &interpolate_chunk<Lane, float>},            \
-            {&sgd_chunk<Lane, double>, &adagrad_chunk<Lane, double>,                             \
-             &rmsprop_chunk<Lane, double>, &adam_chunk<Lane, double>,                            \
-             &schedule_free_adamw_chunk<Lane, double>, &schedule_free_sgd_chunk<Lane, double>,   \
-             &interpolate_chunk<Lane, double>}};                                                  \
+            isa_name, LRCORE_TYPED_KERNELS(Lane, float), LRCORE_TYPED_KERNELS(Lane, double)};      \
         return table;                                                                             \
     }

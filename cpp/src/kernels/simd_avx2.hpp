@@ -32,6 +32,15 @@ struct Avx2Lane<float> {
     }
     // Only the sign bit of `sign` is used (callers pass +0 or -0).
     static reg flip_sign(reg a, reg sign) { return _mm256_xor_ps(a, _mm256_and_ps(sign, _mm256_set1_ps(-0.0f))); }
+    static reg abs(reg a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
+    // np.sign (the ScalarLane comment has the rule): the masks of a > 0, a < 0 and
+    // NaN are disjoint, and both zeros match none of them, giving +0.
+    static reg sign(reg a) {
+        const reg zero = _mm256_setzero_ps();
+        return _mm256_or_ps(_mm256_or_ps(_mm256_and_ps(_mm256_cmp_ps(a, zero, _CMP_GT_OQ), _mm256_set1_ps(1.0f)),
+                                         _mm256_and_ps(_mm256_cmp_ps(a, zero, _CMP_LT_OQ), _mm256_set1_ps(-1.0f))),
+                            _mm256_and_ps(_mm256_cmp_ps(a, a, _CMP_UNORD_Q), a));
+    }
 };
 
 template <>
@@ -51,6 +60,13 @@ struct Avx2Lane<double> {
         return _mm256_blendv_pd(_mm256_max_pd(a, b), a, _mm256_cmp_pd(a, a, _CMP_UNORD_Q));
     }
     static reg flip_sign(reg a, reg sign) { return _mm256_xor_pd(a, _mm256_and_pd(sign, _mm256_set1_pd(-0.0))); }
+    static reg abs(reg a) { return _mm256_andnot_pd(_mm256_set1_pd(-0.0), a); }
+    static reg sign(reg a) {
+        const reg zero = _mm256_setzero_pd();
+        return _mm256_or_pd(_mm256_or_pd(_mm256_and_pd(_mm256_cmp_pd(a, zero, _CMP_GT_OQ), _mm256_set1_pd(1.0)),
+                                         _mm256_and_pd(_mm256_cmp_pd(a, zero, _CMP_LT_OQ), _mm256_set1_pd(-1.0))),
+                            _mm256_and_pd(_mm256_cmp_pd(a, a, _CMP_UNORD_Q), a));
+    }
 };
 
 }  // namespace

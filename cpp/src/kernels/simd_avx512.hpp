@@ -37,6 +37,18 @@ struct Avx512Lane<float> {
         const __m512i bit = _mm512_and_si512(_mm512_castps_si512(sign), _mm512_set1_epi32(INT32_MIN));
         return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(a), bit));
     }
+    // The sign bit cleared, through the integer and (the float one needs AVX-512DQ).
+    static reg abs(reg a) {
+        return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), _mm512_set1_epi32(INT32_MAX)));
+    }
+    // np.sign (the ScalarLane comment has the rule): +0, then 1, -1 or a itself where
+    // a > 0, a < 0 or a is NaN (disjoint masks).
+    static reg sign(reg a) {
+        const reg zero = _mm512_setzero_ps();
+        reg result = _mm512_mask_mov_ps(zero, _mm512_cmp_ps_mask(a, zero, _CMP_GT_OQ), _mm512_set1_ps(1.0f));
+        result = _mm512_mask_mov_ps(result, _mm512_cmp_ps_mask(a, zero, _CMP_LT_OQ), _mm512_set1_ps(-1.0f));
+        return _mm512_mask_mov_ps(result, _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), a);
+    }
 };
 
 template <>
@@ -58,6 +70,15 @@ struct Avx512Lane<double> {
     static reg flip_sign(reg a, reg sign) {
         const __m512i bit = _mm512_and_si512(_mm512_castpd_si512(sign), _mm512_set1_epi64(INT64_MIN));
         return _mm512_castsi512_pd(_mm512_xor_si512(_mm512_castpd_si512(a), bit));
+    }
+    static reg abs(reg a) {
+        return _mm512_castsi512_pd(_mm512_and_si512(_mm512_castpd_si512(a), _mm512_set1_epi64(INT64_MAX)));
+    }
+    static reg sign(reg a) {
+        const reg zero = _mm512_setzero_pd();
+        reg result = _mm512_mask_mov_pd(zero, _mm512_cmp_pd_mask(a, zero, _CMP_GT_OQ), _mm512_set1_pd(1.0));
+        result = _mm512_mask_mov_pd(result, _mm512_cmp_pd_mask(a, zero, _CMP_LT_OQ), _mm512_set1_pd(-1.0));
+        return _mm512_mask_mov_pd(result, _mm512_cmp_pd_mask(a, a, _CMP_UNORD_Q), a);
     }
 };
 

@@ -48,6 +48,11 @@ struct ScalarLane {
         std::memcpy(&a, &x, sizeof(T));
         return a;
     }
+    // |a|: the sign bit cleared (also of a NaN, as np.abs does).
+    static reg abs(reg a) { return std::fabs(a); }
+    // np.sign: 1 for a > 0, -1 for a < 0, +0 for either zero, and a NaN itself
+    // (its payload kept). The vector lanes select exactly these four cases.
+    static reg sign(reg a) { return a > T(0) ? T(1) : (a < T(0) ? T(-1) : (a == T(0) ? T(0) : a)); }
 };
 
 }  // namespace

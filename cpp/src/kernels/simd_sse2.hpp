@@ -32,6 +32,15 @@ struct Sse2Lane<float> {
     }
     // Only the sign bit of `sign` is used (callers pass +0 or -0).
     static reg flip_sign(reg a, reg sign) { return _mm_xor_ps(a, _mm_and_ps(sign, _mm_set1_ps(-0.0f))); }
+    static reg abs(reg a) { return _mm_andnot_ps(_mm_set1_ps(-0.0f), a); }
+    // np.sign (the ScalarLane comment has the rule): the masks of a > 0, a < 0 and
+    // NaN are disjoint, and both zeros match none of them, giving +0.
+    static reg sign(reg a) {
+        const reg zero = _mm_setzero_ps();
+        return _mm_or_ps(_mm_or_ps(_mm_and_ps(_mm_cmpgt_ps(a, zero), _mm_set1_ps(1.0f)),
+                                   _mm_and_ps(_mm_cmplt_ps(a, zero), _mm_set1_ps(-1.0f))),
+                         _mm_and_ps(_mm_cmpunord_ps(a, a), a));
+    }
 };
 
 template <>
@@ -52,6 +61,13 @@ struct Sse2Lane<double> {
         return _mm_or_pd(_mm_and_pd(a_is_nan, a), _mm_andnot_pd(a_is_nan, _mm_max_pd(a, b)));
     }
     static reg flip_sign(reg a, reg sign) { return _mm_xor_pd(a, _mm_and_pd(sign, _mm_set1_pd(-0.0))); }
+    static reg abs(reg a) { return _mm_andnot_pd(_mm_set1_pd(-0.0), a); }
+    static reg sign(reg a) {
+        const reg zero = _mm_setzero_pd();
+        return _mm_or_pd(_mm_or_pd(_mm_and_pd(_mm_cmpgt_pd(a, zero), _mm_set1_pd(1.0)),
+                                   _mm_and_pd(_mm_cmplt_pd(a, zero), _mm_set1_pd(-1.0))),
+                         _mm_and_pd(_mm_cmpunord_pd(a, a), a));
+    }
 };
 
 }  // namespace

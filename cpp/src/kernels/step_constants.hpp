@@ -143,6 +143,150 @@ struct AdamConstants {
     }
 };
 
+/// NAdam's momentum schedule: mu_t = beta1 * (1 - 0.5 * 0.96^(t * momentum_decay)).
+/// The per-step constants and the mu_product update (rules.hpp) both use it.
+inline double nadam_momentum(const NadamConfig& c, std::int64_t step) {
+    return c.beta1 * (1.0 - 0.5 * std::pow(0.96, static_cast<double>(step) * c.momentum_decay));
+}
+
+template <class T>
+struct NadamConstants {
+    GradScale<T> grad_scale;
+    T grad_sign;
+    T weight_decay;
+    T decay_factor;           // decoupled mode: param *= 1 - lr * weight_decay
+    LerpConstants<T> exp_avg_lerp;    // weight 1 - beta1
+    T beta2;
+    T one_minus_beta2;
+    T bias_correction2;       // 1 - beta2^step (the second moment is divided by it before the root)
+    T eps;
+    T grad_coefficient;       // -lr * (1 - mu_t) / (1 - mu_product_t)
+    T exp_avg_coefficient;    // -lr * mu_{t+1} / (1 - mu_product_t * mu_{t+1})
+    WeightDecayMode weight_decay_mode;
+
+    /// `mu_product` is the tensor's product before this step (mu_1 ... mu_{t-1}).
+    static NadamConstants make(const NadamConfig& c, std::int64_t step, double mu_product) {
+        const double mu = nadam_momentum(c, step);
+        const double mu_next = nadam_momentum(c, step + 1);
+        const double product = mu_product * mu;
+        const double product_next = product * mu_next;
+        WeightDecayMode mode = WeightDecayMode::none;
+        if (c.weight_decay != 0.0) {
+            mode = c.decoupled_weight_decay ? WeightDecayMode::decoupled : WeightDecayMode::l2;
+        }
+        return {GradScale<T>::from(c.grad_scale),
+                static_cast<T>(c.maximize ? -1.0 : 1.0),
+                static_cast<T>(c.weight_decay),
+                static_cast<T>(1.0 - c.lr * c.weight_decay),
+                LerpConstants<T>::from_weight(1.0 - c.beta1),
+                static_cast<T>(c.beta2),
+                static_cast<T>(1.0 - c.beta2),
+                static_cast<T>(1.0 - std::pow(c.beta2, static_cast<double>(step))),
+                static_cast<T>(c.eps),
+                static_cast<T>((-c.lr * (1.0 - mu)) / (1.0 - product)),
+                static_cast<T>((-c.lr * mu_next) / (1.0 - product_next)),
+                mode};
+    }
+};
+
+template <class T>
+struct RadamConstants {
+    GradScale<T> grad_scale;
+    T grad_sign;
+    T weight_decay;
+    T decay_factor;           // decoupled mode: param *= 1 - lr * weight_decay
+    LerpConstants<T> exp_avg_lerp;    // weight 1 - beta1
+    T beta2;
+    T one_minus_beta2;
+    T bias_correction1;       // 1 - beta1^step
+    T lr;
+    T bias_correction2_sqrt;  // sqrt(1 - beta2^step)
+    T eps;
+    T rectification;          // sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t))
+    WeightDecayMode weight_decay_mode;
+    bool rectified;           // rho_t > 5: the adaptive, rectified step; else plain momentum
+
+    static RadamConstants make(const RadamConfig& c, std::int64_t step) {
+        const double t = static_cast<double>(step);
+        const double bias_correction1 = 1.0 - std::pow(c.beta1, t);
+        const double beta2_power = std::pow(c.beta2, t);
+        const double bias_correction2 = 1.0 - beta2_power;
+        const double rho_inf = 2.0 / (1.0 - c.beta2) - 1.0;
+        const double rho_t = rho_inf - 2.0 * t * beta2_power / bias_correction2;
+        const bool rectified = rho_t > 5.0;
+        const double rectification =
+            rectified ? std::sqrt((rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
+                      : 0.0;
+        WeightDecayMode mode = WeightDecayMode::none;
+        if (c.weight_decay != 0.0) {
+            mode = c.decoupled_weight_decay ? WeightDecayMode::decoupled : WeightDecayMode::l2;
+        }
+        return {GradScale<T>::from(c.grad_scale),
+                static_cast<T>(c.maximize ? -1.0 : 1.0),
+                static_cast<T>(c.weight_decay),
+                static_cast<T>(1.0 - c.lr * c.weight_decay),
+                LerpConstants<T>::from_weight(1.0 - c.beta1),
+                static_cast<T>(c.beta2),
+                static_cast<T>(1.0 - c.beta2),
+                static_cast<T>(bias_correction1),
+                static_cast<T>(c.lr),
+                static_cast<T>(std::sqrt(bias_correction2)),
+                static_cast<T>(c.eps),
+                static_cast<T>(rectification),
+                mode,
+                rectified};
+    }
+};
+
+template <class T>
+struct AdamaxConstants {
+    GradScale<T> grad_scale;
+    T grad_sign;
+    T weight_decay;
+    LerpConstants<T> exp_avg_lerp;    // weight 1 - beta1
+    T beta2;
+    T eps;
+    T neg_clr;                // -lr / (1 - beta1^step)
+    bool has_weight_decay;
+
+    static AdamaxConstants make(const AdamaxConfig& c, std::int64_t step) {
+        const double bias_correction = 1.0 - std::pow(c.beta1, static_cast<double>(step));
+        return {GradScale<T>::from(c.grad_scale),
+                static_cast<T>(c.maximize ? -1.0 : 1.0),
+                static_cast<T>(c.weight_decay),
+                LerpConstants<T>::from_weight(1.0 - c.beta1),
+                static_cast<T>(c.beta2),
+                static_cast<T>(c.eps),
+                static_cast<T>(-(c.lr / bias_correction)),
+                c.weight_decay != 0.0};
+    }
+};
+
+template <class T>
+struct LionConstants {
+    GradScale<T> grad_scale;
+    T grad_sign;
+    T decay_factor;           // param *= 1 - lr * weight_decay
+    T beta1;
+    T one_minus_beta1;
+    T beta2;
+    T one_minus_beta2;
+    T lr;
+    bool has_weight_decay;
+
+    static LionConstants make(const LionConfig& c) {
+        return {GradScale<T>::from(c.grad_scale),
+                static_cast<T>(c.maximize ? -1.0 : 1.0),
+                static_cast<T>(1.0 - c.lr * c.weight_decay),
+                static_cast<T>(c.beta1),
+                static_cast<T>(1.0 - c.beta1),
+                static_cast<T>(c.beta2),
+                static_cast<T>(1.0 - c.beta2),
+                static_cast<T>(c.lr),
+                c.weight_decay != 0.0};
+    }
+};
+
 /// One step of a schedule-free parameter group, as the `schedulefree` package
 /// computes it at the start of each group's step, in double:
 ///   warmup = (k + 1) / warmup_steps while k < warmup_steps, else 1

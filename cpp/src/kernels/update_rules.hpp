@@ -243,6 +243,132 @@ void adam_chunk(const AdamConstants<T>& c, const AdamTensor<T>& t, std::size_t b
     }); }); }); });
 }
 
+// -------------------------------------------------------------------- NAdam --
+template <template <class> class Lane, class T>
+void nadam_chunk(const NadamConstants<T>& constants, const NadamTensor<T>& t, std::size_t begin, std::size_t end) {
+    // A local copy of the constants: through the reference the compiler cannot rule out that a
+    // store to the T arrays changes a T field of the constants, and reloads every constant for
+    // every vector (in-cache Adamax 65536 f32: 10.3 -> 9.2 us).
+    const NadamConstants<T> c = constants;
+    T* __restrict param = t.param + begin;
+    const T* __restrict grad = t.grad + begin;
+    T* __restrict exp_avg = t.exp_avg + begin;
+    T* __restrict exp_avg_sq = t.exp_avg_sq + begin;
+    select(c.grad_scale.active, [&](auto scales) {
+    select(c.weight_decay_mode == WeightDecayMode::l2, [&](auto l2) {
+    select(c.weight_decay_mode == WeightDecayMode::decoupled, [&](auto decoupled) {
+        for_each_lane<Lane, T>(end - begin, param, [&](auto lane, std::size_t i) LRCORE_ALWAYS_INLINE {
+            using V = decltype(lane);
+            auto p = V::load(param + i);
+            const auto grad_loaded = V::load(grad + i);
+            const auto exp_avg_loaded = V::load(exp_avg + i);
+            const auto exp_avg_sq_loaded = V::load(exp_avg_sq + i);
+            auto g = signed_gradient<V>(grad_loaded, c.grad_scale, c.grad_sign, scales);
+            if constexpr (decoupled) p = V::mul(p, V::broadcast(c.decay_factor));
+            if constexpr (l2) g = V::add(g, V::mul(V::broadcast(c.weight_decay), p));
+            const auto m = lerp<V>(exp_avg_loaded, g, c.exp_avg_lerp);
+            const auto v = V::add(V::mul(exp_avg_sq_loaded, V::broadcast(c.beta2)),
+                                  V::mul(V::mul(V::broadcast(c.one_minus_beta2), g), g));
+            V::store(exp_avg + i, m);
+            V::store(exp_avg_sq + i, v);
+            const auto denom = V::add(V::sqrt(V::div(v, V::broadcast(c.bias_correction2))), V::broadcast(c.eps));
+            p = V::add(p, V::div(V::mul(V::broadcast(c.grad_coefficient), g), denom));
+            p = V::add(p, V::div(V::mul(V::broadcast(c.exp_avg_coefficient), m), denom));
+            V::store(param + i, p);
+        });
+    }); }); });
+}
+
+// -------------------------------------------------------------------- RAdam --
+template <template <class> class Lane, class T>
+void radam_chunk(const RadamConstants<T>& constants, const RadamTensor<T>& t, std::size_t begin, std::size_t end) {
+    const RadamConstants<T> c = constants;  // a local copy: see nadam_chunk
+    T* __restrict param = t.param + begin;
+    const T* __restrict grad = t.grad + begin;
+    T* __restrict exp_avg = t.exp_avg + begin;
+    T* __restrict exp_avg_sq = t.exp_avg_sq + begin;
+    select(c.grad_scale.active, [&](auto scales) {
+    select(c.weight_decay_mode == WeightDecayMode::l2, [&](auto l2) {
+    select(c.weight_decay_mode == WeightDecayMode::decoupled, [&](auto decoupled) {
+    select(c.rectified, [&](auto rectified) {
+        for_each_lane<Lane, T>(end - begin, param, [&](auto lane, std::size_t i) LRCORE_ALWAYS_INLINE {
+            using V = decltype(lane);
+            auto p = V::load(param + i);
+            const auto grad_loaded = V::load(grad + i);
+            const auto exp_avg_loaded = V::load(exp_avg + i);
+            const auto exp_avg_sq_loaded = V::load(exp_avg_sq + i);
+            auto g = signed_gradient<V>(grad_loaded, c.grad_scale, c.grad_sign, scales);
+            if constexpr (decoupled) p = V::mul(p, V::broadcast(c.decay_factor));
+            if constexpr (l2) g = V::add(g, V::mul(V::broadcast(c.weight_decay), p));
+            const auto m = lerp<V>(exp_avg_loaded, g, c.exp_avg_lerp);
+            const auto v = V::add(V::mul(exp_avg_sq_loaded, V::broadcast(c.beta2)),
+                                  V::mul(V::mul(V::broadcast(c.one_minus_beta2), g), g));
+            V::store(exp_avg + i, m);
+            V::store(exp_avg_sq + i, v);
+            auto update = V::mul(V::div(m, V::broadcast(c.bias_correction1)), V::broadcast(c.lr));
+            if constexpr (rectified) {
+                // torch: bias_correction2_sqrt / (sqrt(v) + eps) as reciprocal(...) * scalar.
+                const auto adaptive = V::mul(V::div(V::broadcast(T(1)), V::add(V::sqrt(v), V::broadcast(c.eps))),
+                                             V::broadcast(c.bias_correction2_sqrt));
+                update = V::mul(V::mul(update, adaptive), V::broadcast(c.rectification));
+            }
+            V::store(param + i, V::sub(p, update));
+        });
+    }); }); }); });
+}
+
+// ------------------------------------------------------------------- Adamax --
+template <template <class> class Lane, class T>
+void adamax_chunk(const AdamaxConstants<T>& constants, const AdamaxTensor<T>& t, std::size_t begin, std::size_t end) {
+    const AdamaxConstants<T> c = constants;  // a local copy: see nadam_chunk
+    T* __restrict param = t.param + begin;
+    const T* __restrict grad = t.grad + begin;
+    T* __restrict exp_avg = t.exp_avg + begin;
+    T* __restrict exp_inf = t.exp_inf + begin;
+    select(c.grad_scale.active, [&](auto scales) {
+    select(c.has_weight_decay, [&](auto has_weight_decay) {
+        for_each_lane<Lane, T>(end - begin, param, [&](auto lane, std::size_t i) LRCORE_ALWAYS_INLINE {
+            using V = decltype(lane);
+            const auto p = V::load(param + i);
+            const auto grad_loaded = V::load(grad + i);
+            const auto exp_avg_loaded = V::load(exp_avg + i);
+            const auto exp_inf_loaded = V::load(exp_inf + i);
+            auto g = signed_gradient<V>(grad_loaded, c.grad_scale, c.grad_sign, scales);
+            if constexpr (has_weight_decay) g = V::add(g, V::mul(V::broadcast(c.weight_decay), p));
+            const auto m = lerp<V>(exp_avg_loaded, g, c.exp_avg_lerp);
+            // torch.maximum(exp_inf * beta2, |g| + eps): a NaN in either propagates.
+            const auto u = V::max(V::mul(exp_inf_loaded, V::broadcast(c.beta2)),
+                                  V::add(V::abs(g), V::broadcast(c.eps)));
+            V::store(exp_avg + i, m);
+            V::store(exp_inf + i, u);
+            V::store(param + i, V::add(p, V::div(V::mul(V::broadcast(c.neg_clr), m), u)));
+        });
+    }); });
+}
+
+// --------------------------------------------------------------------- Lion --
+template <template <class> class Lane, class T>
+void lion_chunk(const LionConstants<T>& constants, const LionTensor<T>& t, std::size_t begin, std::size_t end) {
+    const LionConstants<T> c = constants;  // a local copy: see nadam_chunk
+    T* __restrict param = t.param + begin;
+    const T* __restrict grad = t.grad + begin;
+    T* __restrict exp_avg = t.exp_avg + begin;
+    select(c.grad_scale.active, [&](auto scales) {
+    select(c.has_weight_decay, [&](auto has_weight_decay) {
+        for_each_lane<Lane, T>(end - begin, param, [&](auto lane, std::size_t i) LRCORE_ALWAYS_INLINE {
+            using V = decltype(lane);
+            auto p = V::load(param + i);
+            const auto grad_loaded = V::load(grad + i);
+            const auto m = V::load(exp_avg + i);
+            const auto g = signed_gradient<V>(grad_loaded, c.grad_scale, c.grad_sign, scales);
+            const auto direction = V::add(V::mul(V::broadcast(c.beta1), m), V::mul(V::broadcast(c.one_minus_beta1), g));
+            if constexpr (has_weight_decay) p = V::mul(p, V::broadcast(c.decay_factor));
+            V::store(exp_avg + i, V::add(V::mul(V::broadcast(c.beta2), m), V::mul(V::broadcast(c.one_minus_beta2), g)));
+            V::store(param + i, V::sub(p, V::mul(V::broadcast(c.lr), V::sign(direction))));
+        });
+    }); });
+}
+
 // ---------------------------------------------------------- schedule-free --
 // The `schedulefree` package's operation order (AdamWScheduleFree,
 // SGDScheduleFree, single-tensor path). The parameter holds y; z is the base

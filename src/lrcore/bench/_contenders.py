@@ -49,7 +49,7 @@ class FunctionalRunner(Runner):
         self._params = [p.copy() for p in params]
         self._grads: List[np.ndarray] = [None] * len(params)  # type: ignore[list-item]
         self._state = rule.new_state(self._params)
-        positional: List[Any] = [self._state[name] for name in rule.state_names]
+        positional: List[Any] = [self._state[name] for name in rule.state_names + rule.scalar_names]
         if rule.has_steps:
             positional.append(self._state["steps"])
         if "group_state" in self._state:
@@ -119,6 +119,7 @@ class TorchRunner(Runner):
         self._tensors = [torch.from_numpy(p).requires_grad_() for p in self._params]
         arguments = dict(rule.torch_arguments)
         arguments.update(TORCH_VARIANTS[variant])
+        assert rule.torch_class is not None, "the contender refuses rules torch does not have"
         self.optimizer = getattr(torch.optim, rule.torch_class)(self._tensors, **arguments)
         self.step = self.optimizer.step  # type: ignore[method-assign]
 
@@ -286,6 +287,8 @@ def _torch_unsupported(variant: str) -> Callable[[Rule], Optional[str]]:
         torch = torch_module()
         if torch is None:
             return "torch is not installed"
+        if rule.torch_class is None:
+            return f"torch.optim has no {rule.description.class_name}"
         if not hasattr(torch.optim, rule.torch_class):
             return f"torch.optim has no {rule.torch_class}"
         try:  # torch raises for a flag the class does not have (e.g. RMSprop fused)

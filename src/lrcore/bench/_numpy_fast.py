@@ -9,6 +9,7 @@ the benchmark verifies it against the reference like every contender.
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Dict, Sequence, Tuple
 
 import numpy as np
@@ -29,6 +30,7 @@ class FastNumpyStep:
         self._step: Callable[[Sequence[np.ndarray], Sequence[np.ndarray], State], None] = {
             "sgd": self._sgd, "momentum": self._momentum, "adagrad": self._adagrad,
             "rmsprop": self._rmsprop, "adam": self._adam, "adamw": self._adam,
+            "nadam": self._nadam, "radam": self._radam, "adamax": self._adamax, "lion": self._lion,
             "schedule_free_adamw": self._schedule_free, "schedule_free_sgd": self._schedule_free,
         }[rule.name]
 
@@ -127,6 +129,111 @@ class FastNumpyStep:
             np.multiply(m, dt(-step_size), out=b)
             b /= a
             p += b
+
+    def _moments(self, p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, a: np.ndarray) -> None:
+        """m = lerp(m, g, 1 - beta1) and v = beta2 * v + (1 - beta2) * g * g, with ``a`` as scratch."""
+        hp = self._rule.hyperparameters
+        dt = p.dtype.type
+        assert abs(1 - hp["beta1"]) < 0.5, "the reference's lerp takes its other branch"
+        np.subtract(g, m, out=a)
+        a *= dt(1 - hp["beta1"])
+        m += a
+        v *= dt(hp["beta2"])
+        np.multiply(g, dt(1 - hp["beta2"]), out=a)
+        a *= g
+        v += a
+
+    def _nadam(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], state: State) -> None:
+        hp = self._rule.hyperparameters
+        lr, beta1, beta2, eps = hp["lr"], hp["beta1"], hp["beta2"], hp["eps"]
+        momentum_decay = hp.get("momentum_decay", 4e-3)
+        steps, exp_avgs, exp_avg_sqs, mu_products = (state["steps"], state["exp_avgs"], state["exp_avg_sqs"],
+                                                     state["mu_products"])
+        for i, (p, g) in enumerate(zip(params, grads)):
+            dt = p.dtype.type
+            steps[i] += 1
+            t = int(steps[i])
+            mu = beta1 * (1.0 - 0.5 * float(0.96 ** (float(t) * momentum_decay)))
+            mu_next = beta1 * (1.0 - 0.5 * float(0.96 ** (float(t + 1) * momentum_decay)))
+            product = float(mu_products[i]) * mu
+            m, v = exp_avgs[i], exp_avg_sqs[i]
+            a, b = self._scratch_like(p)
+            self._moments(p, g, m, v, a)
+            np.divide(v, dt(1 - beta2 ** t), out=a)
+            np.sqrt(a, out=a)
+            a += dt(eps)
+            np.multiply(g, dt((-lr * (1.0 - mu)) / (1.0 - product)), out=b)
+            b /= a
+            p += b
+            np.multiply(m, dt((-lr * mu_next) / (1.0 - product * mu_next)), out=b)
+            b /= a
+            p += b
+            mu_products[i][()] = product
+
+    def _radam(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], state: State) -> None:
+        hp = self._rule.hyperparameters
+        lr, beta1, beta2, eps = hp["lr"], hp["beta1"], hp["beta2"], hp["eps"]
+        steps, exp_avgs, exp_avg_sqs = state["steps"], state["exp_avgs"], state["exp_avg_sqs"]
+        for i, (p, g) in enumerate(zip(params, grads)):
+            dt = p.dtype.type
+            steps[i] += 1
+            t = int(steps[i])
+            m, v = exp_avgs[i], exp_avg_sqs[i]
+            a, b = self._scratch_like(p)
+            self._moments(p, g, m, v, a)
+            beta2_power = beta2 ** float(t)
+            bias_correction2 = 1 - beta2_power
+            rho_inf = 2 / (1 - beta2) - 1
+            rho_t = rho_inf - 2 * float(t) * beta2_power / bias_correction2
+            np.divide(m, dt(1 - beta1 ** t), out=b)
+            b *= dt(lr)
+            if rho_t > 5:
+                rectification = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+                np.sqrt(v, out=a)
+                a += dt(eps)
+                np.divide(dt(1), a, out=a)
+                a *= dt(math.sqrt(bias_correction2))
+                b *= a
+                b *= dt(rectification)
+            p -= b
+
+    def _adamax(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], state: State) -> None:
+        hp = self._rule.hyperparameters
+        lr, beta1, beta2, eps = hp["lr"], hp["beta1"], hp["beta2"], hp["eps"]
+        assert abs(1 - beta1) < 0.5, "the reference's lerp takes its other branch"
+        steps, exp_avgs, exp_infs = state["steps"], state["exp_avgs"], state["exp_infs"]
+        for i, (p, g) in enumerate(zip(params, grads)):
+            dt = p.dtype.type
+            steps[i] += 1
+            m, u = exp_avgs[i], exp_infs[i]
+            a, b = self._scratch_like(p)
+            np.subtract(g, m, out=a)
+            a *= dt(1 - beta1)
+            m += a
+            u *= dt(beta2)
+            np.abs(g, out=a)
+            a += dt(eps)
+            np.maximum(u, a, out=u)
+            np.multiply(m, dt(-(lr / (1 - beta1 ** int(steps[i])))), out=b)
+            b /= u
+            p += b
+
+    def _lion(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], state: State) -> None:
+        hp = self._rule.hyperparameters
+        lr, beta1, beta2 = hp["lr"], hp["beta1"], hp["beta2"]
+        assert hp.get("weight_decay", 0.0) == 0.0, "weight decay is not part of the benchmark's Lion"
+        for p, g, m in zip(params, grads, state["exp_avgs"]):
+            dt = p.dtype.type
+            a, b = self._scratch_like(p)
+            np.multiply(m, dt(beta1), out=a)
+            np.multiply(g, dt(1 - beta1), out=b)
+            a += b
+            np.sign(a, out=a)
+            a *= dt(lr)
+            p -= a
+            m *= dt(beta2)
+            np.multiply(g, dt(1 - beta2), out=b)
+            m += b
 
     def _schedule_free(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], state: State) -> None:
         from ..reference import _schedule_free_group

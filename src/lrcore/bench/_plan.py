@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, TextIO
+from typing import Dict, List, Optional, Sequence, TextIO, Tuple
 
 from ._contenders import CONTENDERS
 from ._rules import Rule
@@ -167,15 +167,14 @@ def print_plan(plan: Plan, rules: Sequence[Rule], workloads: Sequence[Workload],
     print(f"  against   {', '.join(runs) if runs else '(lrcore and the roof only)'}", file=out)
     for name, reason in plan.skipped.items():
         print(f"  skipped   {name}: {reason}", file=out)
-    unsupported: Dict[str, List[str]] = {}
-    reasons: Dict[str, str] = {}
+    # One line per contender and reason: rules a contender skips for different reasons get one line each.
+    unsupported: Dict[Tuple[str, str], List[str]] = {}
     for cell in plan.cells:
         for name, reason in cell.skipped.items():
-            if cell.rule.name not in unsupported.setdefault(name, []):
-                unsupported[name].append(cell.rule.name)
-                reasons[name] = reason
-    for name, rule_names in unsupported.items():
-        print(f"  skipped   {name} for {', '.join(rule_names)}: {reasons[name]}", file=out)
+            if cell.rule.name not in unsupported.setdefault((name, reason), []):
+                unsupported[(name, reason)].append(cell.rule.name)
+    for (name, reason), rule_names in unsupported.items():
+        print(f"  skipped   {name} for {', '.join(rule_names)}: {reason}", file=out)
     groups = sum(1 + len(c.timed) for c in plan.cells)
     print(f"  cells     {len(plan.cells)} table rows ({_count(len(rules), 'rule')} x {_count(len(sized), 'size')} x "
           f"{_count(len(threads), 'thread count')}), {groups} timed groups of about {budget.seconds:g} s each"

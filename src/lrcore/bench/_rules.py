@@ -36,7 +36,7 @@ class Rule:
         title: human-readable configuration.
         function: name of the rule (in :mod:`lrcore.functional` and :mod:`lrcore.reference`).
         hyperparameters: keyword arguments of the functional call.
-        torch_class: name of the torch.optim class computing the same update.
+        torch_class: name of the torch.optim class computing the same update (None: torch has none).
         torch_arguments: its keyword arguments.
         deepspeed_adamw_mode: for DeepSpeedCPUAdam (Adam rules only): its adamw_mode flag.
         schedulefree_class: for the schedule-free rules, the schedulefree package's class (torch.optim
@@ -47,7 +47,7 @@ class Rule:
     title: str
     function: str
     hyperparameters: Mapping[str, Any]
-    torch_class: str
+    torch_class: Optional[str]
     torch_arguments: Mapping[str, Any]
     deepspeed_adamw_mode: Optional[bool] = None
     schedulefree_class: Optional[str] = None
@@ -68,6 +68,14 @@ class Rule:
         needed = set(description.native.needed_states(native))
         return tuple(s.list_name for name in description.functional_arguments
                      for s in description.states if s.list_name == name and s.name in needed)
+
+    @property
+    def scalar_names(self) -> Tuple[str, ...]:
+        """The per-tensor scalar lists (0-d float64 arrays), in the functional call's order, after the
+        state lists and before the step counters; they move no memory worth counting."""
+        description = self.description
+        return tuple(s.list_name for name in description.functional_arguments
+                     for s in description.scalars if s.list_name == name)
 
     @property
     def has_steps(self) -> bool:
@@ -91,6 +99,8 @@ class Rule:
                 state[name] = [None] * len(params)
             else:
                 state[name] = [state_like(p) for p in params]
+        for scalar in self.description.scalars:
+            state[scalar.list_name] = [scalar.new() for _ in params]
         if self.has_steps:
             state["steps"] = np.zeros(len(params), dtype=np.int64)
         if self.description.group_scalars:
@@ -117,6 +127,17 @@ RULES: Dict[str, Rule] = {
         Rule("adamw", "AdamW lr=1e-3 weight_decay=1e-2", "adamw",
              {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 1e-2}, "AdamW",
              {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-2}, deepspeed_adamw_mode=True),
+        Rule("nadam", "NAdam lr=2e-3 betas=(0.9, 0.999)", "nadam",
+             {"lr": 2e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}, "NAdam",
+             {"lr": 2e-3, "betas": (0.9, 0.999), "eps": 1e-8}),
+        Rule("radam", "RAdam lr=1e-3 betas=(0.9, 0.999)", "radam",
+             {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}, "RAdam",
+             {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8}),
+        Rule("adamax", "Adamax lr=2e-3 betas=(0.9, 0.999)", "adamax",
+             {"lr": 2e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}, "Adamax",
+             {"lr": 2e-3, "betas": (0.9, 0.999), "eps": 1e-8}),
+        Rule("lion", "Lion lr=1e-4 betas=(0.9, 0.99)", "lion",
+             {"lr": 1e-4, "beta1": 0.9, "beta2": 0.99}, None, {}),
         Rule("schedule_free_adamw", "ScheduleFreeAdamW lr=2.5e-3 betas=(0.9, 0.999)", "schedule_free_adamw",
              {"lr": 2.5e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}, "AdamWScheduleFree",
              {"lr": 2.5e-3, "betas": (0.9, 0.999), "eps": 1e-8}, schedulefree_class="AdamWScheduleFree"),

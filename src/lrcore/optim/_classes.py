@@ -9,8 +9,8 @@ from __future__ import annotations
 from .._rules import RULES
 from ._optimizer import Optimizer
 
-__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "ScheduleFreeAdamW", "ScheduleFreeSGD", "SparseAdam",
-           "RowWiseAdagrad"]
+__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "NAdam", "RAdam", "Adamax", "Lion",
+           "ScheduleFreeAdamW", "ScheduleFreeSGD", "SparseAdam", "RowWiseAdagrad"]
 
 
 class SGD(Optimizer, rule=RULES["sgd"]):
@@ -30,6 +30,22 @@ class Adam(Optimizer, rule=RULES["adam"]):
 
 
 class AdamW(Optimizer, rule=RULES["adamw"]):
+    pass
+
+
+class NAdam(Optimizer, rule=RULES["nadam"]):
+    pass
+
+
+class RAdam(Optimizer, rule=RULES["radam"]):
+    pass
+
+
+class Adamax(Optimizer, rule=RULES["adamax"]):
+    pass
+
+
+class Lion(Optimizer, rule=RULES["lion"]):
     pass
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from ..schedules import Schedule
 from ._optimizer import Optimizer
 
-__all__ = ['SGD', 'Adagrad', 'RMSprop', 'Adam', 'AdamW', 'ScheduleFreeAdamW', 'ScheduleFreeSGD', 'SparseAdam', 'RowWiseAdagrad']
+__all__ = ['SGD', 'Adagrad', 'RMSprop', 'Adam', 'AdamW', 'NAdam', 'RAdam', 'Adamax', 'Lion', 'ScheduleFreeAdamW', 'ScheduleFreeSGD', 'SparseAdam', 'RowWiseAdagrad']
 
 # A numeric hyperparameter: a number, or a schedule (any function of the step count).
 _Value = Union[float, Schedule, Callable[[int], float]]
@@ -90,6 +90,68 @@ class AdamW(Optimizer):
         eps: _Value = 1e-08,
         weight_decay: _Value = 0.01,
         amsgrad: bool = False,
+        maximize: bool = False,
+        *,
+        skip_nonfinite: bool = False,
+        max_grad_norm: Optional[_Value] = None,
+        norm_type: Union[float, str] = 2.0,
+    ) -> None: ...
+
+class NAdam(Optimizer):
+    def __init__(
+        self,
+        params: _Params,
+        lr: _Value = 0.002,
+        betas: Tuple[_Value, _Value] = (0.9, 0.999),
+        eps: _Value = 1e-08,
+        weight_decay: _Value = 0.0,
+        momentum_decay: _Value = 0.004,
+        decoupled_weight_decay: bool = False,
+        maximize: bool = False,
+        *,
+        skip_nonfinite: bool = False,
+        max_grad_norm: Optional[_Value] = None,
+        norm_type: Union[float, str] = 2.0,
+    ) -> None: ...
+
+class RAdam(Optimizer):
+    def __init__(
+        self,
+        params: _Params,
+        lr: _Value = 0.001,
+        betas: Tuple[_Value, _Value] = (0.9, 0.999),
+        eps: _Value = 1e-08,
+        weight_decay: _Value = 0.0,
+        decoupled_weight_decay: bool = False,
+        maximize: bool = False,
+        *,
+        skip_nonfinite: bool = False,
+        max_grad_norm: Optional[_Value] = None,
+        norm_type: Union[float, str] = 2.0,
+    ) -> None: ...
+
+class Adamax(Optimizer):
+    def __init__(
+        self,
+        params: _Params,
+        lr: _Value = 0.002,
+        betas: Tuple[_Value, _Value] = (0.9, 0.999),
+        eps: _Value = 1e-08,
+        weight_decay: _Value = 0.0,
+        maximize: bool = False,
+        *,
+        skip_nonfinite: bool = False,
+        max_grad_norm: Optional[_Value] = None,
+        norm_type: Union[float, str] = 2.0,
+    ) -> None: ...
+
+class Lion(Optimizer):
+    def __init__(
+        self,
+        params: _Params,
+        lr: _Value = 0.0001,
+        betas: Tuple[_Value, _Value] = (0.9, 0.99),
+        weight_decay: _Value = 0.0,
         maximize: bool = False,
         *,
         skip_nonfinite: bool = False,

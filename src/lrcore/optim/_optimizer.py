@@ -213,6 +213,8 @@ class Optimizer:
                 state[s.name] = [allocate(p, fill) for p in group["params"]]
             else:
                 state[s.name] = [None] * len(group["params"])
+        for scalar in self.rule.scalars:
+            state[scalar.name] = [scalar.new() for _ in group["params"]]
         return state
 
     #: (group, t) -> the group's native hyperparameters at step t, written from the rule (see _make_resolver).
@@ -652,8 +654,19 @@ class Optimizer:
         if isinstance(step, bool) or not isinstance(step, numbers.Integral) or not 0 <= int(step) <= _MAX_COUNT:
             raise ValueError(f"{where}['step'] must be an integer in [0, 2**63 - 1], got {step!r}")
         shapes = {s.name: param.shape[:1] if s.per_row else param.shape for s in self.rule.states}
+        scalars = {s.name for s in self.rule.scalars}
         for name, value in entry.items():
             if name == "step":
+                continue
+            if name in scalars:
+                if value is None:
+                    continue
+                # A float per tensor: a 0-d array (lrcore's, or a torch tensor's .numpy()) or a number.
+                number = value[()] if isinstance(value, np.ndarray) and value.shape == () else value
+                if (isinstance(number, (bool, np.bool_)) or not isinstance(number, (numbers.Real, np.floating))
+                        or not np.isfinite(float(number))):
+                    got = f"{value.dtype} {value.shape}" if isinstance(value, np.ndarray) else repr(value)
+                    raise ValueError(f"{where}[{name!r}] must be a finite number (a 0-d float64 array), got {got}")
                 continue
             if name not in shapes:
                 raise ValueError(f"{where} has unknown entry {name!r}")
@@ -684,6 +697,12 @@ class Optimizer:
                 if target is None:
                     target = arrays[k] = allocate(param)
                 np.copyto(target, value)
+        for scalar in self.rule.scalars:
+            value = None if entry is None else entry.get(scalar.name)
+            if value is None:  # not saved: as a new optimizer has it
+                state[scalar.name][k] = scalar.new()
+            else:
+                state[scalar.name][k] = np.array(float(value[()] if isinstance(value, np.ndarray) else value))
 
     # -------------------------------------------------------------- snapshot
     def snapshot(self, *, params: bool = False) -> "OptimizerSnapshot":
@@ -902,8 +921,9 @@ def _class_docstring(rule: RuleDescription) -> str:
                  "(number >= 0 or schedule; default None, off); ``opt.last_grad_norm`` is the norm "
                  "(see :meth:`Optimizer.step`).")
     lines.append("    norm_type: p of that norm (number > 0 or inf; default 2.0).")
-    states = ", ".join(f"``{s.name}``" + (f" (when {s.needed_when})" if s.needed_when else "")
-                       + (" (one value per row)" if s.per_row else "") for s in rule.states)
+    states = ", ".join([f"``{s.name}``" + (f" (when {s.needed_when})" if s.needed_when else "")
+                        + (" (one value per row)" if s.per_row else "") for s in rule.states]
+                       + [f"``{s.name}`` (a float64, from {s.initial!r})" for s in rule.scalars])
     lines += ["", f"State per parameter: {states or 'none'}."]
     if rule.sparse_gradients:
         kinds = "arrays or row-sparse gradients" if rule.dense_gradients else "row-sparse gradients only"
