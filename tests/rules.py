@@ -72,7 +72,8 @@ class Rule:
                 state[s.list_name] = [None] * len(params)
             else:
                 fill = 0.0 if s.initial == "zero" else config.get(s.initial, 0.0)
-                # Shaped by its parameter (Adafactor's row_var: last dimension 1), None where it has none.
+                # Shaped by its parameter (Adafactor's row_var: last dimension 1; a per-row state: one
+                # value per row), None where it has none.
                 state[s.list_name] = [np.full(s.shape_for(p.shape), fill, dtype=p.dtype) if s.exists_for(p.shape)
                                       else None for p in params]
         for scalar in description.scalars:
@@ -199,6 +200,19 @@ RULES = [
 #: Parameter shapes that reach every path of a rule whose state depends on the shape:
 #: a scalar, vectors, matrices (one row, one column) and stacks of matrices.
 PARAMETER_SHAPES = [(), (1,), (53,), (1, 9), (9, 1), (37, 53), (3, 19, 21), (2, 2, 3, 5)]
+
+#: The rules for tables (row-sparse gradients, per-row state), tested in test_sparse_rows.py: SparseAdam
+#: takes no dense gradient and torch has no row-wise AdaGrad, so the dense test modules above do not run them.
+ROW_RULES = [
+    Rule("sparse_adam", lrcore.SparseAdam, [
+        dict(lr=0.01),
+        dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, maximize=True),
+    ], "SparseAdam"),
+    Rule("rowwise_adagrad", lrcore.RowWiseAdagrad, [
+        dict(lr=0.05),
+        dict(lr=0.05, weight_decay=0.1, eps=1e-6, maximize=True),
+    ], ""),
+]
 
 RULE_CASES = [(rule, config) for rule in RULES for config in rule.configs]
 RULE_IDS = [f"{rule.name}-" + "-".join(f"{k}={v}" for k, v in config.items()) for rule, config in RULE_CASES]

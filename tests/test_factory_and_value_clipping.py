@@ -13,7 +13,7 @@ import lrcore
 def test_available_optimizers_are_the_classes_by_torch_name():
     names = lrcore.available_optimizers()
     assert names == ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "NAdam", "RAdam", "Adamax", "Lion", "Adadelta",
-                     "Rprop", "ASGD", "Adafactor", "ScheduleFreeAdamW", "ScheduleFreeSGD"]
+                     "Rprop", "ASGD", "Adafactor", "ScheduleFreeAdamW", "ScheduleFreeSGD", "SparseAdam", "RowWiseAdagrad"]
     assert all(getattr(lrcore, name).__name__ == name for name in names)
 
 

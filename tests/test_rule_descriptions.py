@@ -12,6 +12,7 @@ import pytest
 import lrcore
 from lrcore import _core, _rules
 from lrcore._rules import RULES
+from rules import ROW_RULES
 from rules import RULES as TEST_RULES
 
 DESCRIPTIONS = list(RULES.values())
@@ -87,7 +88,7 @@ def test_a_description_that_disagrees_with_the_native_half_is_refused(change, me
 def test_class_signature_is_torchs(rule):
     torch = pytest.importorskip("torch", reason="torch is not installed")
     if not hasattr(torch.optim, rule.class_name):
-        pytest.skip(f"torch.optim has no {rule.class_name}")
+        pytest.skip(f"torch.optim has no {rule.class_name} (FBGEMM's rule; its signature is lrcore's own)")
     ours = list(inspect.signature(getattr(lrcore, rule.class_name)).parameters.values())
     if rule.class_name in SCHEDULEFREE_CLASSES:
         # Not in torch.optim: the reference implementation is the schedulefree package's class.
@@ -205,8 +206,10 @@ NEEDED = [
     ("asgd", {}, ["ax"]),
     ("schedule_free_adamw", {}, ["z", "exp_avg_sq"]),
     ("schedule_free_sgd", {}, ["z"]),
+    ("sparse_adam", {}, ["exp_avg", "exp_avg_sq"]),
+    ("rowwise_adagrad", {}, ["sum"]),
 ]
-TEST_RULE = {rule.name: rule for rule in TEST_RULES}
+TEST_RULE = {rule.name: rule for rule in TEST_RULES + ROW_RULES}
 
 
 @pytest.mark.parametrize("name, config, expected", NEEDED, ids=[f"{n}-{c}" for n, c, _ in NEEDED])

@@ -96,9 +96,12 @@ def _core_stub():
 
 
 def test_core_stub_lists_what_the_compiled_module_has():
-    functions, _, variables = _core_stub()
+    functions, classes, variables = _core_stub()
     public = {name for name in dir(_core) if not name.startswith("_")}
-    assert set(functions) | variables == public
+    public_classes = {name for name in classes if not name.startswith("_")}
+    assert set(functions) | variables | public_classes == public
+    for name in public_classes:
+        assert isinstance(getattr(_core, name), type), name
     for name in functions:
         assert callable(getattr(_core, name)), name
 

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "coalesce.hpp"
+
 namespace lrcore::python {
 namespace {
 
@@ -303,6 +305,124 @@ ArrayView check_scalar_state(py::handle object, const char* list_name, std::size
     view.size = 1;
     view.bytes = sizeof(double);
     view.type = ElementType::float64;
+    return view;
+}
+
+}  // namespace lrcore::python
+
+namespace lrcore::python {
+namespace {
+
+/// "grads[3].values", the way sparse-gradient errors name an array.
+std::string member_name(std::size_t index, const char* member) {
+    return argument_name("grads", index) + "." + member;
+}
+
+}  // namespace
+
+bool is_sparse_rows(py::handle object) {
+    static PyTypeObject* type = reinterpret_cast<PyTypeObject*>(py::type::of<SparseRowsArgument>().ptr());
+    return Py_TYPE(object.ptr()) == type;
+}
+
+std::size_t row_count(const ArrayView& param) {
+    const auto* array = py::detail::array_proxy(param.object.ptr());
+    return array->nd == 0 ? 1 : static_cast<std::size_t>(array->dimensions[0]);
+}
+
+SparseRowsView check_sparse_rows(py::handle object, std::size_t index, const ArrayView& param) {
+    const auto& argument = object.cast<const SparseRowsArgument&>();
+    const auto* table = py::detail::array_proxy(param.object.ptr());
+    if (table->nd < 2) {
+        throw py::value_error(argument_name("params", index) + " has shape " + shape_string(table) +
+                              ": a row-sparse gradient (SparseRows) needs a parameter of at least 2 dimensions");
+    }
+    SparseRowsView view;
+    view.table_rows = static_cast<std::size_t>(table->dimensions[0]);
+    view.row_length = 1;
+    for (int d = 1; d < table->nd; ++d) view.row_length *= static_cast<std::size_t>(table->dimensions[d]);
+
+    const std::string indices_name = member_name(index, "indices");
+    const auto* indices = require_array(argument.indices, indices_name);
+    const py::dtype index_type = py::reinterpret_borrow<py::array>(argument.indices).dtype();
+    if (index_type.kind() != 'i' || (index_type.itemsize() != 4 && index_type.itemsize() != 8) ||
+        !native_byte_order(index_type.byteorder())) {
+        throw py::type_error(indices_name + " must have dtype int32 or int64, got " + dtype_name(indices));
+    }
+    if (indices->nd != 1) {
+        throw py::value_error(indices_name + " must be 1-D, got shape " + shape_string(indices));
+    }
+    if (!c_contiguous(indices)) throw py::value_error(indices_name + " must be contiguous, got a strided view");
+    view.int32 = index_type.itemsize() == 4;
+    view.count = static_cast<std::size_t>(indices->dimensions[0]);
+    view.indices = indices->data;
+
+    const std::string values_name = member_name(index, "values");
+    const auto* values = require_array(argument.values, values_name);
+    const auto* descr = py::detail::array_descriptor_proxy(values->descr);
+    const int wanted = param.type == ElementType::float32 ? npy_float : npy_double;
+    if (descr->type_num != wanted || !native_byte_order(descr->byteorder)) {
+        throw py::type_error(values_name + " has dtype " + dtype_name(values) + " but " +
+                             argument_name("params", index) + " has dtype " + dtype_name(table));
+    }
+    bool shape_ok = values->nd == table->nd && static_cast<std::size_t>(values->dimensions[0]) == view.count;
+    for (int d = 1; shape_ok && d < table->nd; ++d) shape_ok = values->dimensions[d] == table->dimensions[d];
+    if (!shape_ok) {
+        std::string wanted_shape = "(" + std::to_string(view.count);
+        for (int d = 1; d < table->nd; ++d) wanted_shape += ", " + std::to_string(table->dimensions[d]);
+        throw py::value_error(values_name + " has shape " + shape_string(values) + " but must have shape " +
+                              wanted_shape + ") (len(indices), *" + argument_name("params", index) + ".shape[1:])");
+    }
+    if (!c_contiguous(values)) {
+        throw py::value_error(values_name + " must be C-contiguous (use numpy.ascontiguousarray), got a strided view");
+    }
+    view.values = values->data;
+
+    const std::size_t bad = view.int32
+        ? detail::first_out_of_range(static_cast<const std::int32_t*>(view.indices), view.count, view.table_rows)
+        : detail::first_out_of_range(static_cast<const std::int64_t*>(view.indices), view.count, view.table_rows);
+    if (bad != view.count) {
+        const long long value = view.int32 ? static_cast<const std::int32_t*>(view.indices)[bad]
+                                           : static_cast<const std::int64_t*>(view.indices)[bad];
+        throw py::index_error(indices_name + "[" + std::to_string(bad) + "] = " + std::to_string(value) +
+                              " is out of range for " + argument_name("params", index) + " with " +
+                              std::to_string(view.table_rows) + " rows");
+    }
+    const auto begin = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p); };
+    const std::size_t index_bytes = view.count * (view.int32 ? 4 : 8);
+    const std::size_t value_bytes = view.count * view.row_length * (param.type == ElementType::float32 ? 4 : 8);
+    view.indices_region = Region{begin(view.indices), begin(view.indices) + index_bytes, "grads", index, false};
+    view.values_region = Region{begin(view.values), begin(view.values) + value_bytes, "grads", index, false};
+    return view;
+}
+
+ArrayView check_row_state(py::handle object, const char* list_name, std::size_t index, const ArrayView& param) {
+    const std::string name = argument_name(list_name, index);
+    const auto* array = require_array(object, name);
+    const auto* reference = py::detail::array_proxy(param.object.ptr());
+    const auto* descr = py::detail::array_descriptor_proxy(array->descr);
+    const int wanted = param.type == ElementType::float32 ? npy_float : npy_double;
+    if (descr->type_num != wanted || !native_byte_order(descr->byteorder)) {
+        throw py::type_error(name + " has dtype " + dtype_name(array) + " but " + argument_name("params", index) +
+                             " has dtype " + dtype_name(reference));
+    }
+    const bool shape_ok = reference->nd == 0
+        ? array->nd == 0
+        : array->nd == 1 && array->dimensions[0] == reference->dimensions[0];
+    if (!shape_ok) {
+        throw py::value_error(name + " has shape " + shape_string(array) + " but must have one value per row of " +
+                              argument_name("params", index) + " (shape " + shape_string(reference) + "[:1])");
+    }
+    if (!c_contiguous(array)) {
+        throw py::value_error(name + " must be C-contiguous (use numpy.ascontiguousarray), got a strided view");
+    }
+    if (!writeable(array)) throw py::value_error(name + " is read-only; lrcore updates it in place");
+    ArrayView view;
+    view.object = object;
+    view.data = array->data;
+    view.size = element_count(array);
+    view.type = param.type;
+    view.bytes = view.size * (param.type == ElementType::float32 ? 4 : 8);
     return view;
 }
 

@@ -88,3 +88,41 @@ py::sequence check_list(py::handle object, const char* name, std::size_t expecte
 std::int64_t* check_steps(py::handle object, std::size_t expected_length);
 
 }  // namespace lrcore::python
+
+namespace lrcore::python {
+
+/// lrcore.SparseRows: a row-sparse gradient as Python hands it to a step.
+struct SparseRowsArgument {
+    py::object indices;
+    py::object values;
+};
+
+/// A row-sparse gradient after its checks against its parameter.
+struct SparseRowsView {
+    const void* indices = nullptr;
+    bool int32 = false;              // else int64
+    std::size_t count = 0;           // indices, and value rows
+    const void* values = nullptr;
+    std::size_t row_length = 0;      // elements per row: product of param.shape[1:]
+    std::size_t table_rows = 0;      // param.shape[0]
+    Region indices_region, values_region;
+};
+
+/// Whether `object` is an lrcore.SparseRows.
+bool is_sparse_rows(py::handle object);
+
+/// Checks grads[index], a SparseRows, against params[index]: the parameter has
+/// at least 2 dimensions; indices is a 1-D int32/int64 array (native byte
+/// order, contiguous) with every value in [0, param.shape[0]) (IndexError
+/// otherwise); values has the parameter's dtype and shape (len(indices),
+/// *param.shape[1:]) and is C-contiguous. Errors name "grads[index].indices" etc.
+SparseRowsView check_sparse_rows(py::handle object, std::size_t index, const ArrayView& param);
+
+/// Checks a state array with one value per row of `param`: its dtype, shape
+/// param.shape[:1], C-contiguous and writeable.
+ArrayView check_row_state(py::handle object, const char* list_name, std::size_t index, const ArrayView& param);
+
+/// The number of rows of a parameter (shape[0]; 1 for a 0-d array).
+std::size_t row_count(const ArrayView& param);
+
+}  // namespace lrcore::python

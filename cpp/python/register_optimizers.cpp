@@ -39,6 +39,7 @@
 #include "lrcore/gradients.hpp"
 #include "register.hpp"
 #include "rules.hpp"
+#include "sparse_rows.hpp"
 #include "step_drivers.hpp"
 
 namespace lrcore::python {
@@ -69,6 +70,8 @@ struct GroupPlan : GroupStatePlan<Config> {
     std::size_t float32_begin = 0, float32_end = 0;
     std::size_t float64_begin = 0, float64_end = 0;
     std::size_t updated_begin = 0, updated_end = 0;  // range of Batch::updated
+    std::size_t sparse_float32_begin = 0, sparse_float32_end = 0;  // tables with row-sparse gradients
+    std::size_t sparse_float64_begin = 0, sparse_float64_end = 0;
     std::int64_t* steps = nullptr;                   // null when the caller keeps none
 };
 
@@ -80,6 +83,7 @@ struct PendingState {
     std::size_t state;      // which state of the rule
     bool float32;
     std::size_t tensor;     // position in the float32 or float64 tensors
+    bool sparse = false;    // ... of the tables with row-sparse gradients
 };
 
 /// A per-tensor scalar state to create (at its initial value) once every check has passed.
@@ -104,7 +108,20 @@ struct Batch {
     std::vector<PendingState> pending;
     std::vector<PendingScalar> pending_scalars;
     std::vector<py::object> alive;        // keeps every array referenced while the GIL is released
+    // Tables with row-sparse gradients, their coalesced gradients, and the
+    // coalescing results these point into (kept, with their capacity, across steps).
+    std::vector<Tensor<float>> sparse_float32;
+    std::vector<Tensor<double>> sparse_float64;
+    std::vector<kernels::RowGradient<float>> rows_float32;
+    std::vector<kernels::RowGradient<double>> rows_float64;
+    std::vector<std::unique_ptr<detail::CoalescedIndex>> indexes;
+    std::size_t indexes_used = 0;
     bool in_use = false;
+
+    detail::CoalescedIndex& next_index() {
+        if (indexes_used == indexes.size()) indexes.push_back(std::make_unique<detail::CoalescedIndex>());
+        return *indexes[indexes_used++];
+    }
 
     void clear() {
         float32.clear();
@@ -115,6 +132,11 @@ struct Batch {
         pending.clear();
         pending_scalars.clear();
         alive.clear();
+        sparse_float32.clear();
+        sparse_float64.clear();
+        rows_float32.clear();
+        rows_float64.clear();
+        indexes_used = 0;
     }
 };
 
@@ -444,6 +466,9 @@ void gather_group(Batch<Config>& batch, py::handle group_object, std::size_t gro
     plan.float32_begin = batch.float32.size();
     plan.float64_begin = batch.float64.size();
     plan.updated_begin = batch.updated.size();
+    plan.sparse_float32_begin = batch.sparse_float32.size();
+    plan.sparse_float64_begin = batch.sparse_float64.size();
+    bool sparse_checked = false;
     for (std::size_t i = 0; i < count; ++i) {
         py::object grad = grads[i];
         if (grad.is_none()) continue;
@@ -454,9 +479,37 @@ void gather_group(Batch<Config>& batch, py::handle group_object, std::size_t gro
         }
         py::object param = params[i];
         const ArrayView param_view = check_parameter(param, "params", index);
-        const ArrayView grad_view = check_like(grad, "grads", index, param_view, "params", false);
+        // A row-sparse gradient (SparseRows), for the rules that take one; else a dense array.
+        const bool sparse = is_sparse_rows(grad);
+        SparseRowsView rows_view;
+        ArrayView grad_view;
+        if (sparse) {
+            if constexpr (!rules::Gradients<Config>::sparse) {
+                throw py::type_error(argument_name("grads", index) + " is a row-sparse gradient (SparseRows), which " +
+                                     Rule::name + " does not take");
+            } else {
+                if (!sparse_checked) {
+                    try {
+                        rules::Gradients<Config>::check_sparse(plan.config);
+                    } catch (const std::invalid_argument& error) {
+                        throw py::value_error(prefix + error.what());
+                    }
+                    sparse_checked = true;
+                }
+                rows_view = check_sparse_rows(grad, index, param_view);
+                batch.regions.push_back(rows_view.indices_region);
+                batch.regions.push_back(rows_view.values_region);
+            }
+        } else {
+            if constexpr (!rules::Gradients<Config>::dense) {
+                throw py::type_error(argument_name("grads", index) + " must be a row-sparse gradient (lrcore.SparseRows): " +
+                                     Rule::name + " takes no dense gradients (as torch.optim.SparseAdam), got " +
+                                     type_name(grad));
+            }
+            grad_view = check_like(grad, "grads", index, param_view, "params", false);
+            batch.regions.push_back(region_of(grad_view, "grads", index, false));
+        }
         batch.regions.push_back(region_of(param_view, "params", index, true));
-        batch.regions.push_back(region_of(grad_view, "grads", index, false));
         batch.alive.push_back(std::move(param));
         batch.alive.push_back(std::move(grad));
         batch.updated.push_back(i);
@@ -469,6 +522,10 @@ void gather_group(Batch<Config>& batch, py::handle group_object, std::size_t gro
             tensor.param = static_cast<T*>(param_view.data);
             tensor.grad = static_cast<const T*>(grad_view.data);
             tensor.size = param_view.size;
+            if constexpr (rules::Gradients<Config>::row_wise) {
+                const std::size_t rows = row_count(param_view);
+                tensor.row_length = rows == 0 || param_view.size == 0 ? 1 : param_view.size / rows;
+            }
             if constexpr (Rule::has_step) tensor.step = plan.steps[i] + 1;
             if constexpr (rules::HasMatrixShape<Tensor>::value) {
                 if (matrix && param_view.size != 0) {  // an empty matrix is skipped whole
@@ -491,19 +548,20 @@ void gather_group(Batch<Config>& batch, py::handle group_object, std::size_t gro
                 // initializes itself, or, for an optimizer, one a configuration
                 // change has just made necessary.
                 const bool may_be_missing =
-                    description.template initialize<T>() != nullptr ||
-                    (can_create && description.needed != nullptr);
+                    !description.per_row &&  // create(param) makes arrays shaped like the parameter
+                    (description.template initialize<T>() != nullptr || (can_create && description.needed != nullptr));
                 if (array.is_none() && may_be_missing) {
                     if (!PyList_Check(lists[s].ptr())) {
                         throw py::type_error(std::string(description.list_name) +
                                              " must be a list when it has None entries (they are created in it)");
                     }
                     batch.pending.push_back({params[i], py::reinterpret_borrow<py::list>(lists[s]), i, s,
-                                             std::is_same_v<T, float>, tensors.size() - 1});
+                                             std::is_same_v<T, float>, tensors.size() - 1, sparse});
                     continue;
                 }
                 const ArrayView view =
-                    description.shape == rules::StateShape::like_param
+                    description.per_row ? check_row_state(array, description.list_name, index, param_view)
+                    : description.shape == rules::StateShape::like_param
                         ? check_like(array, description.list_name, index, param_view, "params", true)
                         : check_shaped_like(array, description.list_name, index, param_view, "params", true,
                                             state_shape(description, param_array));
@@ -528,10 +586,31 @@ void gather_group(Batch<Config>& batch, py::handle group_object, std::size_t gro
                 tensor.*(scalars[s].template field<T>()) = static_cast<double*>(view.data);
             }
         };
-        if (param_view.type == ElementType::float32) {
-            attach(batch.float32);
-        } else {
-            attach(batch.float64);
+        if (!sparse) {
+            if (param_view.type == ElementType::float32) {
+                attach(batch.float32);
+            } else {
+                attach(batch.float64);
+            }
+        } else if constexpr (rules::Gradients<Config>::sparse) {
+            // Coalesced now, before anything is written; the kernels read the result.
+            detail::CoalescedIndex& coalesced = batch.next_index();
+            if (rows_view.int32) {
+                detail::radix_coalesce(static_cast<const std::int32_t*>(rows_view.indices), rows_view.count,
+                                       rows_view.table_rows, coalesced);
+            } else {
+                detail::radix_coalesce(static_cast<const std::int64_t*>(rows_view.indices), rows_view.count,
+                                       rows_view.table_rows, coalesced);
+            }
+            if (param_view.type == ElementType::float32) {
+                attach(batch.sparse_float32);
+                batch.rows_float32.push_back(detail::row_gradient(static_cast<const float*>(rows_view.values),
+                                                                  rows_view.row_length, coalesced));
+            } else {
+                attach(batch.sparse_float64);
+                batch.rows_float64.push_back(detail::row_gradient(static_cast<const double*>(rows_view.values),
+                                                                  rows_view.row_length, coalesced));
+            }
         }
     }
     if (plan.steps != nullptr) {
@@ -542,6 +621,8 @@ void gather_group(Batch<Config>& batch, py::handle group_object, std::size_t gro
     }
     plan.float32_end = batch.float32.size();
     plan.float64_end = batch.float64.size();
+    plan.sparse_float32_end = batch.sparse_float32.size();
+    plan.sparse_float64_end = batch.sparse_float64.size();
     plan.updated_end = batch.updated.size();
     batch.groups.push_back(plan);
     first += count;
@@ -574,6 +655,15 @@ struct GradientLists {
         for (const auto& t : batch.float64) {
             float64.push_back(t.grad);
             float64_sizes.push_back(t.size);
+        }
+        // Row-sparse gradients: their values, as given (before duplicates are summed).
+        for (const auto& g : batch.rows_float32) {
+            float32.push_back(g.values);
+            float32_sizes.push_back(g.starts[g.count] * g.row_length);
+        }
+        for (const auto& g : batch.rows_float64) {
+            float64.push_back(g.values);
+            float64_sizes.push_back(g.starts[g.count] * g.row_length);
         }
     }
 };
@@ -657,6 +747,9 @@ bool step(py::handle groups_object, py::handle counters_object, bool skip_nonfin
         batch.alive.push_back(std::move(group));
     }
     check_no_overlap(batch.regions);
+    if (clipping.on && !(batch.sparse_float32.empty() && batch.sparse_float64.empty())) {
+        throw py::value_error("max_grad_norm (fused clipping) does not take row-sparse gradients (SparseRows)");
+    }
     constexpr std::int64_t max_count = std::numeric_limits<std::int64_t>::max();
     if (counters != nullptr && (counters[0] == max_count || counters[1] == max_count)) {
         throw py::value_error("the optimizer's step counters are at their maximum (2**63 - 1)");
@@ -735,9 +828,9 @@ bool step(py::handle groups_object, py::handle counters_object, bool skip_nonfin
                 if (auto flag = description.template initialize<T>(); flag != nullptr) tensor.*flag = true;
             };
             if (p.float32) {
-                attach(batch.float32[p.tensor]);
+                attach(p.sparse ? batch.sparse_float32[p.tensor] : batch.float32[p.tensor]);
             } else {
-                attach(batch.float64[p.tensor]);
+                attach(p.sparse ? batch.sparse_float64[p.tensor] : batch.float64[p.tensor]);
             }
             batch.alive.push_back(created[k]);
             // PyList_SetItem steals a reference and cannot fail for an index within the list.
@@ -769,15 +862,31 @@ bool step(py::handle groups_object, py::handle counters_object, bool skip_nonfin
                                                            batch.float64.data() + plan.float64_begin,
                                                            plan.float64_end - plan.float64_begin);
                 }
-                continue;
+                continue;  // (rules with group state take dense gradients only)
             }
-            if (plan.float32_end > plan.float32_begin) {
-                detail::run_step<Config, float>(plan.config, batch.float32.data() + plan.float32_begin,
-                                                plan.float32_end - plan.float32_begin);
+            if constexpr (rules::Gradients<Config>::dense) {
+                if (plan.float32_end > plan.float32_begin) {
+                    detail::run_step<Config, float>(plan.config, batch.float32.data() + plan.float32_begin,
+                                                    plan.float32_end - plan.float32_begin);
+                }
+                if (plan.float64_end > plan.float64_begin) {
+                    detail::run_step<Config, double>(plan.config, batch.float64.data() + plan.float64_begin,
+                                                     plan.float64_end - plan.float64_begin);
+                }
             }
-            if (plan.float64_end > plan.float64_begin) {
-                detail::run_step<Config, double>(plan.config, batch.float64.data() + plan.float64_begin,
-                                                 plan.float64_end - plan.float64_begin);
+            if constexpr (rules::Gradients<Config>::sparse) {
+                if (plan.sparse_float32_end > plan.sparse_float32_begin) {
+                    detail::run_row_step<Config, float>(plan.config,
+                                                        batch.sparse_float32.data() + plan.sparse_float32_begin,
+                                                        batch.rows_float32.data() + plan.sparse_float32_begin,
+                                                        plan.sparse_float32_end - plan.sparse_float32_begin);
+                }
+                if (plan.sparse_float64_end > plan.sparse_float64_begin) {
+                    detail::run_row_step<Config, double>(plan.config,
+                                                         batch.sparse_float64.data() + plan.sparse_float64_begin,
+                                                         batch.rows_float64.data() + plan.sparse_float64_begin,
+                                                         plan.sparse_float64_end - plan.sparse_float64_begin);
+                }
             }
         }
     }
@@ -908,6 +1017,9 @@ struct RuleEntry {
     py::list states;           // (name, list name, needed when ("" = always), created by the kernel, shape, dims)
     py::list scalars;          // per-tensor scalar states: (name, list name, initial value)
     bool has_step = false;
+    py::tuple row_states;          // the states with one value per row (shape param.shape[:1])
+    bool dense_gradients = true;   // takes numpy gradients
+    bool sparse_gradients = false; // takes lrcore.SparseRows gradients
     py::list group_scalars;    // (name, kind "count" | "number" | "flag", initial value); empty without group state
     bool has_modes = false;
     bool (*step)(py::handle, py::handle, bool, py::handle, bool, py::handle, py::handle, py::handle) = nullptr;
@@ -935,6 +1047,13 @@ RuleEntry describe() {
         entry.scalars.append(py::make_tuple(s.name, s.list_name, s.initial));
     }
     entry.has_step = Rule::has_step;
+    py::list row_states;
+    for (const auto& s : Rule::states) {
+        if (s.per_row) row_states.append(s.name);
+    }
+    entry.row_states = py::tuple(row_states);
+    entry.dense_gradients = rules::Gradients<Config>::dense;
+    entry.sparse_gradients = rules::Gradients<Config>::sparse;
     if constexpr (has_group_state<Config>) {
         const typename Rule::GroupState initial{};
         std::array<double, Rule::group_scalars.size()> values{};
@@ -979,6 +1098,54 @@ void check_parameters(py::handle params_object, std::size_t first_index) {
     check_no_overlap(regions);
 }
 
+/// lrcore.SparseRows. Construction checks what it can alone; a step checks
+/// everything again against the parameter (arrays can be reshaped in place).
+void register_sparse_rows(py::module_& m) {
+    py::class_<SparseRowsArgument>(m, "SparseRows",
+                                   "A row-sparse gradient of a table (a parameter of >= 2 dimensions): rows "
+                                   "`indices` (1-D int32/int64) with their gradient rows `values`, of shape "
+                                   "(len(indices), *param.shape[1:]) and the parameter's dtype. Duplicate indices "
+                                   "are summed, in the order given, before the update; rows not referenced are "
+                                   "neither read nor written, in the parameter or its state.")
+        .def(py::init([](py::object indices, py::object values) {
+                 py::module_ numpy = py::module_::import("numpy");
+                 py::object index_array = numpy.attr("asarray")(indices);
+                 py::object value_array = numpy.attr("asarray")(values);
+                 const py::dtype index_type = py::reinterpret_borrow<py::array>(index_array).dtype();
+                 if (index_type.kind() != 'i' || (index_type.itemsize() != 4 && index_type.itemsize() != 8)) {
+                     throw py::type_error("indices must be an int32 or int64 array, got dtype " +
+                                          py::str(index_type).cast<std::string>());
+                 }
+                 const auto* index_proxy = py::detail::array_proxy(index_array.ptr());
+                 if (index_proxy->nd != 1) {
+                     throw py::value_error("indices must be 1-D, got " + std::to_string(index_proxy->nd) +
+                                           " dimensions");
+                 }
+                 const py::dtype value_type = py::reinterpret_borrow<py::array>(value_array).dtype();
+                 if (value_type.kind() != 'f' || (value_type.itemsize() != 4 && value_type.itemsize() != 8)) {
+                     throw py::type_error("values must be a float32 or float64 array, got dtype " +
+                                          py::str(value_type).cast<std::string>());
+                 }
+                 const auto* value_proxy = py::detail::array_proxy(value_array.ptr());
+                 if (value_proxy->nd < 2 || value_proxy->dimensions[0] != index_proxy->dimensions[0]) {
+                     throw py::value_error("values must have shape (len(indices), *param.shape[1:]) with "
+                                           "len(indices) = " + std::to_string(index_proxy->dimensions[0]) +
+                                           ", got " + py::str(value_array.attr("shape")).cast<std::string>());
+                 }
+                 return SparseRowsArgument{index_array, value_array};
+             }),
+             "indices"_a, "values"_a)
+        .def_property_readonly("indices", [](const SparseRowsArgument& g) { return g.indices; },
+                               "The row numbers (1-D int32/int64 array).")
+        .def_property_readonly("values", [](const SparseRowsArgument& g) { return g.values; },
+                               "The gradient rows, one per index.")
+        .def("__repr__", [](const SparseRowsArgument& g) {
+            return "SparseRows(" + std::to_string(py::len(g.indices)) + " rows of " +
+                   py::str(g.values.attr("shape")).cast<std::string>() + " " +
+                   py::str(g.values.attr("dtype")).cast<std::string>() + ")";
+        });
+}
+
 }  // namespace
 
 void register_optimizers(py::module_& m) {
@@ -989,6 +1156,9 @@ void register_optimizers(py::module_& m) {
         .def_readonly("states", &RuleEntry::states)
         .def_readonly("scalars", &RuleEntry::scalars)
         .def_readonly("has_step", &RuleEntry::has_step)
+        .def_readonly("row_states", &RuleEntry::row_states)
+        .def_readonly("dense_gradients", &RuleEntry::dense_gradients)
+        .def_readonly("sparse_gradients", &RuleEntry::sparse_gradients)
         .def_readonly("group_scalars", &RuleEntry::group_scalars)
         .def_readonly("has_modes", &RuleEntry::has_modes)
         .def(
@@ -1050,6 +1220,7 @@ void register_optimizers(py::module_& m) {
     rules_module.attr("names") = py::tuple(names);
     m.def("check_parameters", &check_parameters, "params"_a, "first_index"_a = 0,
           "The checks a step makes of parameter arrays, alone (for optimizer constructors).");
+    register_sparse_rows(m);
 }
 
 }  // namespace lrcore::python

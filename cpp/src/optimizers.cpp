@@ -14,6 +14,7 @@
 #include "kernels/step_constants.hpp"
 #include "lrcore/runtime.hpp"
 #include "rules.hpp"
+#include "sparse_rows.hpp"
 #include "step_drivers.hpp"
 
 namespace lrcore {
@@ -221,8 +222,22 @@ void checked_mode_switch(const Config& config, ScheduleFreeGroupState& state,
 namespace detail {
 
 template <class Config, class T>
+void run_element_step(const Config& config, const typename rules::Rule<Config>::template Tensor<T>* tensors,
+                      std::size_t count);
+
+template <class Config, class T>
 void run_step(const Config& config, const typename rules::Rule<Config>::template Tensor<T>* tensors,
               std::size_t count) {
+    if constexpr (rules::Gradients<Config>::row_wise) {
+        run_row_wise_step<Config, T>(config, tensors, count);  // whole rows, not element ranges
+    } else {
+        run_element_step<Config, T>(config, tensors, count);
+    }
+}
+
+template <class Config, class T>
+void run_element_step(const Config& config, const typename rules::Rule<Config>::template Tensor<T>* tensors,
+                      std::size_t count) {
     using Constants = typename KernelOf<Config>::template Constants<T>;
     const auto kernel = KernelOf<Config>::of(kernels::active_kernels().of<T>());
     thread_local std::vector<Constants> constants;
@@ -349,6 +364,10 @@ template void run_mode_switch<ScheduleFreeSgdConfig, float>(double, const Schedu
                                                             std::size_t);
 template void run_mode_switch<ScheduleFreeSgdConfig, double>(double, const ScheduleFreeSgdTensor<double>*,
                                                              std::size_t);
+template void run_step<RowwiseAdagradConfig, float>(const RowwiseAdagradConfig&, const RowwiseAdagradTensor<float>*,
+                                                    std::size_t);
+template void run_step<RowwiseAdagradConfig, double>(const RowwiseAdagradConfig&,
+                                                     const RowwiseAdagradTensor<double>*, std::size_t);
 
 }  // namespace detail
 

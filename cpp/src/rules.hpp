@@ -160,6 +160,9 @@ struct State {
     StateShape shape = StateShape::like_param;
     StateDims dims = StateDims::any;
     const char* initialized_from = "gradient";
+    // One value per row of the parameter (shape param.shape[:1]) instead of one
+    // per element: row-wise AdaGrad's accumulator.
+    bool per_row = false;
 
     bool needed_by(const Config& config) const { return needed == nullptr || needed(config); }
     /// Whether a parameter with (matrix) or without (vector) a matrix shape has this state.
@@ -704,6 +707,48 @@ struct Rule<ScheduleFreeSgdConfig> : ScheduleFreeGroup {
     static double mode_weight(const Config& c, bool to_train) { return weight_toward_z(c.momentum, to_train); }
 };
 
+template <>
+struct Rule<SparseAdamConfig> {
+    using Config = SparseAdamConfig;
+    static constexpr const char* name = "sparse_adam";
+    template <class T>
+    using Tensor = SparseAdamTensor<T>;
+    static constexpr bool has_step = true;
+    static constexpr std::array<Number<SparseAdamConfig>, 4> numbers{{
+        {"lr", &SparseAdamConfig::lr, Range::non_negative},
+        {"beta1", &SparseAdamConfig::beta1, Range::unit_interval},
+        {"beta2", &SparseAdamConfig::beta2, Range::unit_interval},
+        {"eps", &SparseAdamConfig::eps, Range::non_negative},
+    }};
+    static constexpr std::array<Flag<SparseAdamConfig>, 1> flags{{{"maximize", &SparseAdamConfig::maximize}}};
+    static constexpr std::array<State<SparseAdamConfig, SparseAdamTensor>, 2> states{{
+        {"exp_avg", "exp_avgs", "", nullptr, &SparseAdamTensor<float>::exp_avg, &SparseAdamTensor<double>::exp_avg},
+        {"exp_avg_sq", "exp_avg_sqs", "", nullptr, &SparseAdamTensor<float>::exp_avg_sq,
+         &SparseAdamTensor<double>::exp_avg_sq},
+    }};
+    static void check(const SparseAdamConfig&) {}
+};
+
+template <>
+struct Rule<RowwiseAdagradConfig> {
+    using Config = RowwiseAdagradConfig;
+    static constexpr const char* name = "rowwise_adagrad";
+    template <class T>
+    using Tensor = RowwiseAdagradTensor<T>;
+    static constexpr bool has_step = false;
+    static constexpr std::array<Number<RowwiseAdagradConfig>, 3> numbers{{
+        {"lr", &RowwiseAdagradConfig::lr, Range::non_negative},
+        {"eps", &RowwiseAdagradConfig::eps, Range::non_negative},
+        {"weight_decay", &RowwiseAdagradConfig::weight_decay, Range::non_negative},
+    }};
+    static constexpr std::array<Flag<RowwiseAdagradConfig>, 1> flags{{{"maximize", &RowwiseAdagradConfig::maximize}}};
+    static constexpr std::array<State<RowwiseAdagradConfig, RowwiseAdagradTensor>, 1> states{{
+        {"sum", "state_sums", "", nullptr, &RowwiseAdagradTensor<float>::sum, &RowwiseAdagradTensor<double>::sum,
+         nullptr, nullptr, StateShape::like_param, StateDims::any, "gradient", true},
+    }};
+    static void check(const RowwiseAdagradConfig&) {}
+};
+
 /// Calls f(Rule<Config>{}) for every rule, in the order they are documented.
 template <class F>
 void for_each_rule(F&& f) {
@@ -721,6 +766,8 @@ void for_each_rule(F&& f) {
     f(Rule<AsgdConfig>{});
     f(Rule<ScheduleFreeAdamWConfig>{});
     f(Rule<ScheduleFreeSgdConfig>{});
+    f(Rule<SparseAdamConfig>{});
+    f(Rule<RowwiseAdagradConfig>{});
 }
 
 /// The shortest decimal form that reads back as `value` (as Python's repr
@@ -758,5 +805,61 @@ void validate_config(const Config& config) {
     }
     Rule<Config>::check(config);
 }
+
+/// Which gradients a rule takes. The default, for an element-wise rule: dense
+/// arrays only. A rule that also takes row-sparse gradients (SparseRows) has
+/// a specialisation with `sparse` set, a row kernel in kernels/row_rules.hpp,
+/// and `check_sparse`: what a configuration must satisfy to step with one.
+/// `row_wise` rules work on whole rows even with a dense gradient.
+template <class Config>
+struct Gradients {
+    static constexpr bool dense = true;
+    static constexpr bool sparse = false;
+    static constexpr bool row_wise = false;
+    static void check_sparse(const Config&) {}
+};
+
+template <>
+struct Gradients<SgdConfig> {
+    static constexpr bool dense = true;
+    static constexpr bool sparse = true;
+    static constexpr bool row_wise = false;
+    // torch's sparse SGD path has neither (a sparse momentum buffer would fill in).
+    static void check_sparse(const SgdConfig& c) {
+        if (c.momentum != 0.0) throw std::invalid_argument("momentum must be 0 with row-sparse gradients (SparseRows)");
+        if (c.weight_decay != 0.0) {
+            throw std::invalid_argument("weight_decay must be 0 with row-sparse gradients (SparseRows)");
+        }
+    }
+};
+
+template <>
+struct Gradients<AdagradConfig> {
+    static constexpr bool dense = true;
+    static constexpr bool sparse = true;
+    static constexpr bool row_wise = false;
+    // As torch refuses it: an L2 term would touch every row.
+    static void check_sparse(const AdagradConfig& c) {
+        if (c.weight_decay != 0.0) {
+            throw std::invalid_argument("weight_decay must be 0 with row-sparse gradients (SparseRows), as in torch");
+        }
+    }
+};
+
+template <>
+struct Gradients<SparseAdamConfig> {
+    static constexpr bool dense = false;
+    static constexpr bool sparse = true;
+    static constexpr bool row_wise = false;
+    static void check_sparse(const SparseAdamConfig&) {}
+};
+
+template <>
+struct Gradients<RowwiseAdagradConfig> {
+    static constexpr bool dense = true;
+    static constexpr bool sparse = true;
+    static constexpr bool row_wise = true;
+    static void check_sparse(const RowwiseAdagradConfig&) {}
+};
 
 }  // namespace lrcore::rules

@@ -57,6 +57,8 @@ from .plotting import plot_schedule
 setattr(schedules, "plot", plot_schedule)  # an alias the schedules package does not declare
 from .optim import (ASGD, SGD, Adadelta, Adafactor, Adagrad, Adam, Adamax, AdamW, Lion, NAdam, Optimizer, RAdam,
                     RMSprop, Rprop, ScheduleFreeAdamW, ScheduleFreeSGD)
+from .optim import RowWiseAdagrad, SparseAdam
+from ._core import SparseRows
 
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _distribution_version
@@ -114,4 +116,7 @@ __all__ = [
     "ASGD",
     "ScheduleFreeAdamW",
     "ScheduleFreeSGD",
+    "SparseAdam",
+    "RowWiseAdagrad",
+    "SparseRows",
 ]

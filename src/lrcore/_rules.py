@@ -71,12 +71,15 @@ class StateArray:
             last two dimensions) or ``"columns"`` (with its second-to-last dimension 1).
         dims: which parameters have it: ``"any"``, ``"matrix"`` (2 or more
             dimensions) or ``"vector"`` (0 or 1); the others have ``None``.
+        per_row: one value per row of the parameter (shape ``param.shape[:1]``)
+            instead of one per element (row-wise AdaGrad's accumulator).
     """
 
     name: str
     list_name: str
     needed_when: str
     initial: str
+    per_row: bool = False
     shape: str = "param"
     dims: str = "any"
     kernel_initialized: bool = False
@@ -93,6 +96,8 @@ class StateArray:
 
     def shape_for(self, param_shape: Tuple[int, ...]) -> Tuple[int, ...]:
         """The array's shape for a parameter of shape ``param_shape`` (torch's layout)."""
+        if self.per_row:
+            return tuple(param_shape[:1])
         shape = list(param_shape)
         if self.shape == "rows" and len(shape) >= 2:
             shape[-1] = 1
@@ -173,6 +178,8 @@ class RuleDescription:
         states: the state arrays (from the native description).
         scalars: the per-tensor scalar states (from the native description).
         has_step: whether the kernel uses per-tensor step numbers.
+        dense_gradients: whether the rule takes numpy gradients (SparseAdam does not).
+        sparse_gradients: whether it takes row-sparse gradients (:class:`lrcore.SparseRows`).
         group_scalars: the per-group state (from the native description); a
             step takes and advances it (the functional layer's ``group_state``).
         has_modes: whether the rule switches its parameters between a train
@@ -191,6 +198,8 @@ class RuleDescription:
     states: Tuple[StateArray, ...] = ()
     scalars: Tuple[ScalarState, ...] = ()
     has_step: bool = False
+    dense_gradients: bool = True
+    sparse_gradients: bool = False
     group_scalars: Tuple[GroupScalar, ...] = ()
     has_modes: bool = False
 
@@ -252,10 +261,11 @@ def _complete(rule: RuleDescription) -> RuleDescription:
     missing = set(native_kinds) - set(covered)
     if missing:
         raise RuntimeError(f"{rule.class_name}: native hyperparameters {sorted(missing)} have no argument")
+    row_states = set(rule.native.row_states)
     states = tuple(
         StateArray(name, list_name, needed_when,
                    rule.initial.get(name, initialized_from if kernel_initialized else "zero"),
-                   shape=shape, dims=dims, kernel_initialized=kernel_initialized)
+                   shape=shape, dims=dims, kernel_initialized=kernel_initialized, per_row=name in row_states)
         for name, list_name, needed_when, kernel_initialized, initialized_from, shape, dims in rule.native.states
     )
     scalars = tuple(ScalarState(name, list_name, float(initial)) for name, list_name, initial in rule.native.scalars)
@@ -273,7 +283,8 @@ def _complete(rule: RuleDescription) -> RuleDescription:
         raise RuntimeError(f"{rule.name}: functional arguments {rule.functional_arguments} do not match the "
                            f"native states {sorted(expected)}")
     return replace(rule, hyperparameters=tuple(hyperparameters), states=states, scalars=scalars,
-                   has_step=rule.native.has_step, group_scalars=group_scalars, has_modes=rule.native.has_modes)
+                   has_step=rule.native.has_step, group_scalars=group_scalars, has_modes=rule.native.has_modes,
+                   dense_gradients=rule.native.dense_gradients, sparse_gradients=rule.native.sparse_gradients)
 
 
 SGD = _complete(RuleDescription(
@@ -660,10 +671,52 @@ z = z - lr * u
     functional_arguments=("zs", "group_state"),
 ))
 
+SPARSE_ADAM = _complete(RuleDescription(
+    name="sparse_adam",
+    class_name="SparseAdam",
+    native=_core.rules.sparse_adam,
+    summary="SparseAdam: lazy Adam for row-sparse gradients (lrcore.SparseRows); only the referenced rows "
+            "of the parameter and of its moments change (torch.optim.SparseAdam semantics).",
+    formula="""\
+g    = s * (the values of row r, duplicates summed in the order given)
+m[r] = m[r] + (g - m[r]) * (1 - beta1)
+v[r] = v[r] + (g * g - v[r]) * (1 - beta2)
+p[r] = p[r] - (lr * sqrt(1 - beta2**t) / (1 - beta1**t)) * (m[r] / (sqrt(v[r]) + eps))
+(a dense gradient is refused with TypeError, as torch refuses it)""",
+    hyperparameters=(
+        _number("lr", 1e-3, "learning rate"),
+        _pair("betas", ("beta1", "beta2"), (0.9, 0.999),
+              "decay rates of the first and second moment estimates; each a number or a schedule"),
+        _number("eps", 1e-8, "added to the denominator for numerical stability"),
+        _MAXIMIZE,
+    ),
+    functional_arguments=("exp_avgs", "exp_avg_sqs", "steps"),
+))
+
+ROWWISE_ADAGRAD = _complete(RuleDescription(
+    name="rowwise_adagrad",
+    class_name="RowWiseAdagrad",
+    native=_core.rules.rowwise_adagrad,
+    summary="Row-wise AdaGrad (FBGEMM's): one accumulator per row of a table, for dense or row-sparse "
+            "gradients (lrcore.SparseRows).",
+    formula="""\
+g      = s * grad[r] + weight_decay * p[r]     (grad[r]: row r's gradient, duplicates summed)
+sum[r] = sum[r] + mean_j(g[j] * g[j])          (the mean in a fixed order, the same on every ISA)
+p[r]   = p[r] + (-lr / (sqrt(sum[r]) + eps)) * g
+(row-sparse: only the referenced rows change, weight decay included)""",
+    hyperparameters=(
+        _number("lr", 1e-2, "learning rate"),
+        _number("eps", 1e-10, "added to the root for numerical stability"),
+        _number("weight_decay", 0.0, "L2 penalty added to the gradient of each row updated"),
+        _MAXIMIZE,
+    ),
+    functional_arguments=("state_sums",),
+))
+
 #: Every rule, by name, in the order the documentation lists them.
 RULES: Dict[str, RuleDescription] = {
     rule.name: rule for rule in (SGD, ADAGRAD, RMSPROP, ADAM, ADAMW, NADAM, RADAM, ADAMAX, LION, ADADELTA, RPROP, ASGD, ADAFACTOR,
-                                 SCHEDULE_FREE_ADAMW, SCHEDULE_FREE_SGD)
+                                 SCHEDULE_FREE_ADAMW, SCHEDULE_FREE_SGD, SPARSE_ADAM, ROWWISE_ADAGRAD)
 }
 
 
@@ -678,6 +731,7 @@ def documentation_table() -> str:
             f"`{s.name}`" + (f" (when {s.needed_when})" if s.needed_when else "")
             + (f" ({s.applies_to}{'' if s.shape == 'param' else ', shaped by its ' + s.shape})"
                if s.applies_to else "")
+            + (" (one per row)" if s.per_row else "")
             for s in rule.states
         ) or "none"
         if rule.group_scalars:

@@ -149,17 +149,20 @@ def functional_stub() -> str:
     """The text of ``functional.pyi``: every rule's function with its real signature, and state_like."""
     modes = [f"{rule.name}_{mode}" for rule in RULES.values() if rule.has_modes for mode in ("train", "eval")]
     group_states = ["new_group_state"] if any(rule.group_scalars for rule in RULES.values()) else []
-    names = sorted([*RULES, *modes, *group_states, "state_like"])
+    names = sorted([*RULES, *modes, *group_states, "state_like", "row_state_like"])
     parts = [
         _HEADER,
         "\n",
-        "from typing import Optional, Sequence, Tuple\n",
+        "from typing import Optional, Sequence, Tuple, Union\n",
         "\n",
         "import numpy as np\n",
         "\n",
         _all(names),
         "\n",
-        "_Grads = Sequence[Optional[np.ndarray]]\n",
+        "from ._core import SparseRows\n",
+        "\n",
+        "# One gradient per tensor: an array, a row-sparse gradient (rules that take one) or None.\n",
+        "_Grads = Sequence[Optional[Union[np.ndarray, SparseRows]]]\n",
         "# One array per tensor.\n",
         "_Arrays = Sequence[np.ndarray]\n",
         "# One array per tensor; None entries (in a list) are created by the step, or belong to\n",
@@ -168,6 +171,7 @@ def functional_stub() -> str:
         "\n",
         "def state_like(param: np.ndarray, fill: float = 0.0, *, shape: Optional[Tuple[int, ...]] = None)"
         " -> np.ndarray: ...\n",
+        "def row_state_like(param: np.ndarray, fill: float = 0.0) -> np.ndarray: ...\n",
     ]
     for rule in RULES.values():
         arguments = ["params: _Arrays", "grads: _Grads"] + functional_parameters(rule)

@@ -41,7 +41,8 @@ from ._rules import RULES, RuleDescription
 __all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd", "state_like", "nadam", "radam", "adamax", "lion", "adadelta",
            "rprop", "asgd", "adafactor",
            "schedule_free_adamw", "schedule_free_adamw_train", "schedule_free_adamw_eval",
-           "schedule_free_sgd", "schedule_free_sgd_train", "schedule_free_sgd_eval", "new_group_state"]
+           "schedule_free_sgd", "schedule_free_sgd_train", "schedule_free_sgd_eval", "new_group_state",
+           "sparse_adam", "rowwise_adagrad", "row_state_like"]
 
 _CACHE_LINE = 64
 
@@ -67,11 +68,19 @@ def state_like(param: np.ndarray, fill: float = 0.0, *, shape: Optional[Tuple[in
     return array
 
 
+def row_state_like(param: np.ndarray, fill: float = 0.0) -> np.ndarray:
+    """A new array of ``param``'s dtype with one value per row of ``param`` (shape ``param.shape[:1]``),
+    filled with ``fill``: the state of rules that keep one value per row (row-wise AdaGrad's ``sum``)."""
+    return np.full(param.shape[:1], fill, dtype=param.dtype)
+
+
 def _docstring(rule: RuleDescription) -> str:
     formula = "\n".join("    " + line for line in rule.formula.splitlines())
     lines = [rule.summary, "", "::", "", formula, "", "Args:",
              "    params: parameter arrays, updated in place.",
-             "    grads: one gradient per parameter (or ``None`` to skip it)."]
+             "    grads: one gradient per parameter (or ``None`` to skip it)"
+             + (", each an array or an :class:`lrcore.SparseRows`." if rule.sparse_gradients and rule.dense_gradients
+                else ", each an :class:`lrcore.SparseRows`." if rule.sparse_gradients else ".")]
     for name in rule.functional_arguments:
         if name == "steps":
             lines.append("    steps: int64 counters, one per tensor, incremented for each tensor updated.")
@@ -98,7 +107,8 @@ def _docstring(rule: RuleDescription) -> str:
             start += " on their first use"
         else:
             start = "start at zero" if state.initial == "zero" else f"start at {state.initial}"
-        lines.append(f"    {name}: the ``{state.name}`` arrays ({start}{when}).")
+        shape = "; one value per row, see :func:`row_state_like`" if state.per_row else ""
+        lines.append(f"    {name}: the ``{state.name}`` arrays ({start}{when}{shape}).")
     for h in rule.hyperparameters:
         if h.kind == "option":
             continue
@@ -213,3 +223,5 @@ schedule_free_adamw_eval = _make_mode_function(RULES["schedule_free_adamw"], Fal
 schedule_free_sgd = _make_function(RULES["schedule_free_sgd"])
 schedule_free_sgd_train = _make_mode_function(RULES["schedule_free_sgd"], True)
 schedule_free_sgd_eval = _make_mode_function(RULES["schedule_free_sgd"], False)
+sparse_adam = _make_function(RULES["sparse_adam"])
+rowwise_adagrad = _make_function(RULES["rowwise_adagrad"])

@@ -2,13 +2,16 @@
 # lrcore/_rules.py. Do not edit by hand: tests/test_stubs.py compares this file
 # with the generator's output.
 
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-__all__ = ['adadelta', 'adafactor', 'adagrad', 'adam', 'adamax', 'adamw', 'asgd', 'lion', 'nadam', 'new_group_state', 'radam', 'rmsprop', 'rprop', 'schedule_free_adamw', 'schedule_free_adamw_eval', 'schedule_free_adamw_train', 'schedule_free_sgd', 'schedule_free_sgd_eval', 'schedule_free_sgd_train', 'sgd', 'state_like']
+__all__ = ['adadelta', 'adafactor', 'adagrad', 'adam', 'adamax', 'adamw', 'asgd', 'lion', 'nadam', 'new_group_state', 'radam', 'rmsprop', 'row_state_like', 'rowwise_adagrad', 'rprop', 'schedule_free_adamw', 'schedule_free_adamw_eval', 'schedule_free_adamw_train', 'schedule_free_sgd', 'schedule_free_sgd_eval', 'schedule_free_sgd_train', 'sgd', 'sparse_adam', 'state_like']
 
-_Grads = Sequence[Optional[np.ndarray]]
+from ._core import SparseRows
+
+# One gradient per tensor: an array, a row-sparse gradient (rules that take one) or None.
+_Grads = Sequence[Optional[Union[np.ndarray, SparseRows]]]
 # One array per tensor.
 _Arrays = Sequence[np.ndarray]
 # One array per tensor; None entries (in a list) are created by the step, or belong to
@@ -16,6 +19,7 @@ _Arrays = Sequence[np.ndarray]
 _LazyArrays = Sequence[Optional[np.ndarray]]
 
 def state_like(param: np.ndarray, fill: float = 0.0, *, shape: Optional[Tuple[int, ...]] = None) -> np.ndarray: ...
+def row_state_like(param: np.ndarray, fill: float = 0.0) -> np.ndarray: ...
 def sgd(
     params: _Arrays,
     grads: _Grads,
@@ -283,5 +287,28 @@ def schedule_free_sgd_eval(
     warmup_steps: float = 0,
     r: float = 0.0,
     weight_lr_power: float = 2.0,
+) -> None: ...
+def sparse_adam(
+    params: _Arrays,
+    grads: _Grads,
+    exp_avgs: _Arrays,
+    exp_avg_sqs: _Arrays,
+    steps: np.ndarray,
+    *,
+    lr: float = 0.001,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-08,
+    maximize: bool = False,
+) -> None: ...
+def rowwise_adagrad(
+    params: _Arrays,
+    grads: _Grads,
+    state_sums: _Arrays,
+    *,
+    lr: float = 0.01,
+    eps: float = 1e-10,
+    weight_decay: float = 0.0,
+    maximize: bool = False,
 ) -> None: ...
 def new_group_state(rule: str) -> np.ndarray: ...

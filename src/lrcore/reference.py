@@ -11,13 +11,14 @@ as the numpy baseline.
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 __all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd", "nadam", "radam", "adamax", "lion", "adadelta", "rprop", "asgd",
            "schedule_free_adamw", "schedule_free_adamw_eval", "schedule_free_adamw_train",
-           "schedule_free_sgd", "schedule_free_sgd_eval", "schedule_free_sgd_train", "adafactor"]
+           "schedule_free_sgd", "schedule_free_sgd_eval", "schedule_free_sgd_train", "adafactor",
+           "sparse_adam", "rowwise_adagrad", "coalesce"]
 
 
 def _gradient(param: np.ndarray, grad: np.ndarray, maximize: bool, weight_decay: float) -> np.ndarray:
@@ -36,6 +37,28 @@ def _lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> None:
         start[...] = end - (end - start) * (start.dtype.type(1) - w)
 
 
+def coalesce(grad: Any) -> Tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of a row-sparse gradient (:class:`lrcore.SparseRows`), ascending, and each row's
+    values summed in the order given (the first value row, plus each duplicate in turn).
+
+    Returns:
+        (rows, values): int64 rows and the summed values, shape ``(len(rows), *values.shape[1:])``.
+    """
+    indices = np.asarray(grad.indices).astype(np.int64)
+    values = np.asarray(grad.values)
+    order = np.argsort(indices, kind="stable")
+    rows, starts, counts = np.unique(indices[order], return_index=True, return_counts=True)
+    summed = values[order[starts]].copy()
+    for k in range(1, int(counts.max()) if len(counts) else 0):
+        more = counts > k
+        summed[more] = summed[more] + values[order[starts[more] + k]]
+    return rows, summed
+
+
+def _sparse(grad: Any) -> bool:
+    return not isinstance(grad, np.ndarray)
+
+
 def sgd(params: Sequence[np.ndarray], grads: Sequence[Optional[np.ndarray]],
         momentum_buffers: Optional[List[Optional[np.ndarray]]] = None, *, lr: float = 1e-3,
         momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False,
@@ -45,6 +68,12 @@ def sgd(params: Sequence[np.ndarray], grads: Sequence[Optional[np.ndarray]],
         if grad is None:
             continue
         dt = p.dtype.type
+        if _sparse(grad):
+            if momentum != 0 or weight_decay != 0:
+                raise ValueError("momentum and weight_decay must be 0 with row-sparse gradients")
+            rows, g = coalesce(grad)
+            p[rows] = p[rows] + dt(-lr) * (-g if maximize else g)
+            continue
         g = _gradient(p, grad, maximize, weight_decay)
         if momentum != 0:
             assert momentum_buffers is not None
@@ -68,8 +97,17 @@ def adagrad(params: Sequence[np.ndarray], grads: Sequence[Optional[np.ndarray]],
             continue
         dt = p.dtype.type
         steps[i] += 1
-        g = _gradient(p, grad, maximize, weight_decay)
         clr = lr / (1 + (int(steps[i]) - 1) * lr_decay)
+        if _sparse(grad):
+            if weight_decay != 0:
+                raise ValueError("weight_decay must be 0 with row-sparse gradients")
+            rows, g = coalesce(grad)
+            g = -g if maximize else g
+            total = state_sums[i][rows] + g * g
+            state_sums[i][rows] = total
+            p[rows] = p[rows] + dt(-clr) * (g / (np.sqrt(total) + dt(eps)))
+            continue
+        g = _gradient(p, grad, maximize, weight_decay)
         state_sums[i] += g * g
         std = np.sqrt(state_sums[i]) + dt(eps)
         p += dt(-clr) * g / std
@@ -554,3 +592,65 @@ def schedule_free_sgd_eval(params: Sequence[np.ndarray], zs: Sequence[Optional[n
                            group_state: np.ndarray, *, momentum: float = 0.9, **_: float) -> None:
     """Reference of :func:`lrcore.functional.schedule_free_sgd_eval`."""
     _schedule_free_switch(params, zs, group_state, momentum, False)
+
+def sparse_adam(params: Sequence[np.ndarray], grads: Sequence[Any], exp_avgs: Sequence[np.ndarray],
+                exp_avg_sqs: Sequence[np.ndarray], steps: np.ndarray, *, lr: float = 1e-3, beta1: float = 0.9,
+                beta2: float = 0.999, eps: float = 1e-8, maximize: bool = False) -> None:
+    """Reference of :func:`lrcore.functional.sparse_adam` (row-sparse gradients only)."""
+    for i, (p, grad) in enumerate(zip(params, grads)):
+        if grad is None:
+            continue
+        dt = p.dtype.type
+        steps[i] += 1
+        t = int(steps[i])
+        rows, g = coalesce(grad)
+        g = -g if maximize else g
+        m = exp_avgs[i][rows]
+        v = exp_avg_sqs[i][rows]
+        m = m + (g - m) * dt(1 - beta1)
+        v = v + (g * g - v) * dt(1 - beta2)
+        exp_avgs[i][rows] = m
+        exp_avg_sqs[i][rows] = v
+        step_size = lr * (1 - beta2 ** t) ** 0.5 / (1 - beta1 ** t)
+        p[rows] = p[rows] + dt(-step_size) * (m / (np.sqrt(v) + dt(eps)))
+
+
+def _mean_squares(g: np.ndarray) -> np.ndarray:
+    """Each row's mean of squares, in the kernels' order: element j goes to accumulator j % A (A = 64 bytes
+    of the dtype), each accumulator adds in order from 0, then the A are added in index order."""
+    count, length = g.shape
+    width = 64 // g.dtype.itemsize
+    padded = np.zeros((count, -(-length // width) * width), dtype=g.dtype)
+    padded[:, :length] = g * g
+    partial = np.zeros((count, width), dtype=g.dtype)
+    for k in range(0, padded.shape[1], width):
+        partial = partial + padded[:, k:k + width]
+    total = partial[:, 0].copy()
+    for a in range(1, width):
+        total = total + partial[:, a]
+    mean: np.ndarray = total / g.dtype.type(length)
+    return mean
+
+
+def rowwise_adagrad(params: Sequence[np.ndarray], grads: Sequence[Any], state_sums: Sequence[np.ndarray], *,
+                    lr: float = 1e-2, eps: float = 1e-10, weight_decay: float = 0.0,
+                    maximize: bool = False) -> None:
+    """Reference of :func:`lrcore.functional.rowwise_adagrad` (dense or row-sparse gradients)."""
+    for i, (p, grad) in enumerate(zip(params, grads)):
+        if grad is None or p.size == 0:
+            continue
+        dt = p.dtype.type
+        table = p.reshape(p.shape[0] if p.ndim else 1, -1)
+        sums = state_sums[i].reshape(-1)
+        if _sparse(grad):
+            rows, g = coalesce(grad)
+            g = g.reshape(len(rows), -1)
+        else:
+            rows, g = np.arange(table.shape[0]), grad.reshape(table.shape)
+        g = -g if maximize else g
+        if weight_decay != 0:
+            g = g + dt(weight_decay) * table[rows]
+        total = sums[rows] + _mean_squares(g)
+        sums[rows] = total
+        multiplier = dt(-lr) / (np.sqrt(total) + dt(eps))
+        table[rows] = table[rows] + multiplier[:, None] * g

@@ -354,6 +354,94 @@ void check_version() {
                          "version.hpp says " + version + ", CMakeLists.txt says " LRCORE_PROJECT_VERSION);
 }
 
+/// Row-sparse gradients: duplicates summed, untouched rows and state bitwise
+/// unchanged, every ISA the same bits, bad input refused before any write.
+void check_sparse_rows() {
+    constexpr std::size_t rows = 6, length = 21;  // a row: vector body and scalar tail on every ISA
+    const std::vector<std::int64_t> indices{4, 1, 4, 4};
+    std::vector<float> values(indices.size() * length);
+    for (std::size_t k = 0; k < values.size(); ++k) values[k] = 0.01f * static_cast<float>(k % 37) - 0.1f;
+    std::vector<float> first_param, first_sum;
+    for (const auto& isa : lrcore::available_isas()) {
+        const std::string previous = lrcore::active_isa();
+        lrcore::set_isa(isa);
+        std::vector<float> param(rows * length, 1.0f), sum(rows * length, 0.5f);
+        lrcore::AdagradConfig config;
+        config.lr = 0.1;
+        lrcore::AdagradTensor<float> table;
+        table.param = param.data();
+        table.sum = sum.data();
+        table.size = param.size();
+        table.step = 1;
+        lrcore::SparseRows<float> grad{indices.data(), values.data(), indices.size(), length};
+        lrcore::adagrad_step(config, table, grad);
+        for (std::size_t r : {0, 2, 3, 5}) {
+            for (std::size_t j = 0; j < length; ++j) {
+                LRCORE_CHECK(param[r * length + j] == 1.0f && sum[r * length + j] == 0.5f);
+            }
+        }
+        // Row 4: the three value rows summed in the order given, then one AdaGrad update.
+        for (std::size_t j = 0; j < length; ++j) {
+            const float g = (values[j] + values[2 * length + j]) + values[3 * length + j];
+            const float s = 0.5f + g * g;
+            LRCORE_CHECK(sum[4 * length + j] == s);
+            LRCORE_CHECK(param[4 * length + j] == 1.0f + (-0.1f) * (g / (std::sqrt(s) + 1e-10f)));
+        }
+        if (first_param.empty()) {
+            first_param = param;
+            first_sum = sum;
+        } else {
+            LRCORE_CHECK_MESSAGE(param == first_param && sum == first_sum, isa + " differs");
+        }
+        lrcore::set_isa(previous);
+    }
+
+    std::vector<double> param(rows * 2, 1.0), exp_avg(rows * 2, 0.0), exp_avg_sq(rows * 2, 0.0);
+    const std::vector<double> before = param;
+    lrcore::SparseAdamTensor<double> table;
+    table.param = param.data();
+    table.exp_avg = exp_avg.data();
+    table.exp_avg_sq = exp_avg_sq.data();
+    table.size = param.size();
+    const std::vector<std::int64_t> bad{1, 6};
+    const std::vector<double> two_rows(4, 1.0);
+    LRCORE_CHECK_THROWS(lrcore::sparse_adam_step(lrcore::SparseAdamConfig{}, table,
+                                                 lrcore::SparseRows<double>{bad.data(), two_rows.data(), 2, 2}),
+                        std::out_of_range);
+    LRCORE_CHECK_THROWS(lrcore::sparse_adam_step(lrcore::SparseAdamConfig{}, table,
+                                                 lrcore::SparseRows<double>{bad.data(), two_rows.data(), 2, 5}),
+                        std::invalid_argument);  // a row length that does not divide the table
+    lrcore::AdagradTensor<double> adagrad_table;
+    adagrad_table.param = param.data();
+    adagrad_table.sum = exp_avg.data();
+    adagrad_table.size = param.size();
+    lrcore::AdagradConfig decay;
+    decay.weight_decay = 0.1;
+    const std::vector<std::int64_t> good{1, 2};
+    LRCORE_CHECK_THROWS(lrcore::adagrad_step(decay, adagrad_table,
+                                             lrcore::SparseRows<double>{good.data(), two_rows.data(), 2, 2}),
+                        std::invalid_argument);
+    LRCORE_CHECK(param == before && std::all_of(exp_avg.begin(), exp_avg.end(), [](double m) { return m == 0.0; }));
+
+    // Row-wise AdaGrad, dense: sum[r] += mean of squares, p -= lr g / (sqrt(sum[r]) + eps).
+    std::vector<double> table_values{1.0, 2.0, 3.0, 4.0}, gradient{0.5, 0.5, 1.0, 3.0}, accumulators(2, 0.0);
+    lrcore::RowwiseAdagradTensor<double> rowwise;
+    rowwise.param = table_values.data();
+    rowwise.grad = gradient.data();
+    rowwise.sum = accumulators.data();
+    rowwise.size = 4;
+    rowwise.row_length = 2;
+    lrcore::RowwiseAdagradConfig rowwise_config;
+    rowwise_config.lr = 0.5;
+    rowwise_config.eps = 0.0;
+    lrcore::rowwise_adagrad_step(rowwise_config, rowwise);
+    LRCORE_CHECK(accumulators[0] == 0.25 && accumulators[1] == 5.0);
+    LRCORE_CHECK(table_values[0] == 1.0 - 0.5 && table_values[1] == 2.0 - 0.5);
+    LRCORE_CHECK(std::abs(table_values[3] - (4.0 - 0.5 * 3.0 / std::sqrt(5.0))) < 1e-15);
+    rowwise.row_length = 3;
+    LRCORE_CHECK_THROWS(lrcore::rowwise_adagrad_step(rowwise_config, rowwise), std::invalid_argument);
+}
+
 /// Adafactor through the public API: its ranges, the shaped-state checks (nothing written on a
 /// refusal), and one step on a 2 x 3 matrix and a vector against the formula in optimizers.hpp.
 void check_adafactor() {
@@ -442,6 +530,7 @@ int main() {
     check_empty();
     check_scalar_state();
     check_version();
+    check_sparse_rows();
     check_adafactor();
     check_schedule_free();
     return lrcore_test::finish();

@@ -238,3 +238,33 @@ void validate(const ScheduleFreeAdamWConfig& config);
 void validate(const ScheduleFreeSgdConfig& config);
 
 }  // namespace lrcore
+
+namespace lrcore {
+
+/// torch.optim.SparseAdam: Adam whose moments change only on the rows a
+/// row-sparse gradient references (lazy Adam); it takes no dense gradient.
+struct SparseAdamConfig {
+    double lr = 1e-3;            // >= 0
+    double beta1 = 0.9;          // in [0, 1)
+    double beta2 = 0.999;        // in [0, 1)
+    double eps = 1e-8;           // >= 0
+    bool maximize = false;
+    double grad_scale = 1.0;     // each gradient element is multiplied by T(grad_scale) first
+};
+
+/// Row-wise AdaGrad (FBGEMM's): one accumulator per row of a table instead of
+/// one per element. weight_decay is an L2 term added to the gradient before
+/// the accumulator sees it, as in AdaGrad; with a row-sparse gradient only the
+/// referenced rows decay.
+struct RowwiseAdagradConfig {
+    double lr = 1e-2;            // >= 0
+    double eps = 1e-10;          // >= 0
+    double weight_decay = 0.0;   // >= 0
+    bool maximize = false;
+    double grad_scale = 1.0;     // each gradient element is multiplied by T(grad_scale) first
+};
+
+void validate(const SparseAdamConfig& config);
+void validate(const RowwiseAdagradConfig& config);
+
+}  // namespace lrcore

@@ -219,3 +219,58 @@ inline void asgd_step(const AsgdConfig& c, const AsgdTensor<float>& t) { asgd_st
 inline void asgd_step(const AsgdConfig& c, const AsgdTensor<double>& t) { asgd_step(c, &t, 1); }
 
 }  // namespace lrcore
+
+namespace lrcore {
+
+// Row-sparse gradients (SparseRows, lrcore/tensors.hpp) of a table: only the
+// referenced rows of the table and of its state are read and written.
+// Duplicate rows are summed first, in the order given (so the result does not
+// depend on the thread count or instruction set); g below is a row's summed
+// gradient, after grad_scale and the maximize sign. The table's `grad` is
+// unused. Each call checks everything before writing anything: the config,
+// the pointers, row_length >= 1 dividing the table's size, and every index in
+// [0, rows) (std::out_of_range otherwise).
+
+/// SGD on the referenced rows (momentum and weight_decay must be 0, as
+/// torch's sparse path has neither; std::invalid_argument otherwise):
+///   p[r] <- p[r] - lr*g
+void sgd_step(const SgdConfig& config, const SgdTensor<float>& table, const SparseRows<float>& grad);
+void sgd_step(const SgdConfig& config, const SgdTensor<double>& table, const SparseRows<double>& grad);
+
+/// AdaGrad on the referenced rows, as torch's sparse path (weight_decay must be 0):
+///   sum[r] <- sum[r] + g*g
+///   p[r] <- p[r] - clr * (g / (sqrt(sum[r]) + eps)),   clr = lr / (1 + (t - 1)*lr_decay)
+void adagrad_step(const AdagradConfig& config, const AdagradTensor<float>& table, const SparseRows<float>& grad);
+void adagrad_step(const AdagradConfig& config, const AdagradTensor<double>& table, const SparseRows<double>& grad);
+
+/// SparseAdam (torch.optim.SparseAdam): Adam whose moments change only on referenced rows:
+///   m[r] <- m[r] + (g - m[r])*(1 - beta1)
+///   v[r] <- v[r] + (g*g - v[r])*(1 - beta2)
+///   p[r] <- p[r] - step_size * (m[r] / (sqrt(v[r]) + eps)),
+///   step_size = lr * sqrt(1 - beta2^t) / (1 - beta1^t)
+void sparse_adam_step(const SparseAdamConfig& config, const SparseAdamTensor<float>& table,
+                      const SparseRows<float>& grad);
+void sparse_adam_step(const SparseAdamConfig& config, const SparseAdamTensor<double>& table,
+                      const SparseRows<double>& grad);
+
+/// Row-wise AdaGrad (FBGEMM's): one accumulator per row. With the dense
+/// overloads every row is updated (grad holds the whole table's gradient).
+///   g <- s*g + weight_decay*p[r]                       (the L2 term, as AdaGrad's)
+///   sum[r] <- sum[r] + mean_j(g_j*g_j)                 (the mean in a fixed order, see kernels/row_rules.hpp)
+///   p[r] <- p[r] + (-lr / (sqrt(sum[r]) + eps)) * g
+void rowwise_adagrad_step(const RowwiseAdagradConfig& config, const RowwiseAdagradTensor<float>* tensors,
+                          std::size_t count);
+void rowwise_adagrad_step(const RowwiseAdagradConfig& config, const RowwiseAdagradTensor<double>* tensors,
+                          std::size_t count);
+inline void rowwise_adagrad_step(const RowwiseAdagradConfig& c, const RowwiseAdagradTensor<float>& t) {
+    rowwise_adagrad_step(c, &t, 1);
+}
+inline void rowwise_adagrad_step(const RowwiseAdagradConfig& c, const RowwiseAdagradTensor<double>& t) {
+    rowwise_adagrad_step(c, &t, 1);
+}
+void rowwise_adagrad_step(const RowwiseAdagradConfig& config, const RowwiseAdagradTensor<float>& table,
+                          const SparseRows<float>& grad);
+void rowwise_adagrad_step(const RowwiseAdagradConfig& config, const RowwiseAdagradTensor<double>& table,
+                          const SparseRows<double>& grad);
+
+}  // namespace lrcore

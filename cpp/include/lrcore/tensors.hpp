@@ -208,3 +208,43 @@ struct ScheduleFreeSgdTensor {
 };
 
 }  // namespace lrcore
+
+namespace lrcore {
+
+/// SparseAdam state (row-sparse gradients only: `grad` is unused, see SparseRows).
+template <class T>
+struct SparseAdamTensor {
+    T* param = nullptr;
+    const T* grad = nullptr;               // unused: SparseAdam takes SparseRows gradients
+    T* exp_avg = nullptr;                  // first moment, changed only on referenced rows
+    T* exp_avg_sq = nullptr;               // second moment, changed only on referenced rows
+    std::size_t size = 0;
+    std::int64_t step = 1;                 // drives the bias corrections 1 - beta^step
+};
+
+/// Row-wise AdaGrad state: a table of size / row_length rows, one accumulator per row.
+template <class T>
+struct RowwiseAdagradTensor {
+    T* param = nullptr;
+    const T* grad = nullptr;               // a dense gradient (every row); null with SparseRows
+    T* sum = nullptr;                      // size / row_length accumulators, one per row
+    std::size_t size = 0;
+    std::size_t row_length = 1;            // elements per row (>= 1; size must be a multiple)
+};
+
+/// A row-sparse gradient of a table of `rows` rows of `row_length` elements
+/// (a parameter of shape (rows, ...), row_length the product of the other
+/// dimensions): `count` row numbers in `indices` (each in [0, rows), any
+/// order, duplicates allowed) and, for each, `row_length` gradient values in
+/// `values` (count * row_length elements, row after row). The values of
+/// duplicate rows are summed, in the order given, before the update; rows
+/// not referenced are not read or written, in the table or its state.
+template <class T>
+struct SparseRows {
+    const std::int64_t* indices = nullptr;
+    const T* values = nullptr;
+    std::size_t count = 0;
+    std::size_t row_length = 0;
+};
+
+}  // namespace lrcore

@@ -13,3 +13,10 @@ LRCORE_DEFINE_KERNEL_TABLE(avx2_kernels, "avx2", Avx2Lane)
 namespace lrcore::kernels {
 LRCORE_DEFINE_GRADIENT_PASS_TABLE(avx2_gradient_passes, "avx2", 32)
 }  // namespace lrcore::kernels
+
+// The row kernels of row-sparse gradients (kernels/row_rules.hpp) on the same lanes.
+#include "kernels/row_rules.hpp"
+
+namespace lrcore::kernels {
+LRCORE_DEFINE_ROW_KERNEL_TABLE(avx2_row_kernels, "avx2", Avx2Lane)
+}  // namespace lrcore::kernels

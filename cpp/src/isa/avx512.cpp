@@ -14,3 +14,10 @@ LRCORE_DEFINE_KERNEL_TABLE(avx512_kernels, "avx512", Avx512Lane)
 namespace lrcore::kernels {
 LRCORE_DEFINE_GRADIENT_PASS_TABLE(avx512_gradient_passes, "avx512", 64)
 }  // namespace lrcore::kernels
+
+// The row kernels of row-sparse gradients (kernels/row_rules.hpp) on the same lanes.
+#include "kernels/row_rules.hpp"
+
+namespace lrcore::kernels {
+LRCORE_DEFINE_ROW_KERNEL_TABLE(avx512_row_kernels, "avx512", Avx512Lane)
+}  // namespace lrcore::kernels

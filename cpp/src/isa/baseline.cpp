@@ -26,3 +26,10 @@ LRCORE_DEFINE_GRADIENT_PASS_TABLE(baseline_gradient_passes, "baseline", 16)
 LRCORE_DEFINE_REFERENCE_GRADIENT_PASS_TABLE(baseline_gradient_passes, "baseline")
 #endif
 }  // namespace lrcore::kernels
+
+// The row kernels of row-sparse gradients (kernels/row_rules.hpp) on the same lanes.
+#include "kernels/row_rules.hpp"
+
+namespace lrcore::kernels {
+LRCORE_DEFINE_ROW_KERNEL_TABLE(baseline_row_kernels, "baseline", LRCORE_BASELINE_LANE)
+}  // namespace lrcore::kernels

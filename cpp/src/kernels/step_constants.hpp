@@ -476,4 +476,39 @@ struct ScheduleFreeSgdConstants {
     }
 };
 
+template <class T>
+struct SparseAdamConstants {
+    GradScale<T> grad_scale;
+    T grad_sign;
+    T one_minus_beta1;
+    T one_minus_beta2;
+    T eps;
+    T neg_step_size;          // -(lr * sqrt(1 - beta2^step) / (1 - beta1^step)), as torch's sparse_adam
+
+    static SparseAdamConstants make(const SparseAdamConfig& c, std::int64_t step) {
+        const double t = static_cast<double>(step);
+        const double bias_correction1 = 1.0 - std::pow(c.beta1, t);
+        const double bias_correction2 = 1.0 - std::pow(c.beta2, t);
+        return {GradScale<T>::from(c.grad_scale), static_cast<T>(c.maximize ? -1.0 : 1.0),
+                static_cast<T>(1.0 - c.beta1), static_cast<T>(1.0 - c.beta2), static_cast<T>(c.eps),
+                static_cast<T>(-(c.lr * std::sqrt(bias_correction2) / bias_correction1))};
+    }
+};
+
+template <class T>
+struct RowwiseAdagradConstants {
+    GradScale<T> grad_scale;
+    T grad_sign;
+    T weight_decay;
+    T eps;
+    T neg_lr;
+    bool has_weight_decay;
+
+    static RowwiseAdagradConstants make(const RowwiseAdagradConfig& c) {
+        return {GradScale<T>::from(c.grad_scale), static_cast<T>(c.maximize ? -1.0 : 1.0),
+                static_cast<T>(c.weight_decay), static_cast<T>(c.eps), static_cast<T>(-c.lr),
+                c.weight_decay != 0.0};
+    }
+};
+
 }  // namespace lrcore::kernels

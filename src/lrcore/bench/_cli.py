@@ -18,7 +18,8 @@ from ._report import CaseTable, print_opt_step, print_system, system_info, to_js
 from ._rules import RULES, parse_rules
 from ._runner import CaseResult, OptStepResult, Options, run_case, run_opt_step
 from ._timing import TimingBudget
-from ._workloads import DEFAULT_WORKLOADS, OPT_STEP, QUICK_WORKLOADS, parse_workloads
+from ._embedding import EmbeddingResult, embedding_json, print_embedding, run_embedding
+from ._workloads import DEFAULT_WORKLOADS, EMBEDDING, OPT_STEP, QUICK_WORKLOADS, parse_workloads
 
 __all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
 
@@ -188,6 +189,7 @@ def run(args: argparse.Namespace, out: Optional[TextIO] = None, progress_stream:
     progress = Progress(plan, progress_stream, enabled=False if args.no_progress else None)
     cases: List[CaseResult] = []
     opt_steps: List[OptStepResult] = []
+    embeddings: List[EmbeddingResult] = []
     table = CaseTable(options.against, out)
     interrupted = False
     try:
@@ -217,6 +219,16 @@ def run(args: argparse.Namespace, out: Optional[TextIO] = None, progress_stream:
                 progress.clear()
                 opt_steps.append(result)
                 print_opt_step(result, out)
+        if any(w.name == EMBEDDING for w in options.workloads):
+            with_torch = any(n.startswith("torch") for n in options.against)
+            for threads in options.threads:
+                progress.start_other(f"embedding, {threads} thread{'s' if threads > 1 else ''}")
+                embedding = run_embedding(options.dtype, threads, options.budget, with_torch, options.seed,
+                                          progress.phase)
+                progress.clear()
+                embeddings.append(embedding)
+                single = next((e for e in embeddings if e.threads == 1), None)
+                print_embedding(embedding, out, single if threads != 1 else None)
     except KeyboardInterrupt:
         interrupted = True
         progress.clear()
@@ -228,7 +240,9 @@ def run(args: argparse.Namespace, out: Optional[TextIO] = None, progress_stream:
         if torch is not None:
             torch.set_num_threads(initial_torch_threads)
     failed = (any(c.status != "ok" or any(e.status == "mismatch" for e in c.contenders.values()) for c in cases)
-              or any(r.status != "ok" or any(e.status == "mismatch" for e in r.entries.values()) for r in opt_steps))
+              or any(r.status != "ok" or any(e.status == "mismatch" for e in r.entries.values()) for r in opt_steps)
+              or any(r.status != "ok" or any(e.status == "mismatch" for e in r.entries.values())
+                     for r in embeddings))
     elapsed = time.perf_counter() - started
     peak = _peak_rss()
     verdict = ("FAILED: some results did not match the reference (see above)" if failed
@@ -243,7 +257,9 @@ def run(args: argparse.Namespace, out: Optional[TextIO] = None, progress_stream:
             "elapsed_seconds": elapsed, "estimated_seconds": plan.estimate, "peak_rss_bytes": peak,
         }
         with open(args.json, "w", encoding="utf-8") as file:
-            json.dump(to_json(system, settings, cases, opt_steps, failed, interrupted), file, indent=1)
+            report = to_json(system, settings, cases, opt_steps, failed, interrupted)
+            report["embedding"] = [embedding_json(e) for e in embeddings]
+            json.dump(report, file, indent=1)
         print(f"Wrote {args.json}", file=out)
     if args.plot:
         from ..plotting import plot_bench

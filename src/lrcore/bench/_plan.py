@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Sequence, TextIO, Tuple
 from ._contenders import CONTENDERS
 from ._rules import Rule
 from ._timing import TimingBudget
-from ._workloads import OPT_STEP, Workload
+from ._workloads import EMBEDDING, OPT_STEP, Workload
 
 __all__ = ["Cell", "Plan", "Progress", "format_bytes", "format_duration", "make_plan", "print_plan"]
 
@@ -105,7 +105,7 @@ def make_plan(rules: Sequence[Rule], workloads: Sequence[Workload], threads: Seq
             else:
                 unsupported[name] = reason
         for workload in workloads:
-            if workload.name == OPT_STEP:
+            if workload.name in (OPT_STEP, EMBEDDING):  # sections of their own
                 continue
             for count in threads:
                 cell = Cell(rule, workload, count, list(timed), dict(unsupported))
@@ -114,6 +114,10 @@ def make_plan(rules: Sequence[Rule], workloads: Sequence[Workload], threads: Seq
     opt_threads = list(threads) if any(w.name == OPT_STEP for w in workloads) else []
     # opt-step: one group of up to five tiny contenders per thread count, near the budget each.
     opt_estimate = len(opt_threads) * (budget.seconds * 1.2 + 0.2)
+    if any(w.name == EMBEDDING for w in workloads):
+        # Per thread count: the table, gradients and verification (~15 s), then the roof and four
+        # groups of up to two contenders.
+        opt_estimate += len(threads) * (5 * budget.seconds * 1.5 + 15.0)
     return Plan(cells, opt_threads, opt_estimate, skipped)
 
 
@@ -153,10 +157,11 @@ def _count(n: int, noun: str) -> str:
 def print_plan(plan: Plan, rules: Sequence[Rule], workloads: Sequence[Workload], threads: Sequence[int],
                against: Sequence[str], itemsize: int, dtype: str, budget: TimingBudget, out: TextIO) -> None:
     """The run announced: what, against whom, how long and how much memory."""
-    sized = [w for w in workloads if w.name != OPT_STEP]
+    sized = [w for w in workloads if w.name not in (OPT_STEP, EMBEDDING)]
     print("\nPlan:", file=out)
     print(f"  rules     {', '.join(r.name for r in rules)} ({dtype})", file=out)
-    print(f"  sizes     {', '.join(w.name if w.name == OPT_STEP else w.label for w in workloads)}", file=out)
+    print(f"  sizes     {', '.join(w.name if w.name in (OPT_STEP, EMBEDDING) else w.label for w in workloads)}",
+          file=out)
     print(f"  threads   {', '.join(str(t) for t in threads)}", file=out)
     runs = [n for n in against if n not in plan.skipped]
     print(f"  against   {', '.join(runs) if runs else '(lrcore and the roof only)'}", file=out)
@@ -173,7 +178,9 @@ def print_plan(plan: Plan, rules: Sequence[Rule], workloads: Sequence[Workload],
     groups = sum(1 + len(c.timed) for c in plan.cells)
     print(f"  cells     {len(plan.cells)} table rows ({_count(len(rules), 'rule')} x {_count(len(sized), 'size')} x "
           f"{_count(len(threads), 'thread count')}), {groups} timed groups of about {budget.seconds:g} s each"
-          + (f", plus opt-step on {len(plan.opt_step_threads)} thread count(s)" if plan.opt_step_threads else ""),
+          + (f", plus opt-step on {len(plan.opt_step_threads)} thread count(s)" if plan.opt_step_threads else "")
+          + (f", plus the embedding table on {_count(len(threads), 'thread count')}"
+             if any(w.name == EMBEDDING for w in workloads) else ""),
           file=out)
     print(f"  time      about {format_duration(plan.estimate)} (rough: set-up, verification and the timed groups)",
           file=out)

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import List, Sequence, Tuple
 
-__all__ = ["Workload", "OPT_STEP", "gpt_shapes", "parse_workloads", "DEFAULT_WORKLOADS", "QUICK_WORKLOADS"]
+__all__ = ["Workload", "OPT_STEP", "EMBEDDING", "gpt_shapes", "parse_workloads", "DEFAULT_WORKLOADS", "QUICK_WORKLOADS"]
 
 Shape = Tuple[int, ...]
 
@@ -19,6 +19,10 @@ SMALL_ARRAYS_COUNT = 2000
 SMALL_ARRAYS_ELEMENTS = 1000
 
 GPT = "gpt"
+
+#: Row-sparse steps on one 2^20 x 64 table (lrcore.bench._embedding); timed in a section of its own.
+EMBEDDING = "embedding"
+EMBEDDING_SHAPE = (1 << 20, 64)
 
 
 @dataclass(frozen=True)
@@ -88,10 +92,12 @@ def _named(name: str) -> Workload:
         return Workload(GPT, tuple(gpt_shapes()))
     if name == OPT_STEP:
         return Workload(OPT_STEP, ((OPT_STEP_ELEMENTS,),))
+    if name == EMBEDDING:
+        return Workload(EMBEDDING, (EMBEDDING_SHAPE,))
     raise ValueError(name)
 
 
-NAMED = (SMALL_ARRAYS, GPT, OPT_STEP)
+NAMED = (SMALL_ARRAYS, GPT, OPT_STEP, EMBEDDING)
 DEFAULT_WORKLOADS = ("4096", "65536", "2^20", "2^24", SMALL_ARRAYS, GPT, OPT_STEP)
 QUICK_WORKLOADS = ("4096", "65536", "2^20", SMALL_ARRAYS, OPT_STEP)
 

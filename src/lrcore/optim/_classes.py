@@ -10,7 +10,7 @@ from .._rules import RULES
 from ._optimizer import Optimizer
 
 __all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "NAdam", "RAdam", "Adamax", "Lion", "Adadelta", "Rprop", "ASGD",
-           "Adafactor", "ScheduleFreeAdamW", "ScheduleFreeSGD"]
+           "Adafactor", "ScheduleFreeAdamW", "ScheduleFreeSGD", "SparseAdam", "RowWiseAdagrad"]
 
 
 class SGD(Optimizer, rule=RULES["sgd"]):
@@ -70,4 +70,12 @@ class ScheduleFreeAdamW(Optimizer, rule=RULES["schedule_free_adamw"]):
 
 
 class ScheduleFreeSGD(Optimizer, rule=RULES["schedule_free_sgd"]):
+    pass
+
+
+class SparseAdam(Optimizer, rule=RULES["sparse_adam"]):
+    pass
+
+
+class RowWiseAdagrad(Optimizer, rule=RULES["rowwise_adagrad"]):
     pass

@@ -9,7 +9,7 @@ import numpy as np
 from ..schedules import Schedule
 from ._optimizer import Optimizer
 
-__all__ = ['SGD', 'Adagrad', 'RMSprop', 'Adam', 'AdamW', 'NAdam', 'RAdam', 'Adamax', 'Lion', 'Adadelta', 'Rprop', 'ASGD', 'Adafactor', 'ScheduleFreeAdamW', 'ScheduleFreeSGD']
+__all__ = ['SGD', 'Adagrad', 'RMSprop', 'Adam', 'AdamW', 'NAdam', 'RAdam', 'Adamax', 'Lion', 'Adadelta', 'Rprop', 'ASGD', 'Adafactor', 'ScheduleFreeAdamW', 'ScheduleFreeSGD', 'SparseAdam', 'RowWiseAdagrad']
 
 # A numeric hyperparameter: a number, or a schedule (any function of the step count).
 _Value = Union[float, Schedule, Callable[[int], float]]
@@ -260,3 +260,31 @@ class ScheduleFreeSGD(Optimizer):
     def eval(self) -> None: ...
     @property
     def train_mode(self) -> bool: ...
+
+class SparseAdam(Optimizer):
+    def __init__(
+        self,
+        params: _Params,
+        lr: _Value = 0.001,
+        betas: Tuple[_Value, _Value] = (0.9, 0.999),
+        eps: _Value = 1e-08,
+        maximize: bool = False,
+        *,
+        skip_nonfinite: bool = False,
+        max_grad_norm: Optional[_Value] = None,
+        norm_type: Union[float, str] = 2.0,
+    ) -> None: ...
+
+class RowWiseAdagrad(Optimizer):
+    def __init__(
+        self,
+        params: _Params,
+        lr: _Value = 0.01,
+        eps: _Value = 1e-10,
+        weight_decay: _Value = 0.0,
+        maximize: bool = False,
+        *,
+        skip_nonfinite: bool = False,
+        max_grad_norm: Optional[_Value] = None,
+        norm_type: Union[float, str] = 2.0,
+    ) -> None: ...

@@ -256,7 +256,9 @@ class Optimizer:
             grads: one gradient per parameter, in the order the parameters
                 were given (groups flattened in order); or, when the
                 parameters were given with names, a mapping from every name to
-                its gradient. ``None`` skips that parameter for this step.
+                its gradient. ``None`` skips that parameter for this step. A
+                gradient is an array like its parameter or, for the rules
+                that take one, an :class:`lrcore.SparseRows` (row-sparse).
 
         Returns:
             True when the update was applied, False when it was skipped for a
@@ -650,7 +652,7 @@ class Optimizer:
         step = entry.get("step", 0)
         if isinstance(step, bool) or not isinstance(step, numbers.Integral) or not 0 <= int(step) <= _MAX_COUNT:
             raise ValueError(f"{where}['step'] must be an integer in [0, 2**63 - 1], got {step!r}")
-        names = {s.name for s in self.rule.states}
+        shapes = {s.name: s.shape_for(param.shape) for s in self.rule.states}
         scalars = {s.name for s in self.rule.scalars}
         for name, value in entry.items():
             if name == "step":
@@ -665,7 +667,7 @@ class Optimizer:
                     got = f"{value.dtype} {value.shape}" if isinstance(value, np.ndarray) else repr(value)
                     raise ValueError(f"{where}[{name!r}] must be a finite number (a 0-d float64 array), got {got}")
                 continue
-            if name not in names:
+            if name not in shapes:
                 raise ValueError(f"{where} has unknown entry {name!r}")
             if value is None:
                 continue
@@ -929,7 +931,11 @@ def _class_docstring(rule: RuleDescription) -> str:
                  "(number >= 0 or schedule; default None, off); ``opt.last_grad_norm`` is the norm "
                  "(see :meth:`Optimizer.step`).")
     lines.append("    norm_type: p of that norm (number > 0 or inf; default 2.0).")
-    states = ", ".join([f"``{s.name}``" + (f" (when {s.needed_when})" if s.needed_when else "") for s in rule.states]
+    states = ", ".join([f"``{s.name}``" + (f" (when {s.needed_when})" if s.needed_when else "")
+                        + (" (one value per row)" if s.per_row else "") for s in rule.states]
                        + [f"``{s.name}`` (a float64, from {s.initial!r})" for s in rule.scalars])
     lines += ["", f"State per parameter: {states or 'none'}."]
+    if rule.sparse_gradients:
+        kinds = "arrays or row-sparse gradients" if rule.dense_gradients else "row-sparse gradients only"
+        lines += ["", f"Gradients: {kinds} (:class:`lrcore.SparseRows`; see the README's \"Embedding tables\")."]
     return "\n".join(lines) + "\n"
