@@ -141,3 +141,16 @@ def test_the_partials_combine_as_global_norm_does():
         _core.gradients.norm_from_partials(np.zeros(2, np.float32), np.zeros(0), 2.0)
     with pytest.raises(ValueError, match="norm_type"):
         _core.gradients.norm_partials(grads, -1.0)
+
+
+def test_which_rules_can_be_sharded_is_read_from_their_descriptions():
+    from lrcore._rules import RULES
+    from lrcore.distributed._sharded import unshardable
+
+    shardable = {rule.class_name for rule in RULES.values() if unshardable(rule) is None}
+    assert shardable == {"SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "NAdam", "RAdam", "Adamax", "Lion", "Adadelta",
+                         "Rprop", "ASGD"}
+    assert "not shaped like the parameter" in unshardable(RULES["adafactor"])
+    assert "not shaped like the parameter" in unshardable(RULES["rowwise_adagrad"])
+    assert "train/eval modes" in unshardable(RULES["schedule_free_adamw"])
+    assert "row-sparse gradients only" in unshardable(RULES["sparse_adam"])

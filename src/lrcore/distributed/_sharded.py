@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Type
 import numpy as np
 
 from .. import _core
+from .._rules import RuleDescription
 from ..checkpoint import CheckpointError
 from ..optim import Optimizer
 from ..optim._optimizer import (_check_max_grad_norm, _check_norm_type, _export_hyperparameter, _import_hyperparameter,
@@ -25,11 +26,27 @@ from ._layout import Layout, NormPlan, Piece
 
 __all__ = ["ShardedOptimizer", "flat_parameters"]
 
-#: Rules whose update of an element depends only on that element (and per-tensor constants
-#: that depend only on the step and the hyperparameters), so a tensor may be cut anywhere.
-#: A rule with constants computed from the whole tensor (a trust ratio, a norm) must not be
-#: added here without a reduction of its own.
-ELEMENTWISE_RULES = frozenset({"sgd", "adagrad", "rmsprop", "adam"})
+def unshardable(rule: RuleDescription) -> Optional[str]:
+    """Why a rule's state cannot be cut into shards, or None when it can.
+
+    A tensor may be cut anywhere when each element's update depends only on
+    that element, its gradient, its state and per-tensor constants of the step
+    and the hyperparameters (bias corrections, NAdam's ``mu_product``, ASGD's
+    ``eta``): every piece of a tensor then keeps the same constants. The
+    description says when that fails: state not shaped like the parameter
+    (Adafactor's row and column statistics, a per-row accumulator) is a
+    reduction over the whole tensor, per-group state with train/eval modes
+    (schedule-free) would need the switch sharded too, and row-sparse-only
+    rules take no dense gradients to reduce-scatter.
+    """
+    if rule.group_scalars or rule.has_modes:
+        return "it keeps per-group state and train/eval modes, which are not sharded"
+    if not rule.dense_gradients:
+        return "it takes row-sparse gradients only"
+    for state in rule.states:
+        if state.per_row or state.shape != "param" or state.dims != "any":
+            return f"its state {state.name!r} is not shaped like the parameter (a reduction over the whole tensor)"
+    return None
 
 
 def _mpi() -> Any:
@@ -178,8 +195,9 @@ class ShardedOptimizer:
         if not (isinstance(optimizer_class, type) and issubclass(optimizer_class, Optimizer)
                 and hasattr(optimizer_class, "rule")):
             raise TypeError(f"optimizer_class must be an lrcore optimizer class, got {optimizer_class!r}")
-        if optimizer_class.rule.native.name not in ELEMENTWISE_RULES:
-            raise TypeError(f"{optimizer_class.__name__}'s rule is not known to be element-wise; it cannot be sharded")
+        reason = unshardable(optimizer_class.rule)
+        if reason is not None:
+            raise TypeError(f"{optimizer_class.__name__} cannot be sharded: {reason}")
         if not isinstance(skip_nonfinite, (bool, np.bool_)):
             raise TypeError(f"skip_nonfinite must be a bool, got {type(skip_nonfinite).__name__}")
         self.optimizer_class = optimizer_class
