@@ -12,6 +12,7 @@ hooks, and bad inputs, each refused with nothing modified.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import math
@@ -98,12 +99,43 @@ def train_step(model, optimizer, data, set_to_none=True):
     return loss.item()
 
 
-def torch_class(rule):
-    return getattr(torch.optim, rule.torch_name, None)
+def has_reference(rule):
+    """Whether the rule has a torch implementation to compare with (torch.optim's, or the schedulefree
+    package's); Lion has none, and is compared bitwise with lrcore's numpy class instead."""
+    return rule.torch_name is not None
+
+
+def reference_for(rule, params, **config):
+    """The reference implementation's optimizer, ready to step (tests/rules.py: torch.optim's single-tensor
+    path, or the schedulefree package's optimizer in train mode; skips when that package is missing)."""
+    return rule.torch_optimizer(params, **config)
 
 
 def ours(rule):
     return getattr(lrtorch, rule.description.class_name)
+
+
+def ours_for(rule, params, **config):
+    """lrcore.torch's optimizer of the rule, ready to step: a schedule-free one is put in train mode, as
+    the schedulefree package's (and tests/rules.py's numpy classes) are."""
+    optimizer = ours(rule)(params, **config)
+    if rule.description.has_modes:
+        optimizer.train()
+    return optimizer
+
+
+@contextlib.contextmanager
+def torch_scalar_dtype(rule, dtype):
+    """torch.optim keeps per-tensor scalars (NAdam's mu_product, ASGD's eta and mu) in its default dtype,
+    float32, where lrcore keeps float64; for a float64 run torch's default is float64 too, so the two
+    compute alike."""
+    previous = torch.get_default_dtype()
+    if dtype == torch.float64 and rule.description.scalars:
+        torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
 
 
 def params_of(model):
@@ -163,16 +195,16 @@ def test_the_test_table_covers_every_rule():
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize(("rule", "config"), RULE_CASES, ids=RULE_IDS)
 def test_matches_torch_optim_on_a_model(rule, config, dtype):
-    reference = torch_class(rule)
-    if reference is None:
-        pytest.skip(f"torch.optim has no {rule.torch_name}")
+    if not has_reference(rule):
+        pytest.skip(f"torch has no {rule.description.class_name} (compared bitwise with lrcore's numpy class)")
     data = make_data(dtype)
     model, torch_model = make_model(dtype), make_model(dtype)
-    optimizer = ours(rule)(model.parameters(), **config)
-    torch_optimizer = reference(torch_model.parameters(), foreach=False, **config)
-    for _ in range(STEPS):
-        train_step(model, optimizer, data)
-        train_step(torch_model, torch_optimizer, data)
+    optimizer = ours_for(rule, model.parameters(), **config)
+    with torch_scalar_dtype(rule, dtype):
+        torch_optimizer = reference_for(rule, torch_model.parameters(), **config)
+        for _ in range(STEPS):
+            train_step(model, optimizer, data)
+            train_step(torch_model, torch_optimizer, data)
     assert_close(list(model.parameters()), list(torch_model.parameters()), dtype)
     mine, theirs = optimizer.state_dict(), torch_optimizer.state_dict()
     assert sorted(mine["state"]) == sorted(theirs["state"])
@@ -181,7 +213,8 @@ def test_matches_torch_optim_on_a_model(rule, config, dtype):
         assert sorted(mine["state"][index]) == sorted(entry), index
         for name, value in entry.items():
             if name == "step":
-                assert mine["state"][index]["step"].dtype == value.dtype
+                # torch's default dtype (float32; float64 in the runs torch_scalar_dtype widens)
+                assert mine["state"][index]["step"].dtype == torch.float32
                 assert mine["state"][index]["step"].shape == ()
                 assert mine["state"][index]["step"].item() == value.item() == STEPS
             elif value is not None:
@@ -194,7 +227,7 @@ def test_bitwise_equal_to_the_numpy_class(rule, config, dtype):
     """The same gradients through lrcore.torch and through lrcore's numpy class: identical bits."""
     data = make_data(dtype)
     model = make_model(dtype)
-    optimizer = ours(rule)(model.parameters(), **config)
+    optimizer = ours_for(rule, model.parameters(), **config)
     arrays = [p.detach().numpy().copy() for p in model.parameters()]
     numpy_optimizer = rule.optimizer(arrays, **config)
     for _ in range(STEPS):
@@ -217,17 +250,31 @@ def test_lr_schedulers_drive_the_groups(rule):
     data = make_data()
     model, torch_model = make_model(), make_model()
     config = rule.configs[0]
-    optimizer = ours(rule)(model.parameters(), **config)
-    reference = torch_class(rule)
-    if reference is None:
-        pytest.skip(f"torch.optim has no {rule.torch_name}")
-    torch_optimizer = reference(torch_model.parameters(), foreach=False, **config)
+    optimizer = ours_for(rule, model.parameters(), **config)
 
     def schedulers(opt):
         warmup = torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=10)
         cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=STEPS - 10)
         return torch.optim.lr_scheduler.SequentialLR(opt, [warmup, cosine], milestones=[10])
 
+    if not has_reference(rule):
+        # No torch implementation: lrcore's numpy class, given each step the lr torch's scheduler set,
+        # takes the same steps bit for bit.
+        arrays = [p.detach().numpy().copy() for p in model.parameters()]
+        numpy_optimizer = rule.optimizer(arrays, **config)
+        mine = schedulers(optimizer)
+        for _ in range(STEPS):
+            optimizer.zero_grad()
+            objective(model, data, optimizer).backward()
+            grads = [p.grad.numpy().copy() for p in model.parameters()]
+            numpy_optimizer.param_groups[0]["lr"] = optimizer.param_groups[0]["lr"]
+            optimizer.step()
+            numpy_optimizer.step(grads)
+            mine.step()
+            assert_bitwise(list(model.parameters()), arrays)
+        assert optimizer.param_groups[0]["lr"] != config["lr"]  # the scheduler did move it
+        return
+    torch_optimizer = reference_for(rule, torch_model.parameters(), **config)
     mine, theirs = schedulers(optimizer), schedulers(torch_optimizer)
     for _ in range(STEPS):
         train_step(model, optimizer, data)
@@ -272,7 +319,7 @@ def test_one_cycle_lr_cycles_momentum_and_betas(name, config, cycled):
 def test_torch_save_resume_is_bitwise(rule, config, tmp_path):
     data = make_data()
     model = make_model()
-    optimizer = ours(rule)(model.parameters(), **config, max_grad_norm=1.0)
+    optimizer = ours_for(rule, model.parameters(), **config, max_grad_norm=1.0)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=7, gamma=0.5)
     for _ in range(STEPS // 2):
         train_step(model, optimizer, data)
@@ -285,7 +332,7 @@ def test_torch_save_resume_is_bitwise(rule, config, tmp_path):
         scheduler.step()
 
     resumed_model = make_model(seed=5)
-    resumed = ours(rule)(resumed_model.parameters(), **config, max_grad_norm=1.0)
+    resumed = ours(rule)(resumed_model.parameters(), **config, max_grad_norm=1.0)  # the mode comes with the state
     resumed_scheduler = torch.optim.lr_scheduler.StepLR(resumed, step_size=7, gamma=0.5)
     checkpoint = torch.load(path, weights_only=True)
     data.calls[id(resumed_model)] = STEPS // 2
@@ -308,24 +355,31 @@ def test_torch_save_resume_is_bitwise(rule, config, tmp_path):
 @pytest.mark.parametrize(("rule", "config"), RULE_CASES, ids=RULE_IDS)
 def test_state_dicts_exchange_with_torch_optim(rule, config):
     """torch.optim's state loads into lrcore.torch and lrcore.torch's into torch.optim; both continue alike."""
-    reference = torch_class(rule)
-    if reference is None:
-        pytest.skip(f"torch.optim has no {rule.torch_name}")
+    if not has_reference(rule):
+        pytest.skip(f"torch has no {rule.description.class_name}, so no state_dict to exchange")
     data = make_data(torch.float64)
-    for source_class, target_class in ((reference, ours(rule)), (ours(rule), reference)):
-        source_model = make_model(torch.float64)
-        source = source_class(source_model.parameters(), **config)
-        for _ in range(STEPS // 2):
-            train_step(source_model, source, data)
-        target_model = make_model(torch.float64, seed=3)
-        target_model.load_state_dict(source_model.state_dict())
-        target = target_class(target_model.parameters(), **config)
-        target.load_state_dict(copy.deepcopy(source.state_dict()))
-        for _ in range(STEPS // 2):
-            train_step(source_model, source, data)
-            train_step(target_model, target, data)
+    for make_source, make_target in ((reference_for, ours_for), (ours_for, reference_for)):
+        with torch_scalar_dtype(rule, torch.float64):
+            source_model = make_model(torch.float64)
+            source = make_source(rule, source_model.parameters(), **config)
+            for _ in range(STEPS // 2):
+                train_step(source_model, source, data)
+            target_model = make_model(torch.float64, seed=3)
+            target_model.load_state_dict(source_model.state_dict())
+            target = make_target(rule, target_model.parameters(), **config)
+            state_dict = copy.deepcopy(source.state_dict())
+            if make_target is reference_for:
+                # The schedulefree package has no __setstate__ filling in its own group options (foreach),
+                # as torch.optim's classes have; lrcore.torch's groups do not keep them.
+                for group in state_dict["param_groups"]:
+                    for name, value in target.defaults.items():
+                        group.setdefault(name, value)
+            target.load_state_dict(state_dict)
+            for _ in range(STEPS // 2):
+                train_step(source_model, source, data)
+                train_step(target_model, target, data)
         assert_close(list(source_model.parameters()), list(target_model.parameters()), torch.float64,
-                     f"{source_class.__module__} -> {target_class.__module__}")
+                     f"{type(source).__module__} -> {type(target).__module__}")
 
 
 def test_loading_a_state_of_another_rule_variant_is_refused():
