@@ -430,7 +430,7 @@ class Optimizer(torch.optim.Optimizer):
         # The per-step path: its cost is most of a small step's, so it does only what changes
         # between steps (the gradients, the resolved hyperparameters) and reuses the rest.
         resolve = self._resolve_group
-        arguments = []
+        arguments: List[Tuple[Any, ...]] = []
         new: List[Tuple[_GroupPlan, int]] = []
         alive: List[torch.Tensor] = []  # the gradients stay alive until the step is done
         # Per group, the per-group state array the native step checks and advances (schedule-free).
