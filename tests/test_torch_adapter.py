@@ -1045,6 +1045,10 @@ def test_schedule_free_group_added_later_joins_the_mode_and_bad_group_state_is_r
     with pytest.raises(ValueError, match=r"param_groups\[0\].*k"):
         optimizer.step()
     optimizer.param_groups[0]["k"] = 1
+    optimizer.param_groups[1]["lr_max"] = "x"
+    with pytest.raises(ValueError, match=r"param_groups\[1\]: lr_max must be a number"):
+        optimizer.step()
+    optimizer.param_groups[1]["lr_max"] = before[1]["param_groups"][1]["lr_max"]
     assert_unchanged(before, model, optimizer)
 
 

@@ -435,7 +435,7 @@ class Optimizer(torch.optim.Optimizer):
         alive: List[torch.Tensor] = []  # the gradients stay alive until the step is done
         # Per group, the per-group state array the native step checks and advances (schedule-free).
         group_states: Optional[List[np.ndarray]] = [] if self.rule.group_scalars else None
-        for plan in plans:
+        for index, plan in enumerate(plans):
             grads: List[Optional[np.ndarray]] = []
             append = grads.append
             k = 0
@@ -459,7 +459,7 @@ class Optimizer(torch.optim.Optimizer):
             if group_states is None:
                 arguments.append((resolve(plan.group), plan.views, grads, plan.states, plan.steps))
             else:
-                group_state = self._group_state_of(plan.group, "")
+                group_state = self._group_state_of(plan.group, f"param_groups[{index}]: ")
                 group_states.append(group_state)
                 arguments.append((resolve(plan.group), plan.views, grads, plan.states, plan.steps, group_state))
         if new:
