@@ -119,12 +119,16 @@ def takes_dense_gradients(description):
     return getattr(description, "dense_gradients", True)
 
 
-def ours_for(rule, params, **config):
-    """lrcore.torch's optimizer of the rule, ready to step: a schedule-free one is put in train mode, as
-    the schedulefree package's (and tests/rules.py's numpy classes) are."""
+def skip_if_sparse_only(rule):
     if not takes_dense_gradients(rule.description):
         pytest.skip(f"{rule.description.class_name} takes row-sparse gradients only: lrcore.torch refuses it "
                     "(test_sparse_gradient_rules_are_refused_at_construction)")
+
+
+def ours_for(rule, params, **config):
+    """lrcore.torch's optimizer of the rule, ready to step: a schedule-free one is put in train mode, as
+    the schedulefree package's (and tests/rules.py's numpy classes) are."""
+    skip_if_sparse_only(rule)
     optimizer = ours(rule)(params, **config)
     if rule.description.has_modes:
         optimizer.train()
@@ -206,6 +210,7 @@ def test_the_test_table_covers_every_rule():
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize(("rule", "config"), RULE_CASES, ids=RULE_IDS)
 def test_matches_torch_optim_on_a_model(rule, config, dtype):
+    skip_if_sparse_only(rule)
     if not has_reference(rule):
         pytest.skip(f"torch has no {rule.description.class_name} (compared bitwise with lrcore's numpy class)")
     data = make_data(dtype)
@@ -366,6 +371,7 @@ def test_torch_save_resume_is_bitwise(rule, config, tmp_path):
 @pytest.mark.parametrize(("rule", "config"), RULE_CASES, ids=RULE_IDS)
 def test_state_dicts_exchange_with_torch_optim(rule, config):
     """torch.optim's state loads into lrcore.torch and lrcore.torch's into torch.optim; both continue alike."""
+    skip_if_sparse_only(rule)
     if not has_reference(rule):
         pytest.skip(f"torch has no {rule.description.class_name}, so no state_dict to exchange")
     data = make_data(torch.float64)
