@@ -12,6 +12,7 @@ hooks, and bad inputs, each refused with nothing modified.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import math
@@ -99,12 +100,54 @@ def train_step(model, optimizer, data, set_to_none=True):
     return loss.item()
 
 
-def torch_class(rule):
-    return getattr(torch.optim, rule.torch_name, None)
+def has_reference(rule):
+    """Whether the rule has a torch implementation to compare with (torch.optim's, or the schedulefree
+    package's); Lion has none, and is compared bitwise with lrcore's numpy class instead."""
+    return rule.torch_name is not None
+
+
+def reference_for(rule, params, **config):
+    """The reference implementation's optimizer, ready to step (tests/rules.py: torch.optim's single-tensor
+    path, or the schedulefree package's optimizer in train mode; skips when that package is missing)."""
+    return rule.torch_optimizer(params, **config)
 
 
 def ours(rule):
     return getattr(lrtorch, rule.description.class_name)
+
+
+def takes_dense_gradients(description):
+    return getattr(description, "dense_gradients", True)
+
+
+def skip_if_sparse_only(rule):
+    if not takes_dense_gradients(rule.description):
+        pytest.skip(f"{rule.description.class_name} takes row-sparse gradients only: lrcore.torch refuses it "
+                    "(test_sparse_gradient_rules_are_refused_at_construction)")
+
+
+def ours_for(rule, params, **config):
+    """lrcore.torch's optimizer of the rule, ready to step: a schedule-free one is put in train mode, as
+    the schedulefree package's (and tests/rules.py's numpy classes) are."""
+    skip_if_sparse_only(rule)
+    optimizer = ours(rule)(params, **config)
+    if rule.description.has_modes:
+        optimizer.train()
+    return optimizer
+
+
+@contextlib.contextmanager
+def torch_scalar_dtype(rule, dtype):
+    """torch.optim keeps per-tensor scalars (NAdam's mu_product, ASGD's eta and mu) in its default dtype,
+    float32, where lrcore keeps float64; for a float64 run torch's default is float64 too, so the two
+    compute alike."""
+    previous = torch.get_default_dtype()
+    if dtype == torch.float64 and rule.description.scalars:
+        torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
 
 
 def params_of(model):
@@ -149,6 +192,10 @@ def test_one_class_per_rule_derived_from_the_descriptions():
         cls = getattr(lrtorch, rule.class_name)
         assert issubclass(cls, torch.optim.Optimizer) and issubclass(cls, lrtorch.Optimizer)
         assert cls.rule is rule
+        if not takes_dense_gradients(rule):
+            with pytest.raises(TypeError, match="row-sparse"):
+                cls([torch.nn.Parameter(torch.zeros(3))])
+            continue
         optimizer = cls([torch.nn.Parameter(torch.zeros(3))])
         for h in rule.hyperparameters:
             assert optimizer.defaults[h.name] == h.default
@@ -166,16 +213,17 @@ def test_the_test_table_covers_every_rule():
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize(("rule", "config"), RULE_CASES, ids=RULE_IDS)
 def test_matches_torch_optim_on_a_model(rule, config, dtype):
-    reference = torch_class(rule)
-    if reference is None:
-        pytest.skip(f"torch.optim has no {rule.torch_name}")
+    skip_if_sparse_only(rule)
+    if not has_reference(rule):
+        pytest.skip(f"torch has no {rule.description.class_name} (compared bitwise with lrcore's numpy class)")
     data = make_data(dtype)
     model, torch_model = make_model(dtype), make_model(dtype)
-    optimizer = ours(rule)(model.parameters(), **config)
-    torch_optimizer = reference(torch_model.parameters(), foreach=False, **config)
-    for _ in range(STEPS):
-        train_step(model, optimizer, data)
-        train_step(torch_model, torch_optimizer, data)
+    optimizer = ours_for(rule, model.parameters(), **config)
+    with torch_scalar_dtype(rule, dtype):
+        torch_optimizer = reference_for(rule, torch_model.parameters(), **config)
+        for _ in range(STEPS):
+            train_step(model, optimizer, data)
+            train_step(torch_model, torch_optimizer, data)
     assert_close(list(model.parameters()), list(torch_model.parameters()), dtype)
     mine, theirs = optimizer.state_dict(), torch_optimizer.state_dict()
     assert sorted(mine["state"]) == sorted(theirs["state"])
@@ -184,7 +232,8 @@ def test_matches_torch_optim_on_a_model(rule, config, dtype):
         assert sorted(mine["state"][index]) == sorted(entry), index
         for name, value in entry.items():
             if name == "step":
-                assert mine["state"][index]["step"].dtype == value.dtype
+                # torch's default dtype (float32; float64 in the runs torch_scalar_dtype widens)
+                assert mine["state"][index]["step"].dtype == torch.float32
                 assert mine["state"][index]["step"].shape == ()
                 assert mine["state"][index]["step"].item() == value.item() == STEPS
             elif value is not None:
@@ -197,7 +246,7 @@ def test_bitwise_equal_to_the_numpy_class(rule, config, dtype):
     """The same gradients through lrcore.torch and through lrcore's numpy class: identical bits."""
     data = make_data(dtype)
     model = make_model(dtype)
-    optimizer = ours(rule)(model.parameters(), **config)
+    optimizer = ours_for(rule, model.parameters(), **config)
     arrays = [p.detach().numpy().copy() for p in model.parameters()]
     numpy_optimizer = rule.optimizer(arrays, **config)
     for _ in range(STEPS):
@@ -220,17 +269,31 @@ def test_lr_schedulers_drive_the_groups(rule):
     data = make_data()
     model, torch_model = make_model(), make_model()
     config = rule.configs[0]
-    optimizer = ours(rule)(model.parameters(), **config)
-    reference = torch_class(rule)
-    if reference is None:
-        pytest.skip(f"torch.optim has no {rule.torch_name}")
-    torch_optimizer = reference(torch_model.parameters(), foreach=False, **config)
+    optimizer = ours_for(rule, model.parameters(), **config)
 
     def schedulers(opt):
         warmup = torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=10)
         cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=STEPS - 10)
         return torch.optim.lr_scheduler.SequentialLR(opt, [warmup, cosine], milestones=[10])
 
+    if not has_reference(rule):
+        # No torch implementation: lrcore's numpy class, given each step the lr torch's scheduler set,
+        # takes the same steps bit for bit.
+        arrays = [p.detach().numpy().copy() for p in model.parameters()]
+        numpy_optimizer = rule.optimizer(arrays, **config)
+        mine = schedulers(optimizer)
+        for _ in range(STEPS):
+            optimizer.zero_grad()
+            objective(model, data, optimizer).backward()
+            grads = [p.grad.numpy().copy() for p in model.parameters()]
+            numpy_optimizer.param_groups[0]["lr"] = optimizer.param_groups[0]["lr"]
+            optimizer.step()
+            numpy_optimizer.step(grads)
+            mine.step()
+            assert_bitwise(list(model.parameters()), arrays)
+        assert optimizer.param_groups[0]["lr"] != config["lr"]  # the scheduler did move it
+        return
+    torch_optimizer = reference_for(rule, torch_model.parameters(), **config)
     mine, theirs = schedulers(optimizer), schedulers(torch_optimizer)
     for _ in range(STEPS):
         train_step(model, optimizer, data)
@@ -275,7 +338,7 @@ def test_one_cycle_lr_cycles_momentum_and_betas(name, config, cycled):
 def test_torch_save_resume_is_bitwise(rule, config, tmp_path):
     data = make_data()
     model = make_model()
-    optimizer = ours(rule)(model.parameters(), **config, max_grad_norm=1.0)
+    optimizer = ours_for(rule, model.parameters(), **config, max_grad_norm=1.0)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=7, gamma=0.5)
     for _ in range(STEPS // 2):
         train_step(model, optimizer, data)
@@ -288,7 +351,7 @@ def test_torch_save_resume_is_bitwise(rule, config, tmp_path):
         scheduler.step()
 
     resumed_model = make_model(seed=5)
-    resumed = ours(rule)(resumed_model.parameters(), **config, max_grad_norm=1.0)
+    resumed = ours(rule)(resumed_model.parameters(), **config, max_grad_norm=1.0)  # the mode comes with the state
     resumed_scheduler = torch.optim.lr_scheduler.StepLR(resumed, step_size=7, gamma=0.5)
     checkpoint = torch.load(path, weights_only=True)
     data.calls[id(resumed_model)] = STEPS // 2
@@ -311,24 +374,32 @@ def test_torch_save_resume_is_bitwise(rule, config, tmp_path):
 @pytest.mark.parametrize(("rule", "config"), RULE_CASES, ids=RULE_IDS)
 def test_state_dicts_exchange_with_torch_optim(rule, config):
     """torch.optim's state loads into lrcore.torch and lrcore.torch's into torch.optim; both continue alike."""
-    reference = torch_class(rule)
-    if reference is None:
-        pytest.skip(f"torch.optim has no {rule.torch_name}")
+    skip_if_sparse_only(rule)
+    if not has_reference(rule):
+        pytest.skip(f"torch has no {rule.description.class_name}, so no state_dict to exchange")
     data = make_data(torch.float64)
-    for source_class, target_class in ((reference, ours(rule)), (ours(rule), reference)):
-        source_model = make_model(torch.float64)
-        source = source_class(source_model.parameters(), **config)
-        for _ in range(STEPS // 2):
-            train_step(source_model, source, data)
-        target_model = make_model(torch.float64, seed=3)
-        target_model.load_state_dict(source_model.state_dict())
-        target = target_class(target_model.parameters(), **config)
-        target.load_state_dict(copy.deepcopy(source.state_dict()))
-        for _ in range(STEPS // 2):
-            train_step(source_model, source, data)
-            train_step(target_model, target, data)
+    for make_source, make_target in ((reference_for, ours_for), (ours_for, reference_for)):
+        with torch_scalar_dtype(rule, torch.float64):
+            source_model = make_model(torch.float64)
+            source = make_source(rule, source_model.parameters(), **config)
+            for _ in range(STEPS // 2):
+                train_step(source_model, source, data)
+            target_model = make_model(torch.float64, seed=3)
+            target_model.load_state_dict(source_model.state_dict())
+            target = make_target(rule, target_model.parameters(), **config)
+            state_dict = copy.deepcopy(source.state_dict())
+            if make_target is reference_for:
+                # The schedulefree package has no __setstate__ filling in its own group options (foreach),
+                # as torch.optim's classes have; lrcore.torch's groups do not keep them.
+                for group in state_dict["param_groups"]:
+                    for name, value in target.defaults.items():
+                        group.setdefault(name, value)
+            target.load_state_dict(state_dict)
+            for _ in range(STEPS // 2):
+                train_step(source_model, source, data)
+                train_step(target_model, target, data)
         assert_close(list(source_model.parameters()), list(target_model.parameters()), torch.float64,
-                     f"{source_class.__module__} -> {target_class.__module__}")
+                     f"{type(source).__module__} -> {type(target).__module__}")
 
 
 def test_loading_a_state_of_another_rule_variant_is_refused():
@@ -754,3 +825,315 @@ def test_a_loaded_non_contiguous_state_is_made_contiguous():
     optimizer.step()
     twin.step()
     assert torch.equal(param, twin_param) and twin.state[twin_param]["exp_avg"].is_contiguous()
+
+
+# -------------------------------------------------- the rules' kinds of state
+def mu_product_of(steps, betas=(0.9, 0.999), momentum_decay=4e-3):
+    """NAdam's mu_product after ``steps`` steps, in float64 (the formula of lrcore._rules.NADAM)."""
+    product = 1.0
+    for t in range(1, steps + 1):
+        product *= betas[0] * (1.0 - 0.5 * 0.96 ** (t * momentum_decay))
+    return product
+
+
+@pytest.mark.parametrize("name", ["NAdam", "ASGD"])
+def test_scalar_state_is_a_float64_tensor_that_round_trips(name):
+    """Per-tensor scalars are 0-d float64 tensors under torch's names; they survive torch.save /
+    torch.load(weights_only=True) and load_state_dict (which would otherwise cast them to the
+    parameters' float32) bit for bit, so a resumed float32 run continues bitwise."""
+    description = getattr(lrtorch, name).rule
+    names = [s.name for s in description.scalars]
+    data = make_data()
+    model = make_model()
+    optimizer = getattr(lrtorch, name)(model.parameters(), lr=0.01)
+    for _ in range(5):
+        train_step(model, optimizer, data)
+    state_dict = optimizer.state_dict()
+    for entry in state_dict["state"].values():
+        for scalar in names:
+            value = entry[scalar]
+            assert isinstance(value, torch.Tensor) and value.shape == () and value.dtype == torch.float64, scalar
+    if name == "NAdam":
+        assert state_dict["state"][0]["mu_product"].item() == mu_product_of(5)
+    buffer = io.BytesIO()
+    torch.save(state_dict, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=True)
+    twin_model = make_model(seed=4)
+    twin_model.load_state_dict(model.state_dict())
+    twin = getattr(lrtorch, name)(twin_model.parameters(), lr=0.01)
+    twin.load_state_dict(loaded)
+    for index, entry in twin.state_dict()["state"].items():
+        for scalar in names:
+            assert entry[scalar].dtype == torch.float64
+            assert entry[scalar].item() == state_dict["state"][index][scalar].item(), scalar
+    data.follow(twin_model, model)
+    for _ in range(5):
+        train_step(model, optimizer, data)
+        train_step(twin_model, twin, data)
+    assert_bitwise(list(model.parameters()), list(twin_model.parameters()), "resumed")
+
+
+@pytest.mark.parametrize("name", ["NAdam", "ASGD"])
+def test_scalar_state_exchanges_with_torch_optims_float32_scalars(name):
+    """torch.optim keeps mu_product, eta and mu as float32 0-d tensors (its default dtype): they load
+    widened to float64; lrcore.torch's float64 ones load into torch.optim, which continues."""
+    description = getattr(lrtorch, name).rule
+    names = [s.name for s in description.scalars]
+    data = make_data()
+    torch_model = make_model()
+    torch_optimizer = getattr(torch.optim, name)(torch_model.parameters(), lr=0.01, foreach=False)
+    for _ in range(6):
+        train_step(torch_model, torch_optimizer, data)
+    theirs = torch_optimizer.state_dict()
+    assert all(theirs["state"][0][scalar].dtype == torch.float32 for scalar in names)
+    model = make_model(seed=2)
+    model.load_state_dict(torch_model.state_dict())
+    optimizer = getattr(lrtorch, name)(model.parameters(), lr=0.01)
+    optimizer.load_state_dict(copy.deepcopy(theirs))
+    for index, entry in optimizer.state_dict()["state"].items():
+        for scalar in names:
+            assert entry[scalar].dtype == torch.float64 and entry[scalar].shape == ()
+            assert entry[scalar].item() == theirs["state"][index][scalar].item()  # widened exactly
+    data.follow(model, torch_model)
+    for _ in range(6):
+        train_step(model, optimizer, data)
+        train_step(torch_model, torch_optimizer, data)
+    assert_close(list(model.parameters()), list(torch_model.parameters()), torch.float32)
+    # ... and back: torch.optim takes lrcore.torch's state and continues as lrcore.torch does.
+    back_model = make_model(seed=3)
+    back_model.load_state_dict(model.state_dict())
+    back = getattr(torch.optim, name)(back_model.parameters(), lr=0.01, foreach=False)
+    back.load_state_dict(copy.deepcopy(optimizer.state_dict()))
+    data.follow(back_model, model)
+    for _ in range(6):
+        train_step(model, optimizer, data)
+        train_step(back_model, back, data)
+    assert_close(list(model.parameters()), list(back_model.parameters()), torch.float32)
+
+
+def test_a_bad_scalar_state_is_refused_with_nothing_changed():
+    data = make_data()
+    model = make_model()
+    optimizer = lrtorch.NAdam(model.parameters(), lr=0.01)
+    for _ in range(2):
+        train_step(model, optimizer, data)
+    before = snapshot(model, optimizer)
+    for bad in ("one", None):
+        state_dict = copy.deepcopy(optimizer.state_dict())
+        state_dict["state"][1]["mu_product"] = bad
+        with pytest.raises(ValueError, match=r"mu_product.*param_groups\[0\]\['params'\]\[1\]"):
+            optimizer.load_state_dict(state_dict)
+        assert_unchanged(before, model, optimizer)
+
+
+SCHEDULE_FREE = [("ScheduleFreeAdamW", "AdamWScheduleFree", dict(lr=0.01, weight_decay=0.01, warmup_steps=5)),
+                 ("ScheduleFreeSGD", "SGDScheduleFree", dict(lr=0.05, momentum=0.8, warmup_steps=5))]
+
+
+@pytest.mark.parametrize(("name", "package_name", "config"), SCHEDULE_FREE)
+def test_schedule_free_train_and_eval_on_a_model_match_the_package(name, package_name, config):
+    """Training in train mode, evaluating in eval mode (the parameters at the average x) and
+    training on, next to the schedulefree package's optimizer: the parameters, the group state
+    (k, lr_max, weight_sum, train_mode in the group dict) and the state agree."""
+    schedulefree = pytest.importorskip("schedulefree", reason="schedulefree is not installed")
+    data = make_data(torch.float64)
+    model, package_model = make_model(torch.float64), make_model(torch.float64)
+    optimizer = getattr(lrtorch, name)(model.parameters(), **config)
+    package = getattr(schedulefree, package_name)(package_model.parameters(), foreach=False, **config)
+    for group_key in ("k", "lr_max", "weight_sum", "train_mode"):
+        assert optimizer.param_groups[0][group_key] == package.param_groups[0][group_key], group_key
+    for opt in (optimizer, package):
+        opt.train()
+    for phase in range(3):
+        for _ in range(10):
+            train_step(model, optimizer, data)
+            train_step(package_model, package, data)
+        for opt in (optimizer, package):
+            opt.eval()
+        assert_close(list(model.parameters()), list(package_model.parameters()), torch.float64, f"eval {phase}")
+        with torch.no_grad():  # the evaluation point: both models give the same loss
+            x, y = data.x[:80], data.y[:80]
+            losses = [torch.nn.functional.cross_entropy(m(x), y).item() for m in (model, package_model)]
+        assert losses[0] == pytest.approx(losses[1], rel=1e-10)
+        mine, theirs = optimizer.param_groups[0], package.param_groups[0]
+        assert mine["k"] == theirs["k"] == 10 * (phase + 1) and type(mine["k"]) is int
+        assert mine["train_mode"] is theirs["train_mode"] is False
+        assert mine["lr_max"] == pytest.approx(theirs["lr_max"], rel=1e-15)
+        assert mine["weight_sum"] == pytest.approx(theirs["weight_sum"], rel=1e-12)
+        state, package_state = optimizer.state_dict()["state"], package.state_dict()["state"]
+        for index, entry in package_state.items():
+            assert sorted(state[index]) == sorted(entry)  # z (and exp_avg_sq); no step
+            assert_close([state[index][n] for n in entry], list(entry.values()), torch.float64)
+        for opt in (optimizer, package):
+            opt.train()
+        assert optimizer.param_groups[0]["train_mode"] is True
+        assert_close(list(model.parameters()), list(package_model.parameters()), torch.float64, f"train {phase}")
+
+
+@pytest.mark.parametrize(("name", "package_name", "config"), SCHEDULE_FREE)
+def test_schedule_free_modes_are_bitwise_the_numpy_class(name, package_name, config):
+    """Through train(), steps, eval() and a torch.save round trip in eval mode: lrcore.torch's
+    parameters and state are those of lrcore's numpy class, bit for bit."""
+    data = make_data()
+    model = make_model()
+    optimizer = getattr(lrtorch, name)(model.parameters(), **config)
+    arrays = [p.detach().numpy().copy() for p in model.parameters()]
+    numpy_optimizer = getattr(lrcore, name)(arrays, **config)
+    with pytest.raises(RuntimeError, match="eval mode"):  # a new optimizer is in eval mode, as the package's
+        optimizer.zero_grad()
+        objective(model, data, optimizer).backward()
+        optimizer.step()
+    assert optimizer.state == {} and optimizer.param_groups[0]["k"] == 0
+    for opt in (optimizer, numpy_optimizer):
+        opt.train()
+    for _ in range(8):
+        optimizer.zero_grad()
+        objective(model, data, optimizer).backward()
+        grads = [p.grad.numpy().copy() for p in model.parameters()]
+        optimizer.step()
+        numpy_optimizer.step(grads)
+    for opt in (optimizer, numpy_optimizer):
+        opt.eval()
+    assert_bitwise(list(model.parameters()), arrays, "eval")
+    numpy_state = numpy_optimizer.state_dict()
+    for g, group_state in enumerate(numpy_state["group_states"]):
+        for key, value in group_state.items():
+            assert optimizer.param_groups[g][key] == value and type(optimizer.param_groups[g][key]) is type(value)
+    for index, entry in optimizer.state_dict()["state"].items():
+        for key, value in entry.items():
+            assert np.array_equal(value.numpy(), numpy_state["state"][index][key]), key
+    # A step in eval mode is refused and changes nothing.
+    optimizer.zero_grad()
+    objective(model, data, optimizer).backward()
+    before = snapshot(model, optimizer)
+    with pytest.raises(RuntimeError, match="eval mode"):
+        optimizer.step()
+    assert_unchanged(before, model, optimizer)
+    # Saved in eval mode, resumed, put back in train mode: continues as the numpy class does.
+    buffer = io.BytesIO()
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, buffer)
+    buffer.seek(0)
+    checkpoint = torch.load(buffer, weights_only=True)
+    resumed_model = make_model(seed=7)
+    resumed_model.load_state_dict(checkpoint["model"])
+    resumed = getattr(lrtorch, name)(resumed_model.parameters(), **config)
+    resumed.load_state_dict(checkpoint["optimizer"])
+    assert resumed.param_groups[0]["train_mode"] is False
+    data.follow(resumed_model, model)
+    for opt in (resumed, numpy_optimizer):
+        opt.train()
+    for _ in range(4):
+        resumed.zero_grad()
+        objective(resumed_model, data, resumed).backward()
+        grads = [p.grad.numpy().copy() for p in resumed_model.parameters()]
+        resumed.step()
+        numpy_optimizer.step(grads)
+    assert_bitwise(list(resumed_model.parameters()), arrays, "resumed")
+    assert resumed.param_groups[0]["k"] == 12
+
+
+def test_schedule_free_group_added_later_joins_the_mode_and_bad_group_state_is_refused():
+    model = make_model()
+    optimizer = lrtorch.ScheduleFreeAdamW(list(model[0].parameters()), lr=0.01)
+    optimizer.train()
+    optimizer.add_param_group({"params": list(model[2].parameters())})
+    assert optimizer.param_groups[1]["train_mode"] is True and optimizer.param_groups[1]["k"] == 0
+    train_step(model, optimizer, make_data())
+    assert [g["k"] for g in optimizer.param_groups] == [1, 1]
+    before = snapshot(model, optimizer)
+    for key, bad in (("k", 1.5), ("k", -1), ("train_mode", 2), ("weight_sum", -1.0), ("lr_max", "x")):
+        state_dict = copy.deepcopy(optimizer.state_dict())
+        state_dict["param_groups"][1][key] = bad
+        with pytest.raises(ValueError, match=rf"param_groups\[1\].*{key}"):
+            optimizer.load_state_dict(state_dict)
+        assert_unchanged(before, model, optimizer)
+    optimizer.param_groups[0]["k"] = 0.5
+    optimizer.zero_grad()
+    objective(model, make_data(), optimizer).backward()
+    with pytest.raises(ValueError, match=r"param_groups\[0\].*k"):
+        optimizer.step()
+    optimizer.param_groups[0]["k"] = 1
+    optimizer.param_groups[1]["lr_max"] = "x"
+    with pytest.raises(ValueError, match=r"param_groups\[1\]: lr_max must be a number"):
+        optimizer.step()
+    optimizer.param_groups[1]["lr_max"] = before[1]["param_groups"][1]["lr_max"]
+    assert_unchanged(before, model, optimizer)
+
+
+def test_adafactor_on_a_matrix_and_a_bias_keeps_torchs_layout():
+    """A 2-D weight keeps row_var (out, 1) and col_var (1, in), a 1-D bias variance, as torch.optim's
+    Adafactor; the two agree, and a state of the wrong shape or for the wrong kind of parameter is refused."""
+    data = make_data()
+    model, torch_model = make_model(), make_model()
+    optimizer = lrtorch.Adafactor(model.parameters(), lr=0.01, weight_decay=0.01)
+    torch_optimizer = torch.optim.Adafactor(torch_model.parameters(), lr=0.01, weight_decay=0.01, foreach=False)
+    for _ in range(STEPS):
+        train_step(model, optimizer, data)
+        train_step(torch_model, torch_optimizer, data)
+    assert_close(list(model.parameters()), list(torch_model.parameters()), torch.float32)
+    mine, theirs = optimizer.state_dict()["state"], torch_optimizer.state_dict()["state"]
+    weight, bias = model[0].weight, model[0].bias  # (12, 6) and (12,)
+    assert sorted(mine[0]) == sorted(theirs[0]) == ["col_var", "row_var", "step"]
+    assert mine[0]["row_var"].shape == (12, 1) and mine[0]["col_var"].shape == (1, 6)
+    assert sorted(mine[1]) == sorted(theirs[1]) == ["step", "variance"]
+    assert mine[1]["variance"].shape == bias.shape
+    for index in theirs:
+        for key, value in theirs[index].items():
+            if key != "step":
+                assert_close([mine[index][key]], [value], torch.float32, key)
+    assert weight.shape == (12, 6)
+    before = snapshot(model, optimizer)
+    wrong_shape = copy.deepcopy(optimizer.state_dict())
+    wrong_shape["state"][0]["row_var"] = torch.zeros(12, 6)
+    with pytest.raises(ValueError, match=r"row_var.*\(12, 1\)"):
+        optimizer.load_state_dict(wrong_shape)
+    wrong_kind = copy.deepcopy(optimizer.state_dict())
+    wrong_kind["state"][1]["row_var"] = torch.zeros(12, 1)
+    with pytest.raises(ValueError, match="row_var.*absent"):
+        optimizer.load_state_dict(wrong_kind)
+    missing = copy.deepcopy(optimizer.state_dict())
+    del missing["state"][0]["col_var"]
+    with pytest.raises(ValueError, match="no 'col_var'"):
+        optimizer.load_state_dict(missing)
+    assert_unchanged(before, model, optimizer)
+    # torch.optim's state loads and continues.
+    optimizer.load_state_dict(copy.deepcopy(torch_optimizer.state_dict()))
+    for _ in range(5):
+        train_step(model, optimizer, data)
+        train_step(torch_model, torch_optimizer, data)
+    assert_close(list(model.parameters()), list(torch_model.parameters()), torch.float32)
+
+
+def test_rprop_kernel_initialized_step_size_is_created_by_the_first_step():
+    param = torch.nn.Parameter(torch.ones(4))
+    optimizer = lrtorch.Rprop([param], lr=0.03)
+    assert optimizer.state == {}
+    param.grad = torch.tensor([1.0, -1.0, 0.0, 2.0])
+    optimizer.step()
+    state = optimizer.state[param]
+    assert sorted(state) == ["prev", "step", "step_size"]
+    assert torch.equal(state["step_size"], torch.full((4,), 0.03))  # the kernel started it at lr
+    assert torch.equal(param.detach(), torch.tensor([0.97, 1.03, 1.0, 0.97]))
+
+
+class _SparseOnlyRule:
+    """A rule description that takes row-sparse gradients only (as SparseAdam's), for the check below."""
+
+    dense_gradients = False
+
+    def __init__(self, rule):
+        self._rule = rule
+
+    def __getattr__(self, name):
+        return getattr(self._rule, name)
+
+
+def test_sparse_gradient_rules_are_refused_at_construction():
+    sparse_only = type("SparseAdam", (lrtorch.Adam,), {"rule": _SparseOnlyRule(lrtorch.Adam.rule)})
+    with pytest.raises(TypeError, match=r"SparseAdam is not supported.*row-sparse gradients.*lrcore\.Adam"):
+        sparse_only([torch.nn.Parameter(torch.zeros(3))])
+    for rule in lrcore._rules.RULES.values():  # the real ones, once lrcore has them
+        if not takes_dense_gradients(rule):
+            with pytest.raises(TypeError, match="row-sparse"):
+                getattr(lrtorch, rule.class_name)([torch.nn.Parameter(torch.zeros(3))])

@@ -19,7 +19,12 @@ updates the tensors' own storage in place, in one native call::
         optimizer.step()
         scheduler.step()
 
-Supported: float32 and float64, dense, contiguous CPU tensors. See
+The schedule-free classes (``ScheduleFreeAdamW``, ``ScheduleFreeSGD``) are
+drop-ins for the ``schedulefree`` package's, with its ``train()`` and
+``eval()`` and its per-group state in the group dicts.
+
+Supported: float32 and float64, dense, contiguous CPU tensors; a rule that
+takes row-sparse gradients only is refused at construction. See
 docs/torch.md for the state_dict layout, resuming with ``torch.save`` and
 torch's OpenMP threads.
 """

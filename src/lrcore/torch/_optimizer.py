@@ -35,7 +35,7 @@ import torch
 from torch.optim import optimizer as _torch_optimizer
 
 from .. import _core
-from .._rules import RuleDescription
+from .._rules import RuleDescription, StateArray
 from ..optim._optimizer import _check_max_grad_norm, _check_norm_type, _is_schedule
 
 __all__ = ["Optimizer", "SUPPORTED_DTYPES", "optimizer_class"]
@@ -148,12 +148,18 @@ class Optimizer(torch.optim.Optimizer):
     rule: RuleDescription
     #: (group) -> the native hyperparameters of a group, written from the rule.
     _resolve_group: Callable[[Dict[str, Any]], Dict[str, Any]]
-    #: (state name, initial) of the state arrays a parameter's first step starts (the rest the
-    #: kernel initializes or a configuration creates on demand).
-    _initial_states: Tuple[Tuple[str, str], ...]
+    #: The state arrays a parameter's first step starts (the rest the kernel initializes or a
+    #: configuration creates on demand).
+    _initial_states: Tuple[StateArray, ...]
 
     def __init__(self, params: Iterable[Any], defaults: Dict[str, Any], *, skip_nonfinite: bool = False,
                  max_grad_norm: Any = None, norm_type: Any = 2.0) -> None:
+        if not getattr(self.rule, "dense_gradients", True):
+            # torch has no tensor for lrcore's row-sparse gradients (lrcore.SparseRows), and p.grad of an
+            # nn.Embedding(sparse=True) is a torch.sparse_coo tensor, which the kernels do not take.
+            raise TypeError(f"lrcore.torch.{type(self).__name__} is not supported: the rule takes row-sparse "
+                            f"gradients only (lrcore.SparseRows), which lrcore.torch does not pass; use "
+                            f"lrcore.{self.rule.class_name} with numpy arrays")
         if not isinstance(skip_nonfinite, (bool, np.bool_)):
             raise TypeError(f"skip_nonfinite must be a bool, got {type(skip_nonfinite).__name__}")
         if _is_schedule(max_grad_norm):
@@ -175,9 +181,14 @@ class Optimizer(torch.optim.Optimizer):
         """Adds a group as torch does, then checks its tensors and hyperparameters; a group that
         fails a check is not added."""
         index = len(self.param_groups)
+        gives_mode = isinstance(param_group, dict) and "train_mode" in param_group
         super().add_param_group(param_group)
         try:
             group = self.param_groups[index]
+            if self.rule.has_modes and index > 0 and not gives_mode:
+                # A group added later joins in the optimizer's mode (its parameters have no z yet,
+                # so nothing moves), as lrcore's numpy classes do; the package would start it in eval.
+                group["train_mode"] = self.param_groups[0]["train_mode"]
             params = group["params"]
             if not params:
                 raise ValueError(f"param_groups[{index}] has no parameters")
@@ -203,11 +214,32 @@ class Optimizer(torch.optim.Optimizer):
             if group.get(name, False):
                 raise ValueError(f"{prefix}{name}=True is not supported by lrcore.torch")
         self.rule.native.check_hyperparameters(self._resolve_group(group), prefix)
+        if self.rule.group_scalars:
+            self.rule.native.check_group_state(self._group_state_of(group, prefix), prefix)
         for h in self.rule.hyperparameters:
             if h.kind == "option":
                 value = group[h.name]
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < float("inf"):
                     raise ValueError(f"{prefix}{h.name} must be a finite number >= 0, got {value!r}")
+
+    def _group_state_of(self, group: Dict[str, Any], prefix: str) -> np.ndarray:
+        """The group's per-group state (kept in the group dict, as the schedulefree package keeps
+        ``k``, ``lr_max``, ``weight_sum``, ``train_mode``) as the float64 array the native step takes."""
+        values = []
+        for scalar in self.rule.group_scalars:
+            if scalar.name not in group:
+                raise ValueError(f"{prefix}has no {scalar.name!r} (the rule's per-group state)")
+            value = group[scalar.name]
+            if isinstance(value, torch.Tensor) and value.numel() == 1:
+                value = value.item()
+            if not isinstance(value, (bool, int, float, np.integer, np.floating, np.bool_)):
+                raise ValueError(f"{prefix}{scalar.name} must be a {scalar.kind}, got {value!r}")
+            values.append(float(value))
+        return np.array(values, dtype=np.float64)
+
+    def _store_group_state(self, group: Dict[str, Any], array: np.ndarray) -> None:
+        for scalar, value in zip(self.rule.group_scalars, array.tolist()):
+            group[scalar.name] = scalar.export(value)
 
     def _where(self, g: int, k: int, group: Optional[Dict[str, Any]] = None) -> str:
         group = self.param_groups[g] if group is None else group
@@ -227,7 +259,8 @@ class Optimizer(torch.optim.Optimizer):
         """A native error names tensors by their index among all parameters (grads[3]); this adds
         which parameter that is."""
         message = str(error)
-        lists = ["params", "grads", *(s.list_name for s in self.rule.states)]
+        lists = ["params", "grads", *(s.list_name for s in self.rule.states),
+                 *(s.list_name for s in self.rule.scalars)]
         found = dict.fromkeys(int(i) for i in re.findall(rf"\b(?:{'|'.join(lists)})\[(\d+)\]", message))
         if not found:
             return error
@@ -302,7 +335,7 @@ class Optimizer(torch.optim.Optimizer):
         for g, group in enumerate(self.param_groups):
             plan = _GroupPlan(group, offset)
             offset += plan.count
-            for name in [s.name for s in rule.states]:
+            for name in [s.name for s in rule.states] + [s.name for s in rule.scalars]:
                 plan.states[name] = [None] * plan.count
                 plan.tensors[name] = [None] * plan.count
             if _keeps_step(rule):
@@ -325,6 +358,11 @@ class Optimizer(torch.optim.Optimizer):
                     if tensor is not None:
                         plan.tensors[s.name][k] = tensor
                         plan.states[s.name][k] = _array_of(tensor, f"state {s.name!r} of {where}")
+                for scalar in rule.scalars:
+                    # a 0-d float64 tensor (made so when created or loaded); the step writes its value
+                    tensor = entry[scalar.name]
+                    plan.tensors[scalar.name][k] = tensor
+                    plan.states[scalar.name][k] = tensor.numpy()
                 if plan.steps is not None:
                     assert plan.steps is not None and plan.step_buffer is not None
                     plan.steps[k] = _step_value(entry.get("step", 0), where)
@@ -339,27 +377,42 @@ class Optimizer(torch.optim.Optimizer):
         if not isinstance(entry, dict):
             raise ValueError(f"the state of {where} must be a dict, got {type(entry).__name__}")
         known = {s.name: s for s in self.rule.states}
+        scalars = {s.name for s in self.rule.scalars}
+        shape = tuple(param.shape)
         for name, value in entry.items():
             if name == "step" and _keeps_step(self.rule):
                 _step_value(value, where)
                 continue
+            if name in scalars:
+                _scalar_value(value, f"state {name!r} of {where}")
+                continue
             if name not in known:
                 raise ValueError(f"the state of {where} has an entry {name!r} that {type(self).__name__} "
-                                 f"does not know (its state: {sorted(known)})")
+                                 f"does not know (its state: {sorted(known) + sorted(scalars)})")
             if value is None:
                 continue
-            if not isinstance(value, torch.Tensor) or value.shape != param.shape or value.dtype != param.dtype:
+            description = known[name]
+            if not description.exists_for(shape):
+                raise ValueError(f"state {name!r} of {where} must be absent: it is kept only for "
+                                 f"{description.applies_to}, and the parameter has shape {shape}")
+            expected = description.shape_for(shape)
+            if not isinstance(value, torch.Tensor) or tuple(value.shape) != expected or value.dtype != param.dtype:
                 got = f"{value.dtype} {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
                 raise ValueError(f"state {name!r} of {where} must be a {param.dtype} tensor of shape "
-                                 f"{tuple(param.shape)}, got {got}")
+                                 f"{expected}, got {got}")
         for s in self.rule.states:
-            if s.always and s.initial != "gradient" and entry.get(s.name) is None:
+            if s.always and not s.kernel_initialized and s.exists_for(shape) and entry.get(s.name) is None:
                 raise ValueError(f"the state of {where} has no {s.name!r}")
+        for scalar in self.rule.scalars:
+            if entry.get(scalar.name) is None:
+                raise ValueError(f"the state of {where} has no {scalar.name!r}")
 
-    def _create_state(self, like: np.ndarray) -> np.ndarray:
+    def _create_state(self, like: np.ndarray, shape: Optional[Tuple[int, ...]] = None) -> np.ndarray:
         """The native step's allocator of state a configuration needs (zeros; the kernel fills
-        the ones it initializes): a new tensor, remembered until the step commits it."""
-        tensor = torch.zeros(like.shape, dtype=torch.float32 if like.dtype == np.float32 else torch.float64)
+        the ones it initializes), shaped like ``like`` or ``shape``: a new tensor, remembered until
+        the step commits it."""
+        tensor = torch.zeros(like.shape if shape is None else tuple(shape),
+                             dtype=torch.float32 if like.dtype == np.float32 else torch.float64)
         array = tensor.numpy()
         self._created[id(array)] = tensor
         return array
@@ -377,10 +430,12 @@ class Optimizer(torch.optim.Optimizer):
         # The per-step path: its cost is most of a small step's, so it does only what changes
         # between steps (the gradients, the resolved hyperparameters) and reuses the rest.
         resolve = self._resolve_group
-        arguments = []
+        arguments: List[Tuple[Any, ...]] = []
         new: List[Tuple[_GroupPlan, int]] = []
         alive: List[torch.Tensor] = []  # the gradients stay alive until the step is done
-        for plan in plans:
+        # Per group, the per-group state array the native step checks and advances (schedule-free).
+        group_states: Optional[List[np.ndarray]] = [] if self.rule.group_scalars else None
+        for index, plan in enumerate(plans):
             grads: List[Optional[np.ndarray]] = []
             append = grads.append
             k = 0
@@ -401,7 +456,12 @@ class Optimizer(torch.optim.Optimizer):
                     if not plan.stepped[k]:
                         new.append((plan, k))
                 k += 1
-            arguments.append((resolve(plan.group), plan.views, grads, plan.states, plan.steps))
+            if group_states is None:
+                arguments.append((resolve(plan.group), plan.views, grads, plan.states, plan.steps))
+            else:
+                group_state = self._group_state_of(plan.group, f"param_groups[{index}]: ")
+                group_states.append(group_state)
+                arguments.append((resolve(plan.group), plan.views, grads, plan.states, plan.steps, group_state))
         if new:
             self._start_state(new)
         max_grad_norm = self.max_grad_norm
@@ -418,6 +478,9 @@ class Optimizer(torch.optim.Optimizer):
         except BaseException:
             self._forget(new)
             raise
+        if group_states is not None:
+            for plan, group_state in zip(plans, group_states):
+                self._store_group_state(plan.group, group_state)
         if not applied:
             self._forget(new)
             return False
@@ -457,12 +520,19 @@ class Optimizer(torch.optim.Optimizer):
         """A parameter's first step: its state starts as torch's does (zeros, or an option's value)."""
         for plan, k in new:
             like = plan.params[k]
-            for name, initial in self._initial_states:
-                if plan.tensors[name][k] is None:
-                    fill = 0.0 if initial == "zero" else float(plan.group[initial])
-                    tensor = torch.full(like.shape, fill, dtype=like.dtype)
+            shape = tuple(like.shape)
+            for state in self._initial_states:
+                name = state.name
+                if plan.tensors[name][k] is None and state.exists_for(shape):
+                    fill = 0.0 if state.initial == "zero" else float(plan.group[state.initial])
+                    tensor = torch.full(state.shape_for(shape), fill, dtype=like.dtype)
                     plan.tensors[name][k] = tensor
                     plan.states[name][k] = tensor.numpy()
+            for scalar in self.rule.scalars:
+                if plan.tensors[scalar.name][k] is None:
+                    tensor = torch.tensor(scalar.initial, dtype=torch.float64)
+                    plan.tensors[scalar.name][k] = tensor
+                    plan.states[scalar.name][k] = tensor.numpy()
 
     def _commit_state(self, new: List[Tuple[_GroupPlan, int]]) -> None:
         """After a parameter's first step has been applied: its state enters self.state."""
@@ -536,6 +606,24 @@ class Optimizer(torch.optim.Optimizer):
         super().load_state_dict(state_dict)
         self._counters[:] = counters
         self._grad_norm[:] = grad_norm
+        if self.rule.scalars:
+            self._restore_scalars(state_dict)
+
+    def _restore_scalars(self, state_dict: Dict[str, Any]) -> None:
+        """torch's load_state_dict casts every floating state tensor to its parameter's dtype; the
+        per-tensor scalars (NAdam's mu_product, ASGD's eta and mu) are float64 here, so they are
+        taken again from the state_dict as given (torch.optim's own float32 ones widen exactly)."""
+        saved_ids = [i for group in state_dict["param_groups"] for i in group["params"]]
+        params = [p for group in self.param_groups for p in group["params"]]
+        by_id = dict(zip(saved_ids, params))
+        for saved_id, saved in state_dict["state"].items():
+            entry = self.state.get(by_id.get(saved_id))  # type: ignore[arg-type]
+            if not isinstance(entry, dict) or not isinstance(saved, dict):
+                continue
+            for scalar in self.rule.scalars:
+                if saved.get(scalar.name) is not None:
+                    entry[scalar.name] = _scalar_tensor(saved[scalar.name])
+        self._plans = None
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
         # torch's load_state_dict ends here with the new state and groups: check them, and keep
@@ -557,10 +645,13 @@ class Optimizer(torch.optim.Optimizer):
             raise
         # A saved tensor need not be contiguous (torch.save keeps strides); the step updates
         # contiguous ones in place.
+        scalars = {s.name for s in self.rule.scalars}
         for entry in self.state.values():
             if isinstance(entry, dict):
                 for name, value in entry.items():
-                    if name != "step" and isinstance(value, torch.Tensor) and not value.is_contiguous():
+                    if name in scalars:
+                        entry[name] = _scalar_tensor(value)  # 0-d float64, whatever torch.optim saved
+                    elif name != "step" and isinstance(value, torch.Tensor) and not value.is_contiguous():
                         entry[name] = value.contiguous()
         if "_counters" not in self.__dict__:  # unpickled from torch's __getstate__ only
             self._counters = np.zeros(2, dtype=np.int64)
@@ -580,7 +671,56 @@ def _keeps_step(rule: RuleDescription) -> bool:
     """Whether a parameter's state holds ``step``, as torch.optim's does: for a rule that uses step
     numbers, and for one that keeps a state array from the first step (torch's RMSprop counts steps it
     does not use); not for SGD, whose only state is the momentum buffer momentum != 0 needs."""
-    return rule.has_step or any(s.always for s in rule.states)
+    # A rule that counts steps per group (schedule-free's k) keeps no per-tensor step, as the package.
+    return rule.has_step or (not rule.group_scalars and any(s.always for s in rule.states))
+
+
+# ------------------------------------------------------------------- modes --
+def _switch(optimizer: Optimizer, to_train: bool) -> None:
+    """Moves every stepped parameter between y and the average x, in one native call that checks
+    everything first; the groups' ``train_mode`` is written after it."""
+    rule = optimizer.rule
+    groups, group_states = [], []
+    for g, group in enumerate(optimizer.param_groups):
+        prefix = f"param_groups[{g}]: "
+        views: List[np.ndarray] = []
+        states: Dict[str, List[Any]] = {s.name: [] for s in rule.states}
+        for k, p in enumerate(group["params"]):
+            where = optimizer._where(g, k, group)
+            views.append(_array_of(p, where))
+            entry = optimizer.state.get(p) or {}
+            for s in rule.states:
+                tensor = entry.get(s.name)
+                states[s.name].append(None if tensor is None else _array_of(tensor, f"state {s.name!r} of {where}"))
+        group_state = optimizer._group_state_of(group, prefix)
+        group_states.append(group_state)
+        groups.append((optimizer._resolve_group(group), views, states, group_state))
+    try:
+        rule.native.switch_mode(groups, to_train)
+    except (TypeError, ValueError) as error:
+        raise optimizer._named_error(error) from None
+    for group, group_state in zip(optimizer.param_groups, group_states):
+        optimizer._store_group_state(group, group_state)
+
+
+@torch.no_grad()
+def _train(self: Optimizer) -> None:
+    """Train mode: moves every parameter that has been stepped from the average x to y, where
+    gradients are taken (``p = lerp(p, z, 1 - beta)``); nothing when already in train mode.
+
+    As the schedulefree package's optimizers, a new one is in eval mode: call ``train()`` before
+    the first step, and ``eval()`` before evaluating the model or saving it. Each group keeps
+    its mode in ``param_groups[g]["train_mode"]``.
+    """
+    _switch(self, True)
+
+
+@torch.no_grad()
+def _eval(self: Optimizer) -> None:
+    """Eval mode: moves every parameter that has been stepped from y to the average x, the point to
+    evaluate or save (``p = lerp(p, z, 1 - 1/beta)``); nothing when already in eval mode. A step in
+    eval mode raises RuntimeError."""
+    _switch(self, False)
 
 
 #: torch's wrapper of a step: hooks, then the step inside a profiler record, then hooks.
@@ -594,6 +734,25 @@ def _step_value(value: Any, where: str) -> int:
             0 <= number < 2**63 and float(number).is_integer()):
         raise ValueError(f"the step of {where} must be a whole number >= 0, got {value!r}")
     return int(number)
+
+
+def _scalar_value(value: Any, where: str) -> float:
+    """A saved per-tensor scalar: a 0-d (or one-element) floating tensor, or a number (the native step
+    checks its range)."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype.is_floating_point:
+        return float(value.item())
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        got = f"{value.dtype} {tuple(value.shape)}" if isinstance(value, torch.Tensor) else repr(value)
+        raise ValueError(f"{where} must be a number (a 0-d floating tensor), got {got}")
+    return float(value)
+
+
+def _scalar_tensor(value: Any) -> torch.Tensor:
+    """A per-tensor scalar as lrcore.torch keeps it: a new 0-d float64 tensor (its numpy view is what
+    the native step reads and writes)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to(dtype=torch.float64, device="cpu", copy=True).reshape(())
+    return torch.tensor(float(value), dtype=torch.float64)
 
 
 def _count(value: Any, name: str) -> int:
@@ -614,10 +773,15 @@ def optimizer_class(rule: RuleDescription) -> type[Optimizer]:
         f"        raise ValueError('capturable and differentiable are not supported by lrcore.torch')\n"
         f"    defaults = {{{', '.join(f'{n!r}: {n}' for n in names)}}}\n"
         f"    defaults.update(_fixed)\n"
+        f"    defaults.update(_group_state)\n"
         f"    _Optimizer.__init__(self, params, defaults, skip_nonfinite=skip_nonfinite,\n"
         f"                        max_grad_norm=max_grad_norm, norm_type=norm_type)\n"
     )
-    namespace: Dict[str, Any] = {"_defaults": rule.defaults, "_fixed": dict(rule.fixed), "_Optimizer": Optimizer}
+    # The per-group state starts in every group as the schedulefree package starts it (k=0, lr_max=-1.0,
+    # weight_sum=0.0, train_mode=False), in the group dict.
+    group_state = {g.name: g.export(g.initial) for g in rule.group_scalars}
+    namespace: Dict[str, Any] = {"_defaults": rule.defaults, "_fixed": dict(rule.fixed), "_Optimizer": Optimizer,
+                                 "_group_state": group_state}
     exec(source, namespace)  # noqa: S102 - the source is built above from the rule description only
     constructor = namespace["__init__"]
     constructor.__qualname__ = f"{rule.class_name}.__init__"
@@ -628,8 +792,12 @@ def optimizer_class(rule: RuleDescription) -> type[Optimizer]:
         "__doc__": _class_docstring(rule),
         "rule": rule,
         "_resolve_group": staticmethod(_make_resolver(rule)),
-        "_initial_states": tuple((s.name, s.initial) for s in rule.states if s.always and s.initial != "gradient"),
+        "_initial_states": tuple(s for s in rule.states
+                                 if s.always and not s.kernel_initialized and s.initial != "gradient"),
     }
+    if rule.has_modes:
+        attributes["train"] = _train
+        attributes["eval"] = _eval
     return type(rule.class_name, (Optimizer,), attributes)
 
 
@@ -668,7 +836,15 @@ def _class_docstring(rule: RuleDescription) -> str:
     lines += ["    skip_nonfinite, max_grad_norm, norm_type, foreach, fused: see :class:`lrcore.torch.Optimizer`.",
               "", "State per parameter (torch's names): " + ", ".join(
                   (["``step``"] if _keeps_step(rule) else [])
-                  + [f"``{s.name}``" + (f" (when {s.needed_when})" if s.needed_when else "") for s in rule.states])
+                  + [f"``{s.name}``" + (f" (when {s.needed_when})" if s.needed_when else "")
+                     + (f" ({s.applies_to})" if s.applies_to else "") for s in rule.states]
+                  + [f"``{s.name}`` (a 0-d float64 tensor, from {s.initial!r})" for s in rule.scalars])
               + "."]
+    if rule.group_scalars:
+        lines += ["", "State per group, in the group dict (as the schedulefree package): "
+                  + ", ".join(f"``{g.name}``" for g in rule.group_scalars) + "."]
+    if rule.has_modes:
+        lines += ["", "A new optimizer is in eval mode: call ``train()`` before stepping and ``eval()`` before "
+                  "evaluating or saving (see :meth:`train`)."]
     return "\n".join(lines) + "\n"
 
