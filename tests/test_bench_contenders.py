@@ -34,7 +34,8 @@ def fresh_lookups(monkeypatch):
 
 
 def test_absent_libraries_are_skipped_with_a_reason(capsys, monkeypatch):
-    for name in ("deepspeed", "deepspeed.ops", "deepspeed.ops.adam", "deepspeed.ops.adagrad", "bitsandbytes"):
+    for name in ("deepspeed", "deepspeed.ops", "deepspeed.ops.adam", "deepspeed.ops.adagrad", "deepspeed.ops.lion",
+                 "bitsandbytes"):
         monkeypatch.setitem(sys.modules, name, None)  # import raises ImportError, installed or not
     status = lrcore_main(["bench", *TINY, "--rules", "adam,adagrad", "--against", "numpy,deepspeed,bnb,bnb-8bit"])
     out = capsys.readouterr().out
@@ -47,7 +48,7 @@ def test_absent_libraries_are_skipped_with_a_reason(capsys, monkeypatch):
 
 def test_rules_a_library_lacks_are_unsupported_with_a_reason():
     assert "Adam and AdamW only" in _contenders.CONTENDERS["bnb"].unsupported(RULES["sgd"])
-    assert "Adagrad only" in _contenders.CONTENDERS["deepspeed"].unsupported(RULES["rmsprop"])
+    assert "Adagrad and Lion only" in _contenders.CONTENDERS["deepspeed"].unsupported(RULES["rmsprop"])
     assert _contenders.CONTENDERS["bnb-8bit"].tolerance == _contenders.BNB_8BIT_TOLERANCE
     assert _contenders.CONTENDERS["bnb"].tolerance is None
 
@@ -144,3 +145,16 @@ def test_the_installed_bitsandbytes_verifies_in_32_and_8_bits():
         assert entry.status == "ok", entry.reason
     assert case.contenders["bnb"].deviation <= 1e-3
     assert case.contenders["bnb-8bit"].deviation <= _contenders.BNB_8BIT_TOLERANCE
+
+
+def test_the_installed_deepspeed_verifies_its_lion():
+    pytest.importorskip("torch")
+    pytest.importorskip("deepspeed")
+    if _contenders.deepspeed_lion() is None:
+        pytest.skip("this deepspeed has no DeepSpeedCPULion")
+    options = Options([RULES["lion"]], parse_workloads(["1000"]), [1], ["deepspeed"], np.dtype(np.float32),
+                      TimingBudget(0.002, 3, 10, 1e-4))
+    case = run_case(RULES["lion"], parse_workloads(["1000"])[0], 1, options)
+    entry = case.contenders["deepspeed"]
+    assert entry.status == "ok", entry.reason
+    assert entry.deviation <= 1e-3

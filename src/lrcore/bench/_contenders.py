@@ -182,6 +182,19 @@ class DeepSpeedAdagradRunner(TorchRunner):
         self.step = self.optimizer.step  # type: ignore[method-assign]
 
 
+class DeepSpeedLionRunner(TorchRunner):
+    """DeepSpeed's CPU Lion on torch tensors."""
+
+    def __init__(self, rule: Rule, params: Sequence[np.ndarray], optimizer_class: Any, torch: Any) -> None:
+        self._torch = torch
+        self._params = [p.copy() for p in params]
+        self._tensors = [torch.from_numpy(p).requires_grad_() for p in self._params]
+        hp = rule.hyperparameters
+        self.optimizer = optimizer_class(self._tensors, lr=hp["lr"], betas=(hp["beta1"], hp["beta2"]),
+                                         weight_decay=hp.get("weight_decay", 0.0))
+        self.step = self.optimizer.step  # type: ignore[method-assign]
+
+
 class BitsAndBytesRunner(TorchRunner):
     """A bitsandbytes optimizer (``bnb.optim.Adam32bit``, ``AdamW8bit``, ...) on CPU torch tensors."""
 
@@ -256,6 +269,14 @@ def deepspeed_adagrad() -> Any:
 
 
 @functools.lru_cache(maxsize=None)
+def deepspeed_lion() -> Any:
+    if torch_module() is None:
+        return None
+    module = _import("deepspeed.ops.lion")
+    return getattr(module, "DeepSpeedCPULion", None) if module is not None else None
+
+
+@functools.lru_cache(maxsize=None)
 def bitsandbytes_optim() -> Any:
     """``bitsandbytes.optim``, or None (not installed, no torch, or it failed to import)."""
     if torch_module() is None:
@@ -305,21 +326,25 @@ def _no_rule_limit(rule: Rule) -> Optional[str]:
 
 
 def _deepspeed_unavailable() -> Optional[str]:
-    return None if deepspeed_adam() is not None or deepspeed_adagrad() is not None else "deepspeed is not installed"
+    found = (deepspeed_adam(), deepspeed_adagrad(), deepspeed_lion())
+    return None if any(c is not None for c in found) else "deepspeed is not installed"
 
 
-# DeepSpeedCPULion will join here when lrcore has a Lion rule (deepspeed.ops.lion.DeepSpeedCPULion).
 def _deepspeed_unsupported(rule: Rule) -> Optional[str]:
     if rule.deepspeed_adamw_mode is not None:
         return None if deepspeed_adam() is not None else "this deepspeed has no DeepSpeedCPUAdam"
     if rule.name == "adagrad":
         return None if deepspeed_adagrad() is not None else "this deepspeed has no DeepSpeedCPUAdagrad"
-    return "DeepSpeed's CPU optimizers implement Adam, AdamW and Adagrad only"
+    if rule.name == "lion":
+        return None if deepspeed_lion() is not None else "this deepspeed has no DeepSpeedCPULion"
+    return "DeepSpeed's CPU optimizers implement Adam, AdamW, Adagrad and Lion only"
 
 
 def _deepspeed_make(rule: Rule, params: Sequence[np.ndarray]) -> Runner:
     if rule.name == "adagrad":
         return DeepSpeedAdagradRunner(rule, params, deepspeed_adagrad(), torch_module())
+    if rule.name == "lion":
+        return DeepSpeedLionRunner(rule, params, deepspeed_lion(), torch_module())
     return DeepSpeedRunner(rule, params, deepspeed_adam(), torch_module())
 
 
@@ -394,7 +419,7 @@ CONTENDERS: Dict[str, Contender] = {
         _torch_contender("torch-loop", "torch.optim, foreach=False (per-tensor loop)"),
         _torch_contender("torch-foreach", "torch.optim, foreach=True (multi-tensor)"),
         _torch_contender("torch-fused", "torch.optim, fused=True (fused kernels)"),
-        Contender("deepspeed", "DeepSpeed's CPU optimizers: DeepSpeedCPUAdam (adam, adamw), DeepSpeedCPUAdagrad",
+        Contender("deepspeed", "DeepSpeed's CPU optimizers: DeepSpeedCPUAdam (adam, adamw), DeepSpeedCPUAdagrad, DeepSpeedCPULion",
                   _deepspeed_unavailable, _deepspeed_unsupported, _deepspeed_make),
         _bnb_contender("bnb", "bitsandbytes.optim Adam32bit / AdamW32bit (CPU)"),
         _bnb_contender("bnb-8bit", "bitsandbytes.optim Adam8bit / AdamW8bit (CPU, 8-bit state: verified loosely, "
