@@ -593,6 +593,7 @@ def schedule_free_sgd_eval(params: Sequence[np.ndarray], zs: Sequence[Optional[n
     """Reference of :func:`lrcore.functional.schedule_free_sgd_eval`."""
     _schedule_free_switch(params, zs, group_state, momentum, False)
 
+
 def sparse_adam(params: Sequence[np.ndarray], grads: Sequence[Any], exp_avgs: Sequence[np.ndarray],
                 exp_avg_sqs: Sequence[np.ndarray], steps: np.ndarray, *, lr: float = 1e-3, beta1: float = 0.9,
                 beta2: float = 0.999, eps: float = 1e-8, maximize: bool = False) -> None:

@@ -26,6 +26,7 @@ from ._layout import Layout, NormPlan, Piece
 
 __all__ = ["ShardedOptimizer", "flat_parameters"]
 
+
 def unshardable(rule: RuleDescription) -> Optional[str]:
     """Why a rule's state cannot be cut into shards, or None when it can.
 
