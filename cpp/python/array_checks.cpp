@@ -10,11 +10,65 @@ namespace {
 // numpy type numbers (stable across numpy 1.x and 2.x).
 constexpr int npy_float = 11;
 constexpr int npy_double = 12;
+constexpr int npy_half = 23;
 
 bool native_byte_order(char byteorder) {
     return byteorder == '=' || byteorder == '|' ||
            (byteorder == '<') == (PY_LITTLE_ENDIAN != 0);
 }
+
+/// The type number ml_dtypes' bfloat16 has in this process (user types are
+/// numbered as they register), or -1 without ml_dtypes. Looked up only when an
+/// array of a user type arrives, so float32/float64 steps never import it.
+int bfloat16_type_number() {
+    static const int number = [] {
+        try {
+            const py::object bfloat16 = py::module_::import("ml_dtypes").attr("bfloat16");
+            return py::module_::import("numpy").attr("dtype")(bfloat16).attr("num").cast<int>();
+        } catch (const py::error_already_set&) {
+            return -1;
+        }
+    }();
+    return number;
+}
+
+/// The element type of a dtype lrcore steps, or false.
+bool element_type_of(const py::detail::PyArrayDescr_Proxy* descr, ElementType& type) {
+    if (!native_byte_order(descr->byteorder)) return false;
+    switch (descr->type_num) {
+        case npy_float: type = ElementType::float32; return true;
+        case npy_double: type = ElementType::float64; return true;
+        case npy_half: type = ElementType::float16; return true;
+        default: break;
+    }
+    if (descr->type_num >= 256 && descr->type_num == bfloat16_type_number()) {
+        type = ElementType::bfloat16;
+        return true;
+    }
+    return false;
+}
+
+/// Whether an array of `type` may go with a parameter of `param` as `match` says.
+bool matches(ElementType type, ElementType param, Match match) {
+    if (type == param) return true;
+    if (!is_16_bit(param)) return false;
+    switch (match) {
+        case Match::same: return false;
+        case Match::gradient: return type == ElementType::float32;
+        case Match::state: return type == ElementType::float32 || type == ElementType::bfloat16;
+    }
+    return false;
+}
+
+const char* allowed_text(Match match) {
+    switch (match) {
+        case Match::same: return "";
+        case Match::gradient: return " (a gradient has its parameter's dtype, or float32 for a 16-bit parameter)";
+        case Match::state: return " (the state of a 16-bit parameter is float32 or bfloat16)";
+    }
+    return "";
+}
+
 
 const char* type_name(py::handle object) { return Py_TYPE(object.ptr())->tp_name; }
 
@@ -90,22 +144,56 @@ ArrayView check_float_array(py::handle object, const char* list_name, std::size_
 }
 
 ArrayView check_parameter(py::handle object, const char* list_name, std::size_t index) {
-    return check_float_array(object, list_name, index, true);
+    if (!py::isinstance<py::array>(object)) {
+        throw py::type_error(argument_name(list_name, index) + " must be a numpy array, got " + type_name(object));
+    }
+    const auto* array = py::detail::array_proxy(object.ptr());
+    ArrayView view;
+    if (!element_type_of(py::detail::array_descriptor_proxy(array->descr), view.type)) {
+        throw py::type_error(argument_name(list_name, index) +
+                             " must have dtype float32, float64, bfloat16 (ml_dtypes) or float16 (native byte "
+                             "order), got " + dtype_name(array));
+    }
+    if (!c_contiguous(array)) {
+        throw py::value_error(argument_name(list_name, index) +
+                              " must be C-contiguous (use numpy.ascontiguousarray), got a strided view");
+    }
+    if (!writeable(array)) {
+        throw py::value_error(argument_name(list_name, index) + " is read-only; lrcore updates it in place");
+    }
+    view.object = object;
+    view.data = array->data;
+    view.size = element_count(array);
+    view.bytes = view.size * element_bytes(view.type);
+    return view;
 }
 
+namespace {
+
+/// The dtype check of check_like and check_shaped_like: the array's element type.
+ElementType check_dtype_like(const py::detail::PyArray_Proxy* array, const py::detail::PyArray_Proxy* reference,
+                             const char* list_name, std::size_t index, const ArrayView& param,
+                             const char* param_list_name, Match match) {
+    ElementType type = ElementType::float32;
+    if (!element_type_of(py::detail::array_descriptor_proxy(array->descr), type) ||
+        !matches(type, param.type, match)) {
+        throw py::type_error(argument_name(list_name, index) + " has dtype " + dtype_name(array) + " but " +
+                             argument_name(param_list_name, index) + " has dtype " + dtype_name(reference) +
+                             allowed_text(match));
+    }
+    return type;
+}
+
+}  // namespace
+
 ArrayView check_like(py::handle object, const char* list_name, std::size_t index, const ArrayView& param,
-                     const char* param_list_name, bool must_be_writeable) {
+                     const char* param_list_name, bool must_be_writeable, Match match) {
     if (!py::isinstance<py::array>(object)) {
         throw py::type_error(argument_name(list_name, index) + " must be a numpy array, got " + type_name(object));
     }
     const auto* array = py::detail::array_proxy(object.ptr());
     const auto* reference = py::detail::array_proxy(param.object.ptr());
-    const auto* descr = py::detail::array_descriptor_proxy(array->descr);
-    const int wanted = param.type == ElementType::float32 ? npy_float : npy_double;
-    if (descr->type_num != wanted || !native_byte_order(descr->byteorder)) {
-        throw py::type_error(argument_name(list_name, index) + " has dtype " + dtype_name(array) + " but " +
-                             argument_name(param_list_name, index) + " has dtype " + dtype_name(reference));
-    }
+    const ElementType type = check_dtype_like(array, reference, list_name, index, param, param_list_name, match);
     bool same_shape = array->nd == reference->nd;
     for (int d = 0; same_shape && d < array->nd; ++d) {
         same_shape = array->dimensions[d] == reference->dimensions[d];
@@ -125,8 +213,8 @@ ArrayView check_like(py::handle object, const char* list_name, std::size_t index
     view.object = object;
     view.data = array->data;
     view.size = param.size;
-    view.bytes = param.bytes;
-    view.type = param.type;
+    view.bytes = param.size * element_bytes(type);
+    view.type = type;
     return view;
 }
 
@@ -141,18 +229,14 @@ std::string shape_text(const std::vector<Py_ssize_t>& shape) {
 }
 
 ArrayView check_shaped_like(py::handle object, const char* list_name, std::size_t index, const ArrayView& param,
-                            const char* param_list_name, bool must_be_writeable, const std::vector<Py_ssize_t>& shape) {
+                            const char* param_list_name, bool must_be_writeable, const std::vector<Py_ssize_t>& shape,
+                            Match match) {
     if (!py::isinstance<py::array>(object)) {
         throw py::type_error(argument_name(list_name, index) + " must be a numpy array, got " + type_name(object));
     }
     const auto* array = py::detail::array_proxy(object.ptr());
     const auto* reference = py::detail::array_proxy(param.object.ptr());
-    const auto* descr = py::detail::array_descriptor_proxy(array->descr);
-    const int wanted = param.type == ElementType::float32 ? npy_float : npy_double;
-    if (descr->type_num != wanted || !native_byte_order(descr->byteorder)) {
-        throw py::type_error(argument_name(list_name, index) + " has dtype " + dtype_name(array) + " but " +
-                             argument_name(param_list_name, index) + " has dtype " + dtype_name(reference));
-    }
+    const ElementType type = check_dtype_like(array, reference, list_name, index, param, param_list_name, match);
     bool same_shape = static_cast<std::size_t>(array->nd) == shape.size();
     for (int d = 0; same_shape && d < array->nd; ++d) same_shape = array->dimensions[d] == shape[d];
     if (!same_shape) {
@@ -171,8 +255,8 @@ ArrayView check_shaped_like(py::handle object, const char* list_name, std::size_
     view.object = object;
     view.data = array->data;
     view.size = element_count(array);
-    view.bytes = view.size * (param.type == ElementType::float32 ? 4 : 8);
-    view.type = param.type;
+    view.bytes = view.size * element_bytes(type);
+    view.type = type;
     return view;
 }
 

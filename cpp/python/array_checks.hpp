@@ -19,7 +19,20 @@ namespace lrcore::python {
 
 namespace py = pybind11;
 
-enum class ElementType { float32, float64 };
+/// An array's element type. bfloat16 (ml_dtypes.bfloat16) and float16 hold
+/// parameters and gradients stepped with float32 math (lrcore::Storage).
+enum class ElementType { float32, float64, bfloat16, float16 };
+
+constexpr std::size_t element_bytes(ElementType type) {
+    return type == ElementType::float64 ? 8 : type == ElementType::float32 ? 4 : 2;
+}
+
+constexpr bool is_16_bit(ElementType type) { return type == ElementType::bfloat16 || type == ElementType::float16; }
+
+/// What dtype an array must have next to its parameter: the parameter's (`same`);
+/// for a gradient, also float32 next to a 16-bit parameter; for a state array,
+/// float32 or bfloat16 next to a 16-bit parameter.
+enum class Match { same, gradient, state };
 
 /// What the kernels need to know about one checked array.
 struct ArrayView {
@@ -37,18 +50,20 @@ std::string argument_name(const char* list_name, std::size_t index);
 /// C-contiguous, and writeable when it will be written.
 ArrayView check_float_array(py::handle object, const char* list_name, std::size_t index, bool must_be_writeable);
 
-/// Checks a parameter array: float32/float64, C-contiguous, writeable.
+/// Checks a parameter array: float32, float64, bfloat16 or float16, C-contiguous, writeable.
 ArrayView check_parameter(py::handle object, const char* list_name, std::size_t index);
 
-/// Checks an array that must match `param` (a gradient or a state array).
+/// Checks an array that must match `param` (a gradient or a state array):
+/// its shape, and its dtype as `match` says.
 ArrayView check_like(py::handle object, const char* list_name, std::size_t index, const ArrayView& param,
-                     const char* param_list_name, bool writeable);
+                     const char* param_list_name, bool writeable, Match match = Match::same);
 
 /// The same for a state array whose shape is not its parameter's (Adafactor's
 /// row and column statistics): it must have exactly `shape`; `size` is its
 /// element count. Errors name the parameter's shape too.
 ArrayView check_shaped_like(py::handle object, const char* list_name, std::size_t index, const ArrayView& param,
-                            const char* param_list_name, bool writeable, const std::vector<Py_ssize_t>& shape);
+                            const char* param_list_name, bool writeable, const std::vector<Py_ssize_t>& shape,
+                            Match match = Match::same);
 
 /// "(2, 3)", as numpy prints a shape.
 std::string shape_text(const std::vector<Py_ssize_t>& shape);

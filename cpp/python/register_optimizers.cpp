@@ -38,6 +38,7 @@
 #include "array_checks.hpp"
 #include "lrcore/gradients.hpp"
 #include "register.hpp"
+#include "kernels/storage_formats.hpp"
 #include "rules.hpp"
 #include "sparse_rows.hpp"
 #include "step_drivers.hpp"
@@ -69,6 +70,7 @@ struct GroupPlan : GroupStatePlan<Config> {
     Config config{};
     std::size_t float32_begin = 0, float32_end = 0;
     std::size_t float64_begin = 0, float64_end = 0;
+    std::size_t stored_begin = 0, stored_end = 0;    // 16-bit parameters (Batch::stored)
     std::size_t updated_begin = 0, updated_end = 0;  // range of Batch::updated
     std::size_t sparse_float32_begin = 0, sparse_float32_end = 0;  // tables with row-sparse gradients
     std::size_t sparse_float64_begin = 0, sparse_float64_end = 0;
@@ -84,6 +86,7 @@ struct PendingState {
     bool float32;
     std::size_t tensor;     // position in the float32 or float64 tensors
     bool sparse = false;    // ... of the tables with row-sparse gradients
+    bool stored = false;    // ... of the 16-bit parameters (float32 math)
 };
 
 /// A per-tensor scalar state to create (at its initial value) once every check has passed.
@@ -93,6 +96,7 @@ struct PendingScalar {
     std::size_t scalar;     // which scalar state of the rule
     bool float32;           // the tensor's element type
     std::size_t tensor;     // position in the float32 or float64 tensors
+    bool stored = false;    // ... of the 16-bit parameters
 };
 
 /// Everything one step call gathers before it writes anything.
@@ -102,6 +106,10 @@ struct Batch {
     using Tensor = typename rules::Rule<Config>::template Tensor<T>;
     std::vector<Tensor<float>> float32;
     std::vector<Tensor<double>> float64;
+    // Tensors of 16-bit parameters: float32 math over arrays stored as their storage says.
+    std::vector<Tensor<float>> stored;
+    std::vector<Storage> storages;
+    std::vector<char> state_format_known;  // per stored tensor: whether a state array fixed Storage::state
     std::vector<GroupPlan<Config>> groups;
     std::vector<std::size_t> updated;     // per group, the positions of the tensors that have a gradient
     std::vector<Region> regions;          // every array of the call, for the overlap check
@@ -126,6 +134,9 @@ struct Batch {
     void clear() {
         float32.clear();
         float64.clear();
+        stored.clear();
+        storages.clear();
+        state_format_known.clear();
         groups.clear();
         updated.clear();
         regions.clear();
@@ -382,12 +393,55 @@ Region group_state_region(const double* scalars, std::size_t length, std::size_t
     return Region{begin, begin + length * sizeof(double), "group_state", group, true};
 }
 
+/// The rounding of a call's 16-bit stores: to nearest even, or stochastic with a seed.
+struct RoundingOption {
+    bool stochastic = false;
+    std::uint64_t seed = 0;
+};
+
+RoundingOption parse_rounding(py::handle seed) {
+    RoundingOption option;
+    if (seed.is_none()) return option;
+    if (!PyLong_Check(seed.ptr()) || PyBool_Check(seed.ptr())) {
+        throw py::type_error(std::string("seed must be an int, got ") + type_name(seed));
+    }
+    // Any int: its value modulo 2**64 keys the random bits (negative seeds included).
+    option.seed = static_cast<std::uint64_t>(PyLong_AsUnsignedLongLongMask(seed.ptr()));
+    if (PyErr_Occurred()) throw py::error_already_set();
+    option.stochastic = true;
+    return option;
+}
+
+/// The state entry of the float32 master copies of 16-bit parameters.
+const py::str& master_key() {
+    static const py::str* key = new py::str("master_weight");  // never destroyed, as Keys
+    return *key;
+}
+
+Format format_of(ElementType type) {
+    switch (type) {
+        case ElementType::bfloat16: return Format::bfloat16;
+        case ElementType::float16: return Format::float16;
+        default: break;
+    }
+    return Format::float32;
+}
+
+const char* format_name(Format format) {
+    switch (format) {
+        case Format::bfloat16: return "bfloat16";
+        case Format::float16: return "float16";
+        case Format::float32: break;
+    }
+    return "float32";
+}
+
 /// Checks one group and appends its tensors to the batch. `first` is the
 /// index of the group's first tensor among all tensors of the call, which
 /// error messages use (params[first + i]).
 template <class Config>
 void gather_group(Batch<Config>& batch, py::handle group_object, std::size_t group, std::size_t& first,
-                  bool labels, bool can_create) {
+                  bool labels, bool can_create, const RoundingOption& rounding) {
     using Rule = rules::Rule<Config>;
     const std::string prefix = group_prefix(labels, group);
     if constexpr (has_group_state<Config>) {
@@ -440,6 +494,16 @@ void gather_group(Batch<Config>& batch, py::handle group_object, std::size_t gro
         scalar_lists[s] = check_list(list, scalars[s].list_name, count);
     }
 
+    // The float32 master copies of 16-bit parameters, when the caller keeps them.
+    py::sequence masters;
+    bool has_masters = false;
+    if (PyObject* list = PyDict_GetItemWithError(state.ptr(), master_key().ptr()); list != nullptr && list != Py_None) {
+        masters = check_list(list, "master_weights", count);
+        has_masters = true;
+    } else if (PyErr_Occurred()) {
+        throw py::error_already_set();
+    }
+
     py::handle steps_object = items[4];
     if (steps_object.is_none()) {
         if (Rule::has_step) throw py::type_error("steps must be a numpy array of int64 step counters, got None");
@@ -465,6 +529,7 @@ void gather_group(Batch<Config>& batch, py::handle group_object, std::size_t gro
 
     plan.float32_begin = batch.float32.size();
     plan.float64_begin = batch.float64.size();
+    plan.stored_begin = batch.stored.size();
     plan.updated_begin = batch.updated.size();
     plan.sparse_float32_begin = batch.sparse_float32.size();
     plan.sparse_float64_begin = batch.sparse_float64.size();
@@ -481,6 +546,13 @@ void gather_group(Batch<Config>& batch, py::handle group_object, std::size_t gro
         const ArrayView param_view = check_parameter(param, "params", index);
         // A row-sparse gradient (SparseRows), for the rules that take one; else a dense array.
         const bool sparse = is_sparse_rows(grad);
+        const bool stored = is_16_bit(param_view.type);
+        if (stored && (sparse || rules::Gradients<Config>::row_wise)) {
+            throw py::type_error(argument_name("params", index) + " is " +
+                                 format_name(format_of(param_view.type)) + ": " +
+                                 (sparse ? "row-sparse gradients (SparseRows) update" : std::string(Rule::name) +
+                                  " updates") + " float32 or float64 parameters only");
+        }
         SparseRowsView rows_view;
         ArrayView grad_view;
         if (sparse) {
@@ -506,7 +578,7 @@ void gather_group(Batch<Config>& batch, py::handle group_object, std::size_t gro
                                      Rule::name + " takes no dense gradients (as torch.optim.SparseAdam), got " +
                                      type_name(grad));
             }
-            grad_view = check_like(grad, "grads", index, param_view, "params", false);
+            grad_view = check_like(grad, "grads", index, param_view, "params", false, Match::gradient);
             batch.regions.push_back(region_of(grad_view, "grads", index, false));
         }
         batch.regions.push_back(region_of(param_view, "params", index, true));
@@ -515,6 +587,47 @@ void gather_group(Batch<Config>& batch, py::handle group_object, std::size_t gro
         batch.updated.push_back(i);
         const py::handle param_array = param_view.object;  // `param` has moved into batch.alive, which keeps it
         const bool matrix = matrix_parameter<Rule>(param_array);
+        // A 16-bit parameter's storage; its state format is that of its first state array.
+        Storage storage;
+        const char* first_state = nullptr;
+        if (stored) {
+            storage.param = format_of(param_view.type);
+            storage.grad = format_of(grad_view.type);
+            if (rounding.stochastic) {
+                if (plan.steps == nullptr) {
+                    throw py::type_error("stochastic rounding keys its random bits by each tensor's step: steps "
+                                         "must be the int64 step counters, got None");
+                }
+                storage.rounding = Rounding::stochastic;
+                storage.seed = rounding.seed;
+                storage.stream = index;
+                storage.step = static_cast<std::uint64_t>(plan.steps[i] + 1);
+            }
+        }
+        if (has_masters) {
+            py::object master = masters[i];
+            if (!master.is_none()) {
+                if (!stored) {
+                    throw py::type_error(argument_name("master_weights", index) + " is given but " +
+                                         argument_name("params", index) + " has dtype " +
+                                         (param_view.type == ElementType::float64 ? "float64" : "float32") +
+                                         ": only 16-bit parameters have a float32 master copy");
+                }
+                const ArrayView view =
+                    check_like(master, "master_weights", index, param_view, "params", true, Match::state);
+                if (view.type != ElementType::float32) {
+                    throw py::type_error(argument_name("master_weights", index) + " must have dtype float32");
+                }
+                if (rounding.stochastic) {
+                    throw py::value_error("stochastic rounding and master weights exclude each other: " +
+                                          argument_name("params", index) +
+                                          " has a master copy, which it takes rounded to the nearest");
+                }
+                batch.regions.push_back(region_of(view, "master_weights", index, true));
+                batch.alive.push_back(std::move(master));
+                storage.master = static_cast<float*>(view.data);
+            }
+        }
         auto attach = [&](auto& tensors) {
             using Tensor = typename std::remove_reference_t<decltype(tensors)>::value_type;
             using T = std::remove_pointer_t<decltype(Tensor::param)>;
@@ -556,15 +669,27 @@ void gather_group(Batch<Config>& batch, py::handle group_object, std::size_t gro
                                              " must be a list when it has None entries (they are created in it)");
                     }
                     batch.pending.push_back({params[i], py::reinterpret_borrow<py::list>(lists[s]), i, s,
-                                             std::is_same_v<T, float>, tensors.size() - 1, sparse});
+                                             std::is_same_v<T, float>, tensors.size() - 1, sparse, stored});
                     continue;
                 }
                 const ArrayView view =
                     description.per_row ? check_row_state(array, description.list_name, index, param_view)
                     : description.shape == rules::StateShape::like_param
-                        ? check_like(array, description.list_name, index, param_view, "params", true)
+                        ? check_like(array, description.list_name, index, param_view, "params", true, Match::state)
                         : check_shaped_like(array, description.list_name, index, param_view, "params", true,
-                                            state_shape(description, param_array));
+                                            state_shape(description, param_array), Match::state);
+                if (stored) {
+                    const Format format = format_of(view.type);
+                    if (first_state == nullptr) {
+                        storage.state = format;
+                        first_state = description.list_name;
+                    } else if (format != storage.state) {
+                        throw py::type_error(argument_name(description.list_name, index) + " has dtype " +
+                                             format_name(format) + " but " + argument_name(first_state, index) +
+                                             " has dtype " + format_name(storage.state) +
+                                             ": the state arrays of a parameter share one dtype");
+                    }
+                }
                 batch.regions.push_back(region_of(view, description.list_name, index, true));
                 batch.alive.push_back(std::move(array));
                 tensor.*(description.template field<T>()) = static_cast<T*>(view.data);
@@ -577,7 +702,7 @@ void gather_group(Batch<Config>& batch, py::handle group_object, std::size_t gro
                                              " must be a list when it has None entries (they are created in it)");
                     }
                     batch.pending_scalars.push_back({py::reinterpret_borrow<py::list>(scalar_lists[s]), i, s,
-                                                     std::is_same_v<T, float>, tensors.size() - 1});
+                                                     std::is_same_v<T, float>, tensors.size() - 1, stored});
                     continue;
                 }
                 const ArrayView view = check_scalar_state(value, scalars[s].list_name, index);
@@ -586,7 +711,11 @@ void gather_group(Batch<Config>& batch, py::handle group_object, std::size_t gro
                 tensor.*(scalars[s].template field<T>()) = static_cast<double*>(view.data);
             }
         };
-        if (!sparse) {
+        if (stored) {
+            attach(batch.stored);
+            batch.storages.push_back(storage);
+            batch.state_format_known.push_back(first_state != nullptr);
+        } else if (!sparse) {
             if (param_view.type == ElementType::float32) {
                 attach(batch.float32);
             } else {
@@ -621,6 +750,7 @@ void gather_group(Batch<Config>& batch, py::handle group_object, std::size_t gro
     }
     plan.float32_end = batch.float32.size();
     plan.float64_end = batch.float64.size();
+    plan.stored_end = batch.stored.size();
     plan.sparse_float32_end = batch.sparse_float32.size();
     plan.sparse_float64_end = batch.sparse_float64.size();
     plan.updated_end = batch.updated.size();
@@ -641,6 +771,27 @@ struct GradientLists {
     std::vector<std::size_t> float32_sizes;
     std::vector<const double*> float64;
     std::vector<std::size_t> float64_sizes;
+    struct Narrow {
+        const void* data;
+        std::size_t size;
+        bool bfloat16;
+        std::size_t position;  // in float32
+    };
+    std::vector<Narrow> narrow;  // 16-bit gradients, to widen into float32 copies
+
+    /// Points the 16-bit gradients' entries at float32 copies of them (the
+    /// passes then see exactly the values the kernels compute with). The
+    /// copies belong to the calling thread and are reused by its next step.
+    void widen() {
+        if (narrow.empty()) return;
+        thread_local std::vector<std::vector<float>> copies;
+        if (copies.size() < narrow.size()) copies.resize(narrow.size());
+        for (std::size_t k = 0; k < narrow.size(); ++k) {
+            copies[k].resize(narrow[k].size);
+            kernels::widen_array(narrow[k].data, narrow[k].bfloat16, narrow[k].size, copies[k].data());
+            float32[narrow[k].position] = copies[k].data();
+        }
+    }
 
     template <class Batch>
     explicit GradientLists(const Batch& batch) {
@@ -656,6 +807,14 @@ struct GradientLists {
             float64.push_back(t.grad);
             float64_sizes.push_back(t.size);
         }
+        // A 16-bit gradient enters as its float32 value (widened by widen(), without the GIL).
+        for (std::size_t i = 0; i < batch.stored.size(); ++i) {
+            const auto& t = batch.stored[i];
+            const Format format = batch.storages[i].grad;
+            if (format != Format::float32) narrow.push_back({t.grad, t.size, format == Format::bfloat16, float32.size()});
+            float32.push_back(t.grad);
+            float32_sizes.push_back(t.size);
+        }
         // Row-sparse gradients: their values, as given (before duplicates are summed).
         for (const auto& g : batch.rows_float32) {
             float32.push_back(g.values);
@@ -670,8 +829,9 @@ struct GradientLists {
 
 template <class Batch>
 bool gradients_finite(const Batch& batch) {
-    const GradientLists g(batch);
+    GradientLists g(batch);
     py::gil_scoped_release release;
+    g.widen();
     return all_finite(g.float32.data(), g.float32_sizes.data(), g.float32.size()) &&
            all_finite(g.float64.data(), g.float64_sizes.data(), g.float64.size());
 }
@@ -680,8 +840,9 @@ bool gradients_finite(const Batch& batch) {
 /// computes it (lrcore/gradients.hpp). One read pass over the gradients.
 template <class Batch>
 double gradients_norm(const Batch& batch, double norm_type) {
-    const GradientLists g(batch);
+    GradientLists g(batch);
     py::gil_scoped_release release;
+    g.widen();
     return global_norm(g.float32.data(), g.float32_sizes.data(), g.float32.size(), g.float64.data(),
                        g.float64_sizes.data(), g.float64.size(), norm_type);
 }
@@ -723,7 +884,8 @@ double* check_grad_norm_out(py::handle object) {
 
 template <class Config>
 bool step(py::handle groups_object, py::handle counters_object, bool skip_nonfinite, py::handle create,
-          bool labels, py::handle max_grad_norm, py::handle norm_type, py::handle grad_norm_object) {
+          bool labels, py::handle max_grad_norm, py::handle norm_type, py::handle grad_norm_object,
+          py::handle rounding_seed) {
     using Rule = rules::Rule<Config>;
     try {
         detail::prepare_runtime();
@@ -731,6 +893,7 @@ bool step(py::handle groups_object, py::handle counters_object, bool skip_nonfin
         throw py::value_error(error.what());
     }
     const Clipping clipping = parse_clipping(max_grad_norm, norm_type);
+    const RoundingOption rounding = parse_rounding(rounding_seed);
     double* grad_norm = check_grad_norm_out(grad_norm_object);
     if (!PyList_Check(groups_object.ptr()) && !PyTuple_Check(groups_object.ptr())) {
         throw py::type_error(std::string("groups must be a list of group tuples, got ") + type_name(groups_object));
@@ -743,7 +906,7 @@ bool step(py::handle groups_object, py::handle counters_object, bool skip_nonfin
     std::size_t first = 0;
     for (std::size_t g = 0; g < group_count; ++g) {
         py::object group = groups[g];
-        gather_group(batch, group, g, first, labels, !create.is_none());
+        gather_group(batch, group, g, first, labels, !create.is_none(), rounding);
         batch.alive.push_back(std::move(group));
     }
     check_no_overlap(batch.regions);
@@ -804,17 +967,33 @@ bool step(py::handle groups_object, py::handle counters_object, bool skip_nonfin
         for (const PendingState& p : batch.pending) {
             const auto& description = Rule::states[p.state];
             const ArrayView param_view = check_parameter(p.param, "params", p.index);
+            ArrayView view;
             if (description.shape == rules::StateShape::like_param) {
                 py::object array = create(p.param);
-                check_like(array, description.list_name, p.index, param_view, "params", true);
+                view = check_like(array, description.list_name, p.index, param_view, "params", true, Match::state);
                 created.push_back(std::move(array));
             } else {
                 const std::vector<Py_ssize_t> shape = state_shape(description, p.param);
                 py::tuple shape_tuple(shape.size());
                 for (std::size_t d = 0; d < shape.size(); ++d) shape_tuple[d] = py::int_(shape[d]);
                 py::object array = create(p.param, "shape"_a = shape_tuple);
-                check_shaped_like(array, description.list_name, p.index, param_view, "params", true, shape);
+                view = check_shaped_like(array, description.list_name, p.index, param_view, "params", true, shape,
+                                         Match::state);
                 created.push_back(std::move(array));
+            }
+            if (p.stored) {
+                // A new state array of a 16-bit parameter joins the dtype of its others (or sets it).
+                Storage& storage = batch.storages[p.tensor];
+                const Format format = format_of(view.type);
+                if (!batch.state_format_known[p.tensor]) {
+                    storage.state = format;
+                    batch.state_format_known[p.tensor] = 1;
+                } else if (format != storage.state) {
+                    throw py::type_error(std::string("the allocator made ") +
+                                         argument_name(description.list_name, p.index) + " of dtype " +
+                                         format_name(format) + " for a parameter whose state is " +
+                                         format_name(storage.state) + ": the state arrays of a parameter share one dtype");
+                }
             }
         }
         // From here on no Python code runs until the step is complete.
@@ -827,7 +1006,9 @@ bool step(py::handle groups_object, py::handle counters_object, bool skip_nonfin
                 tensor.*(description.template field<T>()) = static_cast<T*>(data);
                 if (auto flag = description.template initialize<T>(); flag != nullptr) tensor.*flag = true;
             };
-            if (p.float32) {
+            if (p.stored) {
+                attach(batch.stored[p.tensor]);
+            } else if (p.float32) {
                 attach(p.sparse ? batch.sparse_float32[p.tensor] : batch.float32[p.tensor]);
             } else {
                 attach(p.sparse ? batch.sparse_float64[p.tensor] : batch.float64[p.tensor]);
@@ -840,7 +1021,9 @@ bool step(py::handle groups_object, py::handle counters_object, bool skip_nonfin
     for (std::size_t k = 0; k < batch.pending_scalars.size(); ++k) {
         const PendingScalar& p = batch.pending_scalars[k];
         double* data = created_scalars[k].mutable_data();
-        if (p.float32) {
+        if (p.stored) {
+            batch.stored[p.tensor].*(scalars[p.scalar].template field<float>()) = data;
+        } else if (p.float32) {
             batch.float32[p.tensor].*(scalars[p.scalar].template field<float>()) = data;
         } else {
             batch.float64[p.tensor].*(scalars[p.scalar].template field<double>()) = data;
@@ -862,6 +1045,12 @@ bool step(py::handle groups_object, py::handle counters_object, bool skip_nonfin
                                                            batch.float64.data() + plan.float64_begin,
                                                            plan.float64_end - plan.float64_begin);
                 }
+                if (plan.stored_end > plan.stored_begin) {
+                    detail::run_group_step<Config, float>(plan.config, plan.values,
+                                                          batch.stored.data() + plan.stored_begin,
+                                                          plan.stored_end - plan.stored_begin,
+                                                          batch.storages.data() + plan.stored_begin);
+                }
                 continue;  // (rules with group state take dense gradients only)
             }
             if constexpr (rules::Gradients<Config>::dense) {
@@ -872,6 +1061,11 @@ bool step(py::handle groups_object, py::handle counters_object, bool skip_nonfin
                 if (plan.float64_end > plan.float64_begin) {
                     detail::run_step<Config, double>(plan.config, batch.float64.data() + plan.float64_begin,
                                                      plan.float64_end - plan.float64_begin);
+                }
+                if (plan.stored_end > plan.stored_begin) {
+                    detail::run_step<Config, float>(plan.config, batch.stored.data() + plan.stored_begin,
+                                                    plan.stored_end - plan.stored_begin,
+                                                    batch.storages.data() + plan.stored_begin);
                 }
             }
             if constexpr (rules::Gradients<Config>::sparse) {
@@ -929,6 +1123,8 @@ void switch_mode(py::handle groups_object, bool to_train) {
         struct Switch {
             std::vector<Float32> float32;
             std::vector<Float64> float64;
+            std::vector<Float32> stored;  // 16-bit parameters, rounded to the nearest
+            std::vector<Storage> storages;
             double weight;
             double* scalars;
             typename Rule::GroupState state;
@@ -962,6 +1158,14 @@ void switch_mode(py::handle groups_object, bool to_train) {
             if (list_object == nullptr && PyErr_Occurred()) throw py::error_already_set();
             const py::sequence list = check_list(list_object == nullptr ? Py_None : list_object, mode_state.list_name,
                                                  count);
+            py::sequence masters;
+            bool has_masters = false;
+            if (PyObject* m = PyDict_GetItemWithError(state.ptr(), master_key().ptr()); m != nullptr && m != Py_None) {
+                masters = check_list(m, "master_weights", count);
+                has_masters = true;
+            } else if (PyErr_Occurred()) {
+                throw py::error_already_set();
+            }
             Switch& entry = switches.emplace_back();
             entry.weight = Rule::mode_weight(config, to_train);
             entry.scalars = scalars;
@@ -972,9 +1176,26 @@ void switch_mode(py::handle groups_object, bool to_train) {
                 if (z.is_none()) continue;  // never stepped: nothing to move
                 py::object param = params[i];
                 const ArrayView param_view = check_parameter(param, "params", first + i);
-                const ArrayView z_view = check_like(z, mode_state.list_name, first + i, param_view, "params", false);
+                const ArrayView z_view =
+                    check_like(z, mode_state.list_name, first + i, param_view, "params", false, Match::state);
                 regions.push_back(region_of(param_view, "params", first + i, true));
                 regions.push_back(region_of(z_view, mode_state.list_name, first + i, false));
+                Storage storage;
+                if (is_16_bit(param_view.type)) {
+                    storage.param = format_of(param_view.type);
+                    storage.state = format_of(z_view.type);
+                    if (has_masters && !masters[i].is_none()) {
+                        py::object master = masters[i];
+                        const ArrayView view =
+                            check_like(master, "master_weights", first + i, param_view, "params", true, Match::state);
+                        if (view.type != ElementType::float32) {
+                            throw py::type_error(argument_name("master_weights", first + i) + " must have dtype float32");
+                        }
+                        regions.push_back(region_of(view, "master_weights", first + i, true));
+                        storage.master = static_cast<float*>(view.data);
+                        alive.push_back(std::move(master));
+                    }
+                }
                 auto attach = [&](auto& tensors) {
                     using Tensor = typename std::remove_reference_t<decltype(tensors)>::value_type;
                     using T = std::remove_pointer_t<decltype(Tensor::param)>;
@@ -983,7 +1204,10 @@ void switch_mode(py::handle groups_object, bool to_train) {
                     tensor.size = param_view.size;
                     tensor.*(mode_state.template field<T>()) = static_cast<T*>(z_view.data);
                 };
-                if (param_view.type == ElementType::float32) {
+                if (is_16_bit(param_view.type)) {
+                    attach(entry.stored);
+                    entry.storages.push_back(storage);
+                } else if (param_view.type == ElementType::float32) {
                     attach(entry.float32);
                 } else {
                     attach(entry.float64);
@@ -999,6 +1223,8 @@ void switch_mode(py::handle groups_object, bool to_train) {
             for (const Switch& entry : switches) {
                 detail::run_mode_switch<Config, float>(entry.weight, entry.float32.data(), entry.float32.size());
                 detail::run_mode_switch<Config, double>(entry.weight, entry.float64.data(), entry.float64.size());
+                detail::run_mode_switch<Config, float>(entry.weight, entry.stored.data(), entry.stored.size(),
+                                                       entry.storages.data());
             }
         }
         for (const Switch& entry : switches) write_group_state<Rule>(entry.scalars, entry.state);
@@ -1022,7 +1248,8 @@ struct RuleEntry {
     bool sparse_gradients = false; // takes lrcore.SparseRows gradients
     py::list group_scalars;    // (name, kind "count" | "number" | "flag", initial value); empty without group state
     bool has_modes = false;
-    bool (*step)(py::handle, py::handle, bool, py::handle, bool, py::handle, py::handle, py::handle) = nullptr;
+    bool (*step)(py::handle, py::handle, bool, py::handle, bool, py::handle, py::handle, py::handle,
+                 py::handle) = nullptr;
     void (*switch_mode)(py::handle, bool) = nullptr;
     void (*check_group_state)(py::handle, const std::string&) = nullptr;
     void (*check_hyperparameters)(py::handle, const std::string&) = nullptr;
@@ -1164,13 +1391,14 @@ void register_optimizers(py::module_& m) {
         .def(
             "step",
             [](const RuleEntry& rule, py::handle groups, py::handle counters, bool skip_nonfinite, py::handle create,
-               bool group_labels, py::handle max_grad_norm, py::handle norm_type, py::handle grad_norm) {
+               bool group_labels, py::handle max_grad_norm, py::handle norm_type, py::handle grad_norm,
+               py::handle rounding_seed) {
                 return rule.step(groups, counters, skip_nonfinite, create, group_labels, max_grad_norm, norm_type,
-                                 grad_norm);
+                                 grad_norm, rounding_seed);
             },
             "groups"_a, "counters"_a = py::none(), "skip_nonfinite"_a = false, "create"_a = py::none(),
             "group_labels"_a = false, "max_grad_norm"_a = py::none(), "norm_type"_a = 2.0,
-            "grad_norm"_a = py::none(),
+            "grad_norm"_a = py::none(), "rounding_seed"_a = py::none(),
             "One step over every group (hyperparameters, params, grads, state, steps): everything is checked, "
             "then missing state is created with create(param), then every group is updated in place. Returns "
             "False when skip_nonfinite found a non-finite gradient (nothing written). With max_grad_norm, the "

@@ -26,6 +26,8 @@
 // vector is cut into segments of `vector_segment` elements, which play the
 // part of rows. The norms are rounded to T (torch's norm is a T tensor) before
 // they enter the double-precision step-size arithmetic.
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -34,6 +36,7 @@
 #include "chunking.hpp"
 #include "dispatch.hpp"
 #include "kernels/step_constants.hpp"
+#include "kernels/storage_formats.hpp"
 #include "rules.hpp"
 #include "step_drivers.hpp"
 #include "thread_pool.hpp"
@@ -250,17 +253,85 @@ void adafactor_run(const AdafactorConfig& config, const AdafactorTensor<T>* tens
     }
 }
 
+/// Adafactor over stored arrays (16-bit parameters or states, a master copy):
+/// each tensor is widened into float32 copies, stepped as a float32 tensor and
+/// rounded back, element by element as kernels/storage_formats.hpp defines it
+/// (so on every instruction set alike). Simpler than typed passes, and slower:
+/// Adafactor's speed is in its small state, not in its parameter traffic.
+void adafactor_run_stored(const AdafactorConfig& config, const AdafactorTensor<float>* tensors, std::size_t count,
+                          const Storage* storages) {
+    using rules::Rule;
+    thread_local std::vector<float> copies;
+    for (std::size_t i = 0; i < count; ++i) {
+        const AdafactorTensor<float>& t = tensors[i];
+        const Storage& storage = storages[i];
+        if (t.size == 0) continue;
+        AdafactorTensor<float> copy = t;
+        constexpr auto& states = Rule<AdafactorConfig>::states;
+        std::array<std::size_t, states.size()> sizes{};
+        std::size_t total = 2 * t.size;
+        for (std::size_t s = 0; s < states.size(); ++s) {
+            if (t.*(states[s].field<float>()) != nullptr) sizes[s] = states[s].elements(t.size, t.rows, t.columns);
+            total += sizes[s];
+        }
+        copies.resize(total);
+        float* next = copies.data();
+        auto widen = [&](const float* data, Format format, std::size_t n) {
+            float* out = next;
+            next += n;
+            if (format == Format::float32) {
+                std::copy(data, data + n, out);
+            } else {
+                kernels::widen_array(data, format == Format::bfloat16, n, out);
+            }
+            return out;
+        };
+        copy.param = storage.master != nullptr ? widen(storage.master, Format::float32, t.size)
+                                               : widen(t.param, storage.param, t.size);
+        copy.grad = widen(t.grad, storage.grad, t.size);
+        for (std::size_t s = 0; s < states.size(); ++s) {
+            if (sizes[s] != 0) copy.*(states[s].field<float>()) = widen(t.*(states[s].field<float>()), storage.state, sizes[s]);
+        }
+        adafactor_run(config, &copy, 1);
+        const bool stochastic = storage.rounding == Rounding::stochastic;
+        auto round = [&](const float* values, float* data, Format format, std::size_t n, bool random, unsigned slot) {
+            if (format == Format::float32) {
+                std::copy(values, values + n, data);
+                return;
+            }
+            const std::uint64_t key = random ? kernels::rounding_key(storage.seed, storage.stream, storage.step, slot) : 0;
+            kernels::round_array(values, n, data, format == Format::bfloat16, random, key);
+        };
+        if (storage.master != nullptr) {
+            std::copy(copy.param, copy.param + t.size, storage.master);
+            round(copy.param, t.param, storage.param, t.size, false, 0);
+        } else {
+            round(copy.param, t.param, storage.param, t.size, stochastic, 0);
+        }
+        for (std::size_t s = 0; s < states.size(); ++s) {
+            if (sizes[s] != 0) {
+                round(copy.*(states[s].field<float>()), t.*(states[s].field<float>()), storage.state, sizes[s],
+                      stochastic, static_cast<unsigned>(s + 1));
+            }
+        }
+    }
+}
+
 }  // namespace
 
 template <>
 void run_step<AdafactorConfig, float>(const AdafactorConfig& config, const AdafactorTensor<float>* tensors,
-                                      std::size_t count) {
-    adafactor_run(config, tensors, count);
+                                      std::size_t count, const Storage* storages) {
+    if (storages != nullptr) {
+        adafactor_run_stored(config, tensors, count, storages);
+    } else {
+        adafactor_run(config, tensors, count);
+    }
 }
 
 template <>
 void run_step<AdafactorConfig, double>(const AdafactorConfig& config, const AdafactorTensor<double>* tensors,
-                                       std::size_t count) {
+                                       std::size_t count, const Storage*) {
     adafactor_run(config, tensors, count);
 }
 

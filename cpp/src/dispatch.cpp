@@ -24,7 +24,8 @@ bool always_supported() { return true; }
 // wider registers (XCR0), so a "yes" means the instructions are usable.
 bool cpu_has_avx2() {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2");
+    // The AVX2 variant converts float16 with F16C, which every AVX2 CPU also has.
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
 }
 bool cpu_has_avx512() {
     __builtin_cpu_init();

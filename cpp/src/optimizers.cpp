@@ -119,15 +119,16 @@ struct KernelOf<ScheduleFreeSgdConfig> {
     using Constants = kernels::ScheduleFreeSgdConstants<T>;
 };
 
-/// Runs kernel(constants[i], tensors[i], begin, end) over every element of every tensor.
+/// Runs kernel(constants[i], tensors[i], storage of i, begin, end) over every
+/// element of every tensor (`storages` null: every array holds T).
 template <class T, class Tensor, class Constants, class Kernel>
-void run_chunks(const Tensor* tensors, std::size_t count, const std::vector<Constants>& constants,
-                Kernel kernel) {
+void run_chunks(const Tensor* tensors, const Storage* storages, std::size_t count,
+                const std::vector<Constants>& constants, Kernel kernel) {
     detail::for_each_range<T>(
         count, [&](std::size_t i) { return tensors[i].size; },
         [&](std::size_t i, std::size_t begin, std::size_t end) {
             const detail::DenormalGuard guard;  // flush denormals if asked, restore the caller's mode after
-            kernel(constants[i], tensors[i], begin, end);
+            kernel(constants[i], tensors[i], storages != nullptr ? storages + i : nullptr, begin, end);
         });
 }
 
@@ -223,21 +224,22 @@ namespace detail {
 
 template <class Config, class T>
 void run_element_step(const Config& config, const typename rules::Rule<Config>::template Tensor<T>* tensors,
-                      std::size_t count);
+                      std::size_t count, const Storage* storages);
 
 template <class Config, class T>
 void run_step(const Config& config, const typename rules::Rule<Config>::template Tensor<T>* tensors,
-              std::size_t count) {
+              std::size_t count, const Storage* storages) {
     if constexpr (rules::Gradients<Config>::row_wise) {
+        if (storages != nullptr) throw std::invalid_argument("row-wise rules take float32 or float64 arrays only");
         run_row_wise_step<Config, T>(config, tensors, count);  // whole rows, not element ranges
     } else {
-        run_element_step<Config, T>(config, tensors, count);
+        run_element_step<Config, T>(config, tensors, count, storages);
     }
 }
 
 template <class Config, class T>
 void run_element_step(const Config& config, const typename rules::Rule<Config>::template Tensor<T>* tensors,
-                      std::size_t count) {
+                      std::size_t count, const Storage* storages) {
     using Constants = typename KernelOf<Config>::template Constants<T>;
     const auto kernel = KernelOf<Config>::of(kernels::active_kernels().of<T>());
     thread_local std::vector<Constants> constants;
@@ -279,7 +281,7 @@ void run_element_step(const Config& config, const typename rules::Rule<Config>::
     } else {
         constants.assign(count, Constants::make(config));
     }
-    run_chunks<T>(tensors, count, constants, kernel);
+    run_chunks<T>(tensors, storages, count, constants, kernel);
     if constexpr (scalars.size() != 0) {
         // Every kernel has run: now the scalar states move on to their values after this step.
         for (std::size_t i = 0; i < count; ++i) {
@@ -294,26 +296,33 @@ void run_element_step(const Config& config, const typename rules::Rule<Config>::
 
 template <class Config, class T>
 void run_group_step(const Config& config, const typename rules::Rule<Config>::StepValues& values,
-                    const typename rules::Rule<Config>::template Tensor<T>* tensors, std::size_t count) {
+                    const typename rules::Rule<Config>::template Tensor<T>* tensors, std::size_t count,
+                    const Storage* storages) {
     using Constants = typename KernelOf<Config>::template Constants<T>;
     const auto kernel = KernelOf<Config>::of(kernels::active_kernels().of<T>());
     thread_local std::vector<Constants> constants;
     constants.assign(count, Constants::make(config, values));
-    run_chunks<T>(tensors, count, constants, kernel);
+    run_chunks<T>(tensors, storages, count, constants, kernel);
 }
 
 template <class Config, class T>
 void run_mode_switch(double weight, const typename rules::Rule<Config>::template Tensor<T>* tensors,
-                     std::size_t count) {
+                     std::size_t count, const Storage* storages) {
     using Rule = rules::Rule<Config>;
     const auto kernel = kernels::active_kernels().of<T>().interpolate;
     const auto w = kernels::LerpConstants<T>::from_weight(weight);
     const auto z = Rule::states[Rule::mode_state].template field<T>();
+    thread_local std::vector<Storage> switches;
+    if (storages != nullptr) {
+        // A switch rounds with random bits of its own, not those of the step with the same number.
+        switches.assign(storages, storages + count);
+        for (Storage& s : switches) s.stream = ~s.stream;
+    }
     detail::for_each_range<T>(
         count, [&](std::size_t i) { return tensors[i].size; },
         [&](std::size_t i, std::size_t begin, std::size_t end) {
             const detail::DenormalGuard guard;
-            kernel(w, tensors[i].param + begin, tensors[i].*z + begin, end - begin);
+            kernel(w, tensors[i].param, tensors[i].*z, storages != nullptr ? switches.data() + i : nullptr, begin, end);
         });
 }
 
@@ -322,52 +331,84 @@ void prepare_runtime() {
     get_num_threads();
 }
 
-template void run_step<SgdConfig, float>(const SgdConfig&, const SgdTensor<float>*, std::size_t);
-template void run_step<SgdConfig, double>(const SgdConfig&, const SgdTensor<double>*, std::size_t);
-template void run_step<AdagradConfig, float>(const AdagradConfig&, const AdagradTensor<float>*, std::size_t);
-template void run_step<AdagradConfig, double>(const AdagradConfig&, const AdagradTensor<double>*, std::size_t);
-template void run_step<RmspropConfig, float>(const RmspropConfig&, const RmspropTensor<float>*, std::size_t);
-template void run_step<RmspropConfig, double>(const RmspropConfig&, const RmspropTensor<double>*, std::size_t);
-template void run_step<AdamConfig, float>(const AdamConfig&, const AdamTensor<float>*, std::size_t);
-template void run_step<AdamConfig, double>(const AdamConfig&, const AdamTensor<double>*, std::size_t);
-template void run_step<NadamConfig, float>(const NadamConfig&, const NadamTensor<float>*, std::size_t);
-template void run_step<NadamConfig, double>(const NadamConfig&, const NadamTensor<double>*, std::size_t);
-template void run_step<RadamConfig, float>(const RadamConfig&, const RadamTensor<float>*, std::size_t);
-template void run_step<RadamConfig, double>(const RadamConfig&, const RadamTensor<double>*, std::size_t);
-template void run_step<AdamaxConfig, float>(const AdamaxConfig&, const AdamaxTensor<float>*, std::size_t);
-template void run_step<AdamaxConfig, double>(const AdamaxConfig&, const AdamaxTensor<double>*, std::size_t);
-template void run_step<LionConfig, float>(const LionConfig&, const LionTensor<float>*, std::size_t);
-template void run_step<LionConfig, double>(const LionConfig&, const LionTensor<double>*, std::size_t);
-template void run_step<AdadeltaConfig, float>(const AdadeltaConfig&, const AdadeltaTensor<float>*, std::size_t);
-template void run_step<AdadeltaConfig, double>(const AdadeltaConfig&, const AdadeltaTensor<double>*, std::size_t);
-template void run_step<RpropConfig, float>(const RpropConfig&, const RpropTensor<float>*, std::size_t);
-template void run_step<RpropConfig, double>(const RpropConfig&, const RpropTensor<double>*, std::size_t);
-template void run_step<AsgdConfig, float>(const AsgdConfig&, const AsgdTensor<float>*, std::size_t);
-template void run_step<AsgdConfig, double>(const AsgdConfig&, const AsgdTensor<double>*, std::size_t);
+template void run_step<SgdConfig, float>(const SgdConfig&, const SgdTensor<float>*, std::size_t,
+                                     const Storage*);
+template void run_step<SgdConfig, double>(const SgdConfig&, const SgdTensor<double>*, std::size_t,
+                                     const Storage*);
+template void run_step<AdagradConfig, float>(const AdagradConfig&, const AdagradTensor<float>*, std::size_t,
+                                     const Storage*);
+template void run_step<AdagradConfig, double>(const AdagradConfig&, const AdagradTensor<double>*, std::size_t,
+                                     const Storage*);
+template void run_step<RmspropConfig, float>(const RmspropConfig&, const RmspropTensor<float>*, std::size_t,
+                                     const Storage*);
+template void run_step<RmspropConfig, double>(const RmspropConfig&, const RmspropTensor<double>*, std::size_t,
+                                     const Storage*);
+template void run_step<AdamConfig, float>(const AdamConfig&, const AdamTensor<float>*, std::size_t,
+                                     const Storage*);
+template void run_step<AdamConfig, double>(const AdamConfig&, const AdamTensor<double>*, std::size_t,
+                                     const Storage*);
+template void run_step<NadamConfig, float>(const NadamConfig&, const NadamTensor<float>*, std::size_t,
+                                     const Storage*);
+template void run_step<NadamConfig, double>(const NadamConfig&, const NadamTensor<double>*, std::size_t,
+                                     const Storage*);
+template void run_step<RadamConfig, float>(const RadamConfig&, const RadamTensor<float>*, std::size_t,
+                                     const Storage*);
+template void run_step<RadamConfig, double>(const RadamConfig&, const RadamTensor<double>*, std::size_t,
+                                     const Storage*);
+template void run_step<AdamaxConfig, float>(const AdamaxConfig&, const AdamaxTensor<float>*, std::size_t,
+                                     const Storage*);
+template void run_step<AdamaxConfig, double>(const AdamaxConfig&, const AdamaxTensor<double>*, std::size_t,
+                                     const Storage*);
+template void run_step<LionConfig, float>(const LionConfig&, const LionTensor<float>*, std::size_t,
+                                     const Storage*);
+template void run_step<LionConfig, double>(const LionConfig&, const LionTensor<double>*, std::size_t,
+                                     const Storage*);
+template void run_step<AdadeltaConfig, float>(const AdadeltaConfig&, const AdadeltaTensor<float>*, std::size_t,
+                                     const Storage*);
+template void run_step<AdadeltaConfig, double>(const AdadeltaConfig&, const AdadeltaTensor<double>*, std::size_t,
+                                     const Storage*);
+template void run_step<RpropConfig, float>(const RpropConfig&, const RpropTensor<float>*, std::size_t,
+                                     const Storage*);
+template void run_step<RpropConfig, double>(const RpropConfig&, const RpropTensor<double>*, std::size_t,
+                                     const Storage*);
+template void run_step<AsgdConfig, float>(const AsgdConfig&, const AsgdTensor<float>*, std::size_t,
+                                     const Storage*);
+template void run_step<AsgdConfig, double>(const AsgdConfig&, const AsgdTensor<double>*, std::size_t,
+                                     const Storage*);
 template void run_group_step<ScheduleFreeAdamWConfig, float>(const ScheduleFreeAdamWConfig&,
                                                              const kernels::ScheduleFreeSchedule&,
-                                                             const ScheduleFreeAdamWTensor<float>*, std::size_t);
+                                                             const ScheduleFreeAdamWTensor<float>*, std::size_t,
+                                     const Storage*);
 template void run_group_step<ScheduleFreeAdamWConfig, double>(const ScheduleFreeAdamWConfig&,
                                                               const kernels::ScheduleFreeSchedule&,
-                                                              const ScheduleFreeAdamWTensor<double>*, std::size_t);
+                                                              const ScheduleFreeAdamWTensor<double>*, std::size_t,
+                                     const Storage*);
 template void run_group_step<ScheduleFreeSgdConfig, float>(const ScheduleFreeSgdConfig&,
                                                            const kernels::ScheduleFreeSchedule&,
-                                                           const ScheduleFreeSgdTensor<float>*, std::size_t);
+                                                           const ScheduleFreeSgdTensor<float>*, std::size_t,
+                                     const Storage*);
 template void run_group_step<ScheduleFreeSgdConfig, double>(const ScheduleFreeSgdConfig&,
                                                             const kernels::ScheduleFreeSchedule&,
-                                                            const ScheduleFreeSgdTensor<double>*, std::size_t);
+                                                            const ScheduleFreeSgdTensor<double>*, std::size_t,
+                                     const Storage*);
 template void run_mode_switch<ScheduleFreeAdamWConfig, float>(double, const ScheduleFreeAdamWTensor<float>*,
-                                                              std::size_t);
+                                                              std::size_t,
+                                     const Storage*);
 template void run_mode_switch<ScheduleFreeAdamWConfig, double>(double, const ScheduleFreeAdamWTensor<double>*,
-                                                               std::size_t);
+                                                               std::size_t,
+                                     const Storage*);
 template void run_mode_switch<ScheduleFreeSgdConfig, float>(double, const ScheduleFreeSgdTensor<float>*,
-                                                            std::size_t);
+                                                            std::size_t,
+                                     const Storage*);
 template void run_mode_switch<ScheduleFreeSgdConfig, double>(double, const ScheduleFreeSgdTensor<double>*,
-                                                             std::size_t);
+                                                             std::size_t,
+                                     const Storage*);
 template void run_step<RowwiseAdagradConfig, float>(const RowwiseAdagradConfig&, const RowwiseAdagradTensor<float>*,
-                                                    std::size_t);
+                                                    std::size_t,
+                                     const Storage*);
 template void run_step<RowwiseAdagradConfig, double>(const RowwiseAdagradConfig&,
-                                                     const RowwiseAdagradTensor<double>*, std::size_t);
+                                                     const RowwiseAdagradTensor<double>*, std::size_t,
+                                     const Storage*);
 
 }  // namespace detail
 

@@ -23,6 +23,40 @@
 
 namespace lrcore {
 
+/// How a tensor's arrays are stored when they are not all of the rule's
+/// element type: the storage side of mixed precision. It goes with a
+/// Tensor<float> (the math is float32) whose pointers point to elements of
+/// these formats (cast to float*: a bfloat16 or float16 array is passed as
+/// reinterpret_cast<float*>(its uint16_t data)). Every load widens exactly to
+/// float32; every store to a 16-bit format rounds the float32 result, to the
+/// nearest value (ties to even; a NaN stays a NaN, quieted), or stochastically.
+enum class Format : std::uint8_t { float32, bfloat16, float16 };
+
+enum class Rounding : std::uint8_t {
+    nearest_even,
+    // Rounds up in magnitude with probability (distance to the value below) /
+    // (spacing there), so a stored value is on average the float32 result;
+    // the random bits come from a counter-based generator keyed by (seed,
+    // stream, step, array, element), so results do not depend on the thread
+    // count or the instruction set, and each seed gives its own sequence.
+    // Elements 2**32 apart in one tensor share their random bits.
+    stochastic,
+};
+
+struct Storage {
+    Format param = Format::float32;   // bfloat16 or float16 with a master copy
+    Format grad = Format::float32;    // the parameter's format or float32
+    Format state = Format::float32;   // every state array of the tensor: float32 or bfloat16
+    // With a 16-bit parameter, an optional float32 master copy of it (size
+    // elements): the rule then steps the master exactly as the float32 rule
+    // would, and writes it, rounded to the nearest, into the parameter.
+    float* master = nullptr;
+    Rounding rounding = Rounding::nearest_even;  // of 16-bit stores other than the parameter's from its master
+    std::uint64_t seed = 0;    // of stochastic rounding
+    std::uint64_t stream = 0;  // the tensor's identity, e.g. its position among the optimizer's parameters
+    std::uint64_t step = 0;    // the update's number for this tensor (its random bits change every step)
+};
+
 /// SGD state: the momentum buffer, used when SgdConfig::momentum != 0.
 template <class T>
 struct SgdTensor {

@@ -183,7 +183,7 @@ void matrix_apply(const AdafactorConstants<T>& constants, T* param, const T* gra
             T* __restrict p_row = param + r * columns;
             const T* __restrict g_row = grad + r * columns;
             const T row_value = row_var[r];
-            for_each_lane<Lane, T>(columns, p_row, [&](auto lane, std::size_t i) LRCORE_ALWAYS_INLINE {
+            for_each_lane<Lane, T>(columns, anchor_of(p_row), [&](auto lane, std::size_t i) LRCORE_ALWAYS_INLINE {
                 using V = decltype(lane);
                 auto p = V::load(p_row + i);
                 const auto g = signed_gradient<V>(V::load(g_row + i), c.grad_scale, c.grad_sign, scales);
@@ -244,7 +244,7 @@ void vector_apply(const AdafactorConstants<T>& constants, T* param, const T* gra
     const T* __restrict v_in = variance;
     select(c.grad_scale.active, [&](auto scales) {
     select(c.has_weight_decay, [&](auto has_weight_decay) {
-        for_each_lane<Lane, T>(count, p_io, [&](auto lane, std::size_t i) LRCORE_ALWAYS_INLINE {
+        for_each_lane<Lane, T>(count, anchor_of(p_io), [&](auto lane, std::size_t i) LRCORE_ALWAYS_INLINE {
             using V = decltype(lane);
             auto p = V::load(p_io + i);
             const auto g = signed_gradient<V>(V::load(g_in + i), c.grad_scale, c.grad_sign, scales);

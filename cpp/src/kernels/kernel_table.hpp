@@ -31,24 +31,25 @@ struct AdafactorKernels {
 
 template <class T>
 struct TypedKernels {
-    void (*sgd)(const SgdConstants<T>&, const SgdTensor<T>&, std::size_t, std::size_t);
-    void (*adagrad)(const AdagradConstants<T>&, const AdagradTensor<T>&, std::size_t, std::size_t);
-    void (*rmsprop)(const RmspropConstants<T>&, const RmspropTensor<T>&, std::size_t, std::size_t);
-    void (*adam)(const AdamConstants<T>&, const AdamTensor<T>&, std::size_t, std::size_t);
+    void (*sgd)(const SgdConstants<T>&, const SgdTensor<T>&, const Storage*, std::size_t, std::size_t);
+    void (*adagrad)(const AdagradConstants<T>&, const AdagradTensor<T>&, const Storage*, std::size_t, std::size_t);
+    void (*rmsprop)(const RmspropConstants<T>&, const RmspropTensor<T>&, const Storage*, std::size_t, std::size_t);
+    void (*adam)(const AdamConstants<T>&, const AdamTensor<T>&, const Storage*, std::size_t, std::size_t);
     AdafactorKernels<T> adafactor;
-    void (*nadam)(const NadamConstants<T>&, const NadamTensor<T>&, std::size_t, std::size_t);
-    void (*radam)(const RadamConstants<T>&, const RadamTensor<T>&, std::size_t, std::size_t);
-    void (*adamax)(const AdamaxConstants<T>&, const AdamaxTensor<T>&, std::size_t, std::size_t);
-    void (*lion)(const LionConstants<T>&, const LionTensor<T>&, std::size_t, std::size_t);
-    void (*adadelta)(const AdadeltaConstants<T>&, const AdadeltaTensor<T>&, std::size_t, std::size_t);
-    void (*rprop)(const RpropConstants<T>&, const RpropTensor<T>&, std::size_t, std::size_t);
-    void (*asgd)(const AsgdConstants<T>&, const AsgdTensor<T>&, std::size_t, std::size_t);
-    void (*schedule_free_adamw)(const ScheduleFreeAdamWConstants<T>&, const ScheduleFreeAdamWTensor<T>&, std::size_t,
+    void (*nadam)(const NadamConstants<T>&, const NadamTensor<T>&, const Storage*, std::size_t, std::size_t);
+    void (*radam)(const RadamConstants<T>&, const RadamTensor<T>&, const Storage*, std::size_t, std::size_t);
+    void (*adamax)(const AdamaxConstants<T>&, const AdamaxTensor<T>&, const Storage*, std::size_t, std::size_t);
+    void (*lion)(const LionConstants<T>&, const LionTensor<T>&, const Storage*, std::size_t, std::size_t);
+    void (*adadelta)(const AdadeltaConstants<T>&, const AdadeltaTensor<T>&, const Storage*, std::size_t, std::size_t);
+    void (*rprop)(const RpropConstants<T>&, const RpropTensor<T>&, const Storage*, std::size_t, std::size_t);
+    void (*asgd)(const AsgdConstants<T>&, const AsgdTensor<T>&, const Storage*, std::size_t, std::size_t);
+    void (*schedule_free_adamw)(const ScheduleFreeAdamWConstants<T>&, const ScheduleFreeAdamWTensor<T>&, const Storage*, std::size_t,
                                 std::size_t);
-    void (*schedule_free_sgd)(const ScheduleFreeSgdConstants<T>&, const ScheduleFreeSgdTensor<T>&, std::size_t,
+    void (*schedule_free_sgd)(const ScheduleFreeSgdConstants<T>&, const ScheduleFreeSgdTensor<T>&, const Storage*, std::size_t,
                               std::size_t);
-    // param[i] <- lerp(param[i], end[i], weight) for i in [0, count): the schedule-free mode switch.
-    void (*interpolate)(const LerpConstants<T>&, T* param, const T* end, std::size_t count);
+    // param[i] <- lerp(param[i], toward[i], weight) for i in [begin, end): the schedule-free mode switch.
+    void (*interpolate)(const LerpConstants<T>&, T* param, T* toward, const Storage*, std::size_t begin,
+                        std::size_t end);
 };
 
 struct KernelTable {

@@ -13,6 +13,8 @@
 #include <cstring>
 #include <type_traits>
 
+#include "kernels/storage_formats.hpp"
+
 namespace lrcore::kernels {
 namespace {
 
@@ -66,6 +68,18 @@ struct ScalarLane {
         const reg at_least_lo = lo > a ? lo : a;
         return hi < at_least_lo ? hi : at_least_lo;
     }
+
+    // The 16-bit storage formats (float lanes only; storage_formats.hpp defines them).
+    using bits = std::uint32_t;
+    static bits random_bits(std::uint32_t key_low, std::uint32_t key_high, std::uint32_t first) {
+        return kernels::random_bits(key_low, key_high, first);
+    }
+    static reg load_bfloat16(const std::uint16_t* p) { return bfloat16_to_float(*p); }
+    static void store_bfloat16(std::uint16_t* p, reg v) { *p = float_to_bfloat16(v); }
+    static void store_bfloat16(std::uint16_t* p, reg v, bits random) { *p = float_to_bfloat16_stochastic(v, random); }
+    static reg load_float16(const std::uint16_t* p) { return float16_to_float(*p); }
+    static void store_float16(std::uint16_t* p, reg v) { *p = float_to_float16(v, false); }
+    static void store_float16(std::uint16_t* p, reg v, bits random) { *p = float_to_float16_stochastic(v, random); }
 };
 
 }  // namespace

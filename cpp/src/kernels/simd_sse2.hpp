@@ -4,6 +4,9 @@
 #include <emmintrin.h>
 
 #include <cstddef>
+#include <cstdint>
+
+#include "kernels/storage_formats.hpp"
 
 namespace lrcore::kernels {
 namespace {
@@ -46,6 +49,48 @@ struct Sse2Lane<float> {
     static mask less(reg a, reg b) { return _mm_cmplt_ps(a, b); }
     static reg select(mask m, reg a, reg b) { return _mm_or_ps(_mm_and_ps(m, a), _mm_andnot_ps(m, b)); }
     static reg clamp(reg a, reg lo, reg hi) { return _mm_min_ps(hi, _mm_max_ps(lo, a)); }
+
+    // The 16-bit storage formats. SSE2 has no conversion instructions: but for
+    // the bfloat16 load (an interleave), element by element, exactly as
+    // storage_formats.hpp defines them (the baseline runs these only on CPUs without AVX2).
+    using bits = __m128i;
+    static bits random_bits(std::uint32_t key_low, std::uint32_t key_high, std::uint32_t first) {
+        alignas(16) std::uint32_t r[4];
+        for (std::uint32_t k = 0; k < 4; ++k) r[k] = kernels::random_bits(key_low, key_high, first + k);
+        return _mm_load_si128(reinterpret_cast<const __m128i*>(r));
+    }
+    static reg load_bfloat16(const std::uint16_t* p) {
+        const __m128i h = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+        return _mm_castsi128_ps(_mm_unpacklo_epi16(_mm_setzero_si128(), h));
+    }
+    static reg load_float16(const std::uint16_t* p) {
+        return _mm_setr_ps(float16_to_float(p[0]), float16_to_float(p[1]), float16_to_float(p[2]),
+                           float16_to_float(p[3]));
+    }
+    template <class Convert>
+    static void store_each(std::uint16_t* p, reg v, Convert&& convert) {
+        alignas(16) float x[4];
+        _mm_store_ps(x, v);
+        for (int k = 0; k < 4; ++k) p[k] = convert(x[k], k);
+    }
+    template <class Convert>
+    static void store_each(std::uint16_t* p, reg v, bits random, Convert&& convert) {
+        alignas(16) std::uint32_t r[4];
+        _mm_store_si128(reinterpret_cast<__m128i*>(r), random);
+        store_each(p, v, [&](float x, int k) { return convert(x, r[k]); });
+    }
+    static void store_bfloat16(std::uint16_t* p, reg v) {
+        store_each(p, v, [](float x, int) { return float_to_bfloat16(x); });
+    }
+    static void store_bfloat16(std::uint16_t* p, reg v, bits random) {
+        store_each(p, v, random, [](float x, std::uint32_t r) { return float_to_bfloat16_stochastic(x, r); });
+    }
+    static void store_float16(std::uint16_t* p, reg v) {
+        store_each(p, v, [](float x, int) { return float_to_float16(x, false); });
+    }
+    static void store_float16(std::uint16_t* p, reg v, bits random) {
+        store_each(p, v, random, [](float x, std::uint32_t r) { return float_to_float16_stochastic(x, r); });
+    }
 };
 
 template <>

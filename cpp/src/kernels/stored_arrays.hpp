@@ -1,0 +1,154 @@
+// How a kernel reaches its arrays. Every element-wise rule is written once
+// against an array policy and instantiated for two:
+//
+//   NativeArrays<T>  every array holds T (float or double): plain pointers,
+//                    loads and stores are the lane's own;
+//   StoredArrays     float32 math over arrays stored as a Storage describes
+//                    (lrcore/tensors.hpp): 16-bit loads widen, 16-bit stores
+//                    round (to nearest even or stochastically), and a
+//                    parameter with a master copy is read from and written to
+//                    the master, then stored rounded from it.
+//
+// A kernel takes its arrays with arrays.param / grad / state, then reads and
+// writes element i of its chunk with load<V>(array, i) and store<V>(array, i, x).
+// The formats are fixed for a whole chunk, so the branches on them in
+// StoredArray's load and store always go the same way.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/storage_formats.hpp"
+#include "lrcore/tensors.hpp"
+
+namespace lrcore::kernels {
+namespace {
+
+/// Where a kernel aligns its vector loop: an array's first element and the size of one.
+struct Anchor {
+    const void* address;
+    std::size_t element_bytes;
+};
+
+template <class T>
+struct NativeArrays {
+    T* param(T* p, std::size_t begin) const { return p + begin; }
+    const T* grad(const T* g, std::size_t begin) const { return g + begin; }
+    T* state(T* s, std::size_t begin, unsigned /* slot */) const { return s != nullptr ? s + begin : nullptr; }
+};
+
+template <class T>
+inline Anchor anchor_of(const T* param) {
+    return {param, sizeof(T)};
+}
+
+template <class V, class T>
+inline typename V::reg load(const T* p, std::size_t i) {
+    return V::load(p + i);
+}
+
+template <class V, class T>
+inline void store(T* p, std::size_t i, typename V::reg v) {
+    V::store(p + i, v);
+}
+
+inline std::size_t bytes_of(Format format) { return format == Format::float32 ? 4 : 2; }
+
+/// One array of a tensor from its chunk's first element, as the Storage describes it.
+struct StoredArray {
+    void* data = nullptr;         // in `format`
+    float* master = nullptr;      // the parameter's float32 master copy, or null
+    Format format = Format::float32;
+    bool stochastic = false;      // rounding of its 16-bit stores
+    std::uint32_t key_low = 0, key_high = 0;  // its random bits' key at this step
+    std::uint32_t first = 0;      // the chunk's first element within the tensor (the counter's base)
+};
+
+inline Anchor anchor_of(const StoredArray& a) {
+    if (a.master != nullptr) return {a.master, sizeof(float)};
+    return {a.data, bytes_of(a.format)};
+}
+
+template <class V>
+inline typename V::reg load(const StoredArray& a, std::size_t i) {
+    if (a.master != nullptr) return V::load(a.master + i);
+    switch (a.format) {
+        case Format::bfloat16: return V::load_bfloat16(static_cast<const std::uint16_t*>(a.data) + i);
+        case Format::float16: return V::load_float16(static_cast<const std::uint16_t*>(a.data) + i);
+        case Format::float32: break;
+    }
+    return V::load(static_cast<const float*>(a.data) + i);
+}
+
+template <class V>
+inline void store(const StoredArray& a, std::size_t i, typename V::reg v) {
+    // A master copy takes the float32 result; the parameter gets it rounded to the nearest.
+    if (a.master != nullptr) V::store(a.master + i, v);
+    switch (a.format) {
+        case Format::bfloat16: {
+            auto* p = static_cast<std::uint16_t*>(a.data) + i;
+            if (a.stochastic) {
+                V::store_bfloat16(p, v, V::random_bits(a.key_low, a.key_high, a.first + static_cast<std::uint32_t>(i)));
+            } else {
+                V::store_bfloat16(p, v);
+            }
+            return;
+        }
+        case Format::float16: {
+            auto* p = static_cast<std::uint16_t*>(a.data) + i;
+            if (a.stochastic) {
+                V::store_float16(p, v, V::random_bits(a.key_low, a.key_high, a.first + static_cast<std::uint32_t>(i)));
+            } else {
+                V::store_float16(p, v);
+            }
+            return;
+        }
+        case Format::float32: break;
+    }
+    V::store(static_cast<float*>(a.data) + i, v);
+}
+
+struct StoredArrays {
+    const Storage& storage;
+
+    StoredArray make(const void* p, Format format, std::size_t begin, unsigned slot, bool stochastic) const {
+        StoredArray a;
+        a.format = format;
+        if (p != nullptr) a.data = const_cast<char*>(static_cast<const char*>(p)) + begin * bytes_of(format);
+        a.first = static_cast<std::uint32_t>(begin);
+        a.stochastic = stochastic && format != Format::float32;
+        if (a.stochastic) {
+            const std::uint64_t key = rounding_key(storage.seed, storage.stream, storage.step, slot);
+            a.key_low = static_cast<std::uint32_t>(key);
+            a.key_high = static_cast<std::uint32_t>(key >> 32);
+        }
+        return a;
+    }
+    StoredArray param(float* p, std::size_t begin) const {
+        StoredArray a = make(p, storage.param, begin, 0, storage.master == nullptr &&
+                                                             storage.rounding == Rounding::stochastic);
+        if (storage.master != nullptr) a.master = storage.master + begin;
+        return a;
+    }
+    StoredArray grad(const float* g, std::size_t begin) const { return make(g, storage.grad, begin, 0, false); }
+    /// `slot` (1, 2, ...) tells the kernel's state arrays apart for their random bits.
+    StoredArray state(float* s, std::size_t begin, unsigned slot) const {
+        return make(s, storage.state, begin, slot, storage.rounding == Rounding::stochastic);
+    }
+};
+
+/// Calls f(NativeArrays<T>{}) without a storage, f(StoredArrays{*storage})
+/// with one (float32 math only: a storage is never given with double).
+template <class T, class F>
+inline void with_arrays(const Storage* storage, F&& f) {
+    if constexpr (sizeof(T) == sizeof(float)) {
+        if (storage != nullptr) {
+            f(StoredArrays{*storage});
+            return;
+        }
+    }
+    f(NativeArrays<T>{});
+}
+
+}  // namespace
+}  // namespace lrcore::kernels
