@@ -101,9 +101,10 @@ inline typename V::reg lerp(typename V::reg start, typename V::reg end,
 template <template <class> class Lane, class T>
 void sgd_chunk(const SgdConstants<T>& c, const SgdTensor<T>& t, const Storage* storage, std::size_t begin, std::size_t end) {
     with_arrays<T>(storage, [&](auto arrays) {
-    const auto param = arrays.param(t.param, begin);
-    const auto grad = arrays.grad(t.grad, begin);
-    const auto buffer = arrays.state(t.momentum_buffer, begin, 1);
+    using A = decltype(arrays);
+    const typename A::Array param = arrays.param(t.param, begin);
+    const typename A::Input grad = arrays.grad(t.grad, begin);
+    const typename A::Array buffer = arrays.state(t.momentum_buffer, begin, 1);
     const bool initialize = t.initialize_momentum_buffer;
     select(c.grad_scale.active, [&](auto scales) {
     select(c.has_weight_decay, [&](auto has_weight_decay) {
@@ -142,9 +143,10 @@ template <template <class> class Lane, class T>
 void adagrad_chunk(const AdagradConstants<T>& c, const AdagradTensor<T>& t, const Storage* storage, std::size_t begin,
                    std::size_t end) {
     with_arrays<T>(storage, [&](auto arrays) {
-    const auto param = arrays.param(t.param, begin);
-    const auto grad = arrays.grad(t.grad, begin);
-    const auto sum = arrays.state(t.sum, begin, 1);
+    using A = decltype(arrays);
+    const typename A::Array param = arrays.param(t.param, begin);
+    const typename A::Input grad = arrays.grad(t.grad, begin);
+    const typename A::Array sum = arrays.state(t.sum, begin, 1);
     select(c.grad_scale.active, [&](auto scales) {
     select(c.has_weight_decay, [&](auto has_weight_decay) {
         for_each_lane<Lane, T>(end - begin, anchor_of(param), [&](auto lane, std::size_t i) LRCORE_ALWAYS_INLINE {
@@ -168,11 +170,12 @@ template <template <class> class Lane, class T>
 void rmsprop_chunk(const RmspropConstants<T>& c, const RmspropTensor<T>& t, const Storage* storage, std::size_t begin,
                    std::size_t end) {
     with_arrays<T>(storage, [&](auto arrays) {
-    const auto param = arrays.param(t.param, begin);
-    const auto grad = arrays.grad(t.grad, begin);
-    const auto square_avg = arrays.state(t.square_avg, begin, 1);
-    const auto grad_avg = arrays.state(t.grad_avg, begin, 2);
-    const auto buffer = arrays.state(t.momentum_buffer, begin, 3);
+    using A = decltype(arrays);
+    const typename A::Array param = arrays.param(t.param, begin);
+    const typename A::Input grad = arrays.grad(t.grad, begin);
+    const typename A::Array square_avg = arrays.state(t.square_avg, begin, 1);
+    const typename A::Array grad_avg = arrays.state(t.grad_avg, begin, 2);
+    const typename A::Array buffer = arrays.state(t.momentum_buffer, begin, 3);
     select(c.grad_scale.active, [&](auto scales) {
     select(c.has_weight_decay, [&](auto has_weight_decay) {
     select(c.centered, [&](auto centered) {
@@ -216,11 +219,12 @@ void rmsprop_chunk(const RmspropConstants<T>& c, const RmspropTensor<T>& t, cons
 template <template <class> class Lane, class T>
 void adam_chunk(const AdamConstants<T>& c, const AdamTensor<T>& t, const Storage* storage, std::size_t begin, std::size_t end) {
     with_arrays<T>(storage, [&](auto arrays) {
-    const auto param = arrays.param(t.param, begin);
-    const auto grad = arrays.grad(t.grad, begin);
-    const auto exp_avg = arrays.state(t.exp_avg, begin, 1);
-    const auto exp_avg_sq = arrays.state(t.exp_avg_sq, begin, 2);
-    const auto max_exp_avg_sq = arrays.state(t.max_exp_avg_sq, begin, 3);
+    using A = decltype(arrays);
+    const typename A::Array param = arrays.param(t.param, begin);
+    const typename A::Input grad = arrays.grad(t.grad, begin);
+    const typename A::Array exp_avg = arrays.state(t.exp_avg, begin, 1);
+    const typename A::Array exp_avg_sq = arrays.state(t.exp_avg_sq, begin, 2);
+    const typename A::Array max_exp_avg_sq = arrays.state(t.max_exp_avg_sq, begin, 3);
     select(c.grad_scale.active, [&](auto scales) {
     select(c.weight_decay_mode == WeightDecayMode::l2, [&](auto l2) {
     select(c.weight_decay_mode == WeightDecayMode::decoupled, [&](auto decoupled) {
@@ -261,10 +265,11 @@ void nadam_chunk(const NadamConstants<T>& constants, const NadamTensor<T>& t, co
     // every vector (in-cache Adamax 65536 f32: 10.3 -> 9.2 us).
     const NadamConstants<T> c = constants;
     with_arrays<T>(storage, [&](auto arrays) {
-    const auto param = arrays.param(t.param, begin);
-    const auto grad = arrays.grad(t.grad, begin);
-    const auto exp_avg = arrays.state(t.exp_avg, begin, 1);
-    const auto exp_avg_sq = arrays.state(t.exp_avg_sq, begin, 2);
+    using A = decltype(arrays);
+    const typename A::Array param = arrays.param(t.param, begin);
+    const typename A::Input grad = arrays.grad(t.grad, begin);
+    const typename A::Array exp_avg = arrays.state(t.exp_avg, begin, 1);
+    const typename A::Array exp_avg_sq = arrays.state(t.exp_avg_sq, begin, 2);
     select(c.grad_scale.active, [&](auto scales) {
     select(c.weight_decay_mode == WeightDecayMode::l2, [&](auto l2) {
     select(c.weight_decay_mode == WeightDecayMode::decoupled, [&](auto decoupled) {
@@ -296,10 +301,11 @@ template <template <class> class Lane, class T>
 void radam_chunk(const RadamConstants<T>& constants, const RadamTensor<T>& t, const Storage* storage, std::size_t begin, std::size_t end) {
     const RadamConstants<T> c = constants;  // a local copy: see nadam_chunk
     with_arrays<T>(storage, [&](auto arrays) {
-    const auto param = arrays.param(t.param, begin);
-    const auto grad = arrays.grad(t.grad, begin);
-    const auto exp_avg = arrays.state(t.exp_avg, begin, 1);
-    const auto exp_avg_sq = arrays.state(t.exp_avg_sq, begin, 2);
+    using A = decltype(arrays);
+    const typename A::Array param = arrays.param(t.param, begin);
+    const typename A::Input grad = arrays.grad(t.grad, begin);
+    const typename A::Array exp_avg = arrays.state(t.exp_avg, begin, 1);
+    const typename A::Array exp_avg_sq = arrays.state(t.exp_avg_sq, begin, 2);
     select(c.grad_scale.active, [&](auto scales) {
     select(c.weight_decay_mode == WeightDecayMode::l2, [&](auto l2) {
     select(c.weight_decay_mode == WeightDecayMode::decoupled, [&](auto decoupled) {
@@ -336,10 +342,11 @@ template <template <class> class Lane, class T>
 void adamax_chunk(const AdamaxConstants<T>& constants, const AdamaxTensor<T>& t, const Storage* storage, std::size_t begin, std::size_t end) {
     const AdamaxConstants<T> c = constants;  // a local copy: see nadam_chunk
     with_arrays<T>(storage, [&](auto arrays) {
-    const auto param = arrays.param(t.param, begin);
-    const auto grad = arrays.grad(t.grad, begin);
-    const auto exp_avg = arrays.state(t.exp_avg, begin, 1);
-    const auto exp_inf = arrays.state(t.exp_inf, begin, 2);
+    using A = decltype(arrays);
+    const typename A::Array param = arrays.param(t.param, begin);
+    const typename A::Input grad = arrays.grad(t.grad, begin);
+    const typename A::Array exp_avg = arrays.state(t.exp_avg, begin, 1);
+    const typename A::Array exp_inf = arrays.state(t.exp_inf, begin, 2);
     select(c.grad_scale.active, [&](auto scales) {
     select(c.has_weight_decay, [&](auto has_weight_decay) {
         for_each_lane<Lane, T>(end - begin, anchor_of(param), [&](auto lane, std::size_t i) LRCORE_ALWAYS_INLINE {
@@ -367,9 +374,10 @@ template <template <class> class Lane, class T>
 void lion_chunk(const LionConstants<T>& constants, const LionTensor<T>& t, const Storage* storage, std::size_t begin, std::size_t end) {
     const LionConstants<T> c = constants;  // a local copy: see nadam_chunk
     with_arrays<T>(storage, [&](auto arrays) {
-    const auto param = arrays.param(t.param, begin);
-    const auto grad = arrays.grad(t.grad, begin);
-    const auto exp_avg = arrays.state(t.exp_avg, begin, 1);
+    using A = decltype(arrays);
+    const typename A::Array param = arrays.param(t.param, begin);
+    const typename A::Input grad = arrays.grad(t.grad, begin);
+    const typename A::Array exp_avg = arrays.state(t.exp_avg, begin, 1);
     select(c.grad_scale.active, [&](auto scales) {
     select(c.has_weight_decay, [&](auto has_weight_decay) {
         for_each_lane<Lane, T>(end - begin, anchor_of(param), [&](auto lane, std::size_t i) LRCORE_ALWAYS_INLINE {
@@ -393,10 +401,11 @@ void adadelta_chunk(const AdadeltaConstants<T>& constants, const AdadeltaTensor<
                     std::size_t end) {
     const AdadeltaConstants<T> c = constants;  // a local copy: see nadam_chunk
     with_arrays<T>(storage, [&](auto arrays) {
-    const auto param = arrays.param(t.param, begin);
-    const auto grad = arrays.grad(t.grad, begin);
-    const auto square_avg = arrays.state(t.square_avg, begin, 1);
-    const auto acc_delta = arrays.state(t.acc_delta, begin, 2);
+    using A = decltype(arrays);
+    const typename A::Array param = arrays.param(t.param, begin);
+    const typename A::Input grad = arrays.grad(t.grad, begin);
+    const typename A::Array square_avg = arrays.state(t.square_avg, begin, 1);
+    const typename A::Array acc_delta = arrays.state(t.acc_delta, begin, 2);
     select(c.grad_scale.active, [&](auto scales) {
     select(c.has_weight_decay, [&](auto has_weight_decay) {
         for_each_lane<Lane, T>(end - begin, anchor_of(param), [&](auto lane, std::size_t i) LRCORE_ALWAYS_INLINE {
@@ -435,10 +444,11 @@ template <template <class> class Lane, class T>
 void rprop_chunk(const RpropConstants<T>& constants, const RpropTensor<T>& t, const Storage* storage, std::size_t begin, std::size_t end) {
     const RpropConstants<T> c = constants;  // a local copy: see nadam_chunk
     with_arrays<T>(storage, [&](auto arrays) {
-    const auto param = arrays.param(t.param, begin);
-    const auto grad = arrays.grad(t.grad, begin);
-    const auto prev = arrays.state(t.prev, begin, 1);
-    const auto step_size = arrays.state(t.step_size, begin, 2);
+    using A = decltype(arrays);
+    const typename A::Array param = arrays.param(t.param, begin);
+    const typename A::Input grad = arrays.grad(t.grad, begin);
+    const typename A::Array prev = arrays.state(t.prev, begin, 1);
+    const typename A::Array step_size = arrays.state(t.step_size, begin, 2);
     select(c.grad_scale.active, [&](auto scales) {
     select(t.initialize_step_size, [&](auto first_step) {
         for_each_lane<Lane, T>(end - begin, anchor_of(param), [&](auto lane, std::size_t i) LRCORE_ALWAYS_INLINE {
@@ -478,9 +488,10 @@ template <template <class> class Lane, class T>
 void asgd_chunk(const AsgdConstants<T>& constants, const AsgdTensor<T>& t, const Storage* storage, std::size_t begin, std::size_t end) {
     const AsgdConstants<T> c = constants;  // a local copy: see nadam_chunk
     with_arrays<T>(storage, [&](auto arrays) {
-    const auto param = arrays.param(t.param, begin);
-    const auto grad = arrays.grad(t.grad, begin);
-    const auto ax = arrays.state(t.ax, begin, 1);
+    using A = decltype(arrays);
+    const typename A::Array param = arrays.param(t.param, begin);
+    const typename A::Input grad = arrays.grad(t.grad, begin);
+    const typename A::Array ax = arrays.state(t.ax, begin, 1);
     select(c.grad_scale.active, [&](auto scales) {
     select(c.has_weight_decay, [&](auto has_weight_decay) {
     select(c.copies_average, [&](auto copies_average) {
@@ -515,10 +526,11 @@ template <template <class> class Lane, class T>
 void schedule_free_adamw_chunk(const ScheduleFreeAdamWConstants<T>& c, const ScheduleFreeAdamWTensor<T>& t, const Storage* storage,
                                std::size_t begin, std::size_t end) {
     with_arrays<T>(storage, [&](auto arrays) {
-    const auto param = arrays.param(t.param, begin);
-    const auto grad = arrays.grad(t.grad, begin);
-    const auto z = arrays.state(t.z, begin, 1);
-    const auto exp_avg_sq = arrays.state(t.exp_avg_sq, begin, 2);
+    using A = decltype(arrays);
+    const typename A::Array param = arrays.param(t.param, begin);
+    const typename A::Input grad = arrays.grad(t.grad, begin);
+    const typename A::Array z = arrays.state(t.z, begin, 1);
+    const typename A::Array exp_avg_sq = arrays.state(t.exp_avg_sq, begin, 2);
     select(c.grad_scale.active, [&](auto scales) {
     select(c.has_weight_decay, [&](auto has_weight_decay) {
     select(t.initialize_z, [&](auto first_step) {
@@ -548,9 +560,10 @@ template <template <class> class Lane, class T>
 void schedule_free_sgd_chunk(const ScheduleFreeSgdConstants<T>& c, const ScheduleFreeSgdTensor<T>& t, const Storage* storage,
                              std::size_t begin, std::size_t end) {
     with_arrays<T>(storage, [&](auto arrays) {
-    const auto param = arrays.param(t.param, begin);
-    const auto grad = arrays.grad(t.grad, begin);
-    const auto z = arrays.state(t.z, begin, 1);
+    using A = decltype(arrays);
+    const typename A::Array param = arrays.param(t.param, begin);
+    const typename A::Input grad = arrays.grad(t.grad, begin);
+    const typename A::Array z = arrays.state(t.z, begin, 1);
     select(c.grad_scale.active, [&](auto scales) {
     select(c.has_weight_decay, [&](auto has_weight_decay) {
     select(t.initialize_z, [&](auto first_step) {
@@ -575,8 +588,9 @@ template <template <class> class Lane, class T>
 void interpolate_chunk(const LerpConstants<T>& w, T* param, T* toward, const Storage* storage, std::size_t begin,
                        std::size_t end) {
     with_arrays<T>(storage, [&](auto arrays) {
-        const auto p = arrays.param(param, begin);
-        const auto z = arrays.state(toward, begin, 1);
+    using A = decltype(arrays);
+        const typename A::Array p = arrays.param(param, begin);
+        const typename A::Array z = arrays.state(toward, begin, 1);
         for_each_lane<Lane, T>(end - begin, anchor_of(p), [&](auto lane, std::size_t i) LRCORE_ALWAYS_INLINE {
             using V = decltype(lane);
             store<V>(p, i, lerp<V>(load<V>(p, i), load<V>(z, i), w));
