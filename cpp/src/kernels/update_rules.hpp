@@ -102,9 +102,9 @@ template <template <class> class Lane, class T>
 void sgd_chunk(const SgdConstants<T>& c, const SgdTensor<T>& t, const Storage* storage, std::size_t begin, std::size_t end) {
     with_arrays<T>(storage, [&](auto arrays) {
     using A = decltype(arrays);
-    const typename A::Array param = arrays.param(t.param, begin);
+    const typename A::Param param = arrays.param(t.param, begin);
     const typename A::Input grad = arrays.grad(t.grad, begin);
-    const typename A::Array buffer = arrays.state(t.momentum_buffer, begin, 1);
+    const typename A::State buffer = arrays.state(t.momentum_buffer, begin, 1);
     const bool initialize = t.initialize_momentum_buffer;
     select(c.grad_scale.active, [&](auto scales) {
     select(c.has_weight_decay, [&](auto has_weight_decay) {
@@ -144,9 +144,9 @@ void adagrad_chunk(const AdagradConstants<T>& c, const AdagradTensor<T>& t, cons
                    std::size_t end) {
     with_arrays<T>(storage, [&](auto arrays) {
     using A = decltype(arrays);
-    const typename A::Array param = arrays.param(t.param, begin);
+    const typename A::Param param = arrays.param(t.param, begin);
     const typename A::Input grad = arrays.grad(t.grad, begin);
-    const typename A::Array sum = arrays.state(t.sum, begin, 1);
+    const typename A::State sum = arrays.state(t.sum, begin, 1);
     select(c.grad_scale.active, [&](auto scales) {
     select(c.has_weight_decay, [&](auto has_weight_decay) {
         for_each_lane<Lane, T>(end - begin, anchor_of(param), [&](auto lane, std::size_t i) LRCORE_ALWAYS_INLINE {
@@ -171,11 +171,11 @@ void rmsprop_chunk(const RmspropConstants<T>& c, const RmspropTensor<T>& t, cons
                    std::size_t end) {
     with_arrays<T>(storage, [&](auto arrays) {
     using A = decltype(arrays);
-    const typename A::Array param = arrays.param(t.param, begin);
+    const typename A::Param param = arrays.param(t.param, begin);
     const typename A::Input grad = arrays.grad(t.grad, begin);
-    const typename A::Array square_avg = arrays.state(t.square_avg, begin, 1);
-    const typename A::Array grad_avg = arrays.state(t.grad_avg, begin, 2);
-    const typename A::Array buffer = arrays.state(t.momentum_buffer, begin, 3);
+    const typename A::State square_avg = arrays.state(t.square_avg, begin, 1);
+    const typename A::State grad_avg = arrays.state(t.grad_avg, begin, 2);
+    const typename A::State buffer = arrays.state(t.momentum_buffer, begin, 3);
     select(c.grad_scale.active, [&](auto scales) {
     select(c.has_weight_decay, [&](auto has_weight_decay) {
     select(c.centered, [&](auto centered) {
@@ -220,11 +220,11 @@ template <template <class> class Lane, class T>
 void adam_chunk(const AdamConstants<T>& c, const AdamTensor<T>& t, const Storage* storage, std::size_t begin, std::size_t end) {
     with_arrays<T>(storage, [&](auto arrays) {
     using A = decltype(arrays);
-    const typename A::Array param = arrays.param(t.param, begin);
+    const typename A::Param param = arrays.param(t.param, begin);
     const typename A::Input grad = arrays.grad(t.grad, begin);
-    const typename A::Array exp_avg = arrays.state(t.exp_avg, begin, 1);
-    const typename A::Array exp_avg_sq = arrays.state(t.exp_avg_sq, begin, 2);
-    const typename A::Array max_exp_avg_sq = arrays.state(t.max_exp_avg_sq, begin, 3);
+    const typename A::State exp_avg = arrays.state(t.exp_avg, begin, 1);
+    const typename A::State exp_avg_sq = arrays.state(t.exp_avg_sq, begin, 2);
+    const typename A::State max_exp_avg_sq = arrays.state(t.max_exp_avg_sq, begin, 3);
     select(c.grad_scale.active, [&](auto scales) {
     select(c.weight_decay_mode == WeightDecayMode::l2, [&](auto l2) {
     select(c.weight_decay_mode == WeightDecayMode::decoupled, [&](auto decoupled) {
@@ -266,10 +266,10 @@ void nadam_chunk(const NadamConstants<T>& constants, const NadamTensor<T>& t, co
     const NadamConstants<T> c = constants;
     with_arrays<T>(storage, [&](auto arrays) {
     using A = decltype(arrays);
-    const typename A::Array param = arrays.param(t.param, begin);
+    const typename A::Param param = arrays.param(t.param, begin);
     const typename A::Input grad = arrays.grad(t.grad, begin);
-    const typename A::Array exp_avg = arrays.state(t.exp_avg, begin, 1);
-    const typename A::Array exp_avg_sq = arrays.state(t.exp_avg_sq, begin, 2);
+    const typename A::State exp_avg = arrays.state(t.exp_avg, begin, 1);
+    const typename A::State exp_avg_sq = arrays.state(t.exp_avg_sq, begin, 2);
     select(c.grad_scale.active, [&](auto scales) {
     select(c.weight_decay_mode == WeightDecayMode::l2, [&](auto l2) {
     select(c.weight_decay_mode == WeightDecayMode::decoupled, [&](auto decoupled) {
@@ -302,10 +302,10 @@ void radam_chunk(const RadamConstants<T>& constants, const RadamTensor<T>& t, co
     const RadamConstants<T> c = constants;  // a local copy: see nadam_chunk
     with_arrays<T>(storage, [&](auto arrays) {
     using A = decltype(arrays);
-    const typename A::Array param = arrays.param(t.param, begin);
+    const typename A::Param param = arrays.param(t.param, begin);
     const typename A::Input grad = arrays.grad(t.grad, begin);
-    const typename A::Array exp_avg = arrays.state(t.exp_avg, begin, 1);
-    const typename A::Array exp_avg_sq = arrays.state(t.exp_avg_sq, begin, 2);
+    const typename A::State exp_avg = arrays.state(t.exp_avg, begin, 1);
+    const typename A::State exp_avg_sq = arrays.state(t.exp_avg_sq, begin, 2);
     select(c.grad_scale.active, [&](auto scales) {
     select(c.weight_decay_mode == WeightDecayMode::l2, [&](auto l2) {
     select(c.weight_decay_mode == WeightDecayMode::decoupled, [&](auto decoupled) {
@@ -343,10 +343,10 @@ void adamax_chunk(const AdamaxConstants<T>& constants, const AdamaxTensor<T>& t,
     const AdamaxConstants<T> c = constants;  // a local copy: see nadam_chunk
     with_arrays<T>(storage, [&](auto arrays) {
     using A = decltype(arrays);
-    const typename A::Array param = arrays.param(t.param, begin);
+    const typename A::Param param = arrays.param(t.param, begin);
     const typename A::Input grad = arrays.grad(t.grad, begin);
-    const typename A::Array exp_avg = arrays.state(t.exp_avg, begin, 1);
-    const typename A::Array exp_inf = arrays.state(t.exp_inf, begin, 2);
+    const typename A::State exp_avg = arrays.state(t.exp_avg, begin, 1);
+    const typename A::State exp_inf = arrays.state(t.exp_inf, begin, 2);
     select(c.grad_scale.active, [&](auto scales) {
     select(c.has_weight_decay, [&](auto has_weight_decay) {
         for_each_lane<Lane, T>(end - begin, anchor_of(param), [&](auto lane, std::size_t i) LRCORE_ALWAYS_INLINE {
@@ -375,9 +375,9 @@ void lion_chunk(const LionConstants<T>& constants, const LionTensor<T>& t, const
     const LionConstants<T> c = constants;  // a local copy: see nadam_chunk
     with_arrays<T>(storage, [&](auto arrays) {
     using A = decltype(arrays);
-    const typename A::Array param = arrays.param(t.param, begin);
+    const typename A::Param param = arrays.param(t.param, begin);
     const typename A::Input grad = arrays.grad(t.grad, begin);
-    const typename A::Array exp_avg = arrays.state(t.exp_avg, begin, 1);
+    const typename A::State exp_avg = arrays.state(t.exp_avg, begin, 1);
     select(c.grad_scale.active, [&](auto scales) {
     select(c.has_weight_decay, [&](auto has_weight_decay) {
         for_each_lane<Lane, T>(end - begin, anchor_of(param), [&](auto lane, std::size_t i) LRCORE_ALWAYS_INLINE {
@@ -402,10 +402,10 @@ void adadelta_chunk(const AdadeltaConstants<T>& constants, const AdadeltaTensor<
     const AdadeltaConstants<T> c = constants;  // a local copy: see nadam_chunk
     with_arrays<T>(storage, [&](auto arrays) {
     using A = decltype(arrays);
-    const typename A::Array param = arrays.param(t.param, begin);
+    const typename A::Param param = arrays.param(t.param, begin);
     const typename A::Input grad = arrays.grad(t.grad, begin);
-    const typename A::Array square_avg = arrays.state(t.square_avg, begin, 1);
-    const typename A::Array acc_delta = arrays.state(t.acc_delta, begin, 2);
+    const typename A::State square_avg = arrays.state(t.square_avg, begin, 1);
+    const typename A::State acc_delta = arrays.state(t.acc_delta, begin, 2);
     select(c.grad_scale.active, [&](auto scales) {
     select(c.has_weight_decay, [&](auto has_weight_decay) {
         for_each_lane<Lane, T>(end - begin, anchor_of(param), [&](auto lane, std::size_t i) LRCORE_ALWAYS_INLINE {
@@ -445,10 +445,10 @@ void rprop_chunk(const RpropConstants<T>& constants, const RpropTensor<T>& t, co
     const RpropConstants<T> c = constants;  // a local copy: see nadam_chunk
     with_arrays<T>(storage, [&](auto arrays) {
     using A = decltype(arrays);
-    const typename A::Array param = arrays.param(t.param, begin);
+    const typename A::Param param = arrays.param(t.param, begin);
     const typename A::Input grad = arrays.grad(t.grad, begin);
-    const typename A::Array prev = arrays.state(t.prev, begin, 1);
-    const typename A::Array step_size = arrays.state(t.step_size, begin, 2);
+    const typename A::State prev = arrays.state(t.prev, begin, 1);
+    const typename A::State step_size = arrays.state(t.step_size, begin, 2);
     select(c.grad_scale.active, [&](auto scales) {
     select(t.initialize_step_size, [&](auto first_step) {
         for_each_lane<Lane, T>(end - begin, anchor_of(param), [&](auto lane, std::size_t i) LRCORE_ALWAYS_INLINE {
@@ -489,9 +489,9 @@ void asgd_chunk(const AsgdConstants<T>& constants, const AsgdTensor<T>& t, const
     const AsgdConstants<T> c = constants;  // a local copy: see nadam_chunk
     with_arrays<T>(storage, [&](auto arrays) {
     using A = decltype(arrays);
-    const typename A::Array param = arrays.param(t.param, begin);
+    const typename A::Param param = arrays.param(t.param, begin);
     const typename A::Input grad = arrays.grad(t.grad, begin);
-    const typename A::Array ax = arrays.state(t.ax, begin, 1);
+    const typename A::State ax = arrays.state(t.ax, begin, 1);
     select(c.grad_scale.active, [&](auto scales) {
     select(c.has_weight_decay, [&](auto has_weight_decay) {
     select(c.copies_average, [&](auto copies_average) {
@@ -527,10 +527,10 @@ void schedule_free_adamw_chunk(const ScheduleFreeAdamWConstants<T>& c, const Sch
                                std::size_t begin, std::size_t end) {
     with_arrays<T>(storage, [&](auto arrays) {
     using A = decltype(arrays);
-    const typename A::Array param = arrays.param(t.param, begin);
+    const typename A::Param param = arrays.param(t.param, begin);
     const typename A::Input grad = arrays.grad(t.grad, begin);
-    const typename A::Array z = arrays.state(t.z, begin, 1);
-    const typename A::Array exp_avg_sq = arrays.state(t.exp_avg_sq, begin, 2);
+    const typename A::State z = arrays.state(t.z, begin, 1);
+    const typename A::State exp_avg_sq = arrays.state(t.exp_avg_sq, begin, 2);
     select(c.grad_scale.active, [&](auto scales) {
     select(c.has_weight_decay, [&](auto has_weight_decay) {
     select(t.initialize_z, [&](auto first_step) {
@@ -561,9 +561,9 @@ void schedule_free_sgd_chunk(const ScheduleFreeSgdConstants<T>& c, const Schedul
                              std::size_t begin, std::size_t end) {
     with_arrays<T>(storage, [&](auto arrays) {
     using A = decltype(arrays);
-    const typename A::Array param = arrays.param(t.param, begin);
+    const typename A::Param param = arrays.param(t.param, begin);
     const typename A::Input grad = arrays.grad(t.grad, begin);
-    const typename A::Array z = arrays.state(t.z, begin, 1);
+    const typename A::State z = arrays.state(t.z, begin, 1);
     select(c.grad_scale.active, [&](auto scales) {
     select(c.has_weight_decay, [&](auto has_weight_decay) {
     select(t.initialize_z, [&](auto first_step) {
@@ -589,8 +589,8 @@ void interpolate_chunk(const LerpConstants<T>& w, T* param, T* toward, const Sto
                        std::size_t end) {
     with_arrays<T>(storage, [&](auto arrays) {
     using A = decltype(arrays);
-        const typename A::Array p = arrays.param(param, begin);
-        const typename A::Array z = arrays.state(toward, begin, 1);
+        const typename A::Param p = arrays.param(param, begin);
+        const typename A::State z = arrays.state(toward, begin, 1);
         for_each_lane<Lane, T>(end - begin, anchor_of(p), [&](auto lane, std::size_t i) LRCORE_ALWAYS_INLINE {
             using V = decltype(lane);
             store<V>(p, i, lerp<V>(load<V>(p, i), load<V>(z, i), w));
