@@ -178,18 +178,19 @@ def functional_cases(rule_name):
     """(id, corrupt, error, message) for one rule; error None means the call is valid."""
     first_state = STATE_LISTS[rule_name][0]
     cases = []
-    for dtype, name in [(np.int64, "int64"), (np.float16, "float16"), (object, "object")]:
+    # (float16 is a parameter dtype: tests/test_mixed_precision.py covers its bad combinations.)
+    for dtype, name in [(np.int64, "int64"), (np.complex64, "complex64"), (object, "object")]:
         cases.append((f"grad-{name}", set_item("grads", 1, lambda a, x, d=dtype: other_dtype_like(x, d)),
                       TypeError, rf"grads\[1\] has dtype {name}"))
         cases.append((f"param-{name}", set_item("params", 1, lambda a, x, d=dtype: other_dtype_like(x, d)),
-                      TypeError, rf"params\[1\] must have dtype float32 or float64"))
+                      TypeError, rf"params\[1\] must have dtype float32, float64, bfloat16"))
         cases.append((f"state-{name}", set_item(first_state, 0, lambda a, x, d=dtype: other_dtype_like(x, d)),
                       TypeError, rf"{first_state}\[0\] has dtype {name}"))
     cases += [
         ("grad-float64-for-float32", set_item("grads", 0, lambda a, x: x.astype(np.float64)),
          TypeError, r"grads\[0\] has dtype float64 but params\[0\] has dtype float32"),
         ("param-big-endian", set_item("params", 0, lambda a, x: x.astype(">f4")),
-         TypeError, r"params\[0\] must have dtype float32 or float64 \(native byte order\)"),
+         TypeError, r"params\[0\] must have dtype float32, float64, bfloat16 \(ml_dtypes\) or float16 \(native byte order\)"),
         ("grad-shape", set_item("grads", 1, lambda a, x: np.zeros((3, 2), x.dtype)),
          ValueError, r"grads\[1\] has shape \(3, 2\) but params\[1\] has shape \(2, 3\)"),
         ("grad-flattened", set_item("grads", 1, lambda a, x: x.reshape(-1).copy()),
@@ -475,8 +476,8 @@ def test_class_valid_edge_inputs(rule_name):
 
 
 CONSTRUCTOR_CASES = [
-    ("param-int", lambda: [np.zeros(3, np.int64)], TypeError, r"params\[0\] must have dtype float32 or float64"),
-    ("param-float16", lambda: [np.zeros(3, np.float16)], TypeError, r"params\[0\] must have dtype"),
+    ("param-int", lambda: [np.zeros(3, np.int64)], TypeError, r"params\[0\] must have dtype float32, float64, bfloat16"),
+    ("param-complex64", lambda: [np.zeros(3, np.complex64)], TypeError, r"params\[0\] must have dtype"),
     ("param-object", lambda: [np.zeros(3).astype(object)], TypeError, r"params\[0\] must have dtype"),
     ("param-strided", lambda: [np.zeros(6, np.float32)[::2]], ValueError, r"params\[0\] must be C-contiguous"),
     ("param-readonly", lambda: [readonly(np.zeros(3, np.float32))], ValueError, r"params\[0\] is read-only"),

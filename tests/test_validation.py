@@ -47,7 +47,9 @@ def corrupt_int_param(a):
 
 
 def corrupt_half(a):
+    # A float16 parameter is valid; its gradient must then be float16 or float32.
     a["params"][0] = a["params"][0].astype(np.float16)
+    a["grads"][0] = a["grads"][0].astype(np.float64)
 
 
 def corrupt_shape(a):
@@ -92,8 +94,8 @@ def corrupt_byte_order(a):
 
 CASES = [
     (corrupt_dtype, TypeError, r"grads\[1\] has dtype float64 but params\[1\] has dtype float32"),
-    (corrupt_int_param, TypeError, r"params\[1\] must have dtype float32 or float64"),
-    (corrupt_half, TypeError, r"params\[0\] must have dtype float32 or float64"),
+    (corrupt_int_param, TypeError, r"params\[1\] must have dtype float32, float64, bfloat16"),
+    (corrupt_half, TypeError, r"grads\[0\] has dtype float64 but params\[0\] has dtype float16"),
     (corrupt_shape, ValueError, r"exp_avgs\[1\] has shape \(3, 2\) but params\[1\] has shape \(2, 3\)"),
     (corrupt_strided, ValueError, r"params\[0\] must be C-contiguous"),
     (corrupt_readonly, ValueError, r"exp_avg_sqs\[1\] is read-only"),
@@ -103,7 +105,7 @@ CASES = [
     (corrupt_not_array, TypeError, r"grads\[0\] must be a numpy array"),
     (corrupt_steps_dtype, TypeError, r"steps must have dtype int64"),
     (corrupt_steps_length, ValueError, r"steps must have shape \(2,\)"),
-    (corrupt_byte_order, TypeError, r"params\[1\] must have dtype float32 or float64 \(native byte order\)"),
+    (corrupt_byte_order, TypeError, r"params\[1\] must have dtype float32, float64, bfloat16 \(ml_dtypes\) or float16 \(native byte order\)"),
 ]
 
 
@@ -165,7 +167,7 @@ def test_constructors_reject_bad_hyperparameters(make, message):
     [
         ([], ValueError, "params is empty"),
         (np.zeros(3, np.float32), TypeError, "not a single array"),
-        ([np.zeros(3, np.int64)], TypeError, r"params\[0\] must have dtype float32 or float64"),
+        ([np.zeros(3, np.int64)], TypeError, r"params\[0\] must have dtype float32, float64, bfloat16"),
         ([np.zeros((4, 4), np.float32)[:, 1]], ValueError, r"params\[0\] must be C-contiguous"),
         ([[1.0, 2.0]], TypeError, r"params\[0\] must be a numpy array"),
         ([{"params": [np.zeros(2)], "learning_rate": 0.1}], TypeError, "unknown hyperparameter"),

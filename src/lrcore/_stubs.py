@@ -92,7 +92,8 @@ def classes_stub() -> str:
     for rule in RULES.values():
         arguments = ["self", "params: _Params"] + [_class_parameter(h) for h in rule.hyperparameters]
         arguments += ["*", "skip_nonfinite: bool = False", "max_grad_norm: Optional[_Value] = None",
-                      "norm_type: Union[float, str] = 2.0"]
+                      "norm_type: Union[float, str] = 2.0", "state_dtype: Optional[str] = None",
+                      "master_weights: bool = False", "stochastic_rounding: bool = False", "seed: int = 0"]
         parts += [
             "\n",
             f"class {rule.class_name}(Optimizer):\n",
@@ -145,6 +146,16 @@ def functional_parameters(rule: RuleDescription) -> List[str]:
     return parameters
 
 
+def mixed_precision_parameters(rule: RuleDescription) -> List[str]:
+    """The keywords every functional entry takes after the rule's own (mixed precision; see
+    :mod:`lrcore.functional`), and ``steps`` for rules without step numbers."""
+    parameters = ["master_weights: Optional[Sequence[Optional[np.ndarray]]] = None",
+                  "stochastic_rounding: bool = False", "seed: int = 0"]
+    if "steps" not in rule.functional_arguments:
+        parameters.append("steps: Optional[np.ndarray] = None")
+    return parameters
+
+
 def functional_stub() -> str:
     """The text of ``functional.pyi``: every rule's function with its real signature, and state_like."""
     modes = [f"{rule.name}_{mode}" for rule in RULES.values() if rule.has_modes for mode in ("train", "eval")]
@@ -153,7 +164,7 @@ def functional_stub() -> str:
     parts = [
         _HEADER,
         "\n",
-        "from typing import Optional, Sequence, Tuple, Union\n",
+        "from typing import Any, Optional, Sequence, Tuple, Union\n",
         "\n",
         "import numpy as np\n",
         "\n",
@@ -169,12 +180,12 @@ def functional_stub() -> str:
         "# tensors that have no such state (Adafactor's vectors have no row_var).\n",
         "_LazyArrays = Sequence[Optional[np.ndarray]]\n",
         "\n",
-        "def state_like(param: np.ndarray, fill: float = 0.0, *, shape: Optional[Tuple[int, ...]] = None)"
-        " -> np.ndarray: ...\n",
+        "def state_like(param: np.ndarray, fill: float = 0.0, *, shape: Optional[Tuple[int, ...]] = None,\n"
+        "               dtype: Any = None) -> np.ndarray: ...\n",
         "def row_state_like(param: np.ndarray, fill: float = 0.0) -> np.ndarray: ...\n",
     ]
     for rule in RULES.values():
-        arguments = ["params: _Arrays", "grads: _Grads"] + functional_parameters(rule)
+        arguments = ["params: _Arrays", "grads: _Grads"] + functional_parameters(rule) + mixed_precision_parameters(rule)
         parts += [
             f"def {rule.name}(\n",
             "".join(f"    {argument},\n" for argument in arguments),

@@ -30,7 +30,9 @@ from typing import Any, Dict, List, Union
 
 import numpy as np
 
+from .functional import _bfloat16
 from .optim import Optimizer
+from .optim._optimizer import MASTER_WEIGHT
 
 __all__ = ["FORMAT_VERSION", "CheckpointError", "load", "save"]
 
@@ -148,6 +150,12 @@ def save(path: PathLike, optimizer: Optimizer, *, params: bool = True) -> None:
     if "group_states" in state_dict:
         # Per-group state of the schedule-free rules: plain ints, floats and bools (JSON keeps them exactly).
         metadata["group_states"] = state_dict["group_states"]
+    # bfloat16 arrays go in as their bits (numpy's .npy format cannot name ml_dtypes' type).
+    bfloat16 = sorted(name for name, array in arrays.items() if array.dtype == _bfloat16())
+    for name in bfloat16:
+        arrays[name] = arrays[name].view(np.uint16)
+    if bfloat16:
+        metadata["bfloat16"] = bfloat16
     text = json.dumps(metadata, allow_nan=True)
     _atomic_savez(os.fspath(path), arrays, text)
 
@@ -218,6 +226,10 @@ def _entry_limit(name: str, param_list: List[np.ndarray], state_names: Any) -> i
         index = int(match.group(1))
     if index >= len(param_list):
         return -1
+    if name.startswith("state/"):
+        # A state array (or master copy) has at most 8 bytes per parameter element: a 16-bit
+        # parameter's state may be float32, twice its parameter's bytes.
+        return param_list[index].size * 8 + _NPY_HEADER_BYTES
     return param_list[index].nbytes + _NPY_HEADER_BYTES
 
 
@@ -232,7 +244,8 @@ def _read(path: PathLike, optimizer: Optimizer) -> Any:
     """
     where = os.fspath(path)
     param_list = _flat_params(optimizer)
-    state_names = {s.name for s in optimizer.rule.states} | {s.name for s in optimizer.rule.scalars}
+    state_names = ({s.name for s in optimizer.rule.states} | {s.name for s in optimizer.rule.scalars}
+                   | {MASTER_WEIGHT})
     with open(where, "rb") as file:  # FileNotFoundError propagates as is
         try:
             with zipfile.ZipFile(file) as archive:
@@ -261,6 +274,15 @@ def _read(path: PathLike, optimizer: Optimizer) -> Any:
                                               f"more than its array can have ({limit})")
                     with archive.open(info) as member:
                         arrays[name] = _read_npy(member, info.file_size, name)
+                # bfloat16 arrays are stored as their uint16 bits (a .npy header cannot name ml_dtypes' type).
+                bfloat16 = metadata.get("bfloat16", [])
+                if not isinstance(bfloat16, list) or not all(isinstance(n, str) for n in bfloat16):
+                    raise CheckpointError("bfloat16 is not a list of entry names")
+                for name in bfloat16:
+                    array = arrays.get(name)
+                    if array is None or array.dtype != np.uint16:
+                        raise CheckpointError(f"bfloat16 entry {name!r} is missing or not stored as uint16")
+                    arrays[name] = array.view(_bfloat16())
         except _Mismatch as error:
             raise CheckpointError(str(error)) from None
         except CheckpointError as error:

@@ -3,7 +3,11 @@
 This is the layer for frameworks that keep their own state. Every function
 takes parallel lists (one entry per tensor): parameters, gradients and the
 rule's state arrays, all C-contiguous numpy arrays of one dtype per tensor
-(float32 or float64; tensors may differ). A ``None`` gradient skips that
+(float32 or float64; tensors may differ), or 16-bit parameters (bfloat16 from
+``ml_dtypes``, or float16) stepped with float32 math: their gradients in their
+own dtype or float32, their state arrays all float32 (the default of
+:func:`state_like`) or all bfloat16, and optionally a float32 master copy each
+(``master_weights``); see docs/mixed_precision.md. A ``None`` gradient skips that
 tensor: nothing of it is read or written and its step counter stays.
 Everything is checked before anything is written; a bad argument raises
 ``TypeError`` or ``ValueError`` naming it and leaves every array untouched.
@@ -47,31 +51,77 @@ __all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd", "state_like", "nadam", 
 _CACHE_LINE = 64
 
 
-def state_like(param: np.ndarray, fill: float = 0.0, *, shape: Optional[Tuple[int, ...]] = None) -> np.ndarray:
-    """A new C-contiguous array shaped and typed like ``param``, filled with ``fill``: the way to
+def _is_16_bit(dtype: Any) -> bool:
+    """Whether arrays of ``dtype`` are 16-bit floats lrcore steps with float32 math:
+    ``ml_dtypes.bfloat16`` or ``numpy.float16``."""
+    dtype = np.dtype(dtype)
+    return dtype == np.float16 or (dtype.kind == "V" and dtype.itemsize == 2 and dtype.name == "bfloat16")
+
+
+def state_like(param: np.ndarray, fill: float = 0.0, *, shape: Optional[Tuple[int, ...]] = None,
+               dtype: Any = None) -> np.ndarray:
+    """A new C-contiguous array shaped like ``param``, filled with ``fill``: the way to
     allocate optimizer state for these functions (the optimizer classes use it).
 
-    Its address has the same offset within a cache line as ``param``'s. The
-    kernels align their vector loop on the parameter, so with matching offsets
-    every state access is aligned too (numpy's large arrays start 16 bytes into
-    a page; a misaligned 64-byte access touches two cache lines).
+    Its dtype is ``dtype``, or by default the state dtype of ``param``: its own
+    for float32 and float64, float32 for a 16-bit parameter (bfloat16 or
+    float16, whose math is float32; ``dtype="bfloat16"`` halves that state).
+
+    Its address is placed so that the element where ``param`` is vector-aligned
+    is aligned in it too (the same offset within a cache line for the same
+    dtype, scaled by the ratio of the element sizes otherwise). The kernels
+    align their vector loop on the parameter, so every state access is aligned
+    too (numpy's large arrays start 16 bytes into a page; a misaligned 64-byte
+    access touches two cache lines).
 
     ``shape`` gives a state array another shape than its parameter's (Adafactor's
     ``row_var`` and ``col_var``, see :meth:`lrcore._rules.StateArray.shape_for`).
     """
     shape = param.shape if shape is None else tuple(shape)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * param.dtype.itemsize
+    if dtype is None:
+        dtype = np.float32 if _is_16_bit(param.dtype) else param.dtype
+    dtype = _bfloat16() if isinstance(dtype, str) and dtype == "bfloat16" else np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     raw = np.empty(nbytes + _CACHE_LINE, dtype=np.uint8)
-    offset = (param.ctypes.data - raw.ctypes.data) % _CACHE_LINE
-    array = raw[offset:offset + nbytes].view(param.dtype).reshape(shape)
+    wanted = (param.ctypes.data % _CACHE_LINE) * dtype.itemsize // param.dtype.itemsize
+    offset = (wanted - raw.ctypes.data) % _CACHE_LINE
+    array = raw[offset:offset + nbytes].view(dtype).reshape(shape)
     array.fill(fill)
     return array
+
+
+def _bfloat16() -> np.dtype:
+    """numpy's bfloat16 dtype, from ml_dtypes (a dependency of lrcore)."""
+    import ml_dtypes
+
+    return np.dtype(ml_dtypes.bfloat16)
 
 
 def row_state_like(param: np.ndarray, fill: float = 0.0) -> np.ndarray:
     """A new array of ``param``'s dtype with one value per row of ``param`` (shape ``param.shape[:1]``),
     filled with ``fill``: the state of rules that keep one value per row (row-wise AdaGrad's ``sum``)."""
     return np.full(param.shape[:1], fill, dtype=param.dtype)
+
+
+def _rounding_seed(stochastic_rounding: Any, seed: Any) -> Optional[int]:
+    """The native step's ``rounding_seed``: ``seed`` with stochastic rounding, None without.
+    Checks both (a bool, an int) and names them."""
+    if not isinstance(stochastic_rounding, (bool, np.bool_)):
+        raise TypeError(f"stochastic_rounding must be a bool, got {type(stochastic_rounding).__name__}")
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    return int(seed) if stochastic_rounding else None
+
+
+_MIXED_PRECISION_ARGS = """    master_weights: for 16-bit parameters, one float32 array shaped like each (or None): the rule
+        steps it exactly as the float32 rule would and writes it, rounded to nearest, into the
+        parameter (see docs/mixed_precision.md); float32/float64 parameters take None.
+    stochastic_rounding: round every 16-bit store (parameters without a master, bfloat16 state)
+        stochastically instead of to nearest even; needs ``steps``.
+    seed: the stochastic rounding's seed (an int): results depend on it, never on threads or ISA."""
+
+_STEPS_KEYWORD = """    steps: int64 counters, one per tensor, incremented for each tensor updated (default None:
+        the rule needs no step numbers, but stochastic rounding keys its random bits by them)."""
 
 
 def _docstring(rule: RuleDescription) -> str:
@@ -114,6 +164,9 @@ def _docstring(rule: RuleDescription) -> str:
             continue
         for native in h.native:
             lines.append(f"    {native}: {h.doc} ({h.valid}).")
+    lines.append(_MIXED_PRECISION_ARGS)
+    if "steps" not in rule.functional_arguments:
+        lines.append(_STEPS_KEYWORD)
     return "\n".join(lines) + "\n"
 
 
@@ -145,14 +198,20 @@ def _make_function(rule: RuleDescription) -> Callable[..., None]:
             keywords.append(f"{native}=_defaults[{native!r}]")
             values.append(f"{native!r}: {native}")
     values.extend(f"{name!r}: {value!r}" for name, value in rule.fixed.items())
-    steps = "steps" if "steps" in rule.functional_arguments else "None"
     group_state = ", group_state" if rule.group_scalars else ""
+    state_entries.append("'master_weight': master_weights")
+    keywords += ["master_weights=None", "stochastic_rounding=False", "seed=0"]
+    if "steps" not in rule.functional_arguments:
+        # The rule needs no step numbers, but stochastic rounding keys its random bits by them.
+        keywords.append("steps=None")
     source = (
         f"def {rule.name}(params, grads, {', '.join(positional + ['*'] + keywords)}):\n"
-        f"    _step([({{{', '.join(values)}}}, params, grads, {{{', '.join(state_entries)}}}, {steps}{group_state})],\n"
-        f"          None, False, _state_like)\n"
+        f"    _seed = _rounding_seed(stochastic_rounding, seed)\n"
+        f"    _step([({{{', '.join(values)}}}, params, grads, {{{', '.join(state_entries)}}}, steps{group_state})],\n"
+        f"          None, False, _state_like, rounding_seed=_seed)\n"
     )
-    namespace: Dict[str, Any] = {"_defaults": defaults, "_step": rule.native.step, "_state_like": state_like}
+    namespace: Dict[str, Any] = {"_defaults": defaults, "_step": rule.native.step, "_state_like": state_like,
+                                 "_rounding_seed": _rounding_seed}
     exec(source, namespace)  # noqa: S102 - the source is built above from the rule descriptions only
     function = namespace[rule.name]
     function.__doc__ = _docstring(rule)

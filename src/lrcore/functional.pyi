@@ -2,7 +2,7 @@
 # lrcore/_rules.py. Do not edit by hand: tests/test_stubs.py compares this file
 # with the generator's output.
 
-from typing import Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -18,7 +18,8 @@ _Arrays = Sequence[np.ndarray]
 # tensors that have no such state (Adafactor's vectors have no row_var).
 _LazyArrays = Sequence[Optional[np.ndarray]]
 
-def state_like(param: np.ndarray, fill: float = 0.0, *, shape: Optional[Tuple[int, ...]] = None) -> np.ndarray: ...
+def state_like(param: np.ndarray, fill: float = 0.0, *, shape: Optional[Tuple[int, ...]] = None,
+               dtype: Any = None) -> np.ndarray: ...
 def row_state_like(param: np.ndarray, fill: float = 0.0) -> np.ndarray: ...
 def sgd(
     params: _Arrays,
@@ -31,6 +32,10 @@ def sgd(
     weight_decay: float = 0.0,
     nesterov: bool = False,
     maximize: bool = False,
+    master_weights: Optional[Sequence[Optional[np.ndarray]]] = None,
+    stochastic_rounding: bool = False,
+    seed: int = 0,
+    steps: Optional[np.ndarray] = None,
 ) -> None: ...
 def adagrad(
     params: _Arrays,
@@ -43,6 +48,9 @@ def adagrad(
     weight_decay: float = 0.0,
     eps: float = 1e-10,
     maximize: bool = False,
+    master_weights: Optional[Sequence[Optional[np.ndarray]]] = None,
+    stochastic_rounding: bool = False,
+    seed: int = 0,
 ) -> None: ...
 def rmsprop(
     params: _Arrays,
@@ -59,6 +67,9 @@ def rmsprop(
     momentum: float = 0.0,
     centered: bool = False,
     maximize: bool = False,
+    master_weights: Optional[Sequence[Optional[np.ndarray]]] = None,
+    stochastic_rounding: bool = False,
+    seed: int = 0,
 ) -> None: ...
 def adam(
     params: _Arrays,
@@ -75,6 +86,9 @@ def adam(
     weight_decay: float = 0.0,
     amsgrad: bool = False,
     maximize: bool = False,
+    master_weights: Optional[Sequence[Optional[np.ndarray]]] = None,
+    stochastic_rounding: bool = False,
+    seed: int = 0,
 ) -> None: ...
 def adamw(
     params: _Arrays,
@@ -91,6 +105,9 @@ def adamw(
     weight_decay: float = 0.01,
     amsgrad: bool = False,
     maximize: bool = False,
+    master_weights: Optional[Sequence[Optional[np.ndarray]]] = None,
+    stochastic_rounding: bool = False,
+    seed: int = 0,
 ) -> None: ...
 def nadam(
     params: _Arrays,
@@ -108,6 +125,9 @@ def nadam(
     momentum_decay: float = 0.004,
     decoupled_weight_decay: bool = False,
     maximize: bool = False,
+    master_weights: Optional[Sequence[Optional[np.ndarray]]] = None,
+    stochastic_rounding: bool = False,
+    seed: int = 0,
 ) -> None: ...
 def radam(
     params: _Arrays,
@@ -123,6 +143,9 @@ def radam(
     weight_decay: float = 0.0,
     decoupled_weight_decay: bool = False,
     maximize: bool = False,
+    master_weights: Optional[Sequence[Optional[np.ndarray]]] = None,
+    stochastic_rounding: bool = False,
+    seed: int = 0,
 ) -> None: ...
 def adamax(
     params: _Arrays,
@@ -137,6 +160,9 @@ def adamax(
     eps: float = 1e-08,
     weight_decay: float = 0.0,
     maximize: bool = False,
+    master_weights: Optional[Sequence[Optional[np.ndarray]]] = None,
+    stochastic_rounding: bool = False,
+    seed: int = 0,
 ) -> None: ...
 def lion(
     params: _Arrays,
@@ -148,6 +174,10 @@ def lion(
     beta2: float = 0.99,
     weight_decay: float = 0.0,
     maximize: bool = False,
+    master_weights: Optional[Sequence[Optional[np.ndarray]]] = None,
+    stochastic_rounding: bool = False,
+    seed: int = 0,
+    steps: Optional[np.ndarray] = None,
 ) -> None: ...
 def adadelta(
     params: _Arrays,
@@ -161,6 +191,9 @@ def adadelta(
     eps: float = 1e-06,
     weight_decay: float = 0.0,
     maximize: bool = False,
+    master_weights: Optional[Sequence[Optional[np.ndarray]]] = None,
+    stochastic_rounding: bool = False,
+    seed: int = 0,
 ) -> None: ...
 def rprop(
     params: _Arrays,
@@ -175,6 +208,9 @@ def rprop(
     step_size_min: float = 1e-06,
     step_size_max: float = 50.0,
     maximize: bool = False,
+    master_weights: Optional[Sequence[Optional[np.ndarray]]] = None,
+    stochastic_rounding: bool = False,
+    seed: int = 0,
 ) -> None: ...
 def asgd(
     params: _Arrays,
@@ -190,6 +226,9 @@ def asgd(
     t0: float = 1000000.0,
     weight_decay: float = 0.0,
     maximize: bool = False,
+    master_weights: Optional[Sequence[Optional[np.ndarray]]] = None,
+    stochastic_rounding: bool = False,
+    seed: int = 0,
 ) -> None: ...
 def adafactor(
     params: _Arrays,
@@ -206,6 +245,9 @@ def adafactor(
     d: float = 1.0,
     weight_decay: float = 0.0,
     maximize: bool = False,
+    master_weights: Optional[Sequence[Optional[np.ndarray]]] = None,
+    stochastic_rounding: bool = False,
+    seed: int = 0,
 ) -> None: ...
 def schedule_free_adamw(
     params: _Arrays,
@@ -222,6 +264,10 @@ def schedule_free_adamw(
     warmup_steps: float = 0,
     r: float = 0.0,
     weight_lr_power: float = 2.0,
+    master_weights: Optional[Sequence[Optional[np.ndarray]]] = None,
+    stochastic_rounding: bool = False,
+    seed: int = 0,
+    steps: Optional[np.ndarray] = None,
 ) -> None: ...
 def schedule_free_adamw_train(
     params: _Arrays,
@@ -263,6 +309,10 @@ def schedule_free_sgd(
     warmup_steps: float = 0,
     r: float = 0.0,
     weight_lr_power: float = 2.0,
+    master_weights: Optional[Sequence[Optional[np.ndarray]]] = None,
+    stochastic_rounding: bool = False,
+    seed: int = 0,
+    steps: Optional[np.ndarray] = None,
 ) -> None: ...
 def schedule_free_sgd_train(
     params: _Arrays,
@@ -300,6 +350,9 @@ def sparse_adam(
     beta2: float = 0.999,
     eps: float = 1e-08,
     maximize: bool = False,
+    master_weights: Optional[Sequence[Optional[np.ndarray]]] = None,
+    stochastic_rounding: bool = False,
+    seed: int = 0,
 ) -> None: ...
 def rowwise_adagrad(
     params: _Arrays,
@@ -310,5 +363,9 @@ def rowwise_adagrad(
     eps: float = 1e-10,
     weight_decay: float = 0.0,
     maximize: bool = False,
+    master_weights: Optional[Sequence[Optional[np.ndarray]]] = None,
+    stochastic_rounding: bool = False,
+    seed: int = 0,
+    steps: Optional[np.ndarray] = None,
 ) -> None: ...
 def new_group_state(rule: str) -> np.ndarray: ...

@@ -60,8 +60,8 @@ struct Avx2Lane<float> {
     static bits random_bits(std::uint32_t key_low, std::uint32_t key_high, std::uint32_t first) {
         const __m256i index = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(first)),
                                                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        const __m256i once = mix32(_mm256_xor_si256(index, _mm256_set1_epi32(static_cast<int>(key_low))));
-        return mix32(_mm256_add_epi32(once, _mm256_set1_epi32(static_cast<int>(key_high))));
+        return _mm256_xor_si256(mix32(_mm256_add_epi32(index, _mm256_set1_epi32(static_cast<int>(key_low)))),
+                               _mm256_set1_epi32(static_cast<int>(key_high)));
     }
     // Eight 32-bit lanes holding 16-bit values, stored as eight uint16_t.
     static void store_low_halves(std::uint16_t* p, __m256i x) {

@@ -67,8 +67,8 @@ struct Avx512Lane<float> {
     static bits random_bits(std::uint32_t key_low, std::uint32_t key_high, std::uint32_t first) {
         const __m512i index = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(first)),
                                                _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
-        const __m512i once = mix32(_mm512_xor_si512(index, _mm512_set1_epi32(static_cast<int>(key_low))));
-        return mix32(_mm512_add_epi32(once, _mm512_set1_epi32(static_cast<int>(key_high))));
+        return _mm512_xor_si512(mix32(_mm512_add_epi32(index, _mm512_set1_epi32(static_cast<int>(key_low)))),
+                               _mm512_set1_epi32(static_cast<int>(key_high)));
     }
     static reg load_bfloat16(const std::uint16_t* p) {
         const __m512i h = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));

@@ -30,6 +30,10 @@ class SGD(Optimizer):
         skip_nonfinite: bool = False,
         max_grad_norm: Optional[_Value] = None,
         norm_type: Union[float, str] = 2.0,
+        state_dtype: Optional[str] = None,
+        master_weights: bool = False,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None: ...
 
 class Adagrad(Optimizer):
@@ -46,6 +50,10 @@ class Adagrad(Optimizer):
         skip_nonfinite: bool = False,
         max_grad_norm: Optional[_Value] = None,
         norm_type: Union[float, str] = 2.0,
+        state_dtype: Optional[str] = None,
+        master_weights: bool = False,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None: ...
 
 class RMSprop(Optimizer):
@@ -63,6 +71,10 @@ class RMSprop(Optimizer):
         skip_nonfinite: bool = False,
         max_grad_norm: Optional[_Value] = None,
         norm_type: Union[float, str] = 2.0,
+        state_dtype: Optional[str] = None,
+        master_weights: bool = False,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None: ...
 
 class Adam(Optimizer):
@@ -79,6 +91,10 @@ class Adam(Optimizer):
         skip_nonfinite: bool = False,
         max_grad_norm: Optional[_Value] = None,
         norm_type: Union[float, str] = 2.0,
+        state_dtype: Optional[str] = None,
+        master_weights: bool = False,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None: ...
 
 class AdamW(Optimizer):
@@ -95,6 +111,10 @@ class AdamW(Optimizer):
         skip_nonfinite: bool = False,
         max_grad_norm: Optional[_Value] = None,
         norm_type: Union[float, str] = 2.0,
+        state_dtype: Optional[str] = None,
+        master_weights: bool = False,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None: ...
 
 class NAdam(Optimizer):
@@ -112,6 +132,10 @@ class NAdam(Optimizer):
         skip_nonfinite: bool = False,
         max_grad_norm: Optional[_Value] = None,
         norm_type: Union[float, str] = 2.0,
+        state_dtype: Optional[str] = None,
+        master_weights: bool = False,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None: ...
 
 class RAdam(Optimizer):
@@ -128,6 +152,10 @@ class RAdam(Optimizer):
         skip_nonfinite: bool = False,
         max_grad_norm: Optional[_Value] = None,
         norm_type: Union[float, str] = 2.0,
+        state_dtype: Optional[str] = None,
+        master_weights: bool = False,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None: ...
 
 class Adamax(Optimizer):
@@ -143,6 +171,10 @@ class Adamax(Optimizer):
         skip_nonfinite: bool = False,
         max_grad_norm: Optional[_Value] = None,
         norm_type: Union[float, str] = 2.0,
+        state_dtype: Optional[str] = None,
+        master_weights: bool = False,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None: ...
 
 class Lion(Optimizer):
@@ -157,6 +189,10 @@ class Lion(Optimizer):
         skip_nonfinite: bool = False,
         max_grad_norm: Optional[_Value] = None,
         norm_type: Union[float, str] = 2.0,
+        state_dtype: Optional[str] = None,
+        master_weights: bool = False,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None: ...
 
 class Adadelta(Optimizer):
@@ -172,6 +208,10 @@ class Adadelta(Optimizer):
         skip_nonfinite: bool = False,
         max_grad_norm: Optional[_Value] = None,
         norm_type: Union[float, str] = 2.0,
+        state_dtype: Optional[str] = None,
+        master_weights: bool = False,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None: ...
 
 class Rprop(Optimizer):
@@ -186,6 +226,10 @@ class Rprop(Optimizer):
         skip_nonfinite: bool = False,
         max_grad_norm: Optional[_Value] = None,
         norm_type: Union[float, str] = 2.0,
+        state_dtype: Optional[str] = None,
+        master_weights: bool = False,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None: ...
 
 class ASGD(Optimizer):
@@ -202,6 +246,10 @@ class ASGD(Optimizer):
         skip_nonfinite: bool = False,
         max_grad_norm: Optional[_Value] = None,
         norm_type: Union[float, str] = 2.0,
+        state_dtype: Optional[str] = None,
+        master_weights: bool = False,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None: ...
 
 class Adafactor(Optimizer):
@@ -218,6 +266,10 @@ class Adafactor(Optimizer):
         skip_nonfinite: bool = False,
         max_grad_norm: Optional[_Value] = None,
         norm_type: Union[float, str] = 2.0,
+        state_dtype: Optional[str] = None,
+        master_weights: bool = False,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None: ...
 
 class ScheduleFreeAdamW(Optimizer):
@@ -235,6 +287,10 @@ class ScheduleFreeAdamW(Optimizer):
         skip_nonfinite: bool = False,
         max_grad_norm: Optional[_Value] = None,
         norm_type: Union[float, str] = 2.0,
+        state_dtype: Optional[str] = None,
+        master_weights: bool = False,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None: ...
     def train(self) -> None: ...
     def eval(self) -> None: ...
@@ -255,6 +311,10 @@ class ScheduleFreeSGD(Optimizer):
         skip_nonfinite: bool = False,
         max_grad_norm: Optional[_Value] = None,
         norm_type: Union[float, str] = 2.0,
+        state_dtype: Optional[str] = None,
+        master_weights: bool = False,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None: ...
     def train(self) -> None: ...
     def eval(self) -> None: ...
@@ -273,6 +333,10 @@ class SparseAdam(Optimizer):
         skip_nonfinite: bool = False,
         max_grad_norm: Optional[_Value] = None,
         norm_type: Union[float, str] = 2.0,
+        state_dtype: Optional[str] = None,
+        master_weights: bool = False,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None: ...
 
 class RowWiseAdagrad(Optimizer):
@@ -287,4 +351,8 @@ class RowWiseAdagrad(Optimizer):
         skip_nonfinite: bool = False,
         max_grad_norm: Optional[_Value] = None,
         norm_type: Union[float, str] = 2.0,
+        state_dtype: Optional[str] = None,
+        master_weights: bool = False,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None: ...

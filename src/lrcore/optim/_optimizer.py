@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import _core
 from .._rules import RuleDescription, StateArray
-from ..functional import state_like
+from ..functional import _bfloat16, _is_16_bit, _rounding_seed, state_like
 
 __all__ = ["Optimizer", "OptimizerSnapshot"]
 
@@ -87,9 +87,24 @@ class Optimizer:
                 cls.train_mode = property(_train_mode)  # type: ignore[attr-defined]
 
     def __init__(self, params: Iterable[Any], defaults: Dict[str, Any], skip_nonfinite: bool = False,
-                 max_grad_norm: Any = None, norm_type: Any = 2.0) -> None:
+                 max_grad_norm: Any = None, norm_type: Any = 2.0, state_dtype: Any = None,
+                 master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0) -> None:
         if not isinstance(skip_nonfinite, (bool, np.bool_)):
             raise TypeError(f"skip_nonfinite must be a bool, got {type(skip_nonfinite).__name__}")
+        # Mixed precision (16-bit parameters, float32 math): see docs/mixed_precision.md.
+        #: The state dtype of 16-bit parameters: "float32" (default) or "bfloat16".
+        self.state_dtype: str = _check_state_dtype(state_dtype)
+        if not isinstance(master_weights, (bool, np.bool_)):
+            raise TypeError(f"master_weights must be a bool, got {type(master_weights).__name__}")
+        #: Whether each 16-bit parameter has a float32 master copy (state "master_weight").
+        self.master_weights: bool = bool(master_weights)
+        _rounding_seed(stochastic_rounding, seed)  # their types
+        #: Whether 16-bit stores round stochastically (keyed by ``seed``, each tensor's step and position).
+        self.stochastic_rounding: bool = bool(stochastic_rounding)
+        self.seed: int = int(seed)
+        if self.master_weights and self.stochastic_rounding:
+            raise ValueError("master_weights and stochastic_rounding exclude each other: a parameter with a "
+                             "float32 master copy takes it rounded to the nearest")
         self.skip_nonfinite: bool = bool(skip_nonfinite)
         #: Global-norm clipping: None (off), a number >= 0 or a schedule of the step count.
         self.max_grad_norm: Any = _check_max_grad_norm(max_grad_norm)
@@ -127,6 +142,13 @@ class Optimizer:
         groups = params if isinstance(params[0], dict) else [{"params": params}]
         for group in groups:
             self.add_param_group(group)
+        if not any(_is_16_bit(p.dtype) for g in self.param_groups for p in g["params"]):
+            for name, on in (("master_weights", self.master_weights), ("stochastic_rounding",
+                                                                      self.stochastic_rounding),
+                             ('state_dtype="bfloat16"', self.state_dtype == "bfloat16")):
+                if on:
+                    raise ValueError(f"{name} applies to 16-bit parameters (bfloat16 or float16), and every "
+                                     f"parameter is float32 or float64")
 
     # ------------------------------------------------------------------ groups
     def add_param_group(self, group: Dict[str, Any]) -> None:
@@ -204,17 +226,30 @@ class Optimizer:
                 raise ValueError(f"param_groups[{index}]: {h.name} must be a finite number >= 0, got {value!r}")
 
     def _new_state(self, group: Dict[str, Any]) -> Dict[str, List[Optional[np.ndarray]]]:
-        """The state lists of a new group: arrays every configuration needs now, None for the others."""
+        """The state lists of a new group: arrays every configuration needs now, None for the others;
+        with master_weights, the float32 copies of its 16-bit parameters."""
         state: Dict[str, List[Optional[np.ndarray]]] = {}
         for s in self.rule.states:
             if s.always and not s.kernel_initialized:
                 fill = 0.0 if s.initial == "zero" else float(group[s.initial])
-                state[s.name] = [_new_state_array(s, p, fill) for p in group["params"]]
+                state[s.name] = [_new_state_array(s, p, fill, self._state_dtype_of(p)) for p in group["params"]]
             else:
                 state[s.name] = [None] * len(group["params"])
         for scalar in self.rule.scalars:
             state[scalar.name] = [scalar.new() for _ in group["params"]]
+        if self.master_weights:
+            state[MASTER_WEIGHT] = [_master_copy(p) for p in group["params"]]
         return state
+
+    def _state_dtype_of(self, param: np.ndarray) -> Any:
+        """The dtype of ``param``'s state arrays: its own, or for a 16-bit parameter the optimizer's state_dtype."""
+        if not _is_16_bit(param.dtype):
+            return param.dtype
+        return np.dtype(np.float32) if self.state_dtype == "float32" else _bfloat16()
+
+    def _create_state(self, param: np.ndarray, *, shape: Optional[Tuple[int, ...]] = None) -> np.ndarray:
+        """The native step's allocator of state arrays it has to create (in the state dtype)."""
+        return state_like(param, shape=shape, dtype=self._state_dtype_of(param))
 
     #: (group, t) -> the group's native hyperparameters at step t, written from the rule (see _make_resolver).
     _resolve_group: Callable[[Dict[str, Any], int], Dict[str, Any]]
@@ -292,12 +327,14 @@ class Optimizer:
             # The attempt is recorded before the native step: last_hyperparameters reads it
             # once step_count has moved, which the native step does as its very last write.
             max_grad_norm = self.max_grad_norm
+            seed = self.seed if self.stochastic_rounding else None
             if max_grad_norm is None:
-                return self.rule.native.step(groups, self._counters, self.skip_nonfinite, state_like, True)
+                return self.rule.native.step(groups, self._counters, self.skip_nonfinite, self._create_state, True,
+                                             rounding_seed=seed)
             if type(max_grad_norm) is not float and _is_schedule(max_grad_norm):
                 max_grad_norm = max_grad_norm(t)
-            return self.rule.native.step(groups, self._counters, self.skip_nonfinite, state_like, True,
-                                         max_grad_norm, self.norm_type, self._grad_norm)
+            return self.rule.native.step(groups, self._counters, self.skip_nonfinite, self._create_state, True,
+                                         max_grad_norm, self.norm_type, self._grad_norm, seed)
 
     def _split_gradients(self, grads: Any) -> List[Any]:
         """One gradient list per group, from a flat list or (for named parameters) a mapping."""
@@ -657,6 +694,16 @@ class Optimizer:
         for name, value in entry.items():
             if name == "step":
                 continue
+            if name == MASTER_WEIGHT:
+                if not (self.master_weights and _is_16_bit(param.dtype)):
+                    raise ValueError(f"{where} has a {MASTER_WEIGHT!r}, but only the 16-bit parameters of an "
+                                     f"optimizer with master_weights=True have one")
+                if value is not None and (not isinstance(value, np.ndarray) or value.shape != param.shape
+                                          or value.dtype != np.float32):
+                    got = f"{value.dtype} {value.shape}" if isinstance(value, np.ndarray) else type(value).__name__
+                    raise ValueError(f"{where}[{MASTER_WEIGHT!r}] must be a float32 array of shape {param.shape}, "
+                                     f"got {got}")
+                continue
             if name in scalars:
                 if value is None:
                     continue
@@ -676,9 +723,10 @@ class Optimizer:
                 raise ValueError(f"{where}[{name!r}] must be None: it is kept only for {description.applies_to}, "
                                  f"and the parameter has shape {param.shape}")
             shape = description.shape_for(param.shape)
-            if not isinstance(value, np.ndarray) or value.shape != shape or value.dtype != param.dtype:
+            dtype = self._state_dtype_of(param)
+            if not isinstance(value, np.ndarray) or value.shape != shape or value.dtype != dtype:
                 got = f"{value.dtype} {value.shape}" if isinstance(value, np.ndarray) else type(value).__name__
-                raise ValueError(f"{where}[{name!r}] must be a {param.dtype} array of shape {shape}, got {got}")
+                raise ValueError(f"{where}[{name!r}] must be a {dtype} array of shape {shape}, got {got}")
 
     def _import_param_state(self, g: int, k: int, entry: Optional[Dict[str, Any]]) -> None:
         group, state = self.param_groups[g], self._states[g]
@@ -691,14 +739,21 @@ class Optimizer:
                 # Not saved: as a new optimizer has it.
                 if s.always and not s.kernel_initialized:
                     fill = 0.0 if s.initial == "zero" else float(group[s.initial])
-                    arrays[k] = _new_state_array(s, param, fill)
+                    arrays[k] = _new_state_array(s, param, fill, self._state_dtype_of(param))
                 else:
                     arrays[k] = None
             else:
                 target = arrays[k]
                 if target is None:
-                    target = arrays[k] = state_like(param, shape=s.shape_for(param.shape))
+                    target = arrays[k] = self._create_state(param, shape=s.shape_for(param.shape))
                 np.copyto(target, value)
+        if MASTER_WEIGHT in state:
+            # Not saved (a parameter never stepped): made from the parameter, as at construction.
+            value = None if entry is None else entry.get(MASTER_WEIGHT)
+            if value is None:
+                state[MASTER_WEIGHT][k] = _master_copy(param)
+            elif state[MASTER_WEIGHT][k] is not None:
+                np.copyto(state[MASTER_WEIGHT][k], value)
         for scalar in self.rule.scalars:
             value = None if entry is None else entry.get(scalar.name)
             if value is None:  # not saved: as a new optimizer has it
@@ -764,12 +819,38 @@ class OptimizerSnapshot:
             group.update(saved)
 
 
-def _new_state_array(state: StateArray, param: np.ndarray, fill: float) -> Optional[np.ndarray]:
-    """A new state array for ``param`` (its own shape when it is not the parameter's), or None when
-    parameters of its shape do not have this state (Adafactor's vectors have no ``row_var``)."""
+def _new_state_array(state: StateArray, param: np.ndarray, fill: float, dtype: Any) -> Optional[np.ndarray]:
+    """A new state array of ``dtype`` for ``param`` (its own shape when it is not the parameter's), or
+    None when parameters of its shape do not have this state (Adafactor's vectors have no ``row_var``)."""
     if not state.exists_for(param.shape):
         return None
-    return state_like(param, fill, shape=state.shape_for(param.shape))
+    return state_like(param, fill, shape=state.shape_for(param.shape), dtype=dtype)
+
+
+#: The state entry of a 16-bit parameter's float32 master copy (optimizers with master_weights=True).
+MASTER_WEIGHT = "master_weight"
+
+
+def _master_copy(param: np.ndarray) -> Optional[np.ndarray]:
+    """A float32 copy of a 16-bit parameter (aligned like it), or None for a float32/float64 one."""
+    if not _is_16_bit(param.dtype):
+        return None
+    master = state_like(param, dtype=np.float32)
+    np.copyto(master, param.astype(np.float32))
+    return master
+
+
+def _check_state_dtype(value: Any) -> str:
+    """state_dtype as its name: None or "float32" gives "float32"; "bfloat16" (or the dtype) "bfloat16"."""
+    if value is None:
+        return "float32"
+    try:
+        name = np.dtype(value).name if not isinstance(value, str) else value
+    except TypeError:
+        name = None
+    if name not in ("float32", "bfloat16"):
+        raise ValueError(f'state_dtype must be None, "float32" or "bfloat16", got {value!r}')
+    return name
 
 
 def _check_max_grad_norm(value: Any) -> Any:
@@ -874,10 +955,12 @@ def _make_constructor(rule: RuleDescription) -> Callable[..., None]:
     names = [h.name for h in rule.hyperparameters]
     arguments = ", ".join(f"{name}=_defaults[{name!r}]" for name in names)
     source = (
-        f"def __init__(self, params, {arguments}, *, skip_nonfinite=False, max_grad_norm=None, norm_type=2.0):\n"
+        f"def __init__(self, params, {arguments}, *, skip_nonfinite=False, max_grad_norm=None, norm_type=2.0,\n"
+        f"             state_dtype=None, master_weights=False, stochastic_rounding=False, seed=0):\n"
         f"    _Optimizer.__init__(self, params, {{{', '.join(f'{n!r}: {n}' for n in names)}}},\n"
         f"                        skip_nonfinite=skip_nonfinite, max_grad_norm=max_grad_norm,\n"
-        f"                        norm_type=norm_type)\n"
+        f"                        norm_type=norm_type, state_dtype=state_dtype, master_weights=master_weights,\n"
+        f"                        stochastic_rounding=stochastic_rounding, seed=seed)\n"
     )
     namespace: Dict[str, Any] = {"_defaults": rule.defaults, "_Optimizer": Optimizer}
     exec(source, namespace)  # noqa: S102 - the source is built above from the rule description only
@@ -931,6 +1014,13 @@ def _class_docstring(rule: RuleDescription) -> str:
                  "(number >= 0 or schedule; default None, off); ``opt.last_grad_norm`` is the norm "
                  "(see :meth:`Optimizer.step`).")
     lines.append("    norm_type: p of that norm (number > 0 or inf; default 2.0).")
+    lines.append("    state_dtype: the state dtype of 16-bit (bfloat16, float16) parameters: \"float32\" "
+                 "(default) or \"bfloat16\"; other parameters keep their own (see docs/mixed_precision.md).")
+    lines.append("    master_weights: keep a float32 master copy of each 16-bit parameter, stepped as float32 "
+                 "and written back rounded to nearest (state ``master_weight``; default False).")
+    lines.append("    stochastic_rounding: round 16-bit stores (parameters without a master, bfloat16 state) "
+                 "stochastically (default False).")
+    lines.append("    seed: the stochastic rounding's seed (int; default 0).")
     states = ", ".join([f"``{s.name}``" + (f" (when {s.needed_when})" if s.needed_when else "")
                         + (" (one value per row)" if s.per_row else "") for s in rule.states]
                        + [f"``{s.name}`` (a float64, from {s.initial!r})" for s in rule.scalars])
