@@ -233,7 +233,12 @@ class ShardedOptimizer:
             arrays += members
             self._group_sizes.append(len(members))
             overrides.append({k: v for k, v in group.items() if k != "params"})
-        _core.check_parameters(arrays)  # float32/float64, C-contiguous, writeable, no two sharing memory
+        _core.check_parameters(arrays)  # a stepped dtype, C-contiguous, writeable, no two sharing memory
+        for index, array in enumerate(arrays):
+            if array.dtype not in (np.float32, np.float64):
+                # The ring collectives move float32/float64 buffers; 16-bit parameters are not sharded yet.
+                raise TypeError(f"params[{index}] has dtype {array.dtype}: ShardedOptimizer takes float32 or "
+                                f"float64 parameters (16-bit ones step with lrcore's optimizers in one process)")
         self.params: List[np.ndarray] = arrays
         self.layout = Layout([a.shape for a in arrays], [a.dtype for a in arrays], self.world_size)
         # One flat vector per dtype: the user's memory itself when the arrays lie end to end in
