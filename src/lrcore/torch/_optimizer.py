@@ -40,9 +40,16 @@ from ..optim._optimizer import _check_max_grad_norm, _check_norm_type, _is_sched
 
 __all__ = ["Optimizer", "SUPPORTED_DTYPES", "optimizer_class"]
 
-#: The tensor dtypes a step takes today (lrcore's kernels: float32, float64).
-#: bfloat16 and float16 come later, through a 16-bit view of the storage (see _array_of).
-SUPPORTED_DTYPES: Tuple[torch.dtype, ...] = (torch.float32, torch.float64)
+#: The tensor dtypes a step takes: float32 and float64, and the 16-bit ones (stepped with float32
+#: math, their storage seen by numpy through a 16-bit view, see _array_of).
+SUPPORTED_DTYPES: Tuple[torch.dtype, ...] = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+#: The 16-bit parameter dtypes: state in float32 (or bfloat16), optionally a float32 master copy.
+SIXTEEN_BIT_DTYPES: Tuple[torch.dtype, ...] = (torch.bfloat16, torch.float16)
+#: state_dtype= values and the torch dtype of a 16-bit parameter's state arrays they choose.
+_STATE_DTYPES: Dict[Any, torch.dtype] = {None: torch.float32, "float32": torch.float32, "bfloat16": torch.bfloat16,
+                                         torch.float32: torch.float32, torch.bfloat16: torch.bfloat16}
+#: The state entry of a 16-bit parameter's float32 master copy (the native step's state list name).
+MASTER_WEIGHT = "master_weight"
 
 _STEP_COUNT, _SKIPPED_STEPS = 0, 1
 #: Options of torch.optim's constructors that choose an implementation; lrcore has one.
@@ -59,17 +66,30 @@ class _Stale(Exception):
     """The cached step arguments no longer describe the parameters: rebuild them."""
 
 
+def _numpy_bfloat16() -> np.dtype:
+    """numpy's bfloat16 (numpy has none of its own; ml_dtypes', which lrcore's kernels take)."""
+    global _BFLOAT16
+    if _BFLOAT16 is None:
+        import ml_dtypes
+
+        _BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
+    return _BFLOAT16
+
+
+_BFLOAT16: Optional[np.dtype] = None
+
+
 def _array_of(tensor: torch.Tensor, where: str) -> np.ndarray:
     """A numpy view sharing ``tensor``'s storage: what the native step reads and writes.
 
-    This is the one place that knows which dtypes lrcore takes; a 16-bit
-    dtype (bfloat16) would be viewed here as int16/uint16 bits once the
-    kernels have it.
+    This is the one place that knows which dtypes lrcore takes. torch's
+    ``numpy()`` has no bfloat16 (numpy has none), so a bfloat16 tensor is
+    seen as int16 bits and that array reinterpreted as ml_dtypes' bfloat16:
+    both are views, the memory is the tensor's. float16 is numpy's own.
     """
     if tensor.dtype not in SUPPORTED_DTYPES:
         raise TypeError(f"lrcore.torch: {where} is {tensor.dtype}; lrcore's kernels take "
-                        f"{' and '.join(str(d) for d in SUPPORTED_DTYPES)} tensors "
-                        "(bfloat16 and float16 are not supported yet)")
+                        f"{', '.join(str(d) for d in SUPPORTED_DTYPES)} tensors")
     if tensor.layout is not torch.strided:
         raise TypeError(f"lrcore.torch: {where} is a sparse tensor ({tensor.layout}); "
                         "lrcore takes dense tensors only")
@@ -78,7 +98,18 @@ def _array_of(tensor: torch.Tensor, where: str) -> np.ndarray:
     if not tensor.is_contiguous():
         raise ValueError(f"lrcore.torch: {where} is not contiguous (strides {tensor.stride()}); "
                          "lrcore updates contiguous tensors in place")
+    if tensor.dtype is torch.bfloat16:
+        return tensor.detach().view(torch.int16).numpy().view(_numpy_bfloat16())
     return tensor.detach().numpy()
+
+
+def _unowned_view(array: np.ndarray) -> np.ndarray:
+    """A view of ``array``'s memory that holds no reference to the array (nor to its tensor).
+    ctypes has no 16-bit float type: those are seen as int16 and reinterpreted."""
+    bits = array.view(np.int16) if array.dtype.itemsize == 2 else array
+    pointer = ctypes.cast(bits.ctypes.data, ctypes.POINTER(np.ctypeslib.as_ctypes_type(bits.dtype)))
+    view = np.ctypeslib.as_array(pointer, shape=array.shape)
+    return view.view(array.dtype) if bits is not array else view
 
 
 def _grad_array(grad: torch.Tensor, where: str) -> np.ndarray:
@@ -98,7 +129,7 @@ class _GroupPlan:
 
     __slots__ = ("group", "params", "count", "names", "views", "pointers", "stepped", "states", "tensors",
                  "steps", "step_buffer", "step_view", "offset", "grad_refs", "grad_arrays",
-                 "grad_pointers")
+                 "grad_pointers", "masters")
 
     def __init__(self, group: Dict[str, Any], offset: int) -> None:
         self.group = group
@@ -119,6 +150,9 @@ class _GroupPlan:
         self.grad_refs: List[Callable[[], Optional[torch.Tensor]]] = [_dead] * self.count
         self.grad_arrays: List[Optional[np.ndarray]] = [None] * self.count
         self.grad_pointers: List[int] = [0] * self.count
+        # The float32 master copies' views (None: a parameter without one), when the optimizer keeps them;
+        # also states[MASTER_WEIGHT], where the native step finds them.
+        self.masters: Optional[List[Optional[np.ndarray]]] = None
 
 
 class Optimizer(torch.optim.Optimizer):
@@ -137,6 +171,19 @@ class Optimizer(torch.optim.Optimizer):
         norm_type: p of that norm (number > 0 or inf; default 2).
         foreach, fused: accepted for compatibility with torch.optim and
             ignored (lrcore has one implementation, a fused native step).
+        state_dtype: the dtype of a 16-bit (bfloat16 or float16) parameter's
+            state: None or "float32" (the default) or "bfloat16" (needs a
+            16-bit parameter); float32 and float64 parameters keep theirs.
+        master_weights: keep a float32 master copy of each 16-bit parameter
+            (``state[p]["master_weight"]``, made at construction from the
+            parameter); the step updates the master in float32 and writes
+            it, rounded to the nearest, into the parameter.
+        stochastic_rounding: round every 16-bit store (parameters, bfloat16
+            state) stochastically instead of to the nearest, keyed by
+            ``seed``, each tensor's index and its step: the same bits on any
+            thread count and instruction set. Needs a 16-bit parameter;
+            excludes master_weights.
+        seed: the int that keys stochastic rounding.
 
     Attributes:
         step_count: steps applied; skipped_steps: steps skipped for a
@@ -153,7 +200,8 @@ class Optimizer(torch.optim.Optimizer):
     _initial_states: Tuple[StateArray, ...]
 
     def __init__(self, params: Iterable[Any], defaults: Dict[str, Any], *, skip_nonfinite: bool = False,
-                 max_grad_norm: Any = None, norm_type: Any = 2.0) -> None:
+                 max_grad_norm: Any = None, norm_type: Any = 2.0, state_dtype: Any = None,
+                 master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0) -> None:
         if not getattr(self.rule, "dense_gradients", True):
             # torch has no tensor for lrcore's row-sparse gradients (lrcore.SparseRows), and p.grad of an
             # nn.Embedding(sparse=True) is a torch.sparse_coo tensor, which the kernels do not take.
@@ -168,13 +216,96 @@ class Optimizer(torch.optim.Optimizer):
         self.skip_nonfinite = bool(skip_nonfinite)
         self.max_grad_norm: Any = _check_max_grad_norm(max_grad_norm)
         self.norm_type: float = _check_norm_type(norm_type)
+        self._set_precision(state_dtype, master_weights, stochastic_rounding, seed)
         # [step_count, skipped_steps] and [last norm, marker], written by the native step.
         self._counters = np.zeros(2, dtype=np.int64)
         self._grad_norm = np.array([0.0, -1.0])
         self._plans: Optional[List[_GroupPlan]] = None
         self._plan_key: Tuple[Any, ...] = ()
         self._created: Dict[int, torch.Tensor] = {}
+        self._loading: Optional[Dict[torch.Tensor, Dict[str, Any]]] = None
+        # Per 16-bit parameter with a master copy: its torch version counter when the master last matched it.
+        self._master_versions: Dict[torch.Tensor, int] = {}
         super().__init__(params, defaults)
+        self._check_precision(state_dtype)
+
+    # ------------------------------------------------------------ precision
+    def _set_precision(self, state_dtype: Any, master_weights: Any, stochastic_rounding: Any, seed: Any) -> None:
+        """The mixed-precision options, checked before any group is added."""
+        try:
+            known = state_dtype in _STATE_DTYPES
+        except TypeError:  # unhashable
+            known = False
+        if not known:
+            raise ValueError(f"state_dtype must be None, 'float32' or 'bfloat16', got {state_dtype!r}")
+        for name, value in (("master_weights", master_weights), ("stochastic_rounding", stochastic_rounding)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+        if master_weights and stochastic_rounding:
+            raise ValueError("master_weights and stochastic_rounding exclude each other: a master copy is "
+                             "written into its parameter rounded to the nearest")
+        self.state_dtype: Optional[str] = None if state_dtype is None else str(_STATE_DTYPES[state_dtype]).split(".")[-1]
+        self.master_weights = bool(master_weights)
+        self.stochastic_rounding = bool(stochastic_rounding)
+        self.seed = int(seed)
+        # The dtype of a 16-bit parameter's state; the per-tensor step counters, which stochastic rounding
+        # keys by, are kept for every rule then (as "step", torch's name), also those that count none.
+        self._sixteen_bit_state = _STATE_DTYPES[state_dtype]
+        self._steps_kept = _keeps_step(self.rule) or self.stochastic_rounding
+        self._rounding_seed: Optional[int] = self.seed if self.stochastic_rounding else None
+
+    def _check_precision(self, state_dtype: Any) -> None:
+        """After the groups are added: the options that need a 16-bit parameter have one."""
+        if any(p.dtype in SIXTEEN_BIT_DTYPES for group in self.param_groups for p in group["params"]):
+            return
+        for name, on in (("master_weights", self.master_weights), ("stochastic_rounding", self.stochastic_rounding),
+                         ("state_dtype='bfloat16'", self._sixteen_bit_state is torch.bfloat16)):
+            if on:
+                dtypes = sorted({str(p.dtype) for group in self.param_groups for p in group["params"]})
+                raise ValueError(f"{name} needs a bfloat16 or float16 parameter; the parameters are "
+                                 f"{', '.join(dtypes)}")
+
+    def _state_dtype_of(self, param_dtype: torch.dtype) -> torch.dtype:
+        """The dtype of the state arrays of a parameter of this dtype."""
+        return self._sixteen_bit_state if param_dtype in SIXTEEN_BIT_DTYPES else param_dtype
+
+    def _has_master(self, param: torch.Tensor) -> bool:
+        return self.master_weights and param.dtype in SIXTEEN_BIT_DTYPES
+
+    def _make_masters(self, params: Iterable[torch.Tensor]) -> None:
+        """A float32 master copy (exact: every 16-bit value is a float32 one) of each 16-bit
+        parameter that has none."""
+        for p in params:
+            if self._has_master(p) and MASTER_WEIGHT not in self.state.get(p, {}):
+                self.state[p][MASTER_WEIGHT] = p.detach().to(dtype=torch.float32, copy=True)
+                self._master_versions[p] = p._version
+
+    def _refresh_masters(self, plans: List[_GroupPlan]) -> List[Tuple[_GroupPlan, int, Optional[np.ndarray],
+                                                                       torch.Tensor]]:
+        """The master copies of 16-bit parameters written by something else since (``model.load_state_dict``,
+        ``torch.nn.init``, an in-place torch operation: each advances the tensor's version counter; the
+        native step does not) are made again from the parameters, unless a parameter still equals its master
+        rounded: the value written wins, as it would without a master. The new copies go into the step's
+        arguments only; they replace the state's when the step has been applied."""
+        versions = self._master_versions
+        fresh = []
+        for plan in plans:
+            masters = plan.masters
+            if masters is None:
+                continue
+            for k, p in enumerate(plan.params):
+                if masters[k] is None or versions.get(p) == p._version:
+                    continue
+                master = self.state[p][MASTER_WEIGHT]
+                if torch.equal(master.to(p.dtype), p.detach()):
+                    versions[p] = p._version
+                    continue
+                copy = p.detach().to(dtype=torch.float32, copy=True)
+                fresh.append((plan, k, masters[k], copy))
+                masters[k] = _array_of(copy, "a master copy")
+        return fresh
 
     # ------------------------------------------------------------------ groups
     def add_param_group(self, param_group: Dict[str, Any]) -> None:
@@ -193,7 +324,7 @@ class Optimizer(torch.optim.Optimizer):
             if not params:
                 raise ValueError(f"param_groups[{index}] has no parameters")
             views = [_array_of(p, self._where(index, k, group)) for k, p in enumerate(params)]
-            existing = [p.detach().numpy() for g in self.param_groups[:index] for p in g["params"]]
+            existing = [_array_of(p, "a parameter") for g in self.param_groups[:index] for p in g["params"]]
             try:
                 _core.check_parameters(existing + views)
             except (TypeError, ValueError) as error:
@@ -202,6 +333,7 @@ class Optimizer(torch.optim.Optimizer):
         except BaseException:
             del self.param_groups[index]
             raise
+        self._make_masters(params)
         self._plans = None
 
     def _check_group(self, group: Dict[str, Any], prefix: str) -> None:
@@ -259,7 +391,7 @@ class Optimizer(torch.optim.Optimizer):
         """A native error names tensors by their index among all parameters (grads[3]); this adds
         which parameter that is."""
         message = str(error)
-        lists = ["params", "grads", *(s.list_name for s in self.rule.states),
+        lists = ["params", "grads", "master_weights", *(s.list_name for s in self.rule.states),
                  *(s.list_name for s in self.rule.scalars)]
         found = dict.fromkeys(int(i) for i in re.findall(rf"\b(?:{'|'.join(lists)})\[(\d+)\]", message))
         if not found:
@@ -338,7 +470,10 @@ class Optimizer(torch.optim.Optimizer):
             for name in [s.name for s in rule.states] + [s.name for s in rule.scalars]:
                 plan.states[name] = [None] * plan.count
                 plan.tensors[name] = [None] * plan.count
-            if _keeps_step(rule):
+            if self.master_weights:
+                plan.masters = [None] * plan.count
+                plan.states[MASTER_WEIGHT] = plan.masters
+            if self._steps_kept:
                 plan.steps = np.zeros(plan.count, dtype=np.int64)
                 plan.step_buffer = torch.zeros(plan.count, dtype=torch.float32)
                 plan.step_view = plan.step_buffer.numpy()
@@ -347,7 +482,11 @@ class Optimizer(torch.optim.Optimizer):
                 plan.views.append(_array_of(p, where))
                 plan.pointers.append(p.data_ptr())
                 entry = self.state.get(p)
-                stepped = bool(entry)
+                if plan.masters is not None and self._has_master(p):
+                    master = (entry or {}).get(MASTER_WEIGHT)
+                    self._check_master(master, p, where)
+                    plan.masters[k] = _array_of(master, f"the master weight of {where}")
+                stepped = _stepped(entry)
                 plan.stepped.append(stepped)
                 if not stepped:
                     continue
@@ -379,9 +518,17 @@ class Optimizer(torch.optim.Optimizer):
         known = {s.name: s for s in self.rule.states}
         scalars = {s.name for s in self.rule.scalars}
         shape = tuple(param.shape)
+        state_dtype = self._state_dtype_of(param.dtype)
         for name, value in entry.items():
-            if name == "step" and _keeps_step(self.rule):
+            if name == "step" and self._steps_kept:
                 _step_value(value, where)
+                continue
+            if name == MASTER_WEIGHT:
+                if not self._has_master(param):
+                    raise ValueError(f"the state of {where} has a {MASTER_WEIGHT!r}, which only a bfloat16 or "
+                                     f"float16 parameter of an optimizer made with master_weights=True keeps "
+                                     f"(the parameter is {param.dtype}; master_weights={self.master_weights})")
+                self._check_master(value, param, where)
                 continue
             if name in scalars:
                 _scalar_value(value, f"state {name!r} of {where}")
@@ -396,9 +543,9 @@ class Optimizer(torch.optim.Optimizer):
                 raise ValueError(f"state {name!r} of {where} must be absent: it is kept only for "
                                  f"{description.applies_to}, and the parameter has shape {shape}")
             expected = description.shape_for(shape)
-            if not isinstance(value, torch.Tensor) or tuple(value.shape) != expected or value.dtype != param.dtype:
+            if not isinstance(value, torch.Tensor) or tuple(value.shape) != expected or value.dtype != state_dtype:
                 got = f"{value.dtype} {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
-                raise ValueError(f"state {name!r} of {where} must be a {param.dtype} tensor of shape "
+                raise ValueError(f"state {name!r} of {where} must be a {state_dtype} tensor of shape "
                                  f"{expected}, got {got}")
         for s in self.rule.states:
             if s.always and not s.kernel_initialized and s.exists_for(shape) and entry.get(s.name) is None:
@@ -407,13 +554,19 @@ class Optimizer(torch.optim.Optimizer):
             if entry.get(scalar.name) is None:
                 raise ValueError(f"the state of {where} has no {scalar.name!r}")
 
+    def _check_master(self, master: Any, param: torch.Tensor, where: str) -> None:
+        if not isinstance(master, torch.Tensor) or master.dtype != torch.float32 or master.shape != param.shape:
+            got = f"{master.dtype} {tuple(master.shape)}" if isinstance(master, torch.Tensor) else repr(master)
+            raise ValueError(f"the {MASTER_WEIGHT!r} of {where} must be a float32 tensor of shape "
+                             f"{tuple(param.shape)}, got {got}")
+
     def _create_state(self, like: np.ndarray, shape: Optional[Tuple[int, ...]] = None) -> np.ndarray:
         """The native step's allocator of state a configuration needs (zeros; the kernel fills
         the ones it initializes), shaped like ``like`` or ``shape``: a new tensor, remembered until
         the step commits it."""
-        tensor = torch.zeros(like.shape if shape is None else tuple(shape),
-                             dtype=torch.float32 if like.dtype == np.float32 else torch.float64)
-        array = tensor.numpy()
+        dtype = {4: torch.float32, 8: torch.float64}.get(like.dtype.itemsize, self._sixteen_bit_state)
+        tensor = torch.zeros(like.shape if shape is None else tuple(shape), dtype=dtype)
+        array = _array_of(tensor, "a new state")
         self._created[id(array)] = tensor
         return array
 
@@ -464,20 +617,29 @@ class Optimizer(torch.optim.Optimizer):
                 arguments.append((resolve(plan.group), plan.views, grads, plan.states, plan.steps, group_state))
         if new:
             self._start_state(new)
+        fresh = self._refresh_masters(plans) if self.master_weights else None
         max_grad_norm = self.max_grad_norm
+        rounding_seed = self._rounding_seed
         try:
-            if max_grad_norm is None:
+            if max_grad_norm is None and rounding_seed is None:
                 applied = self.rule.native.step(arguments, self._counters, self.skip_nonfinite, self._create_state,
                                                 True)
             else:
                 applied = self.rule.native.step(arguments, self._counters, self.skip_nonfinite, self._create_state,
-                                                True, max_grad_norm, self.norm_type, self._grad_norm)
+                                                True, max_grad_norm, self.norm_type, self._grad_norm, rounding_seed)
         except (TypeError, ValueError) as error:
             self._forget(new)
+            self._unrefresh(fresh)
             raise self._named_error(error) from None
         except BaseException:
             self._forget(new)
+            self._unrefresh(fresh)
             raise
+        if fresh:
+            for plan, k, _, copy in fresh:
+                p = plan.params[k]
+                self.state[p][MASTER_WEIGHT] = copy
+                self._master_versions[p] = p._version
         if group_states is not None:
             for plan, group_state in zip(plans, group_states):
                 self._store_group_state(plan.group, group_state)
@@ -500,9 +662,7 @@ class Optimizer(torch.optim.Optimizer):
         tensor with that storage: no reference to a gradient outlives a step, so
         ``zero_grad()`` still frees them."""
         if plan.grad_refs[k]() is grad and grad.is_contiguous():
-            array = _array_of(grad, f"the gradient of {self._plan_where(plan, k)}")
-            pointer = ctypes.cast(array.ctypes.data, ctypes.POINTER(np.ctypeslib.as_ctypes_type(array.dtype)))
-            view = np.ctypeslib.as_array(pointer, shape=array.shape)
+            view = _unowned_view(_array_of(grad, f"the gradient of {self._plan_where(plan, k)}"))
             plan.grad_arrays[k] = view
             plan.grad_pointers[k] = grad.data_ptr()
             return view
@@ -525,9 +685,9 @@ class Optimizer(torch.optim.Optimizer):
                 name = state.name
                 if plan.tensors[name][k] is None and state.exists_for(shape):
                     fill = 0.0 if state.initial == "zero" else float(plan.group[state.initial])
-                    tensor = torch.full(state.shape_for(shape), fill, dtype=like.dtype)
+                    tensor = torch.full(state.shape_for(shape), fill, dtype=self._state_dtype_of(like.dtype))
                     plan.tensors[name][k] = tensor
-                    plan.states[name][k] = tensor.numpy()
+                    plan.states[name][k] = _array_of(tensor, "a new state")
             for scalar in self.rule.scalars:
                 if plan.tensors[scalar.name][k] is None:
                     tensor = torch.tensor(scalar.initial, dtype=torch.float64)
@@ -546,8 +706,19 @@ class Optimizer(torch.optim.Optimizer):
                 if tensor is not None:
                     entry[name] = tensor
             if entry:  # as torch.optim's SGD without momentum, a rule may keep nothing
-                state[plan.params[k]] = entry
+                kept = state.get(plan.params[k])
+                if kept:  # the master copy, made at construction: it stays first, as it was
+                    kept.update(entry)
+                else:
+                    state[plan.params[k]] = entry
             plan.stepped[k] = True
+
+    @staticmethod
+    def _unrefresh(fresh: Optional[List[Tuple[_GroupPlan, int, Optional[np.ndarray], torch.Tensor]]]) -> None:
+        """A step that failed keeps the master copies it had."""
+        for plan, k, previous, _ in fresh or ():
+            assert plan.masters is not None
+            plan.masters[k] = previous
 
     def _plan_where(self, plan: _GroupPlan, k: int) -> str:
         g = next((i for i, group in enumerate(self.param_groups) if group is plan.group), 0)
@@ -556,7 +727,7 @@ class Optimizer(torch.optim.Optimizer):
     def _forget(self, new: List[Tuple[_GroupPlan, int]]) -> None:
         """Drops the state made for parameters whose first step did not happen."""
         for plan, k in new:
-            for name in plan.states:
+            for name in plan.tensors:  # not the master copies, which are not the step's to make
                 plan.states[name][k] = None
                 plan.tensors[name][k] = None
 
@@ -565,8 +736,8 @@ class Optimizer(torch.optim.Optimizer):
         made necessary): the tensors behind the new arrays go into self.state too."""
         created = self._created
         for plan in plans:
-            for name, arrays in plan.states.items():
-                tensors = plan.tensors[name]
+            for name, tensors in plan.tensors.items():
+                arrays = plan.states[name]
                 for k, array in enumerate(arrays):
                     if array is not None and tensors[k] is None:
                         tensor = created[id(array)]
@@ -603,11 +774,49 @@ class Optimizer(torch.optim.Optimizer):
                 raise ValueError(f"state_dict['lrcore']['last_grad_norm'] must be a number or None, got {norm!r}")
             grad_norm = (np.array([0.0, -1.0]) if norm is None
                          else np.array([float(norm), float(counters[0]) + float(counters[1])]))
-        super().load_state_dict(state_dict)
+        self._loading = self._saved_sixteen_bit(state_dict)
+        try:
+            super().load_state_dict(state_dict)
+        finally:
+            self._loading = None
         self._counters[:] = counters
         self._grad_norm[:] = grad_norm
         if self.rule.scalars:
             self._restore_scalars(state_dict)
+
+    def _saved_sixteen_bit(self, state_dict: Any) -> Optional[Dict[torch.Tensor, Dict[str, Any]]]:
+        """The saved entries of the 16-bit parameters, by parameter, as given: torch's load_state_dict casts
+        every floating state tensor to its parameter's dtype, which would round a float32 state or master
+        copy to 16 bits; __setstate__ takes them from here instead."""
+        try:
+            saved_ids = [i for group in state_dict["param_groups"] for i in group["params"]]
+            saved_state = state_dict["state"]
+        except (TypeError, KeyError):
+            return None  # torch's load_state_dict says what is wrong
+        params = [p for group in self.param_groups for p in group["params"]]
+        if len(saved_ids) != len(params) or not isinstance(saved_state, dict):
+            return None
+        return {p: saved_state[i] for i, p in zip(saved_ids, params)
+                if p.dtype in SIXTEEN_BIT_DTYPES and isinstance(saved_state.get(i), dict)}
+
+    def _take_saved_sixteen_bit(self) -> None:
+        """In a load: the 16-bit parameters' state tensors as saved, in the optimizer's state dtype
+        (a bfloat16 or float16 state saved by torch.optim widens exactly to float32), and their masters;
+        a 16-bit parameter without a saved master gets one made from its current value."""
+        states = {s.name for s in self.rule.states}
+        for param, saved in (self._loading or {}).items():
+            entry = self.state.get(param)
+            if not isinstance(entry, dict):
+                continue
+            for name, value in saved.items():
+                if not isinstance(value, torch.Tensor) or not value.dtype.is_floating_point:
+                    continue  # left as torch loaded it, for the checks to judge
+                if name in states:
+                    entry[name] = value.detach().to(device="cpu", dtype=self._sixteen_bit_state, copy=True)
+                elif name == MASTER_WEIGHT and value.dtype == torch.float32:
+                    entry[name] = value.detach().to(device="cpu", copy=True)
+                    self._master_versions[param] = param._version
+        self._make_masters(p for group in self.param_groups for p in group["params"])
 
     def _restore_scalars(self, state_dict: Dict[str, Any]) -> None:
         """torch's load_state_dict casts every floating state tensor to its parameter's dtype; the
@@ -631,15 +840,25 @@ class Optimizer(torch.optim.Optimizer):
         previous: Dict[str, Any] = {name: self.__dict__[name] for name in ("state", "param_groups")
                                     if name in self.__dict__}
         super().__setstate__(state)
+        if "_steps_kept" not in self.__dict__:  # unpickled from torch's __getstate__ only
+            self._set_precision(None, False, False, 0)
+        # (unpickled or deep-copied: no versions known, so each master is compared with its parameter once)
+        versions = self.__dict__.setdefault("_master_versions", {})
+        previous["_master_versions"] = dict(versions)
         try:
+            if self.__dict__.get("_loading") is not None:
+                self._take_saved_sixteen_bit()
             for g, group in enumerate(self.param_groups):
                 for name, default in self.defaults.items():
                     group.setdefault(name, default)
                 self._check_group(group, f"state_dict param_groups[{g}]: ")
                 for k, p in enumerate(group["params"]):
                     entry = self.state.get(p)
-                    if entry:
-                        self._check_entry(entry, p, self._where(g, k, group))
+                    where = self._where(g, k, group)
+                    if self._has_master(p):
+                        self._check_master((entry or {}).get(MASTER_WEIGHT), p, where)
+                    if entry and (_stepped(entry) or not self._has_master(p)):
+                        self._check_entry(entry, p, where)
         except BaseException:
             self.__dict__.update(previous)
             raise
@@ -663,8 +882,16 @@ class Optimizer(torch.optim.Optimizer):
     def __getstate__(self) -> Dict[str, Any]:
         state = super().__getstate__()
         state.update({name: self.__dict__[name] for name in
-                      ("skip_nonfinite", "max_grad_norm", "norm_type", "_counters", "_grad_norm")})
+                      ("skip_nonfinite", "max_grad_norm", "norm_type", "_counters", "_grad_norm", "state_dtype",
+                       "master_weights", "stochastic_rounding", "seed", "_sixteen_bit_state", "_steps_kept",
+                       "_rounding_seed")})
         return state
+
+
+def _stepped(entry: Optional[Dict[str, Any]]) -> bool:
+    """Whether a parameter's state says it has been stepped: it has more than the master copy that
+    master_weights makes at construction."""
+    return bool(entry) and any(name != MASTER_WEIGHT for name in entry)  # type: ignore[union-attr]
 
 
 def _keeps_step(rule: RuleDescription) -> bool:
@@ -685,13 +912,15 @@ def _switch(optimizer: Optimizer, to_train: bool) -> None:
         prefix = f"param_groups[{g}]: "
         views: List[np.ndarray] = []
         states: Dict[str, List[Any]] = {s.name: [] for s in rule.states}
+        if optimizer.master_weights:
+            states[MASTER_WEIGHT] = []  # the mode switch moves a master and rounds it into its parameter
         for k, p in enumerate(group["params"]):
             where = optimizer._where(g, k, group)
             views.append(_array_of(p, where))
             entry = optimizer.state.get(p) or {}
-            for s in rule.states:
-                tensor = entry.get(s.name)
-                states[s.name].append(None if tensor is None else _array_of(tensor, f"state {s.name!r} of {where}"))
+            for name, arrays in states.items():
+                tensor = entry.get(name)
+                arrays.append(None if tensor is None else _array_of(tensor, f"state {name!r} of {where}"))
         group_state = optimizer._group_state_of(group, prefix)
         group_states.append(group_state)
         groups.append((optimizer._resolve_group(group), views, states, group_state))
@@ -768,6 +997,7 @@ def optimizer_class(rule: RuleDescription) -> type[Optimizer]:
     arguments = ", ".join(f"{name}=_defaults[{name!r}]" for name in names)
     source = (
         f"def __init__(self, params, {arguments}, *, skip_nonfinite=False, max_grad_norm=None, norm_type=2.0,\n"
+        f"             state_dtype=None, master_weights=False, stochastic_rounding=False, seed=0,\n"
         f"             foreach=None, fused=None, capturable=False, differentiable=False):\n"
         f"    if capturable or differentiable:\n"
         f"        raise ValueError('capturable and differentiable are not supported by lrcore.torch')\n"
@@ -775,7 +1005,9 @@ def optimizer_class(rule: RuleDescription) -> type[Optimizer]:
         f"    defaults.update(_fixed)\n"
         f"    defaults.update(_group_state)\n"
         f"    _Optimizer.__init__(self, params, defaults, skip_nonfinite=skip_nonfinite,\n"
-        f"                        max_grad_norm=max_grad_norm, norm_type=norm_type)\n"
+        f"                        max_grad_norm=max_grad_norm, norm_type=norm_type, state_dtype=state_dtype,\n"
+        f"                        master_weights=master_weights, stochastic_rounding=stochastic_rounding,\n"
+        f"                        seed=seed)\n"
     )
     # The per-group state starts in every group as the schedulefree package starts it (k=0, lr_max=-1.0,
     # weight_sum=0.0, train_mode=False), in the group dict.
@@ -833,7 +1065,8 @@ def _class_docstring(rule: RuleDescription) -> str:
     for h in rule.hyperparameters:
         kind = {"number": "number", "flag": "bool", "option": "number"}[h.kind]
         lines.append(f"    {h.name}: {h.doc} ({kind}; {h.valid}; default {h.default!r}).")
-    lines += ["    skip_nonfinite, max_grad_norm, norm_type, foreach, fused: see :class:`lrcore.torch.Optimizer`.",
+    lines += ["    skip_nonfinite, max_grad_norm, norm_type, state_dtype, master_weights, stochastic_rounding, seed,",
+              "        foreach, fused: see :class:`lrcore.torch.Optimizer`.",
               "", "State per parameter (torch's names): " + ", ".join(
                   (["``step``"] if _keeps_step(rule) else [])
                   + [f"``{s.name}``" + (f" (when {s.needed_when})" if s.needed_when else "")
