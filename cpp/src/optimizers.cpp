@@ -180,6 +180,36 @@ void checked_step(const Config& config, const typename rules::Rule<Config>::temp
     detail::run_step<Config, T>(config, tensors, count);
 }
 
+/// The checks of a mixed-precision step's storages (see optimizers.hpp).
+template <class Tensor>
+void check_storages(const Tensor* tensors, const Storage* storages, std::size_t count) {
+    for (std::size_t i = 0; i < count; ++i) {
+        if (tensors[i].size == 0) continue;
+        const Storage& s = storages[i];
+        if (s.param != Format::bfloat16 && s.param != Format::float16) {
+            throw std::invalid_argument(tensor_label(i) + ": storage.param must be bfloat16 or float16");
+        }
+        if (s.grad != s.param && s.grad != Format::float32) {
+            throw std::invalid_argument(tensor_label(i) + ": storage.grad must be the parameter's format or float32");
+        }
+        if (s.state != Format::float32 && s.state != Format::bfloat16) {
+            throw std::invalid_argument(tensor_label(i) + ": storage.state must be float32 or bfloat16");
+        }
+        if (s.master != nullptr && s.rounding == Rounding::stochastic) {
+            throw std::invalid_argument(tensor_label(i) + ": a master copy is rounded to the nearest: "
+                                        "storage.rounding must be nearest_even with storage.master");
+        }
+    }
+}
+
+template <class Config>
+void checked_stored_step(const Config& config, const typename rules::Rule<Config>::template Tensor<float>* tensors,
+                         const Storage* storages, std::size_t count) {
+    check_arguments(config, tensors, count);
+    if (storages != nullptr) check_storages(tensors, storages, count);
+    detail::run_step<Config, float>(config, tensors, count, storages);
+}
+
 /// The public step of a rule with group state: every check (configuration,
 /// tensors, group state, the step's values), then the kernels, then the new state.
 template <class Config, class T>
@@ -190,6 +220,19 @@ void checked_group_step(const Config& config, ScheduleFreeGroupState& state,
     Rule::check_group_state(state);
     const auto values = Rule::advance(config, state);
     detail::run_group_step<Config, T>(config, values, tensors, count);
+    state = values.next;
+}
+
+template <class Config>
+void checked_stored_group_step(const Config& config, ScheduleFreeGroupState& state,
+                               const typename rules::Rule<Config>::template Tensor<float>* tensors,
+                               const Storage* storages, std::size_t count) {
+    using Rule = rules::Rule<Config>;
+    check_arguments(config, tensors, count);
+    if (storages != nullptr) check_storages(tensors, storages, count);
+    Rule::check_group_state(state);
+    const auto values = Rule::advance(config, state);
+    detail::run_group_step<Config, float>(config, values, tensors, count, storages);
     state = values.next;
 }
 
@@ -540,6 +583,52 @@ void adafactor_step(const AdafactorConfig& c, const AdafactorTensor<float>* t, s
 }
 void adafactor_step(const AdafactorConfig& c, const AdafactorTensor<double>* t, std::size_t n) {
     checked_step<AdafactorConfig, double>(c, t, n);
+}
+
+// Mixed precision.
+void sgd_step(const SgdConfig& c, const SgdTensor<float>* t, const Storage* s, std::size_t n) {
+    checked_stored_step(c, t, s, n);
+}
+void adagrad_step(const AdagradConfig& c, const AdagradTensor<float>* t, const Storage* s, std::size_t n) {
+    checked_stored_step(c, t, s, n);
+}
+void rmsprop_step(const RmspropConfig& c, const RmspropTensor<float>* t, const Storage* s, std::size_t n) {
+    checked_stored_step(c, t, s, n);
+}
+void adam_step(const AdamConfig& c, const AdamTensor<float>* t, const Storage* s, std::size_t n) {
+    checked_stored_step(c, t, s, n);
+}
+void adafactor_step(const AdafactorConfig& c, const AdafactorTensor<float>* t, const Storage* s, std::size_t n) {
+    checked_stored_step(c, t, s, n);
+}
+void nadam_step(const NadamConfig& c, const NadamTensor<float>* t, const Storage* s, std::size_t n) {
+    checked_stored_step(c, t, s, n);
+}
+void radam_step(const RadamConfig& c, const RadamTensor<float>* t, const Storage* s, std::size_t n) {
+    checked_stored_step(c, t, s, n);
+}
+void adamax_step(const AdamaxConfig& c, const AdamaxTensor<float>* t, const Storage* s, std::size_t n) {
+    checked_stored_step(c, t, s, n);
+}
+void lion_step(const LionConfig& c, const LionTensor<float>* t, const Storage* s, std::size_t n) {
+    checked_stored_step(c, t, s, n);
+}
+void adadelta_step(const AdadeltaConfig& c, const AdadeltaTensor<float>* t, const Storage* s, std::size_t n) {
+    checked_stored_step(c, t, s, n);
+}
+void rprop_step(const RpropConfig& c, const RpropTensor<float>* t, const Storage* s, std::size_t n) {
+    checked_stored_step(c, t, s, n);
+}
+void asgd_step(const AsgdConfig& c, const AsgdTensor<float>* t, const Storage* s, std::size_t n) {
+    checked_stored_step(c, t, s, n);
+}
+void schedule_free_adamw_step(const ScheduleFreeAdamWConfig& c, ScheduleFreeGroupState& g,
+                              const ScheduleFreeAdamWTensor<float>* t, const Storage* s, std::size_t n) {
+    checked_stored_group_step(c, g, t, s, n);
+}
+void schedule_free_sgd_step(const ScheduleFreeSgdConfig& c, ScheduleFreeGroupState& g,
+                            const ScheduleFreeSgdTensor<float>* t, const Storage* s, std::size_t n) {
+    checked_stored_group_step(c, g, t, s, n);
 }
 
 }  // namespace lrcore

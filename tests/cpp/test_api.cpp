@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -520,6 +521,68 @@ void check_adafactor() {
     }
 }
 
+/// The bits of x rounded to bfloat16, nearest even (finite x).
+std::uint16_t bfloat16_bits(float x) {
+    std::uint32_t b;
+    std::memcpy(&b, &x, sizeof b);
+    return static_cast<std::uint16_t>((b + 0x7FFFu + ((b >> 16) & 1u)) >> 16);
+}
+
+float bfloat16_value(std::uint16_t h) {
+    const std::uint32_t b = std::uint32_t{h} << 16;
+    float x;
+    std::memcpy(&x, &b, sizeof x);
+    return x;
+}
+
+void check_mixed_precision() {
+    // Adam on a bfloat16 parameter with a float32 master copy: the master follows the float32
+    // run bitwise, the parameter is the master rounded to nearest even.
+    constexpr std::size_t n = 1000;
+    std::vector<float> reference(n), master(n), grad32(n), m32(n), v32(n), m(n), v(n);
+    std::vector<std::uint16_t> param(n), grad(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        param[i] = bfloat16_bits(std::sin(0.37f * static_cast<float>(i)));
+        master[i] = reference[i] = bfloat16_value(param[i]);
+    }
+    lrcore::AdamConfig config;
+    config.lr = 0.01;
+    for (std::int64_t step = 1; step <= 5; ++step) {
+        for (std::size_t i = 0; i < n; ++i) {
+            grad[i] = bfloat16_bits(std::cos(0.11f * static_cast<float>(i * step)));
+            grad32[i] = bfloat16_value(grad[i]);
+        }
+        lrcore::AdamTensor<float> mixed{reinterpret_cast<float*>(param.data()), reinterpret_cast<float*>(grad.data()),
+                                        m.data(), v.data(), nullptr, n, step};
+        lrcore::Storage storage;
+        storage.param = storage.grad = lrcore::Format::bfloat16;
+        storage.master = master.data();
+        lrcore::adam_step(config, &mixed, &storage, 1);
+        lrcore::AdamTensor<float> plain{reference.data(), grad32.data(), m32.data(), v32.data(), nullptr, n, step};
+        lrcore::adam_step(config, plain);
+    }
+    bool same = true;
+    for (std::size_t i = 0; i < n; ++i) same = same && master[i] == reference[i] && param[i] == bfloat16_bits(reference[i]);
+    LRCORE_CHECK_MESSAGE(same, "the master copy follows the float32 run and the parameter is it rounded");
+
+    // A bad storage throws before anything is written.
+    const std::vector<std::uint16_t> before = param;
+    const std::vector<float> master_before = master;
+    lrcore::AdamTensor<float> mixed{reinterpret_cast<float*>(param.data()), reinterpret_cast<float*>(grad.data()),
+                                    m.data(), v.data(), nullptr, n, 6};
+    lrcore::Storage storage;
+    storage.param = lrcore::Format::float32;  // not a 16-bit format
+    LRCORE_CHECK_THROWS(lrcore::adam_step(config, &mixed, &storage, 1), std::invalid_argument);
+    storage.param = lrcore::Format::bfloat16;
+    storage.grad = lrcore::Format::float16;  // neither the parameter's format nor float32
+    LRCORE_CHECK_THROWS(lrcore::adam_step(config, &mixed, &storage, 1), std::invalid_argument);
+    storage.grad = lrcore::Format::bfloat16;
+    storage.master = master.data();
+    storage.rounding = lrcore::Rounding::stochastic;  // excludes a master copy
+    LRCORE_CHECK_THROWS(lrcore::adam_step(config, &mixed, &storage, 1), std::invalid_argument);
+    LRCORE_CHECK(param == before && master == master_before);
+}
+
 }  // namespace
 
 int main() {
@@ -533,5 +596,6 @@ int main() {
     check_sparse_rows();
     check_adafactor();
     check_schedule_free();
+    check_mixed_precision();
     return lrcore_test::finish();
 }

@@ -192,6 +192,43 @@ void schedule_free_sgd_eval(const ScheduleFreeSgdConfig& config, ScheduleFreeGro
 void schedule_free_sgd_eval(const ScheduleFreeSgdConfig& config, ScheduleFreeGroupState& state,
                             const ScheduleFreeSgdTensor<double>* tensors, std::size_t count);
 
+/// Mixed precision: the same steps over float32-math tensors whose arrays are
+/// stored as storages[i] says (16-bit parameters and gradients, bfloat16
+/// state, a float32 master copy, stochastic rounding; see Storage in
+/// tensors.hpp). Besides the checks above, every storage is checked: the
+/// parameter bfloat16 or float16, the gradient the parameter's format or
+/// float32, the state float32 or bfloat16, and not both a master copy and
+/// stochastic rounding; a bad one throws std::invalid_argument before any
+/// array is written. A null `storages` is the float32 step.
+void sgd_step(const SgdConfig& config, const SgdTensor<float>* tensors, const Storage* storages, std::size_t count);
+void adagrad_step(const AdagradConfig& config, const AdagradTensor<float>* tensors, const Storage* storages,
+                  std::size_t count);
+void rmsprop_step(const RmspropConfig& config, const RmspropTensor<float>* tensors, const Storage* storages,
+                  std::size_t count);
+void adam_step(const AdamConfig& config, const AdamTensor<float>* tensors, const Storage* storages,
+               std::size_t count);
+void adafactor_step(const AdafactorConfig& config, const AdafactorTensor<float>* tensors, const Storage* storages,
+                    std::size_t count);
+void nadam_step(const NadamConfig& config, const NadamTensor<float>* tensors, const Storage* storages,
+                std::size_t count);
+void radam_step(const RadamConfig& config, const RadamTensor<float>* tensors, const Storage* storages,
+                std::size_t count);
+void adamax_step(const AdamaxConfig& config, const AdamaxTensor<float>* tensors, const Storage* storages,
+                 std::size_t count);
+void lion_step(const LionConfig& config, const LionTensor<float>* tensors, const Storage* storages,
+               std::size_t count);
+void adadelta_step(const AdadeltaConfig& config, const AdadeltaTensor<float>* tensors, const Storage* storages,
+                   std::size_t count);
+void rprop_step(const RpropConfig& config, const RpropTensor<float>* tensors, const Storage* storages,
+                std::size_t count);
+void asgd_step(const AsgdConfig& config, const AsgdTensor<float>* tensors, const Storage* storages,
+               std::size_t count);
+void schedule_free_adamw_step(const ScheduleFreeAdamWConfig& config, ScheduleFreeGroupState& state,
+                              const ScheduleFreeAdamWTensor<float>* tensors, const Storage* storages,
+                              std::size_t count);
+void schedule_free_sgd_step(const ScheduleFreeSgdConfig& config, ScheduleFreeGroupState& state,
+                            const ScheduleFreeSgdTensor<float>* tensors, const Storage* storages, std::size_t count);
+
 /// Single-tensor conveniences.
 inline void sgd_step(const SgdConfig& c, const SgdTensor<float>& t) { sgd_step(c, &t, 1); }
 inline void sgd_step(const SgdConfig& c, const SgdTensor<double>& t) { sgd_step(c, &t, 1); }
