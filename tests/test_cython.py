@@ -30,7 +30,7 @@ EXTENSION_SOURCE = textwrap.dedent(
     """
     # distutils: language = c++
     # cython: language_level=3, boundscheck=False, wraparound=False
-    from libc.stdint cimport int64_t
+    from libc.stdint cimport int64_t, uint16_t
     from libcpp.string cimport string
 
     from lrcore cimport cpp
@@ -178,6 +178,29 @@ EXTENSION_SOURCE = textwrap.dedent(
                 tensor.step = t + 1
                 cpp.nadam_step(config, tensor)
         return mu_product
+
+
+    def bfloat16_adam_with_master(uint16_t[::1] param, const uint16_t[::1] grad, float[::1] master,
+                                  float[::1] exp_avg, float[::1] exp_avg_sq, int64_t step):
+        \"\"\"One Adam step on a bfloat16 parameter (its uint16 bits) with a float32 master copy.\"\"\"
+        cdef cpp.AdamConfig config
+        config.lr = 0.01
+        cdef cpp.AdamTensor[float] tensor
+        tensor.param = <float*>&param[0]
+        tensor.grad = <const float*>&grad[0]
+        tensor.exp_avg = &exp_avg[0]
+        tensor.exp_avg_sq = &exp_avg_sq[0]
+        tensor.max_exp_avg_sq = NULL
+        tensor.size = param.shape[0]
+        tensor.step = step
+        cdef cpp.Storage storage
+        storage.param = cpp.Format.bfloat16
+        storage.grad = cpp.Format.bfloat16
+        storage.state = cpp.Format.float32
+        storage.master = &master[0]
+        storage.rounding = cpp.Rounding.nearest_even
+        with nogil:
+            cpp.adam_step(config, &tensor, &storage, 1)
 
 
     def runtime():
@@ -405,3 +428,22 @@ def test_cython_nadam_keeps_its_scalar_state_in_the_callers_double(extension):
         optimizer.step([grad])
     np.testing.assert_array_equal(param, expected)
     assert mu_product == float(optimizer.state_dict()["state"][0]["mu_product"])
+
+
+def test_cython_mixed_precision_matches_the_functional_layer(extension):
+    bfloat16 = pytest.importorskip("ml_dtypes").bfloat16
+    rng = np.random.default_rng(8)
+    param = rng.standard_normal(300).astype(bfloat16)
+    expected = param.copy()
+    master, expected_master = param.astype(np.float32), param.astype(np.float32)
+    exp_avg, exp_avg_sq = np.zeros(300, np.float32), np.zeros(300, np.float32)
+    states = [np.zeros(300, np.float32), np.zeros(300, np.float32)]
+    steps = np.zeros(1, np.int64)
+    for step in range(1, 4):
+        grad = rng.standard_normal(300).astype(bfloat16)
+        extension.bfloat16_adam_with_master(param.view(np.uint16), grad.view(np.uint16), master, exp_avg,
+                                            exp_avg_sq, step)
+        lrcore.functional.adam([expected], [grad], [states[0]], [states[1]], steps, lr=0.01,
+                               master_weights=[expected_master])
+    np.testing.assert_array_equal(master, expected_master)
+    np.testing.assert_array_equal(param.view(np.uint16), expected.view(np.uint16))

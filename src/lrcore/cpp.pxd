@@ -22,7 +22,7 @@
 # std::runtime_error -> RuntimeError); they check everything before writing
 # any array, so a raised call has changed nothing.
 
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libcpp cimport bool
 from libcpp.string cimport string
 from libcpp.vector cimport vector
@@ -196,6 +196,27 @@ cdef extern from "lrcore/lrcore.hpp" namespace "lrcore" nogil:
     # --- tensors.hpp: one parameter and its state, as caller-owned pointers
     # (T is float or double; optional state may be NULL when unused) -------
 
+    # Mixed precision (tensors.hpp's Storage): a Tensor[float] whose pointers point to
+    # elements of these formats (a bfloat16/float16 array passed as <float*> its uint16 data).
+    cpdef enum class Format(uint8_t):
+        float32
+        bfloat16
+        float16
+
+    cpdef enum class Rounding(uint8_t):
+        nearest_even
+        stochastic
+
+    cdef cppclass Storage:
+        Format param
+        Format grad
+        Format state
+        float* master
+        Rounding rounding
+        uint64_t seed
+        uint64_t stream
+        uint64_t step
+
     cdef cppclass SgdTensor[T]:
         T* param
         const T* grad
@@ -314,61 +335,85 @@ cdef extern from "lrcore/lrcore.hpp" namespace "lrcore" nogil:
     # --- optimizers.hpp: one step over `count` tensors, or over one -------
 
     void sgd_step(const SgdConfig& config, const SgdTensor[float]* tensors, size_t count) except +
+    void sgd_step(const SgdConfig& config, const SgdTensor[float]* tensors, const Storage* storages,
+                  size_t count) except +
     void sgd_step(const SgdConfig& config, const SgdTensor[double]* tensors, size_t count) except +
     void sgd_step(const SgdConfig& config, const SgdTensor[float]& tensor) except +
     void sgd_step(const SgdConfig& config, const SgdTensor[double]& tensor) except +
 
     void adagrad_step(const AdagradConfig& config, const AdagradTensor[float]* tensors, size_t count) except +
+    void adagrad_step(const AdagradConfig& config, const AdagradTensor[float]* tensors, const Storage* storages,
+                  size_t count) except +
     void adagrad_step(const AdagradConfig& config, const AdagradTensor[double]* tensors, size_t count) except +
     void adagrad_step(const AdagradConfig& config, const AdagradTensor[float]& tensor) except +
     void adagrad_step(const AdagradConfig& config, const AdagradTensor[double]& tensor) except +
 
     void rmsprop_step(const RmspropConfig& config, const RmspropTensor[float]* tensors, size_t count) except +
+    void rmsprop_step(const RmspropConfig& config, const RmspropTensor[float]* tensors, const Storage* storages,
+                  size_t count) except +
     void rmsprop_step(const RmspropConfig& config, const RmspropTensor[double]* tensors, size_t count) except +
     void rmsprop_step(const RmspropConfig& config, const RmspropTensor[float]& tensor) except +
     void rmsprop_step(const RmspropConfig& config, const RmspropTensor[double]& tensor) except +
 
     void adam_step(const AdamConfig& config, const AdamTensor[float]* tensors, size_t count) except +
+    void adam_step(const AdamConfig& config, const AdamTensor[float]* tensors, const Storage* storages,
+                  size_t count) except +
     void adam_step(const AdamConfig& config, const AdamTensor[double]* tensors, size_t count) except +
     void adam_step(const AdamConfig& config, const AdamTensor[float]& tensor) except +
     void adam_step(const AdamConfig& config, const AdamTensor[double]& tensor) except +
 
     void adafactor_step(const AdafactorConfig& config, const AdafactorTensor[float]* tensors, size_t count) except +
+    void adafactor_step(const AdafactorConfig& config, const AdafactorTensor[float]* tensors, const Storage* storages,
+                  size_t count) except +
     void adafactor_step(const AdafactorConfig& config, const AdafactorTensor[double]* tensors, size_t count) except +
     void adafactor_step(const AdafactorConfig& config, const AdafactorTensor[float]& tensor) except +
     void adafactor_step(const AdafactorConfig& config, const AdafactorTensor[double]& tensor) except +
 
     void nadam_step(const NadamConfig& config, const NadamTensor[float]* tensors, size_t count) except +
+    void nadam_step(const NadamConfig& config, const NadamTensor[float]* tensors, const Storage* storages,
+                  size_t count) except +
     void nadam_step(const NadamConfig& config, const NadamTensor[double]* tensors, size_t count) except +
     void nadam_step(const NadamConfig& config, const NadamTensor[float]& tensor) except +
     void nadam_step(const NadamConfig& config, const NadamTensor[double]& tensor) except +
 
     void radam_step(const RadamConfig& config, const RadamTensor[float]* tensors, size_t count) except +
+    void radam_step(const RadamConfig& config, const RadamTensor[float]* tensors, const Storage* storages,
+                  size_t count) except +
     void radam_step(const RadamConfig& config, const RadamTensor[double]* tensors, size_t count) except +
     void radam_step(const RadamConfig& config, const RadamTensor[float]& tensor) except +
     void radam_step(const RadamConfig& config, const RadamTensor[double]& tensor) except +
 
     void adamax_step(const AdamaxConfig& config, const AdamaxTensor[float]* tensors, size_t count) except +
+    void adamax_step(const AdamaxConfig& config, const AdamaxTensor[float]* tensors, const Storage* storages,
+                  size_t count) except +
     void adamax_step(const AdamaxConfig& config, const AdamaxTensor[double]* tensors, size_t count) except +
     void adamax_step(const AdamaxConfig& config, const AdamaxTensor[float]& tensor) except +
     void adamax_step(const AdamaxConfig& config, const AdamaxTensor[double]& tensor) except +
 
     void lion_step(const LionConfig& config, const LionTensor[float]* tensors, size_t count) except +
+    void lion_step(const LionConfig& config, const LionTensor[float]* tensors, const Storage* storages,
+                  size_t count) except +
     void lion_step(const LionConfig& config, const LionTensor[double]* tensors, size_t count) except +
     void lion_step(const LionConfig& config, const LionTensor[float]& tensor) except +
     void lion_step(const LionConfig& config, const LionTensor[double]& tensor) except +
 
     void adadelta_step(const AdadeltaConfig& config, const AdadeltaTensor[float]* tensors, size_t count) except +
+    void adadelta_step(const AdadeltaConfig& config, const AdadeltaTensor[float]* tensors, const Storage* storages,
+                  size_t count) except +
     void adadelta_step(const AdadeltaConfig& config, const AdadeltaTensor[double]* tensors, size_t count) except +
     void adadelta_step(const AdadeltaConfig& config, const AdadeltaTensor[float]& tensor) except +
     void adadelta_step(const AdadeltaConfig& config, const AdadeltaTensor[double]& tensor) except +
 
     void rprop_step(const RpropConfig& config, const RpropTensor[float]* tensors, size_t count) except +
+    void rprop_step(const RpropConfig& config, const RpropTensor[float]* tensors, const Storage* storages,
+                  size_t count) except +
     void rprop_step(const RpropConfig& config, const RpropTensor[double]* tensors, size_t count) except +
     void rprop_step(const RpropConfig& config, const RpropTensor[float]& tensor) except +
     void rprop_step(const RpropConfig& config, const RpropTensor[double]& tensor) except +
 
     void asgd_step(const AsgdConfig& config, const AsgdTensor[float]* tensors, size_t count) except +
+    void asgd_step(const AsgdConfig& config, const AsgdTensor[float]* tensors, const Storage* storages,
+                  size_t count) except +
     void asgd_step(const AsgdConfig& config, const AsgdTensor[double]* tensors, size_t count) except +
     void asgd_step(const AsgdConfig& config, const AsgdTensor[float]& tensor) except +
     void asgd_step(const AsgdConfig& config, const AsgdTensor[double]& tensor) except +
@@ -390,6 +435,12 @@ cdef extern from "lrcore/lrcore.hpp" namespace "lrcore" nogil:
                                 const ScheduleFreeSgdTensor[float]* tensors, size_t count) except +
     void schedule_free_sgd_step(const ScheduleFreeSgdConfig& config, ScheduleFreeGroupState& state,
                                 const ScheduleFreeSgdTensor[double]* tensors, size_t count) except +
+    void schedule_free_adamw_step(const ScheduleFreeAdamWConfig& config, ScheduleFreeGroupState& state,
+                                  const ScheduleFreeAdamWTensor[float]* tensors, const Storage* storages,
+                                  size_t count) except +
+    void schedule_free_sgd_step(const ScheduleFreeSgdConfig& config, ScheduleFreeGroupState& state,
+                                const ScheduleFreeSgdTensor[float]* tensors, const Storage* storages,
+                                size_t count) except +
     void schedule_free_sgd_train(const ScheduleFreeSgdConfig& config, ScheduleFreeGroupState& state,
                                  const ScheduleFreeSgdTensor[float]* tensors, size_t count) except +
     void schedule_free_sgd_train(const ScheduleFreeSgdConfig& config, ScheduleFreeGroupState& state,
