@@ -1,0 +1,756 @@
+"""Mixed precision through the native step: 16-bit parameters (bfloat16, float16) with float32 math.
+
+What the native layer promises (see cpp/src/kernels/storage_formats.hpp and
+stored_arrays.hpp), checked bit for bit for every element-wise rule of
+tests/rules.py:
+
+- a step of a 16-bit parameter (gradient in its dtype or float32; state all
+  float32 or all bfloat16) is the float32 step of the widened arrays, each
+  result rounded to nearest even as numpy/ml_dtypes' ``astype`` rounds it
+  (a NaN stays a NaN, its payload is not compared);
+- with a float32 master copy, the master is stepped exactly as a float32
+  parameter and the parameter is the master rounded to nearest;
+- stochastic rounding (``rounding_seed``) picks one of the two neighbours of
+  the float32 result, unbiased, reproducibly for a seed, and identically on
+  every ISA and thread count;
+- bad input raises naming the argument and writes nothing.
+
+The expected values come from ``lrcore.reference`` (numpy, one operation at a
+time) on float32 copies, never from the native code under test. The calls go
+to ``lrcore._core.rules.<rule>.step`` directly, with the group layout
+(hyperparameters, params, grads, state, steps[, group_state]).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import pytest
+
+import lrcore
+from lrcore import reference
+from rules import RULE_CASES, RULE_IDS, RULES, ROW_RULES
+
+ml_dtypes = pytest.importorskip("ml_dtypes", reason="the bfloat16 dtype comes from ml_dtypes")
+
+BF16 = np.dtype(ml_dtypes.bfloat16)
+F16 = np.dtype(np.float16)
+F32 = np.dtype(np.float32)
+HALF_DTYPES = [BF16, F16]
+HALF_IDS = ["bfloat16", "float16"]
+
+#: Vectors (a scalar, sizes around the vector widths, a long one with a tail) and matrices (Adafactor
+#: factors those over their last two dimensions).
+SHAPES = [(1,), (7,), (33,), (1031,), (4, 9), (3, 5, 7)]
+
+
+# ------------------------------------------------------------------------------------------ layouts
+@dataclass(frozen=True)
+class Layout:
+    """How one call stores its arrays: the parameter's dtype, the gradient's, the state's, and how
+    16-bit parameters are stored ("nearest", "stochastic" or "master")."""
+
+    param: np.dtype
+    grad: np.dtype
+    state: np.dtype
+    mode: str = "nearest"
+
+    def __str__(self) -> str:
+        return f"{self.param.name} param, {self.grad.name} grad, {self.state.name} state, {self.mode}"
+
+
+def layouts(param: np.dtype, modes=("nearest", "master", "stochastic")) -> List[Layout]:
+    """Every layout of a 16-bit parameter dtype: gradient in its dtype or float32, float32 or bfloat16 state."""
+    return [Layout(param, grad, state, mode) for mode in modes for grad in (param, F32) for state in (F32, BF16)]
+
+
+# -------------------------------------------------------------------------------------- native calls
+def native_values(rule, config) -> Dict[str, Any]:
+    return rule.native_values(config)
+
+
+def fresh_state(rule, config, params32: List[np.ndarray], state_dtype: np.dtype) -> Dict[str, Any]:
+    """The functional layout's state (list names) for float32 parameters, its arrays in state_dtype."""
+    state = rule.new_state(params32, config)
+    for s in rule.description.states:
+        arrays = state[s.list_name]
+        if arrays is not None:
+            state[s.list_name] = [None if a is None else a.astype(state_dtype) for a in arrays]
+    state.setdefault("steps", np.zeros(len(params32), dtype=np.int64))
+    return state
+
+
+def group_of(rule, config, params, grads, state, masters=None, steps=True):
+    """The native group tuple for state in the functional layout (entries keyed by the state's name)."""
+    description = rule.description
+    entries: Dict[str, Any] = {s.name: state[s.list_name] for s in description.states}
+    entries.update({s.name: state[s.list_name] for s in description.scalars})
+    if masters is not None:
+        entries["master_weight"] = masters
+    group = (native_values(rule, config), params, grads, entries, state["steps"] if steps else None)
+    if "group_state" in state:
+        group += (state["group_state"],)
+    return group
+
+
+def allocator(dtype: np.dtype):
+    """A `create` for the native step: new state arrays of one dtype, shaped like the parameter."""
+    def create(param, shape=None):
+        return np.zeros(param.shape if shape is None else shape, dtype=dtype)
+    return create
+
+
+def native_step(rule, config, params, grads, state, layout: Layout, masters=None, seed=None, **options):
+    group = group_of(rule, config, params, grads, state, masters)
+    return rule.description.native.step([group], create=allocator(layout.state), rounding_seed=seed, **options)
+
+
+def widened(arrays):
+    return [None if a is None else a.astype(F32) for a in arrays]
+
+
+def copy_state(state: Dict[str, Any], convert=None) -> Dict[str, Any]:
+    """A deep copy of a functional-layout state; `convert` maps each state array (not scalars/steps)."""
+    result: Dict[str, Any] = {}
+    for name, value in state.items():
+        if isinstance(value, list):
+            result[name] = [None if a is None else (convert(a) if convert is not None and a.dtype != np.float64
+                                                    else a.copy()) for a in value]
+        elif isinstance(value, np.ndarray):
+            result[name] = value.copy()
+        else:
+            result[name] = value
+    return result
+
+
+def reference_step(rule, config, params32, grads32, state32) -> None:
+    """One float32 step of lrcore.reference, in place (steps counted as the native step counts them)."""
+    description = rule.description
+    steps = state32["steps"]
+    if "steps" not in description.functional_arguments:
+        # The rule has no step counter of its own; the native step still counts its tensors' steps.
+        rule.functional_call(reference, params32, grads32, state32, config)
+        for i, g in enumerate(grads32):
+            if g is not None:
+                steps[i] += 1
+        return
+    rule.functional_call(reference, params32, grads32, state32, config)
+
+
+def expected_step(rule, config, params, grads, state, masters, layout: Layout):
+    """The float32 step of the widened arrays: (float32 params, float32 state), the results before rounding."""
+    params32 = [m.copy() if m is not None else p.astype(F32)
+                for p, m in zip(params, masters if masters is not None else [None] * len(params))]
+    grads32 = widened(grads)
+    state32 = copy_state(state, convert=lambda a: a.astype(F32))
+    reference_step(rule, config, params32, grads32, state32)
+    return params32, state32
+
+
+# --------------------------------------------------------------------------------------- comparisons
+def is_nan(values: np.ndarray) -> np.ndarray:
+    """NaN-ness from the bits (a cast would raise numpy's warning for a signalling NaN)."""
+    if values.dtype.kind in "iub":
+        return np.zeros(values.shape, bool)
+    if values.dtype == np.float64:
+        return np.isnan(values)
+    if values.dtype.itemsize == 4:
+        return (values.view(np.uint32) & 0x7FFFFFFF) > 0x7F800000
+    infinity = 0x7F80 if values.dtype == BF16 else 0x7C00
+    return (values.view(np.uint16) & 0x7FFF) > infinity
+
+
+def same_bits(actual: np.ndarray, expected: np.ndarray) -> bool:
+    """Bitwise equality, except that a NaN only has to be a NaN."""
+    if actual.dtype != expected.dtype or actual.shape != expected.shape:
+        return False
+    a = actual.reshape(-1)
+    e = expected.reshape(-1)
+    width = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}[a.dtype.itemsize]
+    if np.array_equal(a.view(width), e.view(width)):
+        return True
+    a_nan = is_nan(a)
+    e_nan = is_nan(e)
+    if not np.array_equal(a_nan, e_nan):
+        return False
+    return bool(np.array_equal(a.view(width)[~e_nan], e.view(width)[~e_nan]))
+
+
+def assert_same_bits(actual: np.ndarray, expected: np.ndarray, what: str) -> None:
+    assert actual.dtype == expected.dtype, f"{what}: dtype {actual.dtype} != {expected.dtype}"
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
+    if not same_bits(actual, expected):
+        with np.errstate(invalid="ignore"):
+            a = actual.reshape(-1).astype(np.float64)
+            e = expected.reshape(-1).astype(np.float64)
+        differ = np.flatnonzero(~((a == e) | (np.isnan(a) & np.isnan(e))) | (np.signbit(a) != np.signbit(e)))
+        k = differ[0]
+        raise AssertionError(f"{what}: {differ.size} of {a.size} elements differ, first at {k}: "
+                             f"{actual.reshape(-1)[k]!r} != expected {expected.reshape(-1)[k]!r}")
+
+
+def neighbours(values32: np.ndarray, dtype: np.dtype):
+    """The two values of `dtype` around each float32 value, as (toward zero, away from zero) bit patterns
+    (equal where the value is representable); ignores NaNs."""
+    with np.errstate(over="ignore"):  # an overflow to infinity is one of the neighbours
+        nearest = values32.astype(dtype)
+    bits = nearest.view(np.uint16).astype(np.int64)
+    back = nearest.astype(np.float64)
+    exact = back == values32.astype(np.float64)
+    # Sign and magnitude: the pattern one below in magnitude is one less (the magnitude is > 0 there).
+    too_big = np.abs(back) > np.abs(values32.astype(np.float64))
+    below = np.where(too_big, bits - 1, bits)
+    above = np.where(exact, below, below + 1)
+    return below.astype(np.uint16), above.astype(np.uint16)
+
+
+def assert_rounded_either_way(actual: np.ndarray, expected32: np.ndarray, what: str) -> None:
+    """Each element of the 16-bit `actual` is one of the two neighbours of the float32 result (NaN: a NaN)."""
+    assert actual.shape == expected32.shape, what
+    a = actual.reshape(-1)
+    e = expected32.reshape(-1)
+    nan = is_nan(e)
+    assert np.array_equal(is_nan(a), nan), f"{what}: NaNs differ"
+    below, above = neighbours(e[~nan], actual.dtype)
+    bits = a.view(np.uint16)[~nan]
+    ok = (bits == below) | (bits == above)
+    if not np.all(ok):
+        k = np.flatnonzero(~ok)[0]
+        raise AssertionError(f"{what}: {np.count_nonzero(~ok)} elements are not a neighbour of the float32 "
+                             f"result, first {a[~nan][k]!r} for {e[~nan][k]!r}")
+
+
+def check_against_expected(rule, params, state, masters, expected_params, expected_state, layout: Layout,
+                           what: str) -> None:
+    """The native results against the float32 step's, rounded as the layout stores them."""
+    stochastic = layout.mode == "stochastic"
+    for i, (p, e) in enumerate(zip(params, expected_params)):
+        if masters is not None and masters[i] is not None:
+            assert_same_bits(masters[i], e, f"{what}: master_weights[{i}]")
+        if stochastic:
+            assert_rounded_either_way(p, e, f"{what}: params[{i}]")
+        else:
+            assert_same_bits(p, e.astype(p.dtype), f"{what}: params[{i}]")
+    description = rule.description
+    for s in description.states:
+        ours, theirs = state[s.list_name], expected_state[s.list_name]
+        if ours is None:
+            assert theirs is None or all(t is None for t in theirs), f"{what}: {s.list_name}"
+            continue
+        for i, (a, e) in enumerate(zip(ours, theirs)):
+            if a is None or e is None:
+                assert a is None and e is None, f"{what}: {s.list_name}[{i}]"
+                continue
+            assert a.dtype == layout.state, f"{what}: {s.list_name}[{i}] has dtype {a.dtype}"
+            if stochastic and a.dtype != F32:
+                assert_rounded_either_way(a, e, f"{what}: {s.list_name}[{i}]")
+            else:
+                assert_same_bits(a, e.astype(a.dtype), f"{what}: {s.list_name}[{i}]")
+    for s in description.scalars:
+        for i, (a, e) in enumerate(zip(state[s.list_name], expected_state[s.list_name])):
+            assert np.array_equal(a, e, equal_nan=True), f"{what}: {s.list_name}[{i}]"
+    assert np.array_equal(state["steps"], expected_state["steps"]), f"{what}: steps"
+    if "group_state" in state:
+        assert np.array_equal(state["group_state"], expected_state["group_state"]), f"{what}: group_state"
+
+
+def start(rule, config, layout: Layout, shapes=SHAPES, seed=0):
+    """Fresh 16-bit parameters (and master copies for a master layout) and state."""
+    rng = np.random.default_rng(seed)
+    params = [np.asarray(rng.standard_normal(shape), dtype=F32).astype(layout.param) for shape in shapes]
+    masters = [p.astype(F32) for p in params] if layout.mode == "master" else None
+    state = fresh_state(rule, config, widened(params), layout.state)
+    return rng, params, masters, state
+
+
+def gradients(rng, shapes, dtype):
+    return [np.asarray(rng.standard_normal(shape) + 0.1, dtype=F32).astype(dtype) for shape in shapes]
+
+
+def schedule_free_switch(rule, config, params, state, masters, train: bool) -> None:
+    """The native train/eval switch of a schedule-free group (16-bit parameters, their masters)."""
+    description = rule.description
+    entries: Dict[str, Any] = {description.states[0].name: state[description.states[0].list_name]}
+    if masters is not None:
+        entries["master_weight"] = masters
+    description.native.switch_mode([(native_values(rule, config), params, entries, state["group_state"])], train)
+
+
+def reference_switch(rule, config, params32, state32, train: bool) -> None:
+    name = f"{rule.name}_{'train' if train else 'eval'}"
+    values = {k: v for k, v in native_values(rule, config).items() if k not in rule.description.fixed}
+    getattr(reference, name)(params32, state32[rule.description.states[0].list_name], state32["group_state"],
+                             **values)
+
+
+# ------------------------------------------------------------------ 1. bitwise against the reference
+STEPS = 8  # RAdam's rectified branch starts at step 6
+
+
+@pytest.mark.parametrize("param_dtype", HALF_DTYPES, ids=HALF_IDS)
+@pytest.mark.parametrize(("rule", "config"), RULE_CASES, ids=RULE_IDS)
+def test_each_step_is_the_rounded_float32_step(rule, config, param_dtype):
+    """Every layout, step by step: the native step of 16-bit arrays equals lrcore.reference's float32 step
+    of their widened values, rounded to nearest even by numpy/ml_dtypes (stochastic: to one of the two
+    neighbours; master: the master bitwise, the parameter the master rounded)."""
+    for layout in layouts(param_dtype):
+        rng, params, masters, state = start(rule, config, layout)
+        for step in range(1, STEPS + 1):
+            grads = gradients(rng, SHAPES, layout.grad)
+            expected_params, expected_state = expected_step(rule, config, params, grads, state, masters, layout)
+            seed = 1234 if layout.mode == "stochastic" else None
+            assert native_step(rule, config, params, grads, state, layout, masters, seed=seed) is True
+            check_against_expected(rule, params, state, masters, expected_params, expected_state, layout,
+                                   f"{layout}, step {step}")
+        if rule.description.has_modes:
+            # Train -> eval -> train: the switches are lerps of the parameter (or its master) toward z,
+            # stored to nearest even.
+            for train in (False, True):
+                params32 = [m.copy() if m is not None else p.astype(F32)
+                            for p, m in zip(params, masters or [None] * len(params))]
+                state32 = copy_state(state, convert=lambda a: a.astype(F32))
+                reference_switch(rule, config, params32, state32, train)
+                schedule_free_switch(rule, config, params, state, masters, train)
+                switched = Layout(layout.param, layout.grad, layout.state, "nearest" if layout.mode != "master"
+                                  else "master")
+                check_against_expected(rule, params, state, masters, params32, state32, switched,
+                                       f"{layout}, switch to {'train' if train else 'eval'}")
+
+
+MASTER_STEPS = 24  # ASGD's averaging with t0 = 20 starts at step 22
+
+
+@pytest.mark.parametrize("param_dtype", HALF_DTYPES, ids=HALF_IDS)
+@pytest.mark.parametrize(("rule", "config"), RULE_CASES, ids=RULE_IDS)
+def test_master_weights_follow_the_float32_run(rule, config, param_dtype):
+    """With float32 state and a master copy, many steps: the master is the float32 run of the same
+    (widened) gradients bit for bit, and the parameter is the master rounded to nearest even."""
+    for grad_dtype in (param_dtype, F32):
+        layout = Layout(param_dtype, grad_dtype, F32, "master")
+        rng, params, masters, state = start(rule, config, layout)
+        params32 = [m.copy() for m in masters]
+        state32 = copy_state(state)
+        for _ in range(MASTER_STEPS):
+            grads = gradients(rng, SHAPES, grad_dtype)
+            native_step(rule, config, params, grads, state, layout, masters)
+            reference_step(rule, config, params32, widened(grads), state32)
+        if rule.description.has_modes:
+            schedule_free_switch(rule, config, params, state, masters, False)
+            reference_switch(rule, config, params32, state32, False)
+        check_against_expected(rule, params, state, masters, params32, state32, layout,
+                               f"{layout}, after {MASTER_STEPS} steps")
+
+
+# ------------------------------------------------------------------------------------ 2. conversions
+SGD = next(rule for rule in RULES if rule.name == "sgd")
+PLAIN_SGD = dict(lr=1.0)
+
+
+def float32_patterns(rng, count: int = 1 << 15) -> np.ndarray:
+    """Float32 values of every class, shuffled: random bits (normals of every exponent, some NaNs and
+    subnormals), subnormals, NaNs with random payloads and either sign, infinities, zeros, values around
+    float16's largest (65504, the tie 65520) and bfloat16's, values at and below float16's smallest
+    subnormal 2**-24 (the tie 2**-25), and exact ties of both formats."""
+    def bits(values):
+        return np.asarray(values, dtype=np.uint32)
+
+    random = rng.integers(0, 1 << 32, count, dtype=np.uint64).astype(np.uint32)
+    sign = rng.integers(0, 2, count, dtype=np.uint32) << 31
+    fraction = rng.integers(0, 1 << 23, count, dtype=np.uint32)
+    subnormal = sign | fraction
+    nan = sign | 0x7F800000 | np.maximum(fraction, 1)
+    specials = bits([0x00000000, 0x80000000, 0x7F800000, 0xFF800000, 0x7FC00000, 0xFFC00000, 0x7F800001,
+                     0x7F7FFFFF, 0xFF7FFFFF, 0x00000001, 0x80000001, 0x00800000, 0x007FFFFF,
+                     0x7F7F7FFF, 0x7F7F8000, 0x7F7F8001, 0x7F7E8000])  # around bfloat16's largest, its ties
+    half_max = np.array([65504, 65505, 65519, 65519.996, 65520, 65520.004, 65535, 65536, 1e5, 70000.5,
+                         -65504, -65520, -65519.996, 131008, 2.0**16 - 16], dtype=np.float32).view(np.uint32)
+    around_half_max = rng.uniform(65000, 66100, count // 8).astype(np.float32).view(np.uint32) | (sign[: count // 8])
+    tiny = np.float32(2.0 ** -24)
+    tiny_values = np.array([tiny, tiny / 2, np.nextafter(tiny / 2, 1, dtype=np.float32), tiny * 1.5, tiny * 2.5,
+                            np.nextafter(tiny / 2, 0, dtype=np.float32), tiny / 4, -tiny / 2, -tiny * 1.5,
+                            2.0 ** -14, 2.0 ** -14 - 2.0 ** -25, np.float32(6.1e-5)], dtype=np.float32).view(np.uint32)
+    below_tiny = (rng.uniform(2.0 ** -27, 2.0 ** -23, count // 8).astype(np.float32).view(np.uint32)
+                  | sign[: count // 8])
+    # float16 subnormals and normals of every exponent, with random fractions.
+    half_range = (rng.uniform(-30, 16.5, count // 4).astype(np.float32))
+    half_range = (np.exp2(half_range) * np.where(rng.random(count // 4) < 0.5, -1, 1)).astype(np.float32).view(np.uint32)
+    # Exact ties: bfloat16 drops the low 16 bits (tie 0x8000), float16 normals the low 13 (tie 0x1000).
+    bfloat16_ties = (random[: count // 8] & 0xFFFF0000) | 0x8000
+    bfloat16_near_ties = (random[: count // 8] & 0xFFFF0000) | rng.choice(np.array([0x7FFF, 0x8001, 0xFFFF, 1],
+                                                                          dtype=np.uint32), count // 8)
+    half_ties = (np.exp2(rng.uniform(-14, 15.9, count // 8)).astype(np.float32).view(np.uint32) & ~np.uint32(0x1FFF)) \
+        | 0x1000
+    every = np.concatenate([random, subnormal, nan, specials, half_max, around_half_max, tiny_values, below_tiny,
+                            half_range, bfloat16_ties, bfloat16_near_ties, half_ties])
+    return rng.permutation(every).view(np.float32)
+
+
+def sgd_group(params, grads, state_dtype=F32, momentum=0.0, masters=None, steps=None, maximize=False):
+    config = dict(lr=1.0, momentum=momentum, maximize=maximize)
+    state = {"momentum_buffers": [None] * len(params), "steps": steps}
+    entries: Dict[str, Any] = {"momentum_buffer": state["momentum_buffers"]}
+    if masters is not None:
+        entries["master_weight"] = masters
+    return (native_values(SGD, config), params, grads, entries, steps), state
+
+
+@pytest.mark.parametrize("param_dtype", HALF_DTYPES, ids=HALF_IDS)
+def test_rounding_float32_values_as_numpy_does(each_isa, param_dtype):
+    """SGD with lr = 1 from zeros stores -grad: every float32 class rounds as numpy/ml_dtypes' astype (to
+    nearest even; overflow to infinity; float16 subnormals), in the parameter, in a bfloat16 momentum
+    buffer, and, with a master copy, in the parameter while the master keeps the float32 value."""
+    rng = np.random.default_rng(11)
+    grad = float32_patterns(rng)
+    # The float32 results lrcore.reference computes (0 - 1 * g, and the buffer b = g), and numpy's rounding
+    # of them (NaNs, infinities and overflows are the point here: numpy's warnings about them are not).
+    with np.errstate(all="ignore"):
+        expected = [np.zeros(grad.size, F32)]
+        reference.sgd(expected, [grad], [None], lr=1.0, momentum=0.5)
+        expected_param = expected[0].astype(param_dtype)
+        buffer_expected = grad.astype(BF16)
+
+    param = np.zeros(grad.size, param_dtype)
+    group, state = sgd_group([param], [grad], momentum=0.5)
+    SGD.description.native.step([group], create=allocator(BF16))
+    assert_same_bits(param, expected_param, f"{param_dtype.name} params")
+    assert_same_bits(state["momentum_buffers"][0], buffer_expected, "bfloat16 momentum_buffers")
+
+    param = np.zeros(grad.size, param_dtype)
+    master = np.zeros(grad.size, F32)
+    group, _ = sgd_group([param], [grad], masters=[master])
+    SGD.description.native.step([group])
+    assert_same_bits(master, expected[0], "master_weights")
+    assert_same_bits(param, expected_param, f"{param_dtype.name} params from the master")
+
+    # Stochastic rounding: one of the two neighbours, a NaN stays a NaN (the overflow past the largest
+    # float16 may go to infinity or stay at 65504).
+    param = np.zeros(grad.size, param_dtype)
+    group, _ = sgd_group([param], [grad], steps=np.zeros(1, np.int64))
+    SGD.description.native.step([group], rounding_seed=99)
+    assert_rounded_either_way(param, expected[0], f"{param_dtype.name} params, stochastic")
+
+
+@pytest.mark.parametrize("param_dtype", HALF_DTYPES, ids=HALF_IDS)
+def test_every_16_bit_pattern_widens_exactly(each_isa, param_dtype):
+    """All 65536 patterns, as gradients (widened; p = 0 - g stored back) and as parameters (p - 1 * 0):
+    both give back the pattern (a NaN: a NaN), and the float32 master of p = 0 - g is numpy's widening."""
+    patterns = np.random.default_rng(5).permutation(np.arange(1 << 16, dtype=np.uint32).astype(np.uint16))
+    values = patterns.view(param_dtype)
+    expected = [np.zeros(values.size, F32)]
+    with np.errstate(all="ignore"):
+        reference.sgd(expected, [values.astype(F32)], [None], lr=1.0)
+
+    param = np.zeros(values.size, param_dtype)
+    master = np.zeros(values.size, F32)
+    group, _ = sgd_group([param], [values.copy()], masters=[master])
+    SGD.description.native.step([group])
+    assert_same_bits(master, expected[0], "master_weights (widened gradients)")
+    assert_same_bits(param, expected[0].astype(param_dtype), "params (widened gradients)")
+
+    param = values.copy()
+    group, _ = sgd_group([param], [np.zeros(values.size, param_dtype)])
+    SGD.description.native.step([group])
+    assert_same_bits(param, values, "params stepped by zero")
+
+
+# ------------------------------------------------------------------------------ 3. stochastic rounding
+#: Values between two neighbours of each format: normals of small and large exponents, both signs, and
+#: for float16 its subnormals (spacing 2**-24) and a value below the smallest one.
+UNBIASED_VALUES = {
+    "bfloat16": [1.00234375, -2.7182817, 3.0e-30, -7.7e20, 0.1],
+    "float16": [1.0003, -3.14159, 40000.7, 6.2e-5, 3.3e-7, -1.0e-7, 2.0e-8],
+}
+COPIES = 1 << 15  # elements per value: a standard error of at most 0.0028 on the fraction
+
+
+def fraction_up(values32: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """How far each value lies from its neighbour toward zero to the one away from zero (0..1)."""
+    below, above = neighbours(values32, dtype)
+    low = np.abs(below.view(dtype).astype(np.float64))
+    high = np.abs(above.view(dtype).astype(np.float64))
+    return (np.abs(values32.astype(np.float64)) - low) / (high - low)
+
+
+def assert_unbiased(stored: np.ndarray, values32: np.ndarray, what: str) -> np.ndarray:
+    """Per distinct value: the share rounded away from zero is the exact fraction, within 5 standard
+    errors; returns which elements were rounded away from zero."""
+    assert_rounded_either_way(stored, values32, what)
+    below, above = neighbours(values32, stored.dtype)
+    up = stored.view(np.uint16) == above
+    for value in np.unique(values32):
+        members = values32 == value
+        exact = fraction_up(np.array([value], F32), stored.dtype)[0]
+        assert 0.01 < exact < 0.99, f"{what}: {value} is too close to a representable value for this test"
+        share = np.count_nonzero(up[members]) / np.count_nonzero(members)
+        error = np.sqrt(exact * (1 - exact) / np.count_nonzero(members))
+        assert abs(share - exact) < 5 * error, f"{what}: {value!r} rounded up {share:.4f} of the time, not {exact:.4f}"
+    return up
+
+
+@pytest.mark.parametrize("param_dtype", HALF_DTYPES, ids=HALF_IDS)
+def test_stochastic_rounding_is_unbiased(param_dtype):
+    """SGD with lr = 1 from zeros stores -grad stochastically; with momentum its bfloat16 buffer (b = g)
+    too: each rounds away from zero with the probability of its fraction, and the parameter's and the
+    buffer's decisions are independent (different random bits per array)."""
+    target = np.repeat(np.array(UNBIASED_VALUES[param_dtype.name], F32), COPIES)
+    grad = -target
+    param = np.zeros(target.size, param_dtype)
+    group, state = sgd_group([param], [grad], momentum=0.5, steps=np.zeros(1, np.int64))
+    SGD.description.native.step([group], create=allocator(BF16), rounding_seed=2026)
+    param_up = assert_unbiased(param, target, f"{param_dtype.name} params")
+    buffer_up = assert_unbiased(state["momentum_buffers"][0], grad, "bfloat16 momentum_buffers")
+    for value in UNBIASED_VALUES[param_dtype.name]:
+        members = target == np.float32(value)
+        p_share, b_share = param_up[members].mean(), buffer_up[members].mean()
+        both = np.mean(param_up[members] & buffer_up[members])
+        error = np.sqrt(p_share * b_share * (1 - p_share * b_share) / np.count_nonzero(members))
+        assert abs(both - p_share * b_share) < 5 * error, f"{value}: parameter and buffer rounding correlate"
+
+
+@pytest.mark.parametrize("param_dtype", HALF_DTYPES, ids=HALF_IDS)
+def test_stochastic_rounding_does_not_stall(param_dtype):
+    """1000 SGD steps of -1e-4 on ones: each is below half a spacing of both formats, so rounding to
+    nearest never moves; stochastic rounding ends near 0.9 on average, as float32 does."""
+    size = 4096
+    results = {}
+    for seed in (None, 7):
+        param = np.ones(size, param_dtype)
+        grad = np.ones(size, param_dtype)
+        steps = np.zeros(1, np.int64)
+        group = (native_values(SGD, dict(lr=1e-4)), [param], [grad], {"momentum_buffer": [None]}, steps)
+        for _ in range(1000):
+            SGD.description.native.step([group], rounding_seed=seed)
+        assert steps[0] == 1000
+        results[seed] = param.astype(np.float64)
+    assert np.all(results[None] == 1.0), "rounding to nearest moved a parameter"
+    mean = results[7].mean()
+    assert abs(mean - 0.9) < 0.005, f"stochastic rounding ended at a mean of {mean}"
+    assert results[7].std() > 0  # the elements took different paths
+
+
+def adam_call(params, grads, state_dtype, seed, steps=None):
+    """One Adam step (bfloat16 state stochastic as well) over `params`; returns the state lists."""
+    adam = next(rule for rule in RULES if rule.name == "adam")
+    state = {"exp_avgs": [np.zeros(p.shape, state_dtype) for p in params],
+             "exp_avg_sqs": [np.zeros(p.shape, state_dtype) for p in params],
+             "max_exp_avg_sqs": None,
+             "steps": np.zeros(len(params), np.int64) if steps is None else steps}
+    adam.description.native.step([group_of(adam, dict(lr=0.01), params, grads, state)], rounding_seed=seed)
+    return state
+
+
+def test_stochastic_rounding_is_keyed_by_seed_tensor_and_step():
+    """The same seed gives the same bits; another seed, another tensor of the call, another step number
+    or another array of the tensor gives others. A seed is taken modulo 2**64."""
+    rng = np.random.default_rng(8)
+    value = rng.standard_normal(50000).astype(F32)
+    grad = rng.standard_normal(50000).astype(BF16)
+
+    def run(seed, copies=1, steps=None):
+        params = [value.astype(BF16) for _ in range(copies)]
+        state = adam_call(params, [grad] * copies, BF16, seed, steps)
+        return params, state
+
+    first, first_state = run(5)
+    again, again_state = run(5)
+    assert_same_bits(again[0], first[0], "params, same seed")
+    assert_same_bits(again_state["exp_avgs"][0], first_state["exp_avgs"][0], "exp_avgs, same seed")
+    assert_same_bits(again_state["exp_avg_sqs"][0], first_state["exp_avg_sqs"][0], "exp_avg_sqs, same seed")
+
+    def differing(a, b):
+        return np.count_nonzero(a.view(np.uint16) != b.view(np.uint16)) / a.size
+
+    # Adam's first step moves every element by about lr: a fresh draw changes the rounding of many.
+    assert differing(run(6)[0][0], first[0]) > 0.1
+    pair, _ = run(5, copies=2)
+    assert differing(pair[0], pair[1]) > 0.1, "two tensors of one call got the same random bits"
+    assert_same_bits(pair[0], first[0], "the first tensor of the call")
+    later, _ = run(5, steps=np.array([3], np.int64))
+    assert differing(later[0], first[0]) > 0.1, "step 4 used step 1's random bits"
+    # exp_avg = 0.1 g and exp_avg_sq = 0.001 g**2 are two arrays of one tensor: their rounding decisions
+    # agree as often as independent draws do (with shared bits they would agree 1 - |f_m - f_v| of the time).
+    g32 = np.asarray(grad, F32)
+    decisions = []
+    for name, exact in (("exp_avgs", g32 * np.float32(0.1)), ("exp_avg_sqs", (g32 * g32) * np.float32(0.001))):
+        below, above = neighbours(exact, BF16)
+        stored = first_state[name][0].view(np.uint16)
+        assert np.all((stored == below) | (stored == above)), name
+        with np.errstate(invalid="ignore"):
+            decisions.append((stored == above, fraction_up(exact, BF16)))
+    (m_up, f_m), (v_up, f_v) = decisions
+    inexact = np.isfinite(f_m) & np.isfinite(f_v) & (f_m > 0) & (f_v > 0)
+    f_m, f_v = f_m[inexact], f_v[inexact]
+    agree = np.mean(m_up[inexact] == v_up[inexact])
+    independent = f_m * f_v + (1 - f_m) * (1 - f_v)
+    error = np.sqrt(np.sum(independent * (1 - independent))) / independent.size
+    assert abs(agree - independent.mean()) < 5 * error, (agree, independent.mean(), np.mean(1 - abs(f_m - f_v)))
+
+    assert_same_bits(run(-1)[0][0], run(2**64 - 1)[0][0], "seed -1 and 2**64 - 1")
+    assert_same_bits(run(2**64 + 5)[0][0], first[0], "seed 2**64 + 5 and 5")
+
+
+#: Run in a fresh interpreter (LRCORE_ISA and LRCORE_NUM_THREADS are read at import): two steps of
+#: stochastically rounded Adam and SGD with momentum over tensors big enough to be cut into many chunks
+#: (a misaligned one too), at the environment's thread count and then at 1, 2 and 3 threads set in the
+#: process; prints the ISA, the thread count from the environment and one digest of every array per run.
+CHUNKED_STOCHASTIC_RUN = textwrap.dedent("""
+    import hashlib
+    import numpy as np
+    import ml_dtypes
+    import lrcore
+
+    bf16 = np.dtype(ml_dtypes.bfloat16)
+
+
+    def run():
+        rng = np.random.default_rng(21)
+        sizes = [(1 << 20) + 4097, 70001]
+        digest = hashlib.sha256()
+        for rule, values, states in (
+                ("adam", dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, amsgrad=False,
+                              maximize=False, decoupled_weight_decay=False), ("exp_avg", "exp_avg_sq")),
+                ("sgd", dict(lr=0.01, momentum=0.9, dampening=0.0, weight_decay=0.0, nesterov=False,
+                             maximize=False), ("momentum_buffer",))):
+            # A bfloat16 parameter with bfloat16 state and a float16 one (starting one element into its
+            # buffer) with float32 state (SGD's buffers: created, the first step copies the gradient).
+            backing = rng.standard_normal(sizes[1] + 1).astype(np.float16)
+            params = [rng.standard_normal(sizes[0]).astype(np.float32).astype(bf16), backing[1:]]
+            state = {name: [np.zeros(sizes[0], bf16), np.zeros(sizes[1], np.float32)] for name in states}
+            if rule == "sgd":
+                state = {"momentum_buffer": [None, None]}
+            steps = np.zeros(2, np.int64)
+            for step in range(2):
+                grads = [rng.standard_normal(n).astype(np.float32).astype(p.dtype) for n, p in zip(sizes, params)]
+                getattr(lrcore._core.rules, rule).step(
+                    [(values, params, grads, state, steps)], rounding_seed=17,
+                    create=lambda p: np.zeros(p.shape, bf16 if p.dtype == bf16 else np.float32))
+            for array in params + [a for arrays in state.values() for a in arrays]:
+                digest.update(array.dtype.name.encode() + array.tobytes())
+        return digest.hexdigest()
+
+
+    environment_threads = lrcore.get_num_threads()
+    digests = [run()]
+    for threads in (1, 2, 3):
+        lrcore.set_num_threads(threads)
+        digests.append(run())
+    print(lrcore.isa(), environment_threads, *digests)
+""")
+
+
+def test_stochastic_rounding_is_the_same_on_every_isa_and_thread_count():
+    """LRCORE_ISA (each one this CPU runs) in fresh processes, LRCORE_NUM_THREADS 1, 2, 3 among them, and
+    1, 2, 3 threads in each: the same bits everywhere."""
+    digests = {}
+    for k, isa in enumerate(lrcore.available_isas()):
+        threads = str(1 + k % 3)
+        environment = {**os.environ, "LRCORE_ISA": isa, "LRCORE_NUM_THREADS": threads}
+        result = subprocess.run([sys.executable, "-c", CHUNKED_STOCHASTIC_RUN], capture_output=True, text=True,
+                                env=environment, timeout=300)
+        assert result.returncode == 0, result.stderr
+        ran_isa, ran_threads, *runs = result.stdout.split()
+        assert (ran_isa, ran_threads) == (isa, threads)
+        for count, digest in zip((f"LRCORE_NUM_THREADS={threads}", 1, 2, 3), runs):
+            digests[(isa, count)] = digest
+    assert len(digests) == 4 * len(lrcore.available_isas())
+    assert len(set(digests.values())) == 1, digests
+
+
+# ------------------------------------------------------------------- 4. every ISA and thread count
+#: Every storage the kernels tell apart: the fast layouts (bfloat16 with float32 state, nearest or
+#: master; all-bfloat16 stochastic; float16 with a master) and the general one for the rest.
+ISA_LAYOUTS = [
+    Layout(BF16, BF16, F32), Layout(BF16, F32, BF16), Layout(F16, F16, F32), Layout(F16, F32, BF16),
+    Layout(BF16, BF16, BF16, "stochastic"), Layout(BF16, F32, F32, "stochastic"),
+    Layout(F16, F16, BF16, "stochastic"), Layout(F16, F32, F32, "stochastic"),
+    Layout(BF16, BF16, F32, "master"), Layout(F16, F16, F32, "master"),
+    Layout(BF16, F32, BF16, "master"), Layout(F16, F32, BF16, "master"),
+]
+#: Over the pool's threshold in total (so cut into chunks and run on the pool), one tensor starting one
+#: element into its buffer (the vector loop's prologue), a matrix, a short vector.
+ISA_SIZES = [270001, 4099, (37, 53), 5]
+
+
+def _isa_values():
+    """Float32 parameters (the 4099 one inside a buffer one element longer) and two steps' gradients."""
+    rng = np.random.default_rng(3)
+    params = [np.asarray(rng.standard_normal(size + 1 if size == 4099 else size), F32) for size in ISA_SIZES]
+    grads = [[np.asarray(rng.standard_normal(p.shape) + 0.1, F32) for p in params] for _ in range(2)]
+    return params, grads
+
+
+ISA_VALUES = _isa_values()
+
+
+def isa_inputs(rule, config, layout: Layout):
+    values, grad_values = ISA_VALUES
+    params = [p.astype(layout.param)[1:] if p.size == 4100 else p.astype(layout.param) for p in values]
+    masters = [p.astype(F32) for p in params] if layout.mode == "master" else None
+    state = fresh_state(rule, config, widened(params), layout.state)
+    grads = [[g.astype(layout.grad)[1:] if g.size == 4100 else g.astype(layout.grad) for g in step]
+             for step in grad_values]
+    return params, masters, state, grads
+
+
+def misaligned_copy(array: np.ndarray) -> np.ndarray:
+    """A copy starting one element into its buffer."""
+    buffer = np.empty(array.size + 1, array.dtype)
+    copy = buffer[1:].reshape(array.shape)
+    copy[...] = array
+    return copy
+
+
+def run_layout(rule, config, layout: Layout, inputs, switch: bool = True):
+    params, masters, state, grads = inputs
+    params = [misaligned_copy(p) if p.size == 4099 else p.copy() for p in params]
+    masters = None if masters is None else [m.copy() for m in masters]
+    state = copy_state(state)
+    for step_grads in grads:
+        native_step(rule, config, params, step_grads, state, layout, masters,
+                    seed=31 if layout.mode == "stochastic" else None)
+    if rule.description.has_modes and switch:
+        schedule_free_switch(rule, config, params, state, masters, False)
+    arrays = params + (masters or [])
+    for name, value in state.items():
+        if isinstance(value, list):
+            arrays.extend(a for a in value if a is not None)
+        elif isinstance(value, np.ndarray):
+            arrays.append(value)
+    return arrays
+
+
+@pytest.mark.parametrize(("rule", "config"), RULE_CASES, ids=RULE_IDS)
+def test_every_isa_and_thread_count_gives_the_same_bits(rule, config):
+    """Each layout on every ISA at 1 thread, and on the best one at 2 and 3 threads: bitwise the same.
+    Schedule-free groups switch to eval after their steps at 1 thread; at 2 and 3 threads their steps
+    are compared before the switch (the switch on the pool: test_mode_switch_on_the_pool)."""
+    isas = lrcore.available_isas()
+    runs = [(isa, 1) for isa in isas] + [(isas[0], 2), (isas[0], 3)]
+    modes = rule.description.has_modes
+    previous = lrcore.isa(), lrcore.get_num_threads()
+    try:
+        for layout in ISA_LAYOUTS:
+            inputs = isa_inputs(rule, config, layout)
+            results = {}
+            for isa, threads in runs:
+                lrcore.set_isa(isa)
+                lrcore.set_num_threads(threads)
+                results[(isa, threads)] = run_layout(rule, config, layout, inputs, switch=threads == 1)
+            lrcore.set_isa(isas[0])
+            lrcore.set_num_threads(1)
+            before_switch = run_layout(rule, config, layout, inputs, switch=False) if modes else None
+            for run, arrays in results.items():
+                first = before_switch if modes and run[1] > 1 else results[runs[0]]
+                assert len(arrays) == len(first)
+                for k, (a, b) in enumerate(zip(arrays, first)):
+                    assert_same_bits(a, b, f"{layout}: array {k} on {run} against {runs[0]}")
+    finally:
+        lrcore.set_isa(previous[0])
+        lrcore.set_num_threads(previous[1])
