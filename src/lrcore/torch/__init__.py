@@ -23,7 +23,9 @@ The schedule-free classes (``ScheduleFreeAdamW``, ``ScheduleFreeSGD``) are
 drop-ins for the ``schedulefree`` package's, with its ``train()`` and
 ``eval()`` and its per-group state in the group dicts.
 
-Supported: float32 and float64, dense, contiguous CPU tensors; a rule that
+Supported: float32, float64, bfloat16 and float16 dense, contiguous CPU
+tensors (16-bit ones with float32 math, optionally float32 master weights or
+stochastic rounding: docs/torch.md, "bf16 / fp16 models"); a rule that
 takes row-sparse gradients only is refused at construction. See
 docs/torch.md for the state_dict layout, resuming with ``torch.save`` and
 torch's OpenMP threads.

@@ -21,6 +21,13 @@ the layouts agree with torch.optim's. Two details make a step cheap:
   increments when the arguments are built, and written from them after each
   step: one numpy assignment per group instead of a tensor operation per
   parameter.
+
+bfloat16 and float16 parameters are viewed the same way (bfloat16 through
+its int16 bits, see ``_array_of``); their state is float32 or bfloat16
+(``state_dtype``), their optional float32 master copies live in the state
+as ``master_weight`` (the native step's state list of that name), and
+stochastic rounding keys its bits by the per-tensor steps, kept then for
+every rule.
 """
 
 from __future__ import annotations
@@ -485,6 +492,7 @@ class Optimizer(torch.optim.Optimizer):
                 if plan.masters is not None and self._has_master(p):
                     master = (entry or {}).get(MASTER_WEIGHT)
                     self._check_master(master, p, where)
+                    assert master is not None  # (checked: a float32 tensor)
                     plan.masters[k] = _array_of(master, f"the master weight of {where}")
                 stepped = _stepped(entry)
                 plan.stepped.append(stepped)
@@ -1072,7 +1080,7 @@ def _class_docstring(rule: RuleDescription) -> str:
                   + [f"``{s.name}``" + (f" (when {s.needed_when})" if s.needed_when else "")
                      + (f" ({s.applies_to})" if s.applies_to else "") for s in rule.states]
                   + [f"``{s.name}`` (a 0-d float64 tensor, from {s.initial!r})" for s in rule.scalars])
-              + "."]
+              + "; with master_weights, a 16-bit parameter's float32 ``master_weight``."]
     if rule.group_scalars:
         lines += ["", "State per group, in the group dict (as the schedulefree package): "
                   + ", ".join(f"``{g.name}``" for g in rule.group_scalars) + "."]
