@@ -632,3 +632,72 @@ def test_gradients_kept_between_steps_are_read_anew():
         fresh_optimizer.step()
     assert all(array is not None for array in kept_optimizer._plans[0].grad_arrays)  # the cached views ran
     assert_bitwise(kept.parameters(), fresh.parameters(), "parameter")
+
+
+@pytest.mark.parametrize("rule, config", RULE_CASES, ids=RULE_IDS)
+def test_every_rule_resumes_bitwise_with_stochastic_rounding(rule, config):
+    """Every rule and option set with stochastic rounding and bf16 state (state the kernel creates, as
+    Rprop's step_size, is made bf16 too): 10 steps straight, or 5, torch.save / torch.load, 5 more on
+    new objects, give the same bits; and the rounding is not to the nearest (another seed differs)."""
+    batches = make_batches(torch.bfloat16, steps=10)
+
+    def run(part, model=None, checkpoint=None, seed=3):
+        model = model or make_model(torch.bfloat16)
+        optimizer = optimizer_of(rule, model.parameters(), stochastic_rounding=True, seed=seed,
+                                 state_dtype="bfloat16", **config)
+        if checkpoint is not None:
+            model.load_state_dict(checkpoint["model"])
+            optimizer.load_state_dict(checkpoint["optimizer"])
+        for batch in part:
+            optimizer.zero_grad()
+            backward(model, batch)
+            optimizer.step()
+        return model, optimizer
+
+    straight, straight_optimizer = run(batches)
+    first, first_optimizer = run(batches[:5])
+    checkpoint = saved_and_loaded({"model": first.state_dict(), "optimizer": first_optimizer.state_dict()})
+    resumed, resumed_optimizer = run(batches[5:], make_model(torch.bfloat16, seed=4), checkpoint)
+    assert_bitwise(straight.parameters(), resumed.parameters(), "parameter")
+    for p, q in zip(straight.parameters(), resumed.parameters()):
+        entry, other = straight_optimizer.state[p], resumed_optimizer.state[q]
+        assert sorted(entry) == sorted(other) and entry["step"].item() == 10.0
+        for name, value in entry.items():
+            if value.dim() > 0:
+                assert value.dtype == torch.bfloat16, name
+            assert_bitwise([value], [other[name]], name)
+    reseeded, _ = run(batches, seed=4)
+    assert any(not torch.equal(bits(p), bits(q)) for p, q in zip(straight.parameters(), reseeded.parameters()))
+
+
+def test_stochastic_steps_are_the_native_steps():
+    """lrcore.torch passes the native step what it would be given directly: the tensors' views, each
+    tensor's step counter (kept in state["step"]) and the seed. Three AdamW steps on two bf16 parameters
+    in two groups, and the same through lrcore._core.rules.adam.step on numpy arrays: the same bits."""
+    import ml_dtypes
+
+    from lrcore import _core
+
+    torch.manual_seed(0)
+    params = [torch.randn(7, 5).bfloat16().requires_grad_(), torch.randn(300).bfloat16().requires_grad_()]
+    arrays = [p.detach().float().numpy().astype(ml_dtypes.bfloat16) for p in params]
+    optimizer = lrtorch.AdamW([{"params": params[:1]}, {"params": params[1:], "lr": 3e-3}], lr=1e-2,
+                              stochastic_rounding=True, seed=99, state_dtype="bfloat16")
+    hyperparameters = [optimizer._resolve_group(group) for group in optimizer.param_groups]
+    states = [{"exp_avg": [np.zeros(a.shape, ml_dtypes.bfloat16)],
+               "exp_avg_sq": [np.zeros(a.shape, ml_dtypes.bfloat16)]} for a in arrays]
+    steps = [np.zeros(1, np.int64), np.zeros(1, np.int64)]
+    generator = torch.Generator().manual_seed(5)
+    for _ in range(3):
+        grads = [torch.randn(p.shape, generator=generator).bfloat16() for p in params]
+        for p, g in zip(params, grads):
+            p.grad = g
+        optimizer.step()
+        native_grads = [g.float().numpy().astype(ml_dtypes.bfloat16) for g in grads]
+        _core.rules.adam.step([(hyperparameters[k], [arrays[k]], [native_grads[k]], states[k], steps[k])
+                               for k in range(2)], rounding_seed=99)
+    for k, p in enumerate(params):
+        assert np.array_equal(p.detach().float().numpy(), arrays[k].astype(np.float32))
+        for name in ("exp_avg", "exp_avg_sq"):
+            assert np.array_equal(optimizer.state[p][name].float().numpy(), states[k][name][0].astype(np.float32))
+        assert optimizer.state[p]["step"].item() == steps[k][0] == 3
