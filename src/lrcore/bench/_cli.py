@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -19,6 +20,8 @@ from ._rules import RULES, parse_rules
 from ._runner import CaseResult, OptStepResult, Options, run_case, run_opt_step
 from ._timing import TimingBudget
 from ._embedding import EmbeddingResult, embedding_json, print_embedding, run_embedding
+from ._mixed import (LAYOUT_LABELS, MIXED_DEFAULT_AGAINST, MIXED_DEFAULT_RULES, is_mixed, layouts_json, print_layouts,
+                     run_mixed_case, sixteen_bit_dtype)
 from ._workloads import DEFAULT_WORKLOADS, EMBEDDING, OPT_STEP, QUICK_WORKLOADS, parse_workloads
 
 __all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
@@ -103,7 +106,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--against", type=_comma_list, default=None, metavar="LIST",
                         help=f"contenders: {','.join(n for n in CONTENDERS if n != 'lrcore')} "
                              "(default: all of them; with --quick numpy-ref is left out)")
-    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    parser.add_argument("--dtype", choices=("float32", "float64", "bfloat16", "float16"), default="float32",
+                        help="parameter dtype (default float32). bfloat16/float16: one row per storage layout "
+                             "(float32 state; bfloat16 state with stochastic rounding; float32 master weights), each "
+                             "verified, then timed in one group with lrcore float32 on the same values, each "
+                             "layout's roof and the contenders (default --against: "
+                             f"{','.join(MIXED_DEFAULT_AGAINST)}; rules default: {','.join(MIXED_DEFAULT_RULES)})")
     parser.add_argument("--seconds", type=float, default=None, metavar="S",
                         help="timing budget per interleaved group (default 0.6, with --quick 0.08)")
     parser.add_argument("--json", metavar="FILE", default=None, help="also write the results as JSON to FILE")
@@ -131,8 +139,15 @@ def _plot_problem(path: str) -> Optional[str]:
 
 
 def _options(args: argparse.Namespace) -> Options:
-    rules = parse_rules(args.rules or ["all"])
+    mixed = args.dtype in ("bfloat16", "float16")
+    dtype = sixteen_bit_dtype(args.dtype) if mixed else np.dtype(args.dtype)
+    rules = parse_rules(args.rules or (list(MIXED_DEFAULT_RULES) if mixed else ["all"]))
     workloads = parse_workloads(args.sizes or list(QUICK_WORKLOADS if args.quick else DEFAULT_WORKLOADS))
+    if mixed:  # opt-step and the embedding table are float32/float64 sections
+        workloads = [w for w in workloads if w.name not in (OPT_STEP, EMBEDDING)]
+        if not workloads:
+            raise ValueError(f"--dtype {args.dtype} times element counts and array lists only "
+                             f"(not {OPT_STEP} or {EMBEDDING})")
     every_cpu = _runtime.get_num_threads()
     thread_tokens = args.threads or (["1"] if args.quick else ["1", "all"])
     threads: List[int] = []
@@ -142,7 +157,9 @@ def _options(args: argparse.Namespace) -> Options:
             raise ValueError(f"thread counts must be >= 1, got {token}")
         if count not in threads:
             threads.append(count)
-    if args.against is None:
+    if args.against is None and mixed:
+        against = list(MIXED_DEFAULT_AGAINST)
+    elif args.against is None:
         against = [n for n in CONTENDERS if n != "lrcore" and not (args.quick and n == "numpy-ref")]
     else:
         unknown = [n for n in args.against if n not in CONTENDERS or n == "lrcore"]
@@ -153,7 +170,7 @@ def _options(args: argparse.Namespace) -> Options:
     budget = BUDGETS["quick" if args.quick else "full"]
     if args.seconds is not None:
         budget = TimingBudget(args.seconds, budget.min_samples, budget.max_samples, budget.min_sample_seconds)
-    return Options(rules, workloads, threads, against, np.dtype(args.dtype), budget, args.seed)
+    return Options(rules, workloads, threads, against, dtype, budget, args.seed)
 
 
 def run(args: argparse.Namespace, out: Optional[TextIO] = None, progress_stream: Optional[TextIO] = None) -> int:
@@ -182,15 +199,20 @@ def run(args: argparse.Namespace, out: Optional[TextIO] = None, progress_stream:
     system = system_info()
     system["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY")
     print_system(system, options.against, out, omp_note)
-    plan = make_plan(options.rules, options.workloads, options.threads, options.against, options.dtype.itemsize,
-                     options.budget)
-    print_plan(plan, options.rules, options.workloads, options.threads, options.against, options.dtype.itemsize,
+    mixed = is_mixed(options.dtype)
+    # 16-bit rows: the float32 state dominates the memory estimate (the plan counts one dtype per set).
+    itemsize = 4 if mixed else options.dtype.itemsize
+    plan = make_plan(options.rules, options.workloads, options.threads, options.against, itemsize,
+                     options.budget, mixed)
+    print_plan(plan, options.rules, options.workloads, options.threads, options.against, itemsize,
                options.dtype.name, options.budget, out)
+    if mixed:
+        print_layouts(options.rules, options.dtype, out)
     progress = Progress(plan, progress_stream, enabled=False if args.no_progress else None)
     cases: List[CaseResult] = []
     opt_steps: List[OptStepResult] = []
     embeddings: List[EmbeddingResult] = []
-    table = CaseTable(options.against, out)
+    table = CaseTable(["lrcore-float32", *options.against] if mixed else options.against, out, mixed)
     interrupted = False
     try:
         if plan.cells:
@@ -199,16 +221,18 @@ def run(args: argparse.Namespace, out: Optional[TextIO] = None, progress_stream:
             progress.start_cell(index, cell)
             progress.phase("starting")
             try:
-                case = run_case(cell.rule, cell.workload, cell.threads, options, progress.phase)
+                rows = (run_mixed_case(cell.rule, cell.workload, cell.threads, options, progress.phase) if mixed
+                        else [run_case(cell.rule, cell.workload, cell.threads, options, progress.phase)])
             except Exception as error:  # lrcore raised: the case failed, the run goes on
                 workload = cell.workload
-                case = CaseResult(cell.rule.name, workload.name, workload.label, workload.arrays,
-                                  workload.elements, options.dtype.name, cell.threads, 0, "FAILED",
-                                  f"{type(error).__name__}: {error}")
+                rows = [CaseResult(cell.rule.name, workload.name, workload.label, workload.arrays,
+                                   workload.elements, options.dtype.name, cell.threads, 0, "FAILED",
+                                   f"{type(error).__name__}: {error}")]
             progress.finish_cell(cell)
             progress.clear()
-            cases.append(case)
-            table.row(case)
+            for case in rows:
+                cases.append(case)
+                table.row(case)
         table.legend()
         opt_step = next((w for w in options.workloads if w.name == OPT_STEP), None)
         if opt_step is not None:
@@ -256,6 +280,8 @@ def run(args: argparse.Namespace, out: Optional[TextIO] = None, progress_stream:
             "quick": bool(args.quick), "budget_seconds": options.budget.seconds, "seed": options.seed,
             "elapsed_seconds": elapsed, "estimated_seconds": plan.estimate, "peak_rss_bytes": peak,
         }
+        if mixed:
+            settings["layouts"] = layouts_json(options.rules, options.dtype)
         with open(args.json, "w", encoding="utf-8") as file:
             report = to_json(system, settings, cases, opt_steps, failed, interrupted)
             report["embedding"] = [embedding_json(e) for e in embeddings]
@@ -264,7 +290,10 @@ def run(args: argparse.Namespace, out: Optional[TextIO] = None, progress_stream:
     if args.plot:
         from ..plotting import plot_bench
 
-        plot_bench(cases, args.plot, title=f"lrcore {system['lrcore']} ({system['isa']}) on {system['cpu']}, "
+        # 16-bit rows: the layout joins the size in each bar group's label.
+        plotted = [dataclasses.replace(c, label=f"{c.label} {LAYOUT_LABELS.get(c.layout, c.layout)}") if c.layout
+                   else c for c in cases]
+        plot_bench(plotted, args.plot, title=f"lrcore {system['lrcore']} ({system['isa']}) on {system['cpu']}, "
                                            f"{options.dtype.name}")
         print(f"Wrote {args.plot}", file=out)
     if interrupted:

@@ -295,7 +295,8 @@ def schedulefree_module() -> Any:
 
 def clear_caches() -> None:
     """Forgets which optional libraries were found (for tests that inject or hide a module)."""
-    for cached in (torch_module, deepspeed_adam, deepspeed_adagrad, bitsandbytes_optim, schedulefree_module):
+    for cached in (torch_module, deepspeed_adam, deepspeed_adagrad, deepspeed_lion, bitsandbytes_optim,
+                   schedulefree_module):
         cached.cache_clear()
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, TextIO, Tuple
 
 from ._contenders import CONTENDERS
+from ._mixed import MIXED_CONTENDERS, mixed_unsupported, plan_seconds
 from ._rules import Rule
 from ._timing import TimingBudget
 from ._workloads import EMBEDDING, OPT_STEP, Workload
@@ -90,8 +91,15 @@ def estimate_cell(cell: Cell, itemsize: int, budget: TimingBudget) -> float:
 
 
 def make_plan(rules: Sequence[Rule], workloads: Sequence[Workload], threads: Sequence[int], against: Sequence[str],
-              itemsize: int, budget: TimingBudget) -> Plan:
-    skipped = {name: reason for name in against if (reason := CONTENDERS[name].unavailable()) is not None}
+              itemsize: int, budget: TimingBudget, mixed: bool = False) -> Plan:
+    """The cells of a run; ``mixed``: a 16-bit dtype, whose contenders are lrcore.bench._mixed's."""
+    def unavailable(name: str) -> Optional[str]:
+        if not mixed:
+            return CONTENDERS[name].unavailable()
+        contender = MIXED_CONTENDERS.get(name)
+        return "not compared with 16-bit parameters" if contender is None else contender.unavailable()
+
+    skipped = {name: reason for name in against if (reason := unavailable(name)) is not None}
     cells: List[Cell] = []
     for rule in rules:
         timed: List[str] = []
@@ -99,7 +107,7 @@ def make_plan(rules: Sequence[Rule], workloads: Sequence[Workload], threads: Seq
         for name in against:
             if name in skipped:
                 continue
-            reason = CONTENDERS[name].unsupported(rule)
+            reason = mixed_unsupported(name, rule) if mixed else CONTENDERS[name].unsupported(rule)
             if reason is None:
                 timed.append(name)
             else:
@@ -109,7 +117,8 @@ def make_plan(rules: Sequence[Rule], workloads: Sequence[Workload], threads: Seq
                 continue
             for count in threads:
                 cell = Cell(rule, workload, count, list(timed), dict(unsupported))
-                cell.estimate = estimate_cell(cell, itemsize, budget)
+                cell.estimate = (plan_seconds(rule, workload, count, len(timed), budget) if mixed
+                                 else estimate_cell(cell, itemsize, budget))
                 cells.append(cell)
     opt_threads = list(threads) if any(w.name == OPT_STEP for w in workloads) else []
     # opt-step: one group of up to five tiny contenders per thread count, near the budget each.

@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import __version__, _runtime
 from ._contenders import CONTENDERS, bitsandbytes_optim, deepspeed_adagrad, deepspeed_adam, torch_module
+from ._mixed import LAYOUT_LABELS
 from ._runner import NOISY_SPREAD, CaseResult, OptStepResult, noisy
 
 __all__ = ["CaseTable", "format_seconds", "format_spread", "print_opt_step", "print_system", "system_info", "to_json"]
@@ -20,6 +21,7 @@ __all__ = ["CaseTable", "format_seconds", "format_spread", "print_opt_step", "pr
 SHORT_NAMES = {
     "numpy": "numpy", "numpy-ref": "np-ref", "torch-loop": "t-loop", "torch-foreach": "t-foreach",
     "torch-fused": "t-fused", "deepspeed": "dspeed", "bnb": "bnb", "bnb-8bit": "bnb-8bit",
+    "lrcore-float32": "f32",
 }
 
 
@@ -137,11 +139,14 @@ NOISY_LEGEND = (f"~2.1x? = noisy: the two cells' spreads (interquartile range of
 class CaseTable:
     """Prints the results table one row at a time, as cases finish."""
 
-    def __init__(self, against: Sequence[str], out: TextIO) -> None:
+    def __init__(self, against: Sequence[str], out: TextIO, mixed: bool = False) -> None:
         self.against = list(against)
         self.out = out
-        self.columns = [("rule", 9, "<"), ("size", 16, "<"), ("thr", 3, ">"), ("lrcore", 15, ">"),
-                        ("GB/s", 6, ">"), ("/roof", 7, ">"), ("1->N", 6, ">")]
+        self.mixed = mixed  # 16-bit rows: a layout column, and "f32" (lrcore float32) first among the contenders
+        self.columns = [("rule", 9, "<"), ("size", 16, "<"), ("thr", 3, ">")]
+        if mixed:
+            self.columns += [("layout", 13, "<"), ("B/el", 4, ">")]
+        self.columns += [("lrcore", 15, ">"), ("GB/s", 6, ">"), ("/roof", 7, ">"), ("1->N", 6, ">")]
         self.columns += [(SHORT_NAMES.get(name, name), 9, ">") for name in self.against]
         self.pm = _plus_minus(out)
         self.rows: List[CaseResult] = []
@@ -158,12 +163,20 @@ class CaseTable:
               "times faster lrcore is (their\nmedian / lrcore's, interleaved in this run); ~Nx? marks a noisy "
               "ratio (spreads add up to more than "
               f"{NOISY_SPREAD:.0%}).\n", file=self.out)
+        if self.mixed:
+            print("16-bit rows: one per layout (B/el: bytes a step moves per element; the layout's roof moves the "
+                  "same bytes).\nf32: how many times faster the layout is than lrcore float32 on the same values; "
+                  "every ratio in a row\ncomes from one interleaved group of all the layouts, lrcore float32, the "
+                  "roofs and the contenders.\n", file=self.out)
         print(self._line([name for name, _, _ in self.columns]), file=self.out)
         print(self._line(["-" * width for _, width, _ in self.columns]), file=self.out)
 
     def row(self, case: CaseResult) -> None:
         self.rows.append(case)
         head = [case.rule, case.label, str(case.threads)]
+        if self.mixed:
+            per_element = case.bytes_per_step // case.elements if case.elements else 0
+            head += [LAYOUT_LABELS.get(case.layout or "", case.layout or "-"), str(per_element)]
         if case.status != "ok":
             print(self._line(head) + f"  FAILED: {case.reason}", file=self.out, flush=True)
             return

@@ -100,9 +100,10 @@ class Rule:
         state array shaped like it."""
         return (1 + 2 * (1 + len(self.streamed_state_names))) * itemsize
 
-    def new_state(self, params: Sequence[np.ndarray]) -> State:
+    def new_state(self, params: Sequence[np.ndarray], state_dtype: Any = None) -> State:
         """Fresh state, as the optimizer classes create it (zeros, or None for lazily created buffers and
-        for parameters that have no such state), each array in its own shape."""
+        for parameters that have no such state), each array in its own shape; ``state_dtype`` as
+        :func:`lrcore.functional.state_like` takes it (None: the parameter's state dtype)."""
         states = {s.list_name: s for s in self.description.states}
         state: State = {}
         for name in self.state_names:
@@ -110,8 +111,8 @@ class Rule:
                 state[name] = [None] * len(params)
             else:
                 s = states[name]
-                state[name] = [state_like(p, shape=s.shape_for(p.shape)) if s.exists_for(p.shape) else None
-                               for p in params]
+                state[name] = [state_like(p, shape=s.shape_for(p.shape), dtype=state_dtype)
+                               if s.exists_for(p.shape) else None for p in params]
         for scalar in self.description.scalars:
             state[scalar.list_name] = [scalar.new() for _ in params]
         if self.has_steps:

@@ -128,6 +128,8 @@ class CaseResult:
     roof_spread: Optional[float] = None
     one_thread_spread: Optional[float] = None
     contenders: Dict[str, ContenderResult] = field(default_factory=dict)
+    layout: Optional[str] = None                # 16-bit dtypes: the storage layout (lrcore.bench._mixed.LAYOUTS)
+    roof_bytes_per_step: Optional[int] = None   # 16-bit dtypes: what the roof moved (same bytes, own arrays)
 
     @property
     def gigabytes_per_second(self) -> Optional[float]:
