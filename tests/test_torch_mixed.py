@@ -701,3 +701,33 @@ def test_stochastic_steps_are_the_native_steps():
         for name in ("exp_avg", "exp_avg_sq"):
             assert np.array_equal(optimizer.state[p][name].float().numpy(), states[k][name][0].astype(np.float32))
         assert optimizer.state[p]["step"].item() == steps[k][0] == 3
+
+
+@pytest.mark.parametrize("options", [dict(master_weights=True), dict(stochastic_rounding=True, state_dtype="bfloat16")],
+                         ids=str)
+def test_a_skipped_step_changes_nothing(options):
+    """skip_nonfinite with a NaN in a bf16 gradient: the step is skipped whole, masters, bf16 state and
+    per-tensor steps included; with a parameter written from outside before it, its master stays
+    until a step happens."""
+    model = make_model(torch.bfloat16)
+    optimizer = lrtorch.AdamW(model.parameters(), lr=1e-2, skip_nonfinite=True, **options)
+    for batch in make_batches(torch.bfloat16, steps=2):
+        optimizer.zero_grad()
+        backward(model, batch)
+        optimizer.step()
+    first = next(model.parameters())
+    with torch.no_grad():
+        first.mul_(0.5)
+    optimizer.zero_grad()
+    backward(model, make_batches(torch.bfloat16, steps=1, seed=3)[0])
+    first.grad[0, 0] = float("nan")
+    before = snapshot(model, optimizer)
+    optimizer.step()
+    assert optimizer.skipped_steps == 1 and optimizer.step_count == 2
+    before[2]["lrcore"]["skipped_steps"] = 1  # the one thing a skipped step counts
+    assert_unchanged(before, model, optimizer)
+    first.grad[0, 0] = 0.0
+    optimizer.step()
+    assert optimizer.step_count == 3
+    if options.get("master_weights"):  # the step started from the written value
+        assert torch.equal(optimizer.state[first]["master_weight"].bfloat16(), first.detach())

@@ -234,7 +234,7 @@ class Optimizer(torch.optim.Optimizer):
         # Per 16-bit parameter with a master copy: its torch version counter when the master last matched it.
         self._master_versions: Dict[torch.Tensor, int] = {}
         super().__init__(params, defaults)
-        self._check_precision(state_dtype)
+        self._check_precision()
 
     # ------------------------------------------------------------ precision
     def _set_precision(self, state_dtype: Any, master_weights: Any, stochastic_rounding: Any, seed: Any) -> None:
@@ -263,7 +263,7 @@ class Optimizer(torch.optim.Optimizer):
         self._steps_kept = _keeps_step(self.rule) or self.stochastic_rounding
         self._rounding_seed: Optional[int] = self.seed if self.stochastic_rounding else None
 
-    def _check_precision(self, state_dtype: Any) -> None:
+    def _check_precision(self) -> None:
         """After the groups are added: the options that need a 16-bit parameter have one."""
         if any(p.dtype in SIXTEEN_BIT_DTYPES for group in self.param_groups for p in group["params"]):
             return
@@ -643,17 +643,18 @@ class Optimizer(torch.optim.Optimizer):
             self._forget(new)
             self._unrefresh(fresh)
             raise
-        if fresh:
-            for plan, k, _, copy in fresh:
-                p = plan.params[k]
-                self.state[p][MASTER_WEIGHT] = copy
-                self._master_versions[p] = p._version
         if group_states is not None:
             for plan, group_state in zip(plans, group_states):
                 self._store_group_state(plan.group, group_state)
         if not applied:
             self._forget(new)
+            self._unrefresh(fresh)  # a skipped step changes nothing (the next one looks again)
             return False
+        if fresh:
+            for plan, k, _, copy in fresh:
+                p = plan.params[k]
+                self.state[p][MASTER_WEIGHT] = copy
+                self._master_versions[p] = p._version
         for plan in plans:
             if plan.step_view is not None:
                 plan.step_view[:] = plan.steps
