@@ -1081,7 +1081,9 @@ def _class_docstring(rule: RuleDescription) -> str:
                   + [f"``{s.name}``" + (f" (when {s.needed_when})" if s.needed_when else "")
                      + (f" ({s.applies_to})" if s.applies_to else "") for s in rule.states]
                   + [f"``{s.name}`` (a 0-d float64 tensor, from {s.initial!r})" for s in rule.scalars])
-              + "; with master_weights, a 16-bit parameter's float32 ``master_weight``."]
+              + "; with master_weights, a 16-bit parameter's float32 ``master_weight``"
+              + ("" if _keeps_step(rule) else "; with stochastic_rounding, ``step`` (the key of the random bits)")
+              + "."]
     if rule.group_scalars:
         lines += ["", "State per group, in the group dict (as the schedulefree package): "
                   + ", ".join(f"``{g.name}``" for g in rule.group_scalars) + "."]
