@@ -23,13 +23,12 @@ to ``lrcore._core.rules.<rule>.step`` directly, with the group layout
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
 import textwrap
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import numpy as np
 import pytest
@@ -46,8 +45,9 @@ F32 = np.dtype(np.float32)
 HALF_DTYPES = [BF16, F16]
 HALF_IDS = ["bfloat16", "float16"]
 
-#: Vectors (a scalar, sizes around the vector widths, a long one with a tail) and matrices (Adafactor
-#: factors those over their last two dimensions).
+#: Vectors (sizes around the vector widths, a long one with a tail) and matrices (Adafactor factors those
+#: over their last two dimensions). No 0-d parameter: lrcore.reference's rprop fails on one with
+#: maximize=True (-grad of a 0-d array is a numpy scalar, which its masked assignment cannot write).
 SHAPES = [(1,), (7,), (33,), (1031,), (4, 9), (3, 5, 7)]
 
 
@@ -72,10 +72,6 @@ def layouts(param: np.dtype, modes=("nearest", "master", "stochastic")) -> List[
 
 
 # -------------------------------------------------------------------------------------- native calls
-def native_values(rule, config) -> Dict[str, Any]:
-    return rule.native_values(config)
-
-
 def fresh_state(rule, config, params32: List[np.ndarray], state_dtype: np.dtype) -> Dict[str, Any]:
     """The functional layout's state (list names) for float32 parameters, its arrays in state_dtype."""
     state = rule.new_state(params32, config)
@@ -87,14 +83,14 @@ def fresh_state(rule, config, params32: List[np.ndarray], state_dtype: np.dtype)
     return state
 
 
-def group_of(rule, config, params, grads, state, masters=None, steps=True):
+def group_of(rule, config, params, grads, state, masters=None):
     """The native group tuple for state in the functional layout (entries keyed by the state's name)."""
     description = rule.description
     entries: Dict[str, Any] = {s.name: state[s.list_name] for s in description.states}
     entries.update({s.name: state[s.list_name] for s in description.scalars})
     if masters is not None:
         entries["master_weight"] = masters
-    group = (native_values(rule, config), params, grads, entries, state["steps"] if steps else None)
+    group = (rule.native_values(config), params, grads, entries, state["steps"])
     if "group_state" in state:
         group += (state["group_state"],)
     return group
@@ -131,17 +127,13 @@ def copy_state(state: Dict[str, Any], convert=None) -> Dict[str, Any]:
 
 
 def reference_step(rule, config, params32, grads32, state32) -> None:
-    """One float32 step of lrcore.reference, in place (steps counted as the native step counts them)."""
-    description = rule.description
-    steps = state32["steps"]
-    if "steps" not in description.functional_arguments:
-        # The rule has no step counter of its own; the native step still counts its tensors' steps.
-        rule.functional_call(reference, params32, grads32, state32, config)
+    """One float32 step of lrcore.reference, in place, with the steps counted as the native step counts
+    them (for every rule: those without a counter of their own too)."""
+    rule.functional_call(reference, params32, grads32, state32, config)
+    if "steps" not in rule.description.functional_arguments:
         for i, g in enumerate(grads32):
             if g is not None:
-                steps[i] += 1
-        return
-    rule.functional_call(reference, params32, grads32, state32, config)
+                state32["steps"][i] += 1
 
 
 def expected_step(rule, config, params, grads, state, masters, layout: Layout):
@@ -280,12 +272,12 @@ def schedule_free_switch(rule, config, params, state, masters, train: bool) -> N
     entries: Dict[str, Any] = {description.states[0].name: state[description.states[0].list_name]}
     if masters is not None:
         entries["master_weight"] = masters
-    description.native.switch_mode([(native_values(rule, config), params, entries, state["group_state"])], train)
+    description.native.switch_mode([(rule.native_values(config), params, entries, state["group_state"])], train)
 
 
 def reference_switch(rule, config, params32, state32, train: bool) -> None:
     name = f"{rule.name}_{'train' if train else 'eval'}"
-    values = {k: v for k, v in native_values(rule, config).items() if k not in rule.description.fixed}
+    values = {k: v for k, v in rule.native_values(config).items() if k not in rule.description.fixed}
     getattr(reference, name)(params32, state32[rule.description.states[0].list_name], state32["group_state"],
                              **values)
 
@@ -318,8 +310,8 @@ def test_each_step_is_the_rounded_float32_step(rule, config, param_dtype):
                 state32 = copy_state(state, convert=lambda a: a.astype(F32))
                 reference_switch(rule, config, params32, state32, train)
                 schedule_free_switch(rule, config, params, state, masters, train)
-                switched = Layout(layout.param, layout.grad, layout.state, "nearest" if layout.mode != "master"
-                                  else "master")
+                # (A switch rounds to nearest even, also after stochastically rounded steps.)
+                switched = layout if layout.mode != "stochastic" else Layout(layout.param, layout.grad, layout.state)
                 check_against_expected(rule, params, state, masters, params32, state32, switched,
                                        f"{layout}, switch to {'train' if train else 'eval'}")
 
@@ -358,47 +350,48 @@ def float32_patterns(rng, count: int = 1 << 15) -> np.ndarray:
     subnormals), subnormals, NaNs with random payloads and either sign, infinities, zeros, values around
     float16's largest (65504, the tie 65520) and bfloat16's, values at and below float16's smallest
     subnormal 2**-24 (the tie 2**-25), and exact ties of both formats."""
-    def bits(values):
-        return np.asarray(values, dtype=np.uint32)
+    def bits_of(values) -> np.ndarray:
+        return np.asarray(values, dtype=np.float32).view(np.uint32)
 
+    def signed(magnitudes: np.ndarray) -> np.ndarray:
+        return magnitudes | (rng.integers(0, 2, magnitudes.size, dtype=np.uint32) << 31)
+
+    part = count // 8
     random = rng.integers(0, 1 << 32, count, dtype=np.uint64).astype(np.uint32)
-    sign = rng.integers(0, 2, count, dtype=np.uint32) << 31
     fraction = rng.integers(0, 1 << 23, count, dtype=np.uint32)
-    subnormal = sign | fraction
-    nan = sign | 0x7F800000 | np.maximum(fraction, 1)
-    specials = bits([0x00000000, 0x80000000, 0x7F800000, 0xFF800000, 0x7FC00000, 0xFFC00000, 0x7F800001,
-                     0x7F7FFFFF, 0xFF7FFFFF, 0x00000001, 0x80000001, 0x00800000, 0x007FFFFF,
-                     0x7F7F7FFF, 0x7F7F8000, 0x7F7F8001, 0x7F7E8000])  # around bfloat16's largest, its ties
-    half_max = np.array([65504, 65505, 65519, 65519.996, 65520, 65520.004, 65535, 65536, 1e5, 70000.5,
-                         -65504, -65520, -65519.996, 131008, 2.0**16 - 16], dtype=np.float32).view(np.uint32)
-    around_half_max = rng.uniform(65000, 66100, count // 8).astype(np.float32).view(np.uint32) | (sign[: count // 8])
-    tiny = np.float32(2.0 ** -24)
-    tiny_values = np.array([tiny, tiny / 2, np.nextafter(tiny / 2, 1, dtype=np.float32), tiny * 1.5, tiny * 2.5,
-                            np.nextafter(tiny / 2, 0, dtype=np.float32), tiny / 4, -tiny / 2, -tiny * 1.5,
-                            2.0 ** -14, 2.0 ** -14 - 2.0 ** -25, np.float32(6.1e-5)], dtype=np.float32).view(np.uint32)
-    below_tiny = (rng.uniform(2.0 ** -27, 2.0 ** -23, count // 8).astype(np.float32).view(np.uint32)
-                  | sign[: count // 8])
+    subnormal = signed(fraction)
+    nan = signed(0x7F800000 | np.maximum(fraction, 1))
+    specials = np.array([0x00000000, 0x80000000, 0x7F800000, 0xFF800000, 0x7FC00000, 0xFFC00000, 0x7F800001,
+                         0x7F7FFFFF, 0xFF7FFFFF, 0x00000001, 0x80000001, 0x00800000, 0x007FFFFF,
+                         # around bfloat16's largest: below, at and above the tie that rounds to infinity
+                         0x7F7F7FFF, 0x7F7F8000, 0x7F7F8001, 0x7F7E8000], dtype=np.uint32)
+    half_max = bits_of([65504, 65505, 65519, 65519.996, 65520, 65520.004, 65535, 65536, 1e5, 70000.5,
+                        -65504, -65520, -65519.996, 131008, 2.0 ** 16 - 16])
+    around_half_max = signed(bits_of(rng.uniform(65000, 66100, part)))
+    tiny = np.float32(2.0 ** -24)  # float16's smallest subnormal
+    tiny_values = bits_of([tiny, tiny / 2, np.nextafter(tiny / 2, 1, dtype=np.float32),
+                           np.nextafter(tiny / 2, 0, dtype=np.float32), tiny * 1.5, tiny * 2.5, tiny / 4, -tiny / 2,
+                           -tiny * 1.5, 2.0 ** -14, 2.0 ** -14 - 2.0 ** -25, 6.1e-5])
+    below_tiny = signed(bits_of(rng.uniform(2.0 ** -27, 2.0 ** -23, part)))
     # float16 subnormals and normals of every exponent, with random fractions.
-    half_range = (rng.uniform(-30, 16.5, count // 4).astype(np.float32))
-    half_range = (np.exp2(half_range) * np.where(rng.random(count // 4) < 0.5, -1, 1)).astype(np.float32).view(np.uint32)
-    # Exact ties: bfloat16 drops the low 16 bits (tie 0x8000), float16 normals the low 13 (tie 0x1000).
-    bfloat16_ties = (random[: count // 8] & 0xFFFF0000) | 0x8000
-    bfloat16_near_ties = (random[: count // 8] & 0xFFFF0000) | rng.choice(np.array([0x7FFF, 0x8001, 0xFFFF, 1],
-                                                                          dtype=np.uint32), count // 8)
-    half_ties = (np.exp2(rng.uniform(-14, 15.9, count // 8)).astype(np.float32).view(np.uint32) & ~np.uint32(0x1FFF)) \
-        | 0x1000
+    half_range = signed(bits_of(np.exp2(rng.uniform(-30, 16.5, 2 * part))))
+    # Exact ties: bfloat16 drops the low 16 bits (tie 0x8000), float16's normals the low 13 (tie 0x1000).
+    bfloat16_ties = (random[:part] & 0xFFFF0000) | 0x8000
+    bfloat16_near_ties = (random[:part] & 0xFFFF0000) | rng.choice(np.array([0x7FFF, 0x8001, 0xFFFF, 1], np.uint32),
+                                                                    part)
+    half_ties = signed((bits_of(np.exp2(rng.uniform(-14, 15.9, part))) & ~np.uint32(0x1FFF)) | 0x1000)
     every = np.concatenate([random, subnormal, nan, specials, half_max, around_half_max, tiny_values, below_tiny,
                             half_range, bfloat16_ties, bfloat16_near_ties, half_ties])
     return rng.permutation(every).view(np.float32)
 
 
-def sgd_group(params, grads, state_dtype=F32, momentum=0.0, masters=None, steps=None, maximize=False):
-    config = dict(lr=1.0, momentum=momentum, maximize=maximize)
+def sgd_group(params, grads, momentum=0.0, masters=None, steps=None):
+    """An SGD group with lr = 1 (state in the functional layout, for reading the created buffers)."""
     state = {"momentum_buffers": [None] * len(params), "steps": steps}
     entries: Dict[str, Any] = {"momentum_buffer": state["momentum_buffers"]}
     if masters is not None:
         entries["master_weight"] = masters
-    return (native_values(SGD, config), params, grads, entries, steps), state
+    return (SGD.native_values(dict(lr=1.0, momentum=momentum)), params, grads, entries, steps), state
 
 
 @pytest.mark.parametrize("param_dtype", HALF_DTYPES, ids=HALF_IDS)
@@ -461,21 +454,25 @@ def test_every_16_bit_pattern_widens_exactly(each_isa, param_dtype):
 
 
 # ------------------------------------------------------------------------------ 3. stochastic rounding
-#: Values between two neighbours of each format: normals of small and large exponents, both signs, and
-#: for float16 its subnormals (spacing 2**-24) and a value below the smallest one.
+#: Values between two neighbours of each format: normals of small and large exponents, both signs, for
+#: float16 its subnormals (spacing 2**-24) and a value below the smallest one, and for both values past
+#: the largest finite one (which round up to infinity with the probability of their fraction).
 UNBIASED_VALUES = {
-    "bfloat16": [1.00234375, -2.7182817, 3.0e-30, -7.7e20, 0.1],
-    "float16": [1.0003, -3.14159, 40000.7, 6.2e-5, 3.3e-7, -1.0e-7, 2.0e-8],
+    "bfloat16": [1.00234375, -2.7182817, 3.0e-30, -7.7e20, 0.1, 3.3935e38],
+    "float16": [1.0003, -3.14159, 40000.7, 6.2e-5, 3.3e-7, -1.0e-7, 2.0e-8, 65519.0, -65530.0],
 }
 COPIES = 1 << 15  # elements per value: a standard error of at most 0.0028 on the fraction
 
 
 def fraction_up(values32: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """How far each value lies from its neighbour toward zero to the one away from zero (0..1)."""
+    """How far each value lies from its neighbour toward zero to the one away from zero (0..1); past the
+    largest finite value, infinity counts as one spacing further (the format's next exponent)."""
     below, above = neighbours(values32, dtype)
     low = np.abs(below.view(dtype).astype(np.float64))
     high = np.abs(above.view(dtype).astype(np.float64))
-    return (np.abs(values32.astype(np.float64)) - low) / (high - low)
+    largest = np.isinf(high)
+    spacing = np.where(largest, low - np.abs((below - 1).view(dtype).astype(np.float64)), high - low)
+    return (np.abs(values32.astype(np.float64)) - low) / spacing
 
 
 def assert_unbiased(stored: np.ndarray, values32: np.ndarray, what: str) -> np.ndarray:
@@ -524,7 +521,7 @@ def test_stochastic_rounding_does_not_stall(param_dtype):
         param = np.ones(size, param_dtype)
         grad = np.ones(size, param_dtype)
         steps = np.zeros(1, np.int64)
-        group = (native_values(SGD, dict(lr=1e-4)), [param], [grad], {"momentum_buffer": [None]}, steps)
+        group = (SGD.native_values(dict(lr=1e-4)), [param], [grad], {"momentum_buffer": [None]}, steps)
         for _ in range(1000):
             SGD.description.native.step([group], rounding_seed=seed)
         assert steps[0] == 1000
@@ -833,13 +830,13 @@ def bad_adam(n=9, **changes):
              "exp_avg_sq": [np.full(n, 0.25, F32), second["exp_avg_sq"]], "max_exp_avg_sq": None}
     if "master" in changes:
         state["master_weight"] = masters
-    group = (native_values(adam, dict(lr=0.01)), params, [rng.standard_normal(n).astype(BF16), second["grad"]],
+    group = (adam.native_values(dict(lr=0.01)), params, [rng.standard_normal(n).astype(BF16), second["grad"]],
              state, np.array([4, 7], np.int64))
     return adam, [group]
 
 
 def bad_sgd(params, grads, steps=None):
-    return SGD, [(native_values(SGD, dict(lr=0.1, momentum=0.9)), params, grads,
+    return SGD, [(SGD.native_values(dict(lr=0.1, momentum=0.9)), params, grads,
                   {"momentum_buffer": [None] * len(params)}, steps)]
 
 
@@ -887,7 +884,8 @@ def _bad_cases():
                                               r"params\[1\]"),
         "stochastic rounding without steps": (bad_sgd([np.ones(n, F32), np.ones(n, BF16)],
                                                       [np.ones(n, F32), np.ones(n, BF16)]),
-                                              {"rounding_seed": 3}, TypeError, r"steps must be the int64 step counters"),
+                                              {"rounding_seed": 3}, TypeError,
+                                              r"steps must be the int64 step counters"),
         "a bool seed": (bad_adam(), {"rounding_seed": True}, TypeError, r"seed must be an int, got bool"),
         "a float seed": (bad_adam(), {"rounding_seed": 1.0}, TypeError, r"seed must be an int, got float"),
         "SparseRows gradient for a bfloat16 param": (
@@ -895,7 +893,7 @@ def _bad_cases():
                     [np.ones((6, 3), F32), lrcore.SparseRows(np.array([1, 4]), np.ones((2, 3), F32))]),
             {}, TypeError, r"params\[1\] is bfloat16: row-sparse gradients \(SparseRows\) update float32 or float64"),
         "rowwise_adagrad with a bfloat16 param": (
-            (rowwise, [(native_values(rowwise, dict(lr=0.1)), [np.ones((6, 3), F32), table],
+            (rowwise, [(rowwise.native_values(dict(lr=0.1)), [np.ones((6, 3), F32), table],
                         [np.ones((6, 3), F32), np.ones((6, 3), BF16)], {"sum": [np.zeros(6, F32), np.zeros(6, F32)]},
                         None)]),
             {}, TypeError, r"params\[1\] is bfloat16: rowwise_adagrad updates float32 or float64 parameters only"),
@@ -905,7 +903,7 @@ def _bad_cases():
             (lambda s: bad_adam(exp_avg=s, master=s))(np.zeros(n, F32)), {}, ValueError,
             r"exp_avgs\[1\] and master_weights\[1\] share memory"),
         "allocator of another state dtype": (
-            (rprop, [(native_values(rprop, dict(lr=0.01)), [np.ones(n, BF16), np.ones(n, BF16)],
+            (rprop, [(rprop.native_values(dict(lr=0.01)), [np.ones(n, BF16), np.ones(n, BF16)],
                       [np.ones(n, BF16), np.ones(n, BF16)], {"prev": [np.zeros(n, F32), np.zeros(n, F32)],
                                                              "step_size": [None, None]}, np.zeros(2, np.int64))]),
             {"create": allocator(BF16)}, TypeError,
@@ -933,7 +931,7 @@ def test_bad_input_names_the_argument_and_changes_nothing(case):
 
 def switch_group(params, masters):
     rule = next(rule for rule in RULES if rule.name == "schedule_free_sgd")
-    group = (native_values(rule, dict(lr=0.05)), params,
+    group = (rule.native_values(dict(lr=0.05)), params,
              {"z": [np.zeros(p.shape, F32) for p in params], "master_weight": masters},
              np.array([3.0, 0.05, 1.0, 1.0]))  # in train mode
     return rule, group
