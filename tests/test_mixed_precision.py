@@ -454,6 +454,9 @@ def test_every_16_bit_pattern_widens_exactly(each_isa, param_dtype):
 
 
 # ------------------------------------------------------------------------------ 3. stochastic rounding
+#: Each rule with its last configuration (the one with the most options on, mostly).
+ONE_CONFIG_EACH = [(rule, rule.configs[-1]) for rule in RULES]
+
 #: Values between two neighbours of each format: normals of small and large exponents, both signs, for
 #: float16 its subnormals (spacing 2**-24) and a value below the smallest one, and for both values past
 #: the largest finite one (which round up to infinity with the probability of their fraction).
@@ -592,6 +595,30 @@ def test_stochastic_rounding_is_keyed_by_seed_tensor_and_step():
     assert_same_bits(run(-1)[0][0], run(2**64 - 1)[0][0], "seed -1 and 2**64 - 1")
     assert_same_bits(run(2**64 + 5)[0][0], first[0], "seed 2**64 + 5 and 5")
 
+
+
+@pytest.mark.parametrize(("rule", "config"), ONE_CONFIG_EACH, ids=[rule.name for rule, _ in ONE_CONFIG_EACH])
+def test_stochastic_rounding_leaves_float32_and_skipped_tensors_alone(rule, config):
+    """A seed changes nothing of float32 parameters and float32 state (their stores do not round), and a
+    16-bit tensor with a None gradient is neither read nor written nor counted."""
+    rng = np.random.default_rng(12)
+    params = [np.asarray(rng.standard_normal(1031), F32), np.asarray(rng.standard_normal(77), F32).astype(BF16),
+              np.asarray(rng.standard_normal((4, 9)), F32)]
+    grads = [np.asarray(rng.standard_normal(p.shape), F32).astype(p.dtype) for p in params]
+    grads[1] = None
+    results = []
+    for seed in (None, 77):
+        ours = [p.copy() for p in params]
+        state = fresh_state(rule, config, widened(ours), F32)
+        untouched = snapshot((ours[1], [state[s.list_name][1] for s in rule.description.states
+                                        if state[s.list_name] is not None]))
+        group = group_of(rule, config, ours, grads, state)
+        assert rule.description.native.step([group], create=allocator(F32), rounding_seed=seed) is True
+        assert state["steps"].tolist() == [1, 0, 1]
+        assert snapshot((ours[1], [state[s.list_name][1] for s in rule.description.states
+                                   if state[s.list_name] is not None])) == untouched
+        results.append(snapshot((ours, state)))
+    assert results[0] == results[1]
 
 #: Run in a fresh interpreter (LRCORE_ISA and LRCORE_NUM_THREADS are read at import): two steps of
 #: stochastically rounded Adam and SGD with momentum over tensors big enough to be cut into many chunks
@@ -962,9 +989,6 @@ def test_mode_switch_refuses_a_master_for_a_float32_param():
 
 
 # ------------------------------------------------------------- 6. whole-gradient passes on 16-bit grads
-#: Each rule with its last configuration (the one with the most options on, mostly).
-ONE_CONFIG_EACH = [(rule, rule.configs[-1]) for rule in RULES]
-
 
 def mixed_call(rule, config, param_dtype, grad_as, masters_too: bool, grads_from=None):
     """A float32 param and two 16-bit ones (one with a master when asked) in one call; the 16-bit params'
