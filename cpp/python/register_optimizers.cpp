@@ -418,6 +418,24 @@ const py::str& master_key() {
     return *key;
 }
 
+/// Checks master_weights[index]: a writeable float32 array shaped like its 16-bit parameter.
+ArrayView check_master(py::handle master, std::size_t index, const ArrayView& param_view) {
+    if (!is_16_bit(param_view.type)) {
+        throw py::type_error(argument_name("master_weights", index) + " is given but " +
+                             argument_name("params", index) + " has dtype " +
+                             (param_view.type == ElementType::float64 ? "float64" : "float32") +
+                             ": only 16-bit parameters have a float32 master copy");
+    }
+    if (py::isinstance<py::array>(master)) {
+        const py::dtype dtype = py::reinterpret_borrow<py::array>(master).dtype();
+        if (!dtype.is(py::dtype::of<float>()) && dtype.num() != py::dtype::of<float>().num()) {
+            throw py::type_error(argument_name("master_weights", index) + " must have dtype float32, got " +
+                                 std::string(py::str(dtype)));
+        }
+    }
+    return check_like(master, "master_weights", index, param_view, "params", true, Match::state);
+}
+
 Format format_of(ElementType type) {
     switch (type) {
         case ElementType::bfloat16: return Format::bfloat16;
@@ -607,17 +625,7 @@ void gather_group(Batch<Config>& batch, py::handle group_object, std::size_t gro
         if (has_masters) {
             py::object master = masters[i];
             if (!master.is_none()) {
-                if (!stored) {
-                    throw py::type_error(argument_name("master_weights", index) + " is given but " +
-                                         argument_name("params", index) + " has dtype " +
-                                         (param_view.type == ElementType::float64 ? "float64" : "float32") +
-                                         ": only 16-bit parameters have a float32 master copy");
-                }
-                const ArrayView view =
-                    check_like(master, "master_weights", index, param_view, "params", true, Match::state);
-                if (view.type != ElementType::float32) {
-                    throw py::type_error(argument_name("master_weights", index) + " must have dtype float32");
-                }
+                const ArrayView view = check_master(master, index, param_view);
                 if (rounding.stochastic) {
                     throw py::value_error("stochastic rounding and master weights exclude each other: " +
                                           argument_name("params", index) +
@@ -1184,17 +1192,13 @@ void switch_mode(py::handle groups_object, bool to_train) {
                 if (is_16_bit(param_view.type)) {
                     storage.param = format_of(param_view.type);
                     storage.state = format_of(z_view.type);
-                    if (has_masters && !masters[i].is_none()) {
-                        py::object master = masters[i];
-                        const ArrayView view =
-                            check_like(master, "master_weights", first + i, param_view, "params", true, Match::state);
-                        if (view.type != ElementType::float32) {
-                            throw py::type_error(argument_name("master_weights", first + i) + " must have dtype float32");
-                        }
-                        regions.push_back(region_of(view, "master_weights", first + i, true));
-                        storage.master = static_cast<float*>(view.data);
-                        alive.push_back(std::move(master));
-                    }
+                }
+                if (has_masters && !masters[i].is_none()) {  // (refused for a float32/float64 parameter)
+                    py::object master = masters[i];
+                    const ArrayView view = check_master(master, first + i, param_view);
+                    regions.push_back(region_of(view, "master_weights", first + i, true));
+                    storage.master = static_cast<float*>(view.data);
+                    alive.push_back(std::move(master));
                 }
                 auto attach = [&](auto& tensors) {
                     using Tensor = typename std::remove_reference_t<decltype(tensors)>::value_type;

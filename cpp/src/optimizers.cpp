@@ -355,17 +355,21 @@ void run_mode_switch(double weight, const typename rules::Rule<Config>::template
     const auto kernel = kernels::active_kernels().of<T>().interpolate;
     const auto w = kernels::LerpConstants<T>::from_weight(weight);
     const auto z = Rule::states[Rule::mode_state].template field<T>();
+    // The calling thread's copy of the storages; the pool's tasks reach it through `switched`
+    // (a thread_local named inside a task would be the worker's own, empty one).
     thread_local std::vector<Storage> switches;
+    const Storage* switched = nullptr;
     if (storages != nullptr) {
         // A switch rounds with random bits of its own, not those of the step with the same number.
         switches.assign(storages, storages + count);
         for (Storage& s : switches) s.stream = ~s.stream;
+        switched = switches.data();
     }
     detail::for_each_range<T>(
         count, [&](std::size_t i) { return tensors[i].size; },
         [&](std::size_t i, std::size_t begin, std::size_t end) {
             const detail::DenormalGuard guard;
-            kernel(w, tensors[i].param, tensors[i].*z, storages != nullptr ? switches.data() + i : nullptr, begin, end);
+            kernel(w, tensors[i].param, tensors[i].*z, switched != nullptr ? switched + i : nullptr, begin, end);
         });
 }
 

@@ -30,7 +30,7 @@ from typing import Any, Dict, List, Union
 
 import numpy as np
 
-from .functional import _bfloat16
+from ._dtypes import bfloat16
 from .optim import Optimizer
 from .optim._optimizer import MASTER_WEIGHT
 
@@ -151,11 +151,11 @@ def save(path: PathLike, optimizer: Optimizer, *, params: bool = True) -> None:
         # Per-group state of the schedule-free rules: plain ints, floats and bools (JSON keeps them exactly).
         metadata["group_states"] = state_dict["group_states"]
     # bfloat16 arrays go in as their bits (numpy's .npy format cannot name ml_dtypes' type).
-    bfloat16 = sorted(name for name, array in arrays.items() if array.dtype == _bfloat16())
-    for name in bfloat16:
+    bfloat16_entries = sorted(name for name, array in arrays.items() if array.dtype == bfloat16())
+    for name in bfloat16_entries:
         arrays[name] = arrays[name].view(np.uint16)
-    if bfloat16:
-        metadata["bfloat16"] = bfloat16
+    if bfloat16_entries:
+        metadata["bfloat16"] = bfloat16_entries
     text = json.dumps(metadata, allow_nan=True)
     _atomic_savez(os.fspath(path), arrays, text)
 
@@ -275,14 +275,14 @@ def _read(path: PathLike, optimizer: Optimizer) -> Any:
                     with archive.open(info) as member:
                         arrays[name] = _read_npy(member, info.file_size, name)
                 # bfloat16 arrays are stored as their uint16 bits (a .npy header cannot name ml_dtypes' type).
-                bfloat16 = metadata.get("bfloat16", [])
-                if not isinstance(bfloat16, list) or not all(isinstance(n, str) for n in bfloat16):
+                bfloat16_entries = metadata.get("bfloat16", [])
+                if not isinstance(bfloat16_entries, list) or not all(isinstance(n, str) for n in bfloat16_entries):
                     raise CheckpointError("bfloat16 is not a list of entry names")
-                for name in bfloat16:
+                for name in bfloat16_entries:
                     array = arrays.get(name)
                     if array is None or array.dtype != np.uint16:
                         raise CheckpointError(f"bfloat16 entry {name!r} is missing or not stored as uint16")
-                    arrays[name] = array.view(_bfloat16())
+                    arrays[name] = array.view(bfloat16())
         except _Mismatch as error:
             raise CheckpointError(str(error)) from None
         except CheckpointError as error:

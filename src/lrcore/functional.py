@@ -40,6 +40,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ._dtypes import bfloat16, is_16_bit, rounding_seed
 from ._rules import RULES, RuleDescription
 
 __all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd", "state_like", "nadam", "radam", "adamax", "lion", "adadelta",
@@ -49,13 +50,6 @@ __all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd", "state_like", "nadam", 
            "sparse_adam", "rowwise_adagrad", "row_state_like"]
 
 _CACHE_LINE = 64
-
-
-def _is_16_bit(dtype: Any) -> bool:
-    """Whether arrays of ``dtype`` are 16-bit floats lrcore steps with float32 math:
-    ``ml_dtypes.bfloat16`` or ``numpy.float16``."""
-    dtype = np.dtype(dtype)
-    return dtype == np.float16 or (dtype.kind == "V" and dtype.itemsize == 2 and dtype.name == "bfloat16")
 
 
 def state_like(param: np.ndarray, fill: float = 0.0, *, shape: Optional[Tuple[int, ...]] = None,
@@ -79,8 +73,8 @@ def state_like(param: np.ndarray, fill: float = 0.0, *, shape: Optional[Tuple[in
     """
     shape = param.shape if shape is None else tuple(shape)
     if dtype is None:
-        dtype = np.float32 if _is_16_bit(param.dtype) else param.dtype
-    dtype = _bfloat16() if isinstance(dtype, str) and dtype == "bfloat16" else np.dtype(dtype)
+        dtype = np.float32 if is_16_bit(param.dtype) else param.dtype
+    dtype = bfloat16() if isinstance(dtype, str) and dtype == "bfloat16" else np.dtype(dtype)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     raw = np.empty(nbytes + _CACHE_LINE, dtype=np.uint8)
     wanted = (param.ctypes.data % _CACHE_LINE) * dtype.itemsize // param.dtype.itemsize
@@ -90,27 +84,10 @@ def state_like(param: np.ndarray, fill: float = 0.0, *, shape: Optional[Tuple[in
     return array
 
 
-def _bfloat16() -> np.dtype:
-    """numpy's bfloat16 dtype, from ml_dtypes (a dependency of lrcore)."""
-    import ml_dtypes
-
-    return np.dtype(ml_dtypes.bfloat16)
-
-
 def row_state_like(param: np.ndarray, fill: float = 0.0) -> np.ndarray:
     """A new array of ``param``'s dtype with one value per row of ``param`` (shape ``param.shape[:1]``),
     filled with ``fill``: the state of rules that keep one value per row (row-wise AdaGrad's ``sum``)."""
     return np.full(param.shape[:1], fill, dtype=param.dtype)
-
-
-def _rounding_seed(stochastic_rounding: Any, seed: Any) -> Optional[int]:
-    """The native step's ``rounding_seed``: ``seed`` with stochastic rounding, None without.
-    Checks both (a bool, an int) and names them."""
-    if not isinstance(stochastic_rounding, (bool, np.bool_)):
-        raise TypeError(f"stochastic_rounding must be a bool, got {type(stochastic_rounding).__name__}")
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    return int(seed) if stochastic_rounding else None
 
 
 _MIXED_PRECISION_ARGS = """    master_weights: for 16-bit parameters, one float32 array shaped like each (or None): the rule
@@ -211,7 +188,7 @@ def _make_function(rule: RuleDescription) -> Callable[..., None]:
         f"          None, False, _state_like, rounding_seed=_seed)\n"
     )
     namespace: Dict[str, Any] = {"_defaults": defaults, "_step": rule.native.step, "_state_like": state_like,
-                                 "_rounding_seed": _rounding_seed}
+                                 "_rounding_seed": rounding_seed}
     exec(source, namespace)  # noqa: S102 - the source is built above from the rule descriptions only
     function = namespace[rule.name]
     function.__doc__ = _docstring(rule)

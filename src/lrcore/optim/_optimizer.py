@@ -18,7 +18,8 @@ import numpy as np
 
 from .. import _core
 from .._rules import RuleDescription, StateArray
-from ..functional import _bfloat16, _is_16_bit, _rounding_seed, state_like
+from .._dtypes import bfloat16, is_16_bit, rounding_seed
+from ..functional import state_like
 
 __all__ = ["Optimizer", "OptimizerSnapshot"]
 
@@ -98,7 +99,7 @@ class Optimizer:
             raise TypeError(f"master_weights must be a bool, got {type(master_weights).__name__}")
         #: Whether each 16-bit parameter has a float32 master copy (state "master_weight").
         self.master_weights: bool = bool(master_weights)
-        _rounding_seed(stochastic_rounding, seed)  # their types
+        rounding_seed(stochastic_rounding, seed)  # their types
         #: Whether 16-bit stores round stochastically (keyed by ``seed``, each tensor's step and position).
         self.stochastic_rounding: bool = bool(stochastic_rounding)
         self.seed: int = int(seed)
@@ -142,7 +143,7 @@ class Optimizer:
         groups = params if isinstance(params[0], dict) else [{"params": params}]
         for group in groups:
             self.add_param_group(group)
-        if not any(_is_16_bit(p.dtype) for g in self.param_groups for p in g["params"]):
+        if not any(is_16_bit(p.dtype) for g in self.param_groups for p in g["params"]):
             for name, on in (("master_weights", self.master_weights), ("stochastic_rounding",
                                                                       self.stochastic_rounding),
                              ('state_dtype="bfloat16"', self.state_dtype == "bfloat16")):
@@ -243,9 +244,9 @@ class Optimizer:
 
     def _state_dtype_of(self, param: np.ndarray) -> Any:
         """The dtype of ``param``'s state arrays: its own, or for a 16-bit parameter the optimizer's state_dtype."""
-        if not _is_16_bit(param.dtype):
+        if not is_16_bit(param.dtype):
             return param.dtype
-        return np.dtype(np.float32) if self.state_dtype == "float32" else _bfloat16()
+        return np.dtype(np.float32) if self.state_dtype == "float32" else bfloat16()
 
     def _create_state(self, param: np.ndarray, *, shape: Optional[Tuple[int, ...]] = None) -> np.ndarray:
         """The native step's allocator of state arrays it has to create (in the state dtype)."""
@@ -695,7 +696,7 @@ class Optimizer:
             if name == "step":
                 continue
             if name == MASTER_WEIGHT:
-                if not (self.master_weights and _is_16_bit(param.dtype)):
+                if not (self.master_weights and is_16_bit(param.dtype)):
                     raise ValueError(f"{where} has a {MASTER_WEIGHT!r}, but only the 16-bit parameters of an "
                                      f"optimizer with master_weights=True have one")
                 if value is not None and (not isinstance(value, np.ndarray) or value.shape != param.shape
@@ -750,10 +751,11 @@ class Optimizer:
         if MASTER_WEIGHT in state:
             # Not saved (a parameter never stepped): made from the parameter, as at construction.
             value = None if entry is None else entry.get(MASTER_WEIGHT)
+            master = state[MASTER_WEIGHT][k]
             if value is None:
                 state[MASTER_WEIGHT][k] = _master_copy(param)
-            elif state[MASTER_WEIGHT][k] is not None:
-                np.copyto(state[MASTER_WEIGHT][k], value)
+            elif master is not None:
+                np.copyto(master, value)
         for scalar in self.rule.scalars:
             value = None if entry is None else entry.get(scalar.name)
             if value is None:  # not saved: as a new optimizer has it
@@ -833,7 +835,7 @@ MASTER_WEIGHT = "master_weight"
 
 def _master_copy(param: np.ndarray) -> Optional[np.ndarray]:
     """A float32 copy of a 16-bit parameter (aligned like it), or None for a float32/float64 one."""
-    if not _is_16_bit(param.dtype):
+    if not is_16_bit(param.dtype):
         return None
     master = state_like(param, dtype=np.float32)
     np.copyto(master, param.astype(np.float32))
