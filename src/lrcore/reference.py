@@ -464,7 +464,8 @@ def rprop(params: Sequence[np.ndarray], grads: Sequence[Optional[np.ndarray]], p
             step_sizes[i] = np.full_like(p, dt(lr))
         step_size = step_sizes[i]
         assert step_size is not None
-        g = -grad if maximize else grad.copy()
+        g = np.negative(grad) if maximize else grad.copy()  # an array also for a 0-d gradient
+        g = np.asarray(g)
         product = g * prevs[i]
         factor = np.where(product > 0, dt(etaplus), np.where(product < 0, dt(etaminus), dt(1)))
         step_size *= factor
