@@ -3,7 +3,10 @@
 Times every update rule at several sizes against numpy, torch.optim and
 DeepSpeed's CPU Adam (when installed) and against a memory roof kernel that
 streams the same bytes with trivial arithmetic, after checking each result
-against :mod:`lrcore.reference`. ``python -m lrcore bench --help`` lists the
+against :mod:`lrcore.reference`. With ``--dtype bfloat16`` or ``float16`` each
+case gives one row per 16-bit storage layout (:mod:`lrcore.bench._mixed`),
+timed against lrcore float32, torch fused and DeepSpeedCPUAdam on 16-bit
+parameters. ``python -m lrcore bench --help`` lists the
 options; docs/benchmarks.md has results and how to read them.
 
 Example:

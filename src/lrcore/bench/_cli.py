@@ -31,7 +31,9 @@ Time lrcore's update rules against numpy, torch.optim (for-loop, foreach,
 fused), DeepSpeed's CPU Adam/Adagrad and bitsandbytes' CPU Adam (32- and 8-bit) when installed, and against a memory roof
 kernel that moves the same bytes. Every contender's result is first checked
 against lrcore.reference; a mismatch is reported as FAILED / MISMATCH and the
-exit status is 1.
+exit status is 1. --dtype bfloat16 / float16 gives one row per 16-bit storage
+layout, each verified bitwise (or, with stochastic rounding, by distribution
+and by repeating it), against lrcore float32 on the same values.
 
 Before it starts the run prints its plan (cells, contenders, estimated time
 and memory); on a terminal it shows progress with an ETA on stderr. Ctrl-C
