@@ -265,23 +265,24 @@ struct FastLayout {
         return {p != nullptr ? static_cast<Half<F>*>(p) + begin : nullptr, static_cast<std::uint32_t>(key),
                 static_cast<std::uint32_t>(key >> 32), static_cast<std::uint32_t>(begin)};
     }
-    Param param(float* p, std::size_t begin) const {
+    // (auto: a restrict qualifier on a return type is ignored; the kernels' declarations carry it.)
+    auto param(float* p, std::size_t begin) const {
         if constexpr (M == ParamMode::nearest) {
             return reinterpret_cast<Half<P>*>(p) + begin;
         } else if constexpr (M == ParamMode::stochastic) {
             return stochastic<P>(p, begin, 0);
         } else {
-            return {storage.master + begin, reinterpret_cast<Half<P>*>(p) + begin};
+            return Mastered<P>{storage.master + begin, reinterpret_cast<Half<P>*>(p) + begin};
         }
     }
-    Input grad(const float* g, std::size_t begin) const { return reinterpret_cast<const Half<P>*>(g) + begin; }
-    State state(float* s, std::size_t begin, unsigned slot) const {
+    auto grad(const float* g, std::size_t begin) const { return reinterpret_cast<const Half<P>*>(g) + begin; }
+    auto state(float* s, std::size_t begin, unsigned slot) const {
         if constexpr (S == Format::float32) {
-            return s != nullptr ? s + begin : nullptr;
+            return s != nullptr ? s + begin : static_cast<float*>(nullptr);
         } else if constexpr (M == ParamMode::stochastic) {
             return stochastic<S>(s, begin, slot);
         } else {
-            return s != nullptr ? reinterpret_cast<Half<S>*>(s) + begin : nullptr;
+            return s != nullptr ? reinterpret_cast<Half<S>*>(s) + begin : static_cast<Half<S>*>(nullptr);
         }
     }
 };
