@@ -12,7 +12,7 @@ import pytest
 import lrcore
 
 ISAS = lrcore.available_isas()
-NORM_TYPES = [2.0, 1.0, math.inf, 3.0, 0.5]
+NORM_TYPES = [2.0, 1.0, math.inf, 3.0, 0.5, 4.0, 7.0, 2.5]
 # Multiples of no vector width; one spans several 64 KiB chunks.
 SIZES = [1, 3, 17, 31, 33, 127, 4099, 70001, 300007]
 
@@ -139,3 +139,28 @@ def test_gradient_pass_roofs_touch_every_element():
         _core.bench.roof_update([b, b[5:]])
     with pytest.raises(TypeError):
         _core.bench.roof_read([np.zeros(3, np.int32)])
+
+
+@pytest.mark.parametrize("norm_type", [0.5, 2.5, 3.0, 7.0])
+def test_norm_of_special_and_extreme_values(norm_type):
+    """Zeros, float64 subnormals, huge and tiny values (powers that overflow or underflow a double)
+    against numpy's float64 pow, the same bits on every ISA."""
+    values = np.array([0.0, -0.0, 5e-324, -2.5e-310, 1e-300, 1e-160, 3e-8, 0.7, 1.0, 1.5, 123.0, 1e100, 1e200,
+                       -7.5e300], np.float64)
+    grads = [values, values[::-1].copy(), np.full(100, 0.3)]
+    results = set()
+    for isa in ISAS:
+        lrcore.set_isa(isa)
+        results.add(np.float64(lrcore.global_norm(grads, norm_type)).tobytes())
+    assert len(results) == 1
+    with np.errstate(over="ignore"):
+        expected = _oracle(grads, norm_type)
+    value = lrcore.global_norm(grads, norm_type)
+    if math.isinf(expected):
+        assert math.isinf(value)
+    else:
+        assert value == pytest.approx(expected, rel=1e-12, abs=0)
+    for special, result in ((np.inf, math.inf), (np.nan, None)):
+        with_special = [np.array([1.0, special, 2.0])]
+        norm = lrcore.global_norm(with_special, norm_type)
+        assert (math.isinf(norm) and norm > 0) if result else math.isnan(norm)

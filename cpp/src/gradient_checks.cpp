@@ -167,11 +167,8 @@ void norm_partials_impl(const T* const* arrays, const std::size_t* sizes, std::s
     if (std::isinf(p)) return chunk_results(arrays, sizes, count, active_passes().of<T>().max_abs, partials);
     if (p == 2.0) return chunk_results(arrays, sizes, count, active_passes().of<T>().sum_squares, partials);
     if (p == 1.0) return chunk_results(arrays, sizes, count, active_passes().of<T>().sum_abs, partials);
-    chunk_results(arrays, sizes, count,
-                  [p](const T* x, std::size_t n) {
-                      return kernels::gradient_passes::reference_sum(
-                          x, n, [p](double v) { return std::pow(std::fabs(v), p); });
-                  },
+    const auto sum_powers = active_passes().of<T>().sum_powers;
+    chunk_results(arrays, sizes, count, [p, sum_powers](const T* x, std::size_t n) { return sum_powers(x, n, p); },
                   partials);
 }
 
