@@ -98,7 +98,8 @@ def test_class_signature_is_torchs(rule):
         reference = getattr(torch.optim, rule.class_name)
     theirs = list(inspect.signature(reference).parameters.values())
     assert ours[0].name == theirs[0].name == "params"
-    own = ("skip_nonfinite", "max_grad_norm", "norm_type")  # lrcore's keyword-only additions
+    own = ("skip_nonfinite", "max_grad_norm", "norm_type",  # lrcore's keyword-only additions
+           "state_dtype", "master_weights", "stochastic_rounding", "seed")
     assert [p.name for p in ours if p.kind is inspect.Parameter.KEYWORD_ONLY] == list(own)
     names = [p.name for p in ours[1:] if p.name not in own]
     assert names == [h.name for h in rule.hyperparameters]
@@ -147,11 +148,14 @@ def test_functional_signature_follows_the_description(rule):
     positional = [p.name for p in parameters if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
     keywords = [p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY]
     assert positional == ["params", "grads", *rule.functional_arguments]
-    assert keywords == [n for n in _native_names(rule) if n not in rule.fixed]
+    mixed_precision = ["master_weights", "stochastic_rounding", "seed"] + (
+        [] if "steps" in rule.functional_arguments else ["steps"])  # every function's, after the rule's own
+    assert keywords == [n for n in _native_names(rule) if n not in rule.fixed] + mixed_precision
     optional = {p.name for p in parameters if p.default is None}
     for s in rule.states:
         assert (s.list_name in optional) == (not s.always), s.list_name
-    assert ("steps" in optional) == ("steps" in rule.functional_arguments and not rule.has_step)
+    # steps: positional and required for rules with step numbers, else an optional keyword.
+    assert ("steps" in optional) == (not rule.has_step)
 
 
 # ---------------------------------------------------------------- docs --
