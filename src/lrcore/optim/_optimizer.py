@@ -57,6 +57,18 @@ class Optimizer:
             :func:`lrcore.clip_grad_norm` followed by a step. See :meth:`step`.
         norm_type: p of the norm for ``max_grad_norm`` (a number > 0, or ``inf``
             / ``"inf"``; default 2).
+        state_dtype: the state dtype of 16-bit (bfloat16, float16) parameters:
+            ``"float32"`` (the default, also for None) or ``"bfloat16"``;
+            float32/float64 parameters keep state of their own dtype.
+        master_weights: keep a float32 master copy of each 16-bit parameter
+            (state ``master_weight``, made from the parameter here): the rule
+            steps the master as the float32 rule would and writes it, rounded
+            to nearest, into the parameter.
+        stochastic_rounding, seed: round every 16-bit store (parameters
+            without a master, bfloat16 state) stochastically, with random bits
+            keyed by ``seed``, each tensor's position and step, never by the
+            thread count or instruction set. Excludes ``master_weights``; both
+            need a 16-bit parameter. See docs/mixed_precision.md.
 
     Attributes:
         param_groups: list of dicts, one per group; hyperparameters may be
@@ -70,6 +82,7 @@ class Optimizer:
         max_grad_norm, norm_type: the clipping settings (may be changed between steps).
         last_grad_norm: the total gradient norm the last step computed (before
             clipping), or None before any step and when that step did not clip.
+        state_dtype, master_weights, stochastic_rounding, seed: the mixed-precision settings.
     """
 
     #: The update rule; set by ``class X(Optimizer, rule=...)``.
