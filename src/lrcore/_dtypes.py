@@ -3,6 +3,7 @@ whose arithmetic is float32, and the option that rounds them stochastically."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Optional
 
 import numpy as np
@@ -18,6 +19,7 @@ def is_16_bit(dtype: Any) -> bool:
                                           and checked.name == "bfloat16"))
 
 
+@functools.lru_cache(maxsize=None)
 def bfloat16() -> "np.dtype[Any]":
     """numpy's bfloat16 dtype, from ml_dtypes (a dependency of lrcore)."""
     import ml_dtypes

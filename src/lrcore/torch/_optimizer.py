@@ -42,6 +42,7 @@ import torch
 from torch.optim import optimizer as _torch_optimizer
 
 from .. import _core
+from .._dtypes import bfloat16 as _numpy_bfloat16
 from .._rules import RuleDescription, StateArray
 from ..optim._optimizer import _check_max_grad_norm, _check_norm_type, _is_schedule
 
@@ -71,19 +72,6 @@ _profiler_enabled = torch._C._autograd._profiler_enabled
 
 class _Stale(Exception):
     """The cached step arguments no longer describe the parameters: rebuild them."""
-
-
-def _numpy_bfloat16() -> np.dtype:
-    """numpy's bfloat16 (numpy has none of its own; ml_dtypes', which lrcore's kernels take)."""
-    global _BFLOAT16
-    if _BFLOAT16 is None:
-        import ml_dtypes
-
-        _BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
-    return _BFLOAT16
-
-
-_BFLOAT16: Optional[np.dtype] = None
 
 
 def _array_of(tensor: torch.Tensor, where: str) -> np.ndarray:
