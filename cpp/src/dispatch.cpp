@@ -24,8 +24,9 @@ bool always_supported() { return true; }
 // wider registers (XCR0), so a "yes" means the instructions are usable.
 bool cpu_has_avx2() {
     __builtin_cpu_init();
-    // The AVX2 variant converts float16 with F16C, which every AVX2 CPU also has.
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+    // The AVX2 variant converts float16 with F16C and sums squares with FMA,
+    // which every AVX2 CPU also has.
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma");
 }
 bool cpu_has_avx512() {
     __builtin_cpu_init();

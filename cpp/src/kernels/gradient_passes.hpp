@@ -33,6 +33,7 @@
 #include <cstring>
 #include <limits>
 #include <type_traits>
+#include <utility>
 
 namespace lrcore::kernels {
 
@@ -340,6 +341,42 @@ inline void load_widened(const T* x, typename Vectors<Bytes>::D* out) {
     }
 }
 
+/// acc + a * b rounded once (a fused multiply-add where the unit has one).
+/// Only for products that are exact in double, where it gives the bits of
+/// acc + (a * b): the square of a widened float32 (24-bit significands make a
+/// 48-bit product, never subnormal nor overflowing) or |x| * 1. It moves the
+/// additions onto the multiply units, which one core otherwise leaves idle
+/// while the conversions and additions share the same ports.
+template <std::size_t Bytes>
+inline typename Vectors<Bytes>::D add_exact_product(typename Vectors<Bytes>::D acc, typename Vectors<Bytes>::D a,
+                                                    typename Vectors<Bytes>::D b) {
+    using D [[maybe_unused]] = typename Vectors<Bytes>::D;
+#if defined(__AVX512F__)
+    if constexpr (Bytes == 64) return (D)_mm512_fmadd_pd((__m512d)a, (__m512d)b, (__m512d)acc);
+#endif
+#if defined(__FMA__)
+    if constexpr (Bytes == 32) return (D)_mm256_fmadd_pd((__m256d)a, (__m256d)b, (__m256d)acc);
+#endif
+    return acc + a * b;
+}
+
+template <class Term, class D, class = void>
+struct fuses_accumulation : std::false_type {};
+template <class Term, class D>
+struct fuses_accumulation<
+    Term, D, std::void_t<decltype(std::declval<const Term&>().accumulate(std::declval<D>(), std::declval<D>()))>>
+    : std::true_type {};
+
+/// acc + term(v), or term.accumulate(acc, v) for a term that fuses the two.
+template <class VectorTerm, class D>
+inline D accumulate(const VectorTerm& term, D acc, D v) {
+    if constexpr (fuses_accumulation<VectorTerm, D>::value) {
+        return term.accumulate(acc, v);
+    } else {
+        return acc + term(v);
+    }
+}
+
 /// The fixed-order sum of term(x[i]) (term: double vector -> double vector,
 /// the same operation as the scalar term on every lane).
 template <std::size_t Bytes, class T, class VectorTerm, class ScalarTerm>
@@ -359,7 +396,7 @@ double vector_sum(const T* x, std::size_t n, VectorTerm vector_term, ScalarTerm 
     for (; i + accumulators <= n; i += accumulators) {
         typename V::D v[V::registers];
         load_widened<Bytes>(x + i, v);
-        for (std::size_t r = 0; r < V::registers; ++r) vacc[r] += vector_term(v[r]);
+        for (std::size_t r = 0; r < V::registers; ++r) vacc[r] = accumulate(vector_term, vacc[r], v[r]);
     }
     std::memcpy(start, vacc, sizeof vacc);
     for (std::size_t k = 0; k < accumulators; ++k) acc[(peel + k) % accumulators] = start[k];
@@ -370,6 +407,13 @@ double vector_sum(const T* x, std::size_t n, VectorTerm vector_term, ScalarTerm 
 template <std::size_t Bytes>
 struct VectorSquare {
     typename Vectors<Bytes>::D operator()(typename Vectors<Bytes>::D v) const { return v * v; }
+};
+/// The square of widened float32 values, added by add_exact_product.
+template <std::size_t Bytes>
+struct VectorWidenedSquare : VectorSquare<Bytes> {
+    typename Vectors<Bytes>::D accumulate(typename Vectors<Bytes>::D acc, typename Vectors<Bytes>::D v) const {
+        return add_exact_product<Bytes>(acc, v, v);
+    }
 };
 // |v| by clearing the sign bit, as std::fabs does for every value including NaN.
 template <std::size_t Bytes>
@@ -382,7 +426,11 @@ struct VectorMagnitude {
 
 template <std::size_t Bytes, class T>
 double vector_sum_squares(const T* x, std::size_t n) {
-    return vector_sum<Bytes>(x, n, VectorSquare<Bytes>{}, square);
+    if constexpr (sizeof(T) == sizeof(float)) {
+        return vector_sum<Bytes>(x, n, VectorWidenedSquare<Bytes>{}, square);
+    } else {
+        return vector_sum<Bytes>(x, n, VectorSquare<Bytes>{}, square);
+    }
 }
 template <std::size_t Bytes, class T>
 double vector_sum_abs(const T* x, std::size_t n) {
