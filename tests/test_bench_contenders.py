@@ -158,3 +158,61 @@ def test_the_installed_deepspeed_verifies_its_lion():
     entry = case.contenders["deepspeed"]
     assert entry.status == "ok", entry.reason
     assert entry.deviation <= 1e-3
+
+
+def _lion_with_coefficients(p0, g1, g2, one_minus_beta1):
+    """Two Lion steps (lr 1e-4, beta1 0.9, beta2 0.99) with 1 - beta1 given as a float32: how another
+    implementation may round it (DeepSpeed takes 1 - beta1 in float32)."""
+    f = np.float32
+    p, m = p0.copy(), np.zeros_like(p0)
+    for g in (g1, g2):
+        direction = f(0.9) * m + f(one_minus_beta1) * g
+        p -= f(1e-4) * np.sign(direction)
+        m[...] = f(0.99) * m + f(0.01) * g
+    return p
+
+
+def test_lion_sign_ties_may_flip_but_nothing_else_may():
+    from lrcore import reference
+    from lrcore.bench._verify import deviation, sign_ties
+
+    rng = np.random.default_rng(5)
+    n = 4096
+    p0 = rng.standard_normal(n).astype(np.float32)
+    g1 = rng.standard_normal(n).astype(np.float32)
+    g2 = rng.standard_normal(n).astype(np.float32)
+    # Element 7: a second direction 0.9 * (0.01 * g1) + (1 - 0.9) * g2 that cancels to rounding, so
+    # that 1 - beta1 rounded as lrcore rounds it (0.1) and in float32 (0.100000024) give opposite signs.
+    f = np.float32
+    g1[7] = f(1.5)
+    momentum = f(0.9) * (f(0.01) * g1[7])
+    candidates = np.nextafter(-momentum / f(0.1), np.float32(np.inf)) + np.arange(-40, 40, dtype=np.float32) * \
+        np.spacing(momentum / f(0.1))
+    flips = [c for c in candidates.astype(np.float32)
+             if np.sign(momentum + f(0.1) * c) != np.sign(momentum + (1 - f(0.9)) * c)]
+    assert flips, "no float32 gradient near the cancellation makes the two roundings disagree"
+    g2[7] = flips[0]
+    hp = RULES["lion"].hyperparameters
+    assert (hp["beta1"], hp["beta2"], hp["lr"]) == (0.9, 0.99, 1e-4)  # what _lion_with_coefficients assumes
+    expected, m = p0.copy(), np.zeros_like(p0)
+    for g in (g1, g2):
+        reference.lion([expected], [g], [m], lr=1e-4, beta1=0.9, beta2=0.99)
+    ties = sign_ties("lion", hp, [p0], [g1], [g2])
+    assert sign_ties("adam", RULES["adam"].hyperparameters, [p0], [g1], [g2]) is None
+    assert ties[0][7] and ties[0].sum() == 1  # the constructed tie, and no other element of normal gradients
+
+    other = _lion_with_coefficients(p0, g1, g2, 1 - np.float32(0.9))  # 0.100000024 instead of 0.1
+    assert other[7] != expected[7]  # the tie went the other way ...
+    assert np.array_equal(np.delete(other, 7), np.delete(expected, 7))  # ... and only it
+    assert deviation([other], [expected], [p0]) > 0.1  # element by element: far beyond the 1e-3 tolerance
+    assert deviation([other], [expected], [p0], ties=ties) == 0.0  # the tie is excused
+
+    wrong = other.copy()
+    wrong[100] += np.float32(2e-4)  # a flipped sign where there is no tie
+    assert deviation([wrong], [expected], [p0], ties=ties) > 0.1
+    beyond = other.copy()
+    beyond[7] += np.float32(1e-3)  # at the tie, but more than a flipped sign can move it
+    assert deviation([beyond], [expected], [p0], ties=ties) > 0.1
+    nan = other.copy()
+    nan[7] = np.nan
+    assert deviation([nan], [expected], [p0], ties=ties) == float("inf")

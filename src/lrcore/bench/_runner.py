@@ -38,7 +38,7 @@ from ..optim import Adam
 from ._contenders import CONTENDERS, TORCH_VARIANTS, FunctionalRunner, RoofRunner, Runner, torch_module
 from ._rules import RULES, Rule, State
 from ._timing import Samples, Timed, TimingBudget, measure_interleaved
-from ._verify import TOLERANCE, deviation, state_deviation
+from ._verify import TOLERANCE, deviation, sign_ties, state_deviation
 from ._workloads import OPT_STEP, Workload
 
 __all__ = ["CaseResult", "ContenderResult", "NOISY_SPREAD", "OptStepResult", "Options", "VerificationError",
@@ -267,6 +267,17 @@ def run_case(rule: Rule, workload: Workload, threads: int, options: Options,
     return result
 
 
+def _parameter_deviation(measure: Callable[..., float], rule: Rule, runner: Runner,
+                         expected_params: Sequence[np.ndarray], params: Sequence[np.ndarray],
+                         first: Sequence[np.ndarray], second: Sequence[np.ndarray]) -> float:
+    """A runner's parameters after the two steps against the reference's, by the contender's measure;
+    for a sign update (Lion), elements whose sign is a rounding tie may flip (``_verify.sign_ties``)."""
+    ties = sign_ties(rule.name, rule.hyperparameters, params, first, second)
+    if ties is None:
+        return measure(runner.params(), expected_params, params)
+    return measure(runner.params(), expected_params, params, ties=ties)
+
+
 def _run_contender(name: str, rule: Rule, params: Sequence[np.ndarray], first: Sequence[np.ndarray],
                    second: Sequence[np.ndarray], expected_params: Sequence[np.ndarray], expected_state: State,
                    lrcore_timed: Timed, options: Options, prepared: Optional[Runner]) -> ContenderResult:
@@ -282,7 +293,7 @@ def _run_contender(name: str, rule: Rule, params: Sequence[np.ndarray], first: S
         else:
             runner = contender.make(rule, params)
             _two_steps(runner, first, second)
-            error = contender.measure(runner.params(), expected_params, params)
+            error = _parameter_deviation(contender.measure, rule, runner, expected_params, params, first, second)
             state = runner.state()
             if state is not None:
                 error = max(error, state_deviation(state, expected_state, rule.state_names))
@@ -463,7 +474,7 @@ def verified_step(contender: str, rule_name: str, workload: Workload, dtype: Any
     if looser is not None:
         tolerance = max(tolerance, looser)
     _two_steps(runner, first, second)
-    error = measure(runner.params(), expected_params, params)
+    error = _parameter_deviation(measure, rule, runner, expected_params, params, first, second)
     state = runner.state()
     if state is not None:
         error = max(error, state_deviation(state, expected_state, rule.state_names))
