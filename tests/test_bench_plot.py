@@ -56,13 +56,22 @@ def test_plot_bench_draws_one_bar_per_case_and_timed_contender():
         CaseResult("rmsprop", "4096", "4096", 1, 4096, "float32", 1, 0, status="FAILED", reason="boom"),
     ]
     figure = plot_bench(cases, title="synthetic")
-    roof_ax, speed_ax = figure.axes
-    assert len(roof_ax.patches) == 3                  # the failed case is left out
-    assert len(speed_ax.patches) == 3 + 1             # numpy in every case, torch-loop where it was timed
-    heights = sorted(round(p.get_height(), 6) for p in roof_ax.patches)
+    # One row per rule (adam, then sgd; the failed rmsprop case is left out), two panels each.
+    adam_roof, adam_speed, sgd_roof, sgd_speed = figure.axes
+    assert len(adam_roof.patches) == 2 and len(sgd_roof.patches) == 1
+    assert len(adam_speed.patches) == 2 + 1            # numpy in both adam cases, torch-loop where it was timed
+    assert len(sgd_speed.patches) == 1                 # torch-loop was not timed for sgd
+    heights = sorted(round(p.get_height(), 6) for ax in (adam_roof, sgd_roof) for p in ax.patches)
     assert heights == [1.25, 1.25, 1.25]
-    assert [t.get_text() for t in speed_ax.get_legend().get_texts()] == ["numpy", "torch-loop"]
-    assert [t.get_text() for t in roof_ax.get_xticklabels()] == ["adam\n4096", "adam\n64k", "sgd\n4096"]
+    speedups = sorted(round(p.get_height(), 6) for ax in (adam_speed, sgd_speed) for p in ax.patches)
+    assert speedups == [2.0, 2.0, 3.0, 9.0]
+    # The first row's legend names every contender; a contender keeps its colour in every row.
+    assert [t.get_text() for t in adam_speed.get_legend().get_texts()] == ["numpy", "torch-loop"]
+    numpy_colours = {p.get_facecolor() for ax in (adam_speed, sgd_speed) for p in ax.patches
+                     if round(p.get_height(), 6) in (2.0, 3.0)}
+    assert len(numpy_colours) == 1
+    assert [t.get_text() for t in adam_roof.get_xticklabels()] == ["4096", "64k"]
+    assert adam_roof.get_ylabel().startswith("adam") and sgd_roof.get_ylabel().startswith("sgd")
     # error bars: one per bar in each panel
     from matplotlib.container import BarContainer
 
@@ -70,7 +79,8 @@ def test_plot_bench_draws_one_bar_per_case_and_timed_contender():
         return sum(len(c.errorbar.lines[2][0].get_segments()) for c in ax.containers
                    if isinstance(c, BarContainer) and c.errorbar is not None)
 
-    assert error_bars(roof_ax) == 3 and error_bars(speed_ax) == 4
+    assert error_bars(adam_roof) + error_bars(sgd_roof) == 3
+    assert error_bars(adam_speed) + error_bars(sgd_speed) == 4
 
 
 def test_plot_bench_rejects_other_extensions(tmp_path):

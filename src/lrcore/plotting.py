@@ -295,6 +295,10 @@ def _ratio_error(value: float, *spreads: Optional[float]) -> float:
     return value * sum(s for s in spreads if s is not None) / 2
 
 
+def _timed(entry: Any) -> bool:
+    return entry is not None and entry.status == "ok" and bool(entry.seconds) and bool(entry.lrcore_seconds)
+
+
 def plot_bench(cases: Sequence[Any], path: Optional[PathLike] = None, *, title: Optional[str] = None) -> Any:
     """Draws a benchmark run's results: lrcore's time over the roof, and its speedup over each contender.
 
@@ -308,65 +312,83 @@ def plot_bench(cases: Sequence[Any], path: Optional[PathLike] = None, *, title: 
         title: the figure's title.
 
     Returns:
-        The ``matplotlib.figure.Figure``: the top panel has one bar per case
-        (lrcore time / roof time; 1 = as fast as moving the bytes allows), the bottom
-        one bar per case and timed contender (their time / lrcore's, log scale).
-        Error bars: half the interquartile range of the ratio, from the two cells'
-        relative IQRs added.
+        The ``matplotlib.figure.Figure``: one row per rule, in the order the rules
+        first appear. Its left panel has one bar per case of the rule (size and
+        threads: lrcore time / roof time; 1 = as fast as moving the bytes allows),
+        its right panel one bar per case and timed contender (their time / lrcore's,
+        log scale; each contender keeps its colour in every row, and the first row's
+        legend names them all). Error bars: half the interquartile range of the
+        ratio, from the two cells' relative IQRs added.
     """
     file_path = _check_path(path)
     file_format = bench_plot_format(file_path) if file_path is not None else None
     _matplotlib()
     from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     ok = [c for c in cases if c.status == "ok" and c.lrcore_seconds and c.roof_seconds]
-    labels = [f"{c.rule}\n{c.label}" + (f"\n{c.threads} thr" if c.threads != 1 else "") for c in ok]
+    rules = list(dict.fromkeys(c.rule for c in ok))
+    by_rule = {rule: [c for c in ok if c.rule == rule] for rule in rules}
     contenders: List[str] = []
     for case in ok:
         for name, entry in case.contenders.items():
-            if entry.status == "ok" and entry.seconds and entry.lrcore_seconds and name not in contenders:
+            if _timed(entry) and name not in contenders:
                 contenders.append(name)
-    width = max(6.4, 0.9 * len(ok) * max(1, len(contenders)) ** 0.5 + 2.0)
-    figure = Figure(figsize=(width, 7.0), layout="constrained")
-    roof_ax, speed_ax = figure.subplots(2, 1)
-    x = np.arange(len(ok), dtype=float)
-
-    roof = [c.lrcore_seconds / c.roof_seconds for c in ok]
-    roof_error = [_ratio_error(r, c.lrcore_spread, c.roof_spread) for r, c in zip(roof, ok)]
-    roof_ax.bar(x, roof, 0.6, yerr=roof_error, capsize=3, color="tab:blue", label="lrcore / roof")
-    roof_ax.axhline(1.0, color="gray", linewidth=0.8, linestyle="--")
-    roof_ax.set_ylabel("lrcore time / roof time\n(1 = memory bound)")
-    roof_ax.set_title("lrcore over the memory roof (lower is better)")
-    roof_ax.set_xticks(x, labels, fontsize=8)
-
-    bar = 0.8 / max(1, len(contenders))
-    for k, name in enumerate(contenders):
-        xs: List[float] = []
-        values: List[float] = []
-        errors: List[float] = []
-        for i, case in enumerate(ok):
-            entry = case.contenders.get(name)
-            if entry is None or entry.status != "ok" or not entry.seconds or not entry.lrcore_seconds:
-                continue
-            value = entry.seconds / entry.lrcore_seconds
-            xs.append(x[i] - 0.4 + bar * (k + 0.5))
-            values.append(value)
-            errors.append(min(_ratio_error(value, entry.spread, entry.lrcore_spread), 0.9 * value))
-        speed_ax.bar(xs, values, bar, yerr=errors, capsize=2, label=name)
-    speed_ax.axhline(1.0, color="gray", linewidth=0.8, linestyle="--")
-    speed_ax.set_yscale("log")
-    from matplotlib.ticker import FuncFormatter
-
+    colors = {name: f"C{(k + 1) % 10}" for k, name in enumerate(contenders)}  # C0 is the roof panel's
+    most = max((len(group) for group in by_rule.values()), default=1)
+    width = max(9.0, most * (0.45 + 0.12 * len(contenders)) + 3.0)
+    figure = Figure(figsize=(width, 0.8 + 2.3 * max(1, len(rules))), layout="constrained")
+    axes = figure.subplots(max(1, len(rules)), 2, squeeze=False)
     times = FuncFormatter(lambda value, _: f"{value:g}x")
-    speed_ax.yaxis.set_major_formatter(times)
-    speed_ax.yaxis.set_minor_formatter(times)
-    speed_ax.set_ylabel("speedup of lrcore\n(their time / lrcore's)")
-    speed_ax.set_title("lrcore's speedup over each contender (higher is better)")
-    speed_ax.set_xticks(x, labels, fontsize=8)
-    if contenders:
-        speed_ax.legend(fontsize=8, ncol=min(len(contenders), 4))
-    else:
-        speed_ax.text(0.5, 0.5, "no contender was timed", transform=speed_ax.transAxes, ha="center", va="center")
+    if not rules:
+        for ax in axes[0]:
+            ax.text(0.5, 0.5, "no case finished", transform=ax.transAxes, ha="center", va="center")
+    for row, rule in enumerate(rules):
+        group = by_rule[rule]
+        roof_ax, speed_ax = axes[row]
+        x = np.arange(len(group), dtype=float)
+        labels = [c.label + (f"\n{c.threads} thr" if c.threads != 1 else "") for c in group]
+
+        roof = [c.lrcore_seconds / c.roof_seconds for c in group]
+        roof_error = [_ratio_error(r, c.lrcore_spread, c.roof_spread) for r, c in zip(roof, group)]
+        roof_ax.bar(x, roof, 0.6, yerr=roof_error, capsize=3, color="C0", label="lrcore / roof")
+        roof_ax.axhline(1.0, color="gray", linewidth=0.8, linestyle="--")
+        roof_ax.set_ylabel(f"{rule}\ntime / roof")
+        roof_ax.set_xticks(x, labels, fontsize=7)
+
+        bar = 0.8 / max(1, len(contenders))
+        for k, name in enumerate(contenders):
+            xs: List[float] = []
+            values: List[float] = []
+            errors: List[float] = []
+            for i, case in enumerate(group):
+                entry = case.contenders.get(name)
+                if not _timed(entry):
+                    continue
+                value = entry.seconds / entry.lrcore_seconds
+                xs.append(x[i] - 0.4 + bar * (k + 0.5))
+                values.append(value)
+                errors.append(min(_ratio_error(value, entry.spread, entry.lrcore_spread), 0.9 * value))
+            if xs:
+                speed_ax.bar(xs, values, bar, yerr=errors, capsize=2, color=colors[name], label=name)
+        speed_ax.axhline(1.0, color="gray", linewidth=0.8, linestyle="--")
+        speed_ax.set_yscale("log")
+        speed_ax.yaxis.set_major_formatter(times)
+        low, high = speed_ax.get_ylim()
+        # Minor ticks are labelled only within a decade: over several they would overlap.
+        speed_ax.yaxis.set_minor_formatter(times if high < 10 * low else NullFormatter())
+        speed_ax.set_ylabel("lrcore's speedup")
+        speed_ax.set_xticks(x, labels, fontsize=7)
+        if not speed_ax.patches:
+            speed_ax.text(0.5, 0.5, "no contender was timed", transform=speed_ax.transAxes, ha="center",
+                          va="center")
+        if row == 0:
+            roof_ax.set_title("lrcore time over the memory roof (lower is better; 1 = memory bound)", fontsize=9)
+            speed_ax.set_title("lrcore's speedup: their time / lrcore's (higher is better)", fontsize=9)
+            if contenders:
+                speed_ax.legend(handles=[Patch(color=colors[name], label=name) for name in contenders],
+                                fontsize=7, ncol=min(len(contenders), 5))
     if title:
         figure.suptitle(title)
     if file_path is not None:
