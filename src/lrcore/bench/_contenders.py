@@ -42,7 +42,25 @@ class Runner:
         return None
 
 
-class FunctionalRunner(Runner):
+class ArraysRunner(Runner):
+    """A runner over numpy arrays of its own: ``_params``, the ``_grads`` list its step reads, and
+    ``_state`` in lrcore.functional's layout."""
+
+    _params: List[np.ndarray]
+    _grads: List[np.ndarray]
+    _state: State
+
+    def use_grads(self, grads: Sequence[np.ndarray]) -> None:
+        self._grads[:] = grads
+
+    def params(self) -> List[np.ndarray]:
+        return self._params
+
+    def state(self) -> Optional[State]:
+        return self._state
+
+
+class FunctionalRunner(ArraysRunner):
     """Calls ``step_function(params, grads, *state lists[, steps], **hyperparameters)`` (lrcore.functional's shape)."""
 
     def __init__(self, rule: Rule, params: Sequence[np.ndarray], step_function: Callable[..., None]) -> None:
@@ -57,15 +75,6 @@ class FunctionalRunner(Runner):
         # Bound once: the timed call is the implementation's own call and nothing else.
         self.step = functools.partial(step_function, self._params, self._grads, *positional,  # type: ignore[method-assign]
                                       **rule.hyperparameters)
-
-    def use_grads(self, grads: Sequence[np.ndarray]) -> None:
-        self._grads[:] = grads
-
-    def params(self) -> List[np.ndarray]:
-        return self._params
-
-    def state(self) -> Optional[State]:
-        return self._state
 
 
 class FastNumpyRunner(FunctionalRunner):

@@ -49,7 +49,8 @@ import numpy as np
 
 from .. import _core, _runtime, reference
 from ..functional import state_like
-from ._contenders import CONTENDERS, TORCH_VARIANTS, FunctionalRunner, Runner, _import, deepspeed_adam, torch_module
+from ._contenders import (CONTENDERS, TORCH_VARIANTS, ArraysRunner, FunctionalRunner, Runner, _import, deepspeed_adam,
+                          torch_module)
 from ._rules import Rule, State
 from ._runner import CaseResult, ContenderResult, Options, _set_threads
 from ._timing import Timed, measure_interleaved
@@ -151,7 +152,7 @@ def _native_hyperparameters(rule: Rule) -> Dict[str, Any]:
     return values
 
 
-class MixedLrcoreRunner(Runner):
+class MixedLrcoreRunner(ArraysRunner):
     """lrcore's native step (``lrcore._core.rules.<rule>.step``, every argument prepared) on 16-bit parameters
     in one layout (or on float32 ones, :data:`FLOAT32`)."""
 
@@ -178,15 +179,6 @@ class MixedLrcoreRunner(Runner):
         create = functools.partial(state_like, dtype=layout.state_dtype)
         self.step = functools.partial(description.native.step, [group], None, False, create,  # type: ignore[method-assign]
                                       rounding_seed=seed if layout.stochastic else None)
-
-    def use_grads(self, grads: Sequence[np.ndarray]) -> None:
-        self._grads[:] = grads
-
-    def params(self) -> List[np.ndarray]:
-        return self._params
-
-    def state(self) -> Optional[State]:
-        return self._state
 
 
 class MixedReference:
