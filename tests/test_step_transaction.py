@@ -485,8 +485,11 @@ def test_a_nonfinite_gradient_in_group_1_skips_the_whole_step(rule, config, bad)
 def run_script(source, env_extra, timeout=120):
     env = dict(os.environ)
     env.update(env_extra)
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(source)], env=env, capture_output=True,
-                            text=True, timeout=timeout)
+    # A script that hangs dumps every thread's stack and exits before the timeout, so the failure
+    # below shows where it stopped instead of only that it did.
+    watchdog = f"import faulthandler\nfaulthandler.dump_traceback_later({max(timeout - 20, 10)}, exit=True)\n"
+    result = subprocess.run([sys.executable, "-c", watchdog + textwrap.dedent(source)], env=env,
+                            capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
     assert len(lines) == 1, result.stdout + result.stderr
