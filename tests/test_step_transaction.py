@@ -539,10 +539,15 @@ def test_an_invalid_LRCORE_NUM_THREADS_is_reported_before_anything_is_written(va
 
 # ------------------------------------------------------- KeyboardInterrupt --
 INTERRUPT_SCRIPT = """
-import _thread, json, os, signal, threading
+import json, os, signal, threading
 import numpy as np
 import lrcore
 from lrcore import functional
+
+# Ctrl-C must raise KeyboardInterrupt here whatever this process inherited: a job started in the
+# background by a shell without job control (`cmd &` in a script) has SIGINT ignored, and Python
+# then leaves it ignored, so the SIGINTs below would be dropped and the loop never end.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 N = {size}
 ROUNDS = {rounds}
@@ -596,10 +601,7 @@ for delay, switch_amsgrad in ROUNDS:
         opt.param_groups[0]["amsgrad"] = True   # the next step has to create a large state array
         amsgrad_from.append(opt.step_count)
     start_count = opt.step_count
-    # interrupt_main raises KeyboardInterrupt in the main thread as Ctrl-C's handler does, without an OS
-    # signal: a pending SIGINT can be held back by a signal mask or disposition the process inherits
-    # (a CI run's child looped here until its timeout while the timer had already sent it).
-    timer = threading.Timer(delay, _thread.interrupt_main)
+    timer = threading.Timer(delay, os.kill, (os.getpid(), signal.SIGINT))
     interrupted = False
     try:
         timer.start()
